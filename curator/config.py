@@ -1,0 +1,237 @@
+"""Typed configuration of a curation job (pydantic), loaded from YAML, overridable by --set.
+
+Every field has a description: `curator config-reference` prints them, and README's config
+reference is generated from the same models. Bad configuration fails here, before any work,
+with the field's dotted path and the fix.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+class Section(BaseModel):
+    # Unknown keys are a typo far more often than an intent: refuse them.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+InputFormat = Literal["auto", "jsonl", "parquet", "text", "warc", "duckdb"]
+
+
+class InputSpec(Section):
+    """One input: a path, glob, folder or fsspec URI (or a DuckDB SQL query)."""
+
+    path: str = Field(description="File, folder, glob or fsspec URI; for format=duckdb a .duckdb file or ':memory:'.")
+    format: InputFormat = Field("auto", description="Reader; 'auto' picks by file extension.")
+    text_field: str = Field("text", description="Field/column holding the document text.")
+    id_field: str | None = Field("id", description="Field holding the input's own id; used as doc_id when present.")
+    query: str | None = Field(None, description="SQL query for format=duckdb; must return the text_field column.")
+    html_extractor: Literal["trafilatura", "resiliparse"] = Field(
+        "resiliparse", description="HTML-to-text extractor for WARC inputs."
+    )
+
+    @model_validator(mode="after")
+    def _query_needs_duckdb(self) -> InputSpec:
+        if self.format == "duckdb" and not self.query:
+            raise ValueError("format=duckdb needs `query` (SQL returning the text column)")
+        return self
+
+
+class ReadConfig(Section):
+    batch_size: int = Field(1000, gt=0, description="Documents per Arrow batch; bounds worker memory.")
+    max_doc_chars: int = Field(
+        2_000_000, gt=0, description="Documents longer than this are quarantined as too_large."
+    )
+
+
+class NormalizeConfig(Section):
+    nfc: bool = Field(True, description="Apply unicode NFC normalization.")
+    strip_control: bool = Field(True, description="Remove control characters except tab and newline.")
+    collapse_whitespace: bool = Field(
+        True, description="Collapse runs of spaces/tabs, trim lines, cap blank lines at one."
+    )
+
+
+class LanguageConfig(Section):
+    enabled: bool = Field(True, description="Identify language with py3langid (bundled model).")
+    keep: list[str] = Field(["en"], description="ISO 639-1 codes to keep; empty list keeps all.")
+    min_score: float = Field(0.65, ge=0, le=1, description="Drop docs whose top-language probability is below this.")
+    max_chars: int = Field(2000, gt=0, description="Characters of each document the identifier reads.")
+
+
+class GopherQualityConfig(Section):
+    enabled: bool = Field(True, description="Gopher quality rules (Rae et al. 2021).")
+    min_words: int = Field(50, description="Drop docs with fewer words.")
+    max_words: int = Field(100_000, description="Drop docs with more words.")
+    min_mean_word_length: float = Field(3, description="Drop if mean word length is below.")
+    max_mean_word_length: float = Field(10, description="Drop if mean word length is above.")
+    max_symbol_word_ratio: float = Field(0.1, description="Max ratio of '#' and '...' to words.")
+    max_bullet_lines_ratio: float = Field(0.9, description="Max fraction of lines starting with a bullet.")
+    max_ellipsis_lines_ratio: float = Field(0.3, description="Max fraction of lines ending with an ellipsis.")
+    min_alpha_words_ratio: float = Field(0.8, description="Min fraction of words with an alphabetic char.")
+    min_stop_words: int = Field(2, description="Min count of English stop words (the, be, to, of, and, that, have, with).")
+
+
+class GopherRepetitionConfig(Section):
+    enabled: bool = Field(True, description="Gopher repetition rules.")
+    max_dup_line_frac: float = Field(0.3, description="Max fraction of lines that duplicate another line.")
+    max_dup_para_frac: float = Field(0.3, description="Max fraction of paragraphs that duplicate another.")
+    max_dup_line_char_frac: float = Field(0.2, description="Max fraction of chars in duplicated lines.")
+    max_dup_para_char_frac: float = Field(0.2, description="Max fraction of chars in duplicated paragraphs.")
+    max_top_ngram_char_frac: dict[int, float] = Field(
+        {2: 0.2, 3: 0.18, 4: 0.16}, description="n -> max char fraction of the most frequent n-gram."
+    )
+    max_dup_ngram_char_frac: dict[int, float] = Field(
+        {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10},
+        description="n -> max char fraction covered by duplicated n-grams.",
+    )
+
+
+class C4Config(Section):
+    enabled: bool = Field(True, description="C4 rules (Raffel et al. 2020), as document-level drops.")
+    min_sentences: int = Field(5, description="Drop docs with fewer sentences.")
+    min_words_per_line: int = Field(3, description="Lines with fewer words are removed (doc dropped if none left).")
+    drop_lorem_ipsum: bool = Field(True, description="Drop docs containing 'lorem ipsum'.")
+    drop_javascript: bool = Field(True, description="Drop docs with lines mentioning 'javascript'.")
+    drop_curly_bracket: bool = Field(True, description="Drop docs containing '{'.")
+    drop_policy: bool = Field(True, description="Drop docs with cookie/terms-of-use policy lines.")
+
+
+class FineWebConfig(Section):
+    enabled: bool = Field(True, description="FineWeb quality rules (Penedo et al. 2024).")
+    min_line_punct_ratio: float = Field(0.12, description="Min fraction of lines ending in punctuation.")
+    max_short_line_ratio: float = Field(0.67, description="Max fraction of lines shorter than short_line_chars.")
+    short_line_chars: int = Field(30, description="Length under which a line is short.")
+    max_char_dup_ratio: float = Field(0.01, description="Max fraction of chars in duplicated lines.")
+    max_newline_word_ratio: float = Field(0.3, description="Max ratio of newlines to words (list-like docs).")
+
+
+class QualityConfig(Section):
+    gopher_quality: GopherQualityConfig = GopherQualityConfig()
+    gopher_repetition: GopherRepetitionConfig = GopherRepetitionConfig()
+    c4: C4Config = C4Config()
+    fineweb: FineWebConfig = FineWebConfig()
+
+
+class DedupConfig(Section):
+    exact: bool = Field(True, description="Drop exact duplicates (hash of normalized text).")
+    near: bool = Field(True, description="Drop near duplicates (MinHash LSH).")
+    shingle_size: int = Field(5, gt=0, description="Words per shingle.")
+    bands: int = Field(14, gt=0, description="LSH bands b.")
+    rows: int = Field(8, gt=0, description="Rows per band r; num_perm = bands * rows.")
+    threshold: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="If set, LSH candidate pairs are kept only when their signature Jaccard estimate "
+        "is >= threshold (fewer false positives); null keeps every LSH collision.",
+    )
+    num_partitions: int = Field(16, gt=0, description="Hash partitions of band buckets and graph edges.")
+    seed: int = Field(1, description="Seed of the MinHash permutations.")
+
+    @property
+    def num_perm(self) -> int:
+        return self.bands * self.rows
+
+
+class TokenizerConfig(Section):
+    model_path: str | None = Field(None, description="Existing sentencepiece .model to use; null trains one.")
+    model_type: Literal["bpe", "unigram"] = Field("bpe", description="Sentencepiece algorithm when training.")
+    vocab_size: int = Field(8000, gt=32, description="Vocabulary size when training.")
+    sample_chars: int = Field(20_000_000, gt=0, description="Characters of kept text sampled to train on.")
+    num_threads: int = Field(0, ge=0, description="Encoder threads per worker; 0 = worker's CPU count.")
+    seed: int = Field(0, description="Seed for the training sample.")
+
+
+class RayConfig(Section):
+    address: str | None = Field(None, description="Ray address; null connects to RAY_ADDRESS or starts an embedded cluster.")
+    num_cpus: int | None = Field(None, description="CPUs for an embedded cluster; null = all.")
+    concurrency: int | None = Field(None, description="Parallel workers per pass; null = cluster CPUs.")
+
+
+class CurateConfig(Section):
+    """A curation job: inputs -> RUN directory (ARCHITECTURE.md)."""
+
+    inputs: list[InputSpec] = Field(description="Inputs to curate.")
+    output: str = Field(description="RUN directory to create or resume.")
+    read: ReadConfig = ReadConfig()
+    normalize: NormalizeConfig = NormalizeConfig()
+    language: LanguageConfig = LanguageConfig()
+    quality: QualityConfig = QualityConfig()
+    dedup: DedupConfig = DedupConfig()
+    tokenizer: TokenizerConfig = TokenizerConfig()
+    ray: RayConfig = RayConfig()
+    quiet: bool = Field(False, description="No progress bars.")
+
+    @field_validator("inputs")
+    @classmethod
+    def _some_input(cls, v: list[InputSpec]) -> list[InputSpec]:
+        if not v:
+            raise ValueError("at least one input is required: add `inputs: [{path: ...}]` or --input PATH")
+        return v
+
+
+class ConfigError(ValueError):
+    """Bad configuration: message names the field and the fix."""
+
+
+def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = data
+    for k in keys[:-1]:
+        node = node.setdefault(k, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"--set {dotted}: {k!r} is not a section")
+    node[keys[-1]] = value
+
+
+def parse_overrides(pairs: list[str]) -> list[tuple[str, Any]]:
+    """`key.sub=value` strings -> (key, YAML-parsed value)."""
+    out = []
+    for pair in pairs:
+        if "=" not in pair:
+            raise ConfigError(f"--set {pair!r}: expected key=value, e.g. --set dedup.bands=20")
+        key, raw = pair.split("=", 1)
+        out.append((key.strip(), yaml.safe_load(raw)))
+    return out
+
+
+def format_validation_error(err: ValidationError, what: str) -> str:
+    lines = [f"invalid {what}:"]
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown field; check spelling against `curator config-reference`"
+        elif e["type"] == "missing":
+            msg = "required field missing; set it in the YAML or with --set " + loc + "=..."
+        lines.append(f"  {loc}: {msg} (got {e.get('input')!r})" if e["type"] != "missing" else f"  {loc}: {msg}")
+    return "\n".join(lines)
+
+
+def load_model(model: type[BaseModel], path: str | Path | None = None, overrides: list[str] | None = None,
+               base: dict[str, Any] | None = None) -> BaseModel:
+    """Build a config model from YAML file + dict base + --set overrides; fail with named fields."""
+    data: dict[str, Any] = dict(base or {})
+    if path is not None:
+        p = Path(path)
+        if not p.exists():
+            raise ConfigError(f"config file {p} does not exist; pass --config PATH to an existing YAML file")
+        loaded = yaml.safe_load(p.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {p} must hold a mapping at top level, got {type(loaded).__name__}")
+        data = {**loaded, **data}
+    for key, value in parse_overrides(overrides or []):
+        _set_dotted(data, key, value)
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, model.__name__)) from None
+
+
+def dump_yaml(cfg: BaseModel) -> str:
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

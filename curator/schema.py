@@ -1,0 +1,78 @@
+"""Arrow schemas shared by every stage, and the decision vocabulary.
+
+A *document table* flows between stages. Readers produce `DOC_SCHEMA`; every stage may add
+columns (signals, hashes, tokens) but never removes a row: a document leaves the stream only at
+the writer, which sends kept rows to the shards and every row to the manifest.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+KEPT = "kept"  # still alive while streaming; final state if it reaches the writer alive
+DROPPED = "dropped"  # a rule, dedup or the agent removed it; `reason` names the failed condition
+QUARANTINED = "quarantined"  # bad input; `reason` is a short code, `error` the detail
+
+DOC_SCHEMA = pa.schema(
+    [
+        pa.field("doc_id", pa.string(), nullable=False),  # input id, else hash(source, record)
+        pa.field("source", pa.string(), nullable=False),  # path/URI of the input file
+        pa.field("record", pa.int64(), nullable=False),  # ordinal of the record in its source
+        pa.field("text", pa.string()),  # null once quarantined
+        pa.field("decision", pa.string(), nullable=False),
+        pa.field("reason", pa.string()),
+        pa.field("error", pa.string()),
+        pa.field("n_chars", pa.int64()),
+    ]
+)
+
+# Columns every manifest row has besides the signal columns stages add.
+MANIFEST_BASE_FIELDS = [
+    pa.field("doc_id", pa.string(), nullable=False),
+    pa.field("source", pa.string(), nullable=False),
+    pa.field("record", pa.int64(), nullable=False),
+    pa.field("decision", pa.string(), nullable=False),
+    pa.field("reason", pa.string()),
+    pa.field("error", pa.string()),
+    pa.field("duplicate_of", pa.string()),
+    pa.field("n_chars", pa.int64()),
+    pa.field("n_tokens", pa.int64()),
+    # Filled by later stages (agent, curriculum); nullable until then.
+    pa.field("quality_score", pa.float32()),
+    pa.field("difficulty", pa.float32()),
+    pa.field("stage", pa.int32()),
+]
+
+SHARD_SCHEMA = pa.schema(
+    [
+        pa.field("doc_id", pa.string(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("tokens", pa.list_(pa.uint32()), nullable=False),
+        pa.field("n_tokens", pa.int64(), nullable=False),
+        pa.field("quality_score", pa.float32()),
+        pa.field("difficulty", pa.float32()),
+        pa.field("stage", pa.int32()),
+    ]
+)
+
+
+def empty_like(schema: pa.Schema) -> pa.Table:
+    return schema.empty_table()
+
+
+def cast_to_schema(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """Select and cast `table` to `schema`, adding missing nullable columns as nulls.
+
+    Raises ValueError naming the missing column when a non-nullable one is absent.
+    """
+    columns = []
+    for field in schema:
+        if field.name in table.column_names:
+            columns.append(table.column(field.name).cast(field.type))
+        elif field.nullable:
+            columns.append(pa.nulls(table.num_rows, field.type))
+        else:
+            raise ValueError(
+                f"column {field.name!r} missing; columns are {table.column_names}"
+            )
+    return pa.Table.from_arrays(columns, schema=schema)
