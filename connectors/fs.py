@@ -6,7 +6,11 @@ job never leaves a half-written file under a final name (resume trusts final nam
 
 from __future__ import annotations
 
+import bz2
 import contextlib
+import gzip
+import io
+import lzma
 import os
 import uuid
 from collections.abc import Iterator
@@ -103,3 +107,99 @@ class AtomicParquetWriter:
             self.close()
         else:
             self.abort()
+
+
+# --- reading inputs -------------------------------------------------------------------------
+
+# Compression by file suffix. Each reader raises EOFError when the stream ends inside a frame or
+# member, which is how the connectors tell a truncated file from a clean end.
+COMPRESSION_SUFFIXES = {".gz": "gzip", ".zst": "zstd", ".zstd": "zstd", ".bz2": "bz2", ".xz": "xz"}
+
+
+def compression_of(path: str) -> str | None:
+    """Compression named by the path's last suffix (gzip, zstd, bz2, xz), or None."""
+    return COMPRESSION_SUFFIXES.get(os.path.splitext(path)[1].lower())
+
+
+class TruncatedZstdError(EOFError):
+    """A zstd stream ended inside a frame."""
+
+
+class _ZstdRawReader(io.RawIOBase):
+    """Streaming zstd decoder that, unlike zstandard's stream_reader, reports truncation.
+
+    zstandard's stream_reader returns a short read at the end of a cut frame without error, so a
+    truncated .zst would look complete; here the frame state is checked when the input runs out.
+    Concatenated frames (pzstd, `cat a.zst b.zst`) are decoded one after another.
+    """
+
+    def __init__(self, raw: IO[bytes], chunk_size: int = 1 << 16) -> None:
+        import zstandard
+
+        self._zstd = zstandard.ZstdDecompressor()
+        self._raw = raw
+        self._chunk = chunk_size
+        self._dobj = self._zstd.decompressobj()
+        self._in_frame = False  # bytes of the current frame have been fed but it has not ended
+        self._pending = b""  # decoded bytes; those before _pos were already handed out
+        self._pos = 0
+        self._eof = False
+
+    def readable(self) -> bool:
+        return True
+
+    def _fill(self) -> None:
+        while self._pos >= len(self._pending) and not self._eof:
+            self._pending, self._pos = b"", 0
+            data = self._raw.read(self._chunk)
+            if not data:
+                self._eof = True
+                if self._in_frame:
+                    raise TruncatedZstdError("zstd stream ends inside a frame (file truncated)")
+                return
+            while data:
+                self._in_frame = True
+                self._pending += self._dobj.decompress(data)
+                if not self._dobj.eof:
+                    break
+                # Frame finished: the rest (if any) is the next frame.
+                data = self._dobj.unused_data
+                self._dobj = self._zstd.decompressobj()
+                self._in_frame = False
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        self._fill()
+        # An offset instead of slicing the rest off: slicing would copy the pending bytes on
+        # every small read (quadratic in a highly compressed chunk).
+        n = min(len(buffer), len(self._pending) - self._pos)
+        buffer[:n] = self._pending[self._pos : self._pos + n]
+        self._pos += n
+        return n
+
+
+@contextlib.contextmanager
+def open_input(path: str, compression: str | None = "infer") -> Iterator[IO[bytes]]:
+    """Open a local path or fsspec URI for streaming binary reads, decompressing by suffix.
+
+    Truncated compressed inputs raise EOFError while reading (never a silent short read), so
+    readers can quarantine the break. Both the decoder and the underlying file are closed on exit
+    (gzip/bz2/lzma leave a passed-in file object open).
+    """
+    if compression == "infer":
+        compression = compression_of(path)
+    with contextlib.ExitStack() as stack:
+        raw: IO[bytes] = stack.enter_context(fsspec.open(path, "rb"))
+        if compression is None:
+            yield raw
+        elif compression == "gzip":
+            yield stack.enter_context(gzip.GzipFile(fileobj=raw, mode="rb"))
+        elif compression == "zstd":
+            yield stack.enter_context(io.BufferedReader(_ZstdRawReader(raw)))
+        elif compression == "bz2":
+            yield stack.enter_context(bz2.BZ2File(raw, "rb"))
+        elif compression == "xz":
+            yield stack.enter_context(lzma.LZMAFile(raw, "rb"))
+        else:
+            raise ValueError(
+                f"unknown compression {compression!r} for {path}; use gzip, zstd, bz2 or xz"
+            )

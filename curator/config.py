@@ -46,6 +46,12 @@ class ReadConfig(Section):
     max_doc_chars: int = Field(
         2_000_000, gt=0, description="Documents longer than this are quarantined as too_large."
     )
+    max_batch_bytes: int = Field(
+        64 << 20,
+        gt=0,
+        description="A batch is cut early once its text reaches this many bytes, so a few huge "
+        "documents cannot multiply worker memory by batch_size.",
+    )
 
 
 class NormalizeConfig(Section):

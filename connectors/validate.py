@@ -1,0 +1,270 @@
+"""Shared validation: candidate records -> `DOC_SCHEMA` rows, bad ones quarantined.
+
+Readers hand over one batch of candidates (record ordinal, input id, text, and any reason the
+reader already found while parsing). The checks every format shares -- NUL characters,
+empty/whitespace-only text, length over `max_doc_chars` -- run here as pyarrow column
+operations over the whole batch. A quarantined row keeps its `n_chars` (when known) and
+`error`, and loses its text: nothing downstream reads it, and a huge bad document should not
+ride along to the manifest.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import xxhash
+
+from curator.schema import DOC_SCHEMA, KEPT, QUARANTINED
+
+# Quarantine reason codes (the manifest's `reason` for decision == quarantined).
+MALFORMED_JSON = "malformed_json"
+INVALID_UTF8 = "invalid_utf8"
+NUL_BYTES = "nul_bytes"
+EMPTY_TEXT = "empty_text"
+MISSING_TEXT_FIELD = "missing_text_field"
+TEXT_NOT_STRING = "text_not_string"
+TOO_LARGE = "too_large"
+UNREADABLE_FILE = "unreadable_file"
+TRUNCATED_FILE = "truncated_file"
+WRONG_SCHEMA = "wrong_schema"
+NO_TEXT_EXTRACTED = "no_text_extracted"
+
+_STR = pa.string()
+
+
+def too_large_error(n_chars: int, max_doc_chars: int) -> str:
+    """Error text of a too_large row (also built column-wise in `finish_batch`)."""
+    return f"text has {n_chars} chars > max_doc_chars={max_doc_chars}; raise read.max_doc_chars"
+
+
+def hashed_doc_id(source: str, record: int) -> str:
+    """doc_id of a record without its own id: stable across runs for the same input URI."""
+    return xxhash.xxh3_64_hexdigest(f"{source}\x00{record}")
+
+
+def ids_as_strings(ids: pa.Array | pa.ChunkedArray | None, n_rows: int) -> pa.Array:
+    """Input ids as strings; null where absent, empty, or of a type with no string form."""
+    if ids is None:
+        return pa.nulls(n_rows, _STR)
+    if isinstance(ids, pa.ChunkedArray):
+        ids = ids.combine_chunks()
+    try:
+        ids = pc.cast(ids, _STR)
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
+        return pa.nulls(n_rows, _STR)  # e.g. struct ids: fall back to the positional hash
+    # An empty id would make every such record collide on one doc_id.
+    return pc.if_else(pc.equal(ids, ""), pa.scalar(None, _STR), ids)
+
+
+def make_doc_ids(source: str, records: pa.Array, ids: pa.Array) -> pa.Array:
+    """The input id where present, else the xxh3_64 hash of (source, record)."""
+    missing = pc.is_null(ids)
+    positions = pc.indices_nonzero(missing)
+    if len(positions) == 0:
+        return ids
+    # xxhash has no batch API; only the records without an id pay this Python loop.
+    hashed = [hashed_doc_id(source, r) for r in pc.take(records, positions).to_pylist()]
+    return pc.replace_with_mask(ids, missing, pa.array(hashed, _STR))
+
+
+def valid_utf8(values: pa.Array) -> tuple[pa.Array, pa.Array | None]:
+    """Binary or string values -> (string array, mask of rows that were not valid UTF-8).
+
+    Arrow's string validation covers the whole array at C speed; only when it fails do we look
+    row by row for the culprits (bad rows come back null, mask True). The mask is None when all
+    rows are valid.
+    """
+    binary = values.cast(pa.binary())
+    try:
+        as_str = binary.cast(_STR)
+        as_str.validate(full=True)
+        return as_str, None
+    except pa.ArrowInvalid:
+        pass
+    bad = [_not_utf8(value) for value in binary.to_pylist()]
+    mask = pa.array(bad, pa.bool_())
+    cleaned = pc.if_else(mask, pa.scalar(None, pa.binary()), binary)
+    return cleaned.cast(_STR), mask
+
+
+def _not_utf8(value: bytes | None) -> bool:
+    if value is None:
+        return False
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
+def finish_batch(
+    source: str,
+    records: pa.Array,
+    ids: pa.Array | None,
+    texts: pa.Array,
+    reasons: pa.Array | None,
+    errors: pa.Array | None,
+    max_doc_chars: int,
+    n_chars: pa.Array | None = None,
+) -> pa.Table:
+    """Validate one batch of candidates and build the `DOC_SCHEMA` table.
+
+    `reasons`/`errors`: quarantine already decided by the reader (null = none); the reader's
+    reason wins over the checks here. `n_chars`: lengths the reader knows for rows whose text it
+    did not keep (a too_large document dropped early), used where `texts` is null.
+    """
+    n = len(records)
+    if pa.types.is_large_string(texts.type):
+        texts = texts.cast(_STR)
+    if reasons is None:
+        reasons = pa.nulls(n, _STR)
+    if errors is None:
+        errors = pa.nulls(n, _STR)
+    length = pc.utf8_length(texts)
+    if n_chars is not None:
+        length = pc.coalesce(length, n_chars.cast(pa.int64()))
+    length = length.cast(pa.int64())
+
+    has_nul = pc.fill_null(pc.match_substring(texts, "\x00"), False)
+    # utf8_is_space is false for "", hence the length test.
+    empty = pc.fill_null(pc.or_(pc.equal(pc.utf8_length(texts), 0), pc.utf8_is_space(texts)), False)
+    too_large = pc.fill_null(pc.greater(length, max_doc_chars), False)
+    large_msg = pc.binary_join_element_wise(
+        "text has ",
+        pc.cast(length, _STR),
+        f" chars > max_doc_chars={max_doc_chars}; raise read.max_doc_chars",
+        "",
+    )
+    conditions = pc.make_struct(has_nul, empty, too_large, field_names=["n", "e", "t"])
+    found = pc.case_when(conditions, NUL_BYTES, EMPTY_TEXT, TOO_LARGE)
+    found_error = pc.case_when(
+        conditions,
+        pa.scalar("text contains NUL (\\x00) characters", _STR),
+        pa.scalar("text is empty or whitespace only", _STR),
+        large_msg,
+    )
+    preset = pc.is_valid(reasons)
+    reason = pc.if_else(preset, reasons, found)
+    error = pc.if_else(preset, errors, found_error)
+    bad = pc.is_valid(reason)
+
+    table = pa.Table.from_arrays(
+        [
+            make_doc_ids(source, records, ids_as_strings(ids, n)),
+            pa.array([source] * n, _STR) if n else pa.array([], _STR),
+            records.cast(pa.int64()),
+            pc.if_else(bad, pa.scalar(None, _STR), texts),
+            pc.if_else(bad, QUARANTINED, KEPT),
+            reason,
+            error,
+            length,
+        ],
+        schema=DOC_SCHEMA,
+    )
+    return table
+
+
+def quarantine_one(source: str, record: int, reason: str, error: str) -> pa.Table:
+    """A one-row table for a failure that swallows the rest of a source (unreadable, truncated,
+    wrong schema): it counts as one quarantined record at the ordinal where reading stopped."""
+    return finish_batch(
+        source,
+        pa.array([record], pa.int64()),
+        None,
+        pa.nulls(1, _STR),
+        pa.array([reason], _STR),
+        pa.array([error], _STR),
+        max_doc_chars=1,
+    )
+
+
+class RowBuffer:
+    """Candidates of one batch collected record by record (line, file or WARC readers).
+
+    `add` keeps a good candidate; `add_bad` a record the reader already judged. Text longer
+    than `max_doc_chars` is dropped at once (only its length is kept), so a batch never holds
+    more than one oversized document at a time.
+    """
+
+    def __init__(self, source: str, max_doc_chars: int) -> None:
+        self.source = source
+        self.max_doc_chars = max_doc_chars
+        self._clear()
+
+    def _clear(self) -> None:
+        self.records: list[int] = []
+        self.ids: list[str | None] = []
+        self.texts: list[str | None] = []
+        self.reasons: list[str | None] = []
+        self.errors: list[str | None] = []
+        self.n_chars: list[int | None] = []
+        self.text_chars = 0  # bounds batch memory together with the row count
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def add(self, record: int, text: str, doc_id: str | None = None) -> None:
+        n = len(text)
+        if n > self.max_doc_chars:
+            self.add_bad(record, TOO_LARGE, too_large_error(n, self.max_doc_chars), doc_id, n)
+            return
+        self._append(record, doc_id, text, None, None, None)
+        self.text_chars += n
+
+    def add_bad(
+        self,
+        record: int,
+        reason: str,
+        error: str,
+        doc_id: str | None = None,
+        n_chars: int | None = None,
+    ) -> None:
+        self._append(record, doc_id, None, reason, error, n_chars)
+
+    def _append(self, record, doc_id, text, reason, error, n_chars) -> None:  # noqa: ANN001
+        self.records.append(record)
+        self.ids.append(doc_id)
+        self.texts.append(text)
+        self.reasons.append(reason)
+        self.errors.append(error)
+        self.n_chars.append(n_chars)
+
+    def flush(self) -> pa.Table:
+        """Validate and return the collected rows as one `DOC_SCHEMA` table; empty the buffer."""
+        texts = _strings_or_surrogates(self.texts, self.reasons, self.errors)
+        ids = _strings_or_surrogates(self.ids, self.reasons, self.errors)
+        table = finish_batch(
+            self.source,
+            pa.array(self.records, pa.int64()),
+            ids,
+            texts,
+            pa.array(self.reasons, _STR),
+            pa.array(self.errors, _STR),
+            self.max_doc_chars,
+            pa.array(self.n_chars, pa.int64()),
+        )
+        self._clear()
+        return table
+
+
+def _strings_or_surrogates(
+    values: list[str | None], reasons: list[str | None], errors: list[str | None]
+) -> pa.Array:
+    """Python strings -> Arrow; a lone surrogate (JSON "\\ud800") cannot be UTF-8, so its row
+    is quarantined as invalid_utf8 (in place in `reasons`/`errors`) instead of failing the batch."""
+    try:
+        return pa.array(values, _STR)
+    except (UnicodeEncodeError, pa.ArrowInvalid):
+        pass
+    out: list[str | None] = []
+    for i, value in enumerate(values):
+        try:
+            if value is not None:
+                value.encode("utf-8")
+            out.append(value)
+        except UnicodeEncodeError as exc:
+            out.append(None)
+            if reasons[i] is None:
+                reasons[i] = INVALID_UTF8
+                errors[i] = f"lone surrogate, not encodable as UTF-8: {exc.reason} at {exc.start}"
+    return pa.array(out, _STR)

@@ -1,0 +1,134 @@
+"""`curator` command line (typer). Thin: parse, build the typed config, call the library."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from curator.config import ConfigError, CurateConfig, load_model
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Curate LM pretraining corpora on Ray.")
+console = Console(stderr=True)
+
+InputOpt = Annotated[list[str] | None, typer.Option("--input", "-i", help="Input file, folder, glob or URI (repeatable).")]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file.")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a config field: key.sub=value (repeatable).")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+
+
+def build_curate_config(inputs: list[str] | None, output: str | None, config: Path | None,
+                        overrides: list[str] | None, quiet: bool) -> CurateConfig:
+    base: dict[str, Any] = {}
+    if inputs:
+        base["inputs"] = [{"path": p} for p in inputs]
+    if output:
+        base["output"] = output
+    if quiet:
+        base["quiet"] = True
+    return load_model(CurateConfig, config, overrides, base=base)  # type: ignore[return-value]
+
+
+def _fail(err: Exception) -> None:
+    console.print(f"[red]error:[/red] {err}")
+    raise typer.Exit(2)
+
+
+def print_table(title: str, columns: list[str], rows: list[tuple]) -> None:
+    table = Table(title=title)
+    for c in columns:
+        table.add_column(c)
+    for r in rows:
+        table.add_row(*("" if v is None else str(v) for v in r))
+    Console().print(table)
+
+
+@app.command()
+def curate(
+    output: Annotated[str | None, typer.Option("--output", "-o", help="RUN directory.")] = None,
+    input: InputOpt = None,
+    config: ConfigOpt = None,
+    set: SetOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Curate inputs into a RUN directory (shards, manifest, catalog, stats); resumes if killed."""
+    from curator.executor import run_curate
+
+    try:
+        cfg = build_curate_config(input, output, config, set, quiet)
+        stats = run_curate(cfg)
+    except ConfigError as err:
+        _fail(err)
+    summary = {k: stats[k] for k in ("records", "kept", "dropped", "quarantined", "tokens")}
+    console.print(f"[green]done[/green] {cfg.output}: {json.dumps(summary)}")
+    if not cfg.quiet:
+        stats_command(cfg.output)
+
+
+@app.command()
+def dedup(
+    output: Annotated[str, typer.Option("--output", "-o", help="Output .parquet file.")],
+    input: InputOpt = None,
+    config: ConfigOpt = None,
+    set: SetOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Near-duplicate detection alone: one row per input record with doc_id and duplicate_of."""
+    from curator.dedup_job import run_dedup_only
+
+    try:
+        cfg = build_curate_config(input, output, config, set, quiet)
+        summary = run_dedup_only(cfg, output)
+    except ConfigError as err:
+        _fail(err)
+    console.print(f"[green]done[/green] {output}: {json.dumps(summary)}")
+
+
+@app.command("stats")
+def stats_command(run: Annotated[str, typer.Argument(help="RUN directory.")]) -> None:
+    """Tables from the run's DuckDB catalog: the funnel by reason and tokens per source."""
+    from curator.catalog import FUNNEL_SQL, PER_SOURCE_SQL, query
+    from curator.rundir import RunDir
+
+    rd = RunDir.at(run)
+    if not rd.manifest.exists():
+        _fail(ConfigError(f"{run} has no manifest/; is it a finished curator run directory?"))
+    print_table("funnel", *query(rd, FUNNEL_SQL))
+    print_table("per source", *query(rd, PER_SOURCE_SQL))
+
+
+@app.command()
+def train(config: ConfigOpt = None, set: SetOpt = None) -> None:
+    """Train the bundled DSA language model on a run's shards (see configs/train_tiny.yaml)."""
+    from curator.trainer.cli import train_command
+
+    try:
+        result = train_command(str(config) if config else None, set or [])
+    except ConfigError as err:
+        _fail(err)
+    console.print(json.dumps(result, default=str))
+
+
+@app.command("demo-corpus")
+def demo_corpus(output: Annotated[str, typer.Argument(help="Folder to write the corpus to.")]) -> None:
+    """Build an offline real-text corpus from installed packages' docs/licenses and pydoc topics."""
+    from curator.demo_corpus import build_demo_corpus
+
+    console.print(json.dumps(build_demo_corpus(output)))
+
+
+@app.command("config-reference")
+def config_reference() -> None:
+    """Print every config field of a curation job with its default and description."""
+    from curator.config_reference import render_reference
+
+    sys.stdout.write(render_reference(CurateConfig))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,54 @@
+"""`curator dedup`: normalize + hashes over the inputs, global dedup, one row per input record."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from connectors.fs import AtomicParquetWriter
+from connectors.registry import expand_inputs
+from curator.config import CurateConfig
+from curator.executor import _run_pass
+from curator.passes import Pass1Worker, apply_duplicates, unit_item
+from curator.ray_runtime import default_concurrency, ensure_ray
+from curator.rundir import RunDir
+
+DEDUP_OUTPUT_SCHEMA = pa.schema(
+    [
+        pa.field("doc_id", pa.string(), nullable=False),
+        pa.field("duplicate_of", pa.string()),
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("record", pa.int64(), nullable=False),
+        pa.field("decision", pa.string(), nullable=False),
+        pa.field("reason", pa.string()),
+    ]
+)
+
+
+def run_dedup_only(cfg: CurateConfig, output: str) -> dict:
+    """Write `output` (parquet): doc_id, duplicate_of (null for representatives, unique docs and
+    quarantined records), source, record, decision, reason. Work files go to OUTPUT.work/."""
+    from curator.stages.dedup import run_dedup
+
+    units = expand_inputs(cfg.inputs)
+    work = RunDir.at(Path(output).with_suffix(".work"))
+    work.root.mkdir(parents=True, exist_ok=True)
+    ensure_ray(cfg.ray)
+    items = [unit_item(i, u) for i, u in enumerate(units)]
+    concurrency = default_concurrency(cfg.ray, len(items))
+    _run_pass(Pass1Worker, "pass1", work, items,
+              {"cfg_json": cfg.model_dump_json(), "run_root": str(work.root), "filters": False},
+              concurrency, cfg.quiet)
+    summary = run_dedup([(i["idx"], str(work.pass1(i["idx"]))) for i in items],
+                        str(work.dedup_work), cfg.dedup, concurrency)
+    with AtomicParquetWriter(output, DEDUP_OUTPUT_SCHEMA) as writer:
+        for item in items:
+            dups_path = work.dups(item["idx"])
+            dups = pq.read_table(dups_path)
+            table = pq.read_table(work.pass1(item["idx"]),
+                                  columns=["doc_id", "source", "record", "decision", "reason"])
+            writer.write(apply_duplicates(table, dups).select(DEDUP_OUTPUT_SCHEMA.names))
+    return asdict(summary)

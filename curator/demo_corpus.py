@@ -1,0 +1,73 @@
+"""Build a real-text corpus on any machine, offline: installed packages' long descriptions and
+license files, plus the Python reference's `pydoc_data.topics`.
+
+License files are natural near-duplicates (many packages ship the same MIT/BSD/Apache text with
+another name in it), so the corpus exercises dedup as well as the quality rules.
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib.metadata as md
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from connectors.fs import atomic_open
+
+LICENSE_FILE = re.compile(r"(^|/)(LICEN[CS]E|COPYING|NOTICE|AUTHORS)[^/]*$", re.IGNORECASE)
+
+
+def _distributions() -> list[md.Distribution]:
+    seen: dict[str, md.Distribution] = {}
+    for dist in md.distributions():
+        name = (dist.metadata["Name"] or "").lower()
+        if name and name not in seen:
+            seen[name] = dist
+    return [seen[k] for k in sorted(seen)]
+
+
+def package_descriptions() -> Iterator[dict]:
+    for dist in _distributions():
+        body = dist.metadata.get_payload() or dist.metadata.get("Description") or ""
+        if body.strip():
+            yield {"id": f"pkg:{dist.metadata['Name']}:description", "text": body}
+
+
+def license_texts() -> Iterator[dict]:
+    for dist in _distributions():
+        for f in sorted(dist.files or [], key=str):
+            if LICENSE_FILE.search(str(f)):
+                try:
+                    text = Path(dist.locate_file(f)).read_text(encoding="utf-8")
+                except (OSError, UnicodeDecodeError):
+                    continue
+                yield {"id": f"pkg:{dist.metadata['Name']}:{f}", "text": text}
+
+
+def pydoc_topics() -> Iterator[dict]:
+    from pydoc_data.topics import topics
+
+    for name in sorted(topics):
+        yield {"id": f"pydoc:{name}", "text": topics[name]}
+
+
+def _write_jsonl_gz(records: Iterator[dict], path: Path) -> int:
+    n = 0
+    with atomic_open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
+        for rec in records:
+            gz.write((json.dumps(rec, ensure_ascii=False) + "\n").encode("utf-8"))
+            n += 1
+    return n
+
+
+def build_demo_corpus(out_dir: str | Path) -> dict[str, int]:
+    """Write descriptions.jsonl.gz, licenses.jsonl.gz and pydoc_topics.jsonl.gz; return counts."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    return {
+        "descriptions.jsonl.gz": _write_jsonl_gz(package_descriptions(), out / "descriptions.jsonl.gz"),
+        "licenses.jsonl.gz": _write_jsonl_gz(license_texts(), out / "licenses.jsonl.gz"),
+        "pydoc_topics.jsonl.gz": _write_jsonl_gz(pydoc_topics(), out / "pydoc_topics.jsonl.gz"),
+    }

@@ -1,0 +1,206 @@
+"""Runs a curation job on Ray: pass 1 -> global dedup -> tokenizer -> pass 2 -> catalog.
+
+Every phase leaves a completion marker under RUN/_done; a re-run skips what is marked, so a
+killed job resumes and, because units are deterministic, ends with the same files.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import xxhash
+from tqdm import tqdm
+
+from connectors.registry import expand_inputs
+from curator.catalog import build_catalog, query
+from curator.config import ConfigError, CurateConfig, dump_yaml
+from curator.passes import Pass1Worker, Pass2Worker, unit_item
+from curator.ray_runtime import default_concurrency, ensure_ray, run_units
+from curator.rundir import RunDir
+from curator.schema import KEPT
+from curator.stats import UnitStats
+
+# Config sections that may change between a killed run and its resume (they do not change output).
+RESUMABLE_DIFFERENCES = {"ray", "quiet"}
+
+
+def _comparable(cfg_dump: dict) -> dict:
+    return {k: v for k, v in cfg_dump.items() if k not in RESUMABLE_DIFFERENCES}
+
+
+def prepare_run_dir(cfg: CurateConfig) -> RunDir:
+    """Create RUN or check that an existing RUN belongs to this very job (resume)."""
+    import yaml
+
+    run = RunDir.at(cfg.output)
+    resolved = cfg.model_dump(mode="json")
+    if run.config.exists():
+        previous = yaml.safe_load(run.config.read_text())
+        if _comparable(previous) != _comparable(resolved):
+            diff = sorted(k for k in set(previous) | set(resolved)
+                          if k not in RESUMABLE_DIFFERENCES and previous.get(k) != resolved.get(k))
+            raise ConfigError(
+                f"output {run.root} holds a run with a different config (sections {diff} differ); "
+                "use a new --output, or delete the directory to start over"
+            )
+    else:
+        run.root.mkdir(parents=True, exist_ok=True)
+        from connectors.fs import write_text_atomic
+
+        write_text_atomic(dump_yaml(cfg), run.config)
+    return run
+
+
+def _run_pass(worker_cls: type, phase: str, run: RunDir, items: list[dict], ctor_kwargs: dict,
+              concurrency: int, quiet: bool, num_cpus: float = 1) -> UnitStats:
+    """Run one pass over the unmarked units; return the stats of all units (marked included)."""
+    total = UnitStats()
+    pending = []
+    for item in items:
+        marker = run.read_marker(phase, item["idx"])
+        if marker is None:
+            pending.append(item)
+        else:
+            total = total + UnitStats.from_json(marker)
+    with tqdm(total=len(items), initial=len(items) - len(pending), desc=phase, unit="file", disable=quiet) as bar:
+        def on_result(row: dict) -> None:
+            nonlocal total
+            total = total + UnitStats.from_json(json.loads(row["stats"]))
+            bar.update(1)
+
+        run_units(worker_cls, pending, ctor_kwargs, concurrency, on_result, num_cpus=num_cpus)
+    return total
+
+
+def _tokenizer_sample(run: RunDir, n_units: int, fraction: float, seed: int) -> Iterator[str]:
+    """Alive texts whose doc_id hash falls under `fraction`: deterministic, bounded by the
+    sample size, not the corpus (pass-1 files are streamed a batch at a time)."""
+    cut = int(fraction * 2**64)
+    for idx in range(n_units):
+        pf = pq.ParquetFile(run.pass1(idx))
+        for rb in pf.iter_batches(columns=["doc_id", "decision", "text"], batch_size=4096):
+            for doc_id, decision, text in zip(*(c.to_pylist() for c in rb.columns)):
+                if decision == KEPT and xxhash.xxh3_64_intdigest(doc_id, seed=seed) < cut:
+                    yield text
+
+
+def prepare_tokenizer(cfg: CurateConfig, run: RunDir, alive_chars: int, n_units: int) -> None:
+    if run.tokenizer.exists():
+        return
+    if cfg.tokenizer.model_path:
+        shutil.copyfile(cfg.tokenizer.model_path, run.tokenizer)
+        return
+    from curator.tokenizer_train import train_tokenizer
+
+    fraction = min(1.0, cfg.tokenizer.sample_chars / max(1, alive_chars))
+    texts = _tokenizer_sample(run, n_units, fraction, cfg.tokenizer.seed)
+    import os
+
+    train_tokenizer(texts, cfg.tokenizer, run.tokenizer, num_threads=os.cpu_count() or 1)
+
+
+def validate_before_work(cfg: CurateConfig) -> None:
+    if cfg.tokenizer.model_path and not Path(cfg.tokenizer.model_path).is_file():
+        raise ConfigError(
+            f"tokenizer.model_path: {cfg.tokenizer.model_path} is not a file; point it at a sentencepiece "
+            ".model or set it to null to train one"
+        )
+
+
+def run_curate(cfg: CurateConfig) -> dict:
+    """Run (or resume) a curation job; returns the run's stats (also written to RUN/stats.json)."""
+    validate_before_work(cfg)
+    units = expand_inputs(cfg.inputs)  # raises ConfigError for inputs that match nothing
+    run = prepare_run_dir(cfg)
+    done = run.read_marker("run")
+    if done is not None:
+        return json.loads(run.stats.read_text())
+
+    ensure_ray(cfg.ray)
+    items = [unit_item(i, u) for i, u in enumerate(units)]
+    concurrency = default_concurrency(cfg.ray, len(items))
+    cfg_json = cfg.model_dump_json()
+    wall: dict[str, float] = {}
+
+    t0 = time.perf_counter()
+    pass1 = _run_pass(Pass1Worker, "pass1", run, items, {"cfg_json": cfg_json, "run_root": str(run.root)},
+                      concurrency, cfg.quiet)
+    wall["pass1"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    dedup_summary = run.read_marker("dedup")
+    if dedup_summary is None:
+        dedup_summary = {}
+        if cfg.dedup.exact or cfg.dedup.near:
+            from dataclasses import asdict
+
+            from curator.stages.dedup import run_dedup
+
+            summary = run_dedup([(i["idx"], str(run.pass1(i["idx"]))) for i in items],
+                                str(run.dedup_work), cfg.dedup, concurrency)
+            dedup_summary = asdict(summary)
+        run.write_marker(dedup_summary, "dedup")
+    wall["dedup"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    prepare_tokenizer(cfg, run, pass1.chars_alive, len(items))
+    wall["tokenizer_train"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    threads = cfg.tokenizer.num_threads or max(1, int(ensure_ray(cfg.ray).get("CPU", 1)) // concurrency)
+    pass2 = _run_pass(Pass2Worker, "pass2", run, items,
+                      {"cfg_json": cfg_json, "run_root": str(run.root), "num_threads": threads},
+                      concurrency, cfg.quiet)
+    wall["pass2"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    build_catalog(run)
+    stats = _final_stats(run, items, pass1, pass2, dedup_summary, wall)
+    from connectors.fs import write_text_atomic
+
+    write_text_atomic(json.dumps(stats, indent=2), run.stats)
+    run.write_marker({"finished": time.time()}, "run")
+    return stats
+
+
+class ConservationError(RuntimeError):
+    """input = kept + dropped + quarantined failed: a bug, never bad input."""
+
+
+def _final_stats(run: RunDir, items: list[dict], pass1: UnitStats, pass2: UnitStats,
+                 dedup_summary: dict, wall: dict[str, float]) -> dict:
+    cols, rows = query(run, "SELECT source, count(*) FROM manifest GROUP BY source")
+    manifest_counts = dict(rows)
+    per_source = {}
+    for item in items:
+        read = UnitStats.from_json(run.read_marker("pass1", item["idx"])).records
+        written = manifest_counts.get(item["source"], 0)
+        per_source[item["source"]] = {"records": read, "manifest_rows": written}
+    # Sources can repeat across inputs only if the user listed a file twice; sum by source.
+    expected: dict[str, int] = {}
+    for item in items:
+        expected[item["source"]] = expected.get(item["source"], 0) + per_source[item["source"]]["records"]
+    bad = {s: (n, manifest_counts.get(s, 0)) for s, n in expected.items() if manifest_counts.get(s, 0) != n}
+    if bad:
+        raise ConservationError(f"manifest rows != input records for sources {bad}")
+    decisions = pass2.by_decision()
+    if sum(decisions.values()) != pass1.records:
+        raise ConservationError(f"decisions {dict(decisions)} do not sum to {pass1.records} records")
+    return {
+        "records": pass1.records,
+        "kept": decisions.get("kept", 0),
+        "dropped": decisions.get("dropped", 0),
+        "quarantined": decisions.get("quarantined", 0),
+        "tokens": pass2.tokens,
+        "chars_in": pass1.chars_in,
+        "outcomes": dict(sorted(pass2.outcomes.items())),
+        "dedup": dedup_summary,
+        "wall_seconds": {k: round(v, 3) for k, v in wall.items()},
+        "worker_seconds": {k: round(v, 3) for k, v in sorted((pass1.seconds + pass2.seconds).items())},
+        "sources": len(items),
+    }

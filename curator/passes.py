@@ -1,0 +1,154 @@
+"""The two streaming passes, as Ray Data callable classes over units (one input file each).
+
+pass 1: read -> per-document steps -> `_work/pass1/source=i.parquet` (+ marker)
+pass 2: pass-1 output + dedup decisions -> tokenize -> shards part + manifest part (+ marker)
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from connectors.fs import AtomicParquetWriter
+from connectors.registry import SourceUnit, read_unit
+from curator.config import CurateConfig, InputSpec
+from curator.pipeline import build_pass1_steps, output_schema, run_chain
+from curator.rundir import RunDir
+from curator.schema import KEPT, MANIFEST_BASE_FIELDS, SHARD_SCHEMA, cast_to_schema
+from curator.stats import UnitStats
+from curator.step import alive_mask, apply_drops, set_column
+
+# Heavy per-document columns that never go to the manifest.
+NOT_IN_MANIFEST = {"text", "tokens", "minhash_bands", "minhash_signature"}
+
+
+def unit_item(idx: int, unit: SourceUnit) -> dict:
+    return {"idx": idx, "source": unit.source, "format": unit.format, "spec": unit.spec.model_dump_json()}
+
+
+def item_unit(item: dict) -> SourceUnit:
+    return SourceUnit(source=item["source"], format=item["format"], spec=InputSpec.model_validate_json(item["spec"]))
+
+
+def manifest_schema(pass1_schema: pa.Schema) -> pa.Schema:
+    base_names = {f.name for f in MANIFEST_BASE_FIELDS}
+    signals = [f for f in pass1_schema if f.name not in base_names and f.name not in NOT_IN_MANIFEST]
+    return pa.schema(MANIFEST_BASE_FIELDS + signals)
+
+
+def _timed(batches: Iterator[pa.Table], seconds: dict, name: str) -> Iterator[pa.Table]:
+    """Charge the time spent producing each batch (reading, decoding, extraction) to `name`."""
+    while True:
+        t0 = time.perf_counter()
+        batch = next(batches, None)
+        seconds[name] += time.perf_counter() - t0
+        if batch is None:
+            return
+        yield batch
+
+
+class _UnitWorker:
+    phase = ""
+
+    def __init__(self, cfg_json: str, run_root: str, filters: bool = True) -> None:
+        self.cfg = CurateConfig.model_validate_json(cfg_json)
+        self.run = RunDir.at(run_root)
+        self.filters = filters
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        out = []
+        for item in batch.to_pylist():
+            stats = self.process(item)
+            self.run.write_marker(stats.to_json(), self.phase, item["idx"])
+            out.append({"idx": item["idx"], "stats": json.dumps(stats.to_json())})
+        return pa.Table.from_pylist(out)
+
+    def process(self, item: dict) -> UnitStats:
+        raise NotImplementedError
+
+
+class Pass1Worker(_UnitWorker):
+    phase = "pass1"
+
+    def __init__(self, cfg_json: str, run_root: str, filters: bool = True) -> None:
+        super().__init__(cfg_json, run_root, filters)
+        self.steps = build_pass1_steps(self.cfg, filters=filters)
+        self.schema = output_schema(self.steps)
+
+    def process(self, item: dict) -> UnitStats:
+        stats = UnitStats()
+        unit = item_unit(item)
+        with AtomicParquetWriter(self.run.pass1(item["idx"]), self.schema) as writer:
+            for batch in _timed(read_unit(unit, self.cfg.read), stats.seconds, "read"):
+                stats.records += batch.num_rows
+                stats.chars_in += int(pc.sum(batch.column("n_chars")).as_py() or 0)
+                batch = run_chain(self.steps, batch, stats.seconds)
+                stats.add_batch_outcomes(batch)
+                stats.chars_alive += UnitStats.alive_chars(batch)
+                # Text of rows already out of the running is not needed again: drop it early.
+                batch = set_column(batch, "text", pc.if_else(alive_mask(batch), batch.column("text"), None))
+                writer.write(cast_to_schema(batch, self.schema))
+        return stats
+
+
+def apply_duplicates(table: pa.Table, dups: pa.Table) -> pa.Table:
+    """Drop rows listed in `dups` (doc_id, duplicate_of, reason) and fill `duplicate_of`."""
+    if dups.num_rows == 0:
+        return set_column(table, "duplicate_of", pa.nulls(table.num_rows, pa.string()))
+    pos = pc.index_in(table.column("doc_id"), value_set=dups.column("doc_id"))
+    hit = pc.is_valid(pos)
+    reason = pc.if_else(hit, pc.take(dups.column("reason"), pc.fill_null(pos, 0)), None)
+    dup_of = pc.if_else(hit, pc.take(dups.column("duplicate_of"), pc.fill_null(pos, 0)), None)
+    table = apply_drops(table, reason)
+    # Only rows that were alive when dedup saw them carry a duplicate_of.
+    return set_column(table, "duplicate_of", dup_of)
+
+
+class Pass2Worker(_UnitWorker):
+    phase = "pass2"
+
+    def __init__(self, cfg_json: str, run_root: str, num_threads: int = 1) -> None:
+        from curator.stages.tokenize import Tokenize
+
+        super().__init__(cfg_json, run_root)
+        self.tokenize = Tokenize(str(self.run.tokenizer), num_threads)
+
+    def process(self, item: dict) -> UnitStats:
+        idx = item["idx"]
+        stats = UnitStats()
+        dups_path = self.run.dups(idx)
+        dups = pq.read_table(dups_path) if dups_path.exists() else pa.table(
+            {"doc_id": pa.array([], pa.string()), "duplicate_of": pa.array([], pa.string()),
+             "reason": pa.array([], pa.string())}
+        )
+        pass1 = pq.ParquetFile(self.run.pass1(idx))
+        m_schema = manifest_schema(pass1.schema_arrow)
+        with (
+            AtomicParquetWriter(self.run.shard(0, idx), SHARD_SCHEMA) as shards,
+            AtomicParquetWriter(self.run.manifest_part(idx), m_schema) as manifest,
+        ):
+            for rb in pass1.iter_batches(batch_size=self.cfg.read.batch_size):
+                table = pa.Table.from_batches([rb])
+                stats.records += table.num_rows
+                t0 = time.perf_counter()
+                table = apply_duplicates(table, dups)
+                stats.seconds["apply_dedup"] += time.perf_counter() - t0
+                table = run_chain([self.tokenize], table, stats.seconds)
+                kept = alive_mask(table)
+                n = table.num_rows
+                stage = pc.if_else(kept, pa.scalar(0, pa.int32()), pa.nulls(n, pa.int32()))
+                table = set_column(table, "stage", stage)
+                stats.add_batch_outcomes(table)
+                stats.tokens += int(pc.sum(table.column("n_tokens")).as_py() or 0)
+                manifest.write(cast_to_schema(table, m_schema))
+                shards.write(cast_to_schema(table.filter(kept), SHARD_SCHEMA))
+        return stats
+
+
+def kept_outcome_count(stats: UnitStats) -> int:
+    return stats.by_decision()[KEPT]

@@ -1,0 +1,61 @@
+"""Config -> the chain of per-document steps, and running a chain over one batch.
+
+Per-document steps are fused into one callable per unit of work (what Ray Data's operator
+fusion does to chained map_batches anyway), so one worker streams a file's batches through the
+whole chain and writes one output per input file: that output plus its completion marker is
+the unit of resume.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Sequence
+
+import pyarrow as pa
+
+from curator.config import CurateConfig
+from curator.schema import DOC_SCHEMA
+from curator.step import Step
+
+
+def build_pass1_steps(cfg: CurateConfig, *, filters: bool = True) -> list[Step]:
+    """normalize -> language -> quality rules -> exact hash -> MinHash signature.
+
+    `filters=False` gives the chain of `curator dedup` (normalize + hashes only).
+    """
+    from curator.stages.dedup_exact import ExactHash
+    from curator.stages.language import LanguageId
+    from curator.stages.minhash import MinHashSignature
+    from curator.stages.normalize import Normalize
+    from curator.stages.quality import build_quality_steps
+
+    steps: list[Step] = [Normalize(cfg.normalize)]
+    if filters:
+        if cfg.language.enabled:
+            steps.append(LanguageId(cfg.language))
+        steps.extend(build_quality_steps(cfg.quality))
+    if cfg.dedup.exact:
+        steps.append(ExactHash(cfg.dedup))
+    if cfg.dedup.near:
+        steps.append(MinHashSignature(cfg.dedup))
+    return steps
+
+
+def run_chain(steps: Sequence[Step], table: pa.Table, seconds: Counter[str] | None = None) -> pa.Table:
+    """Apply steps in order, adding each step's wall time to `seconds`."""
+    for step in steps:
+        t0 = time.perf_counter()
+        table = step(table)
+        if seconds is not None:
+            seconds[step.name] += time.perf_counter() - t0
+    return table
+
+
+def output_schema(steps: Sequence[Step]) -> pa.Schema:
+    """The schema a chain produces, found by running it on an empty table.
+
+    Every unit's output then has the same schema (a unit with only quarantined rows would
+    otherwise lack the signal columns).
+    """
+    return run_chain(steps, DOC_SCHEMA.empty_table()).schema

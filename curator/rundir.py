@@ -1,0 +1,79 @@
+"""Paths of the run-directory contract (ARCHITECTURE.md), in one place."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from connectors.fs import write_text_atomic
+
+
+@dataclass(frozen=True)
+class RunDir:
+    root: Path
+
+    @classmethod
+    def at(cls, path: str | Path) -> RunDir:
+        return cls(Path(path).absolute())
+
+    # -- final outputs -------------------------------------------------------------------------
+    @property
+    def shards(self) -> Path:
+        return self.root / "shards"
+
+    def shard(self, stage: int, idx: int) -> Path:
+        return self.shards / f"stage={stage}" / f"part-{idx:05d}.parquet"
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / "manifest"
+
+    def manifest_part(self, idx: int) -> Path:
+        return self.manifest / f"part-{idx:05d}.parquet"
+
+    @property
+    def catalog(self) -> Path:
+        return self.root / "catalog.duckdb"
+
+    @property
+    def tokenizer(self) -> Path:
+        return self.root / "tokenizer.model"
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.yaml"
+
+    @property
+    def stats(self) -> Path:
+        return self.root / "stats.json"
+
+    # -- intermediate work and resume markers --------------------------------------------------
+    @property
+    def work(self) -> Path:
+        return self.root / "_work"
+
+    def pass1(self, idx: int) -> Path:
+        return self.work / "pass1" / f"source={idx:05d}.parquet"
+
+    @property
+    def dedup_work(self) -> Path:
+        return self.work / "dedup"
+
+    def dups(self, idx: int) -> Path:
+        return self.dedup_work / "dups" / f"source={idx:05d}.parquet"
+
+    @property
+    def done(self) -> Path:
+        return self.root / "_done"
+
+    def marker(self, phase: str, idx: int | None = None) -> Path:
+        name = phase if idx is None else f"{phase}/source={idx:05d}"
+        return self.done / f"{name}.json"
+
+    def read_marker(self, phase: str, idx: int | None = None) -> dict | None:
+        p = self.marker(phase, idx)
+        return json.loads(p.read_text()) if p.exists() else None
+
+    def write_marker(self, payload: dict, phase: str, idx: int | None = None) -> None:
+        write_text_atomic(json.dumps(payload, sort_keys=True), self.marker(phase, idx))

@@ -1,0 +1,273 @@
+"""Vectorized text helpers shared by the rule steps: split, count, hash, scatter.
+
+Every rule family needs the same few shapes: a batch of documents split into words / lines /
+paragraphs as one Arrow list array (flattened values + a parent index per value), per-document
+sums over those values (np.bincount over the parent indices), per-document duplicate counting
+(polars group_by on (doc, item)) and per-document word n-gram statistics (64-bit rolling hashes
+of word hashes, sorted once per n with numpy). Nothing here loops over documents in Python.
+
+Word tokenization approximates spaCy's English tokenizer, which datatrove 0.10.1 uses for
+`split_into_words`: whitespace split, then punctuation at the edges of a token becomes its own
+token (`world,` -> `world` `,`), clitics split (`don't` -> `do` `n't`, `it's` -> `it` `'s`),
+hyphens between letters split, and infix punctuation inside numbers/abbreviations stays
+(`3.5`, `1,000`, `U.S.A`). Punctuation tokens matter: datatrove divides by the token count
+including them (alpha-word ratio, symbol ratio, newline/word ratio), so a plain whitespace split
+disagrees on docs near those thresholds. The remaining differences (spaCy's abbreviation list,
+URL/emoticon special cases) move a handful of tokens per document; see benchmarks/results/rules.md.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+
+# datatrove.utils.text.TERMINAL_PUNCTUATION (159 code points), copied so the service does not
+# import datatrove (a benchmark-only dependency). FineWeb's line_punct rule ends lines with these.
+TERMINAL_PUNCTUATION = (
+    "!.?\u0589\u061d\u061e\u061f\u06d4\u0700\u0701\u0702\u07f9\u0837\u0839\u083d\u083e\u0964"
+    "\u0965\u104a\u104b\u1362\u1367\u1368\u166e\u1735\u1736\u17d4\u17d5\u17d6\u17d9\u17da\u1803"
+    "\u1809\u1944\u1945\u1aa8\u1aa9\u1aaa\u1aab\u1b5a\u1b5b\u1b5e\u1b5f\u1b7d\u1b7e\u1c3b\u1c3c"
+    "\u1c7e\u1c7f\u203c\u203d\u2047\u2048\u2049\u2e2e\u2e3c\u2e53\u2e54\u3002\ua4ff\ua60e\ua60f"
+    "\ua6f3\ua6f7\ua876\ua877\ua8ce\ua8cf\ua92f\ua9c8\ua9c9\uaa5d\uaa5e\uaa5f\uaaf0\uaaf1\uabeb"
+    "\ufe52\ufe56\ufe57\uff01\uff0e\uff1f\uff61\U00010a56\U00010a57\U00010f55\U00010f56"
+    "\U00010f57\U00010f58\U00010f59\U00010f86\U00010f87\U00010f88\U00010f89\U00011047\U00011048"
+    "\U000110be\U000110bf\U000110c0\U000110c1\U00011141\U00011142\U00011143\U000111c5\U000111c6"
+    "\U000111cd\U000111de\U000111df\U00011238\U00011239\U0001123b\U0001123c\U000112a9\U0001144b"
+    "\U0001144c\U000115c2\U000115c3\U000115c9\U000115ca\U000115cb\U000115cc\U000115cd\U000115ce"
+    "\U000115cf\U000115d0\U000115d1\U000115d2\U000115d3\U000115d4\U000115d5\U000115d6\U000115d7"
+    "\U00011641\U00011642\U0001173c\U0001173d\U0001173e\U00011944\U00011946\U00011a42\U00011a43"
+    "\U00011a9b\U00011a9c\U00011c41\U00011c42\U00011ef7\U00011ef8\U00011f43\U00011f44\U00016a6e"
+    "\U00016a6f\U00016af5\U00016b37\U00016b38\U00016b44\U00016e98\U0001bc9f\U0001da88"
+)
+# datatrove.utils.text.PUNCTUATION_SET minus TERMINAL_PUNCTUATION: a token made only of these
+# characters is a "symbol" token that Gopher's word count leaves out.
+_OTHER_PUNCTUATION = (
+    "".join(map(chr, [*range(0, 9), 11, 12, *range(13, 32), *range(127, 160)]))
+    + "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~\xab\xb4\xbb\u2013\u2014\u2019\u201c\u201d\u201e\u2026"
+    "\u2236\u2501\u25ba\u3001\u3008\u3009\u300a\u300b\u300c\u300d\u3010\u3011\uff05\uff08\uff09"
+    "\uff0c\uff11\uff1a\uff1b\uff5e"
+)
+PUNCTUATION = "".join(sorted(set(TERMINAL_PUNCTUATION) | set(_OTHER_PUNCTUATION)))
+
+
+def char_class(chars: str, negate: bool = False) -> str:
+    """An RE2 character class matching exactly `chars` (every char escaped as \\x{hex})."""
+    body = "".join(f"\\x{{{ord(c):x}}}" for c in sorted(set(chars)))
+    return f"[{'^' if negate else ''}{body}]"
+
+
+# spaCy-like tokenization as a chain of RE2 rewrites, then one whitespace split. Each rewrite
+# only inserts spaces; overlapping cases (`a-b-c`) need the rule applied twice because RE2's
+# global replace does not revisit a consumed character.
+_PROTECT = "\ue000"  # private-use char standing in for a comma/period inside a number
+_TOKEN_REWRITES: list[tuple[str, str]] = [
+    (r"(\pN)([.,])(\pN)", "\\1" + _PROTECT + "\\2\\3"),  # 1,000 / 3.5 stay one token
+    (r"(\pN)([.,])(\pN)", "\\1" + _PROTECT + "\\2\\3"),
+    # clitics: don't -> do n't, it's -> it 's (spaCy suffix/exception rules)
+    (r"(\pL)([nN]['’][tT])([^\pL\pN]|$)", "\\1 \\2\\3"),
+    (r"(\pL)(['’](?:s|S|m|M|d|D|ll|LL|re|RE|ve|VE))([^\pL\pN]|$)", "\\1 \\2\\3"),
+    # every punctuation char other than . ' ’ - becomes its own token
+    (r"([^\pL\pN\pM\s.'’\-" + _PROTECT + r"])", " \\1 "),
+    # hyphen runs and apostrophes at token edges, hyphens between letters
+    (r"(\pL)(-+)(\pL)", "\\1 \\2 \\3"),
+    (r"(\pL)(-+)(\pL)", "\\1 \\2 \\3"),
+    (r"(^|\s)(-+|['’])", "\\1\\2 "),
+    (r"(-+|['’])(\s|$)", " \\1\\2"),
+    # trailing period runs (end of sentence, ellipsis) split off the token before them
+    (r"([^.\s])(\.+)(\s|$)", "\\1 \\2\\3"),
+    (r"(^|\s)(\.+)([^.\s])", "\\1\\2 \\3"),
+    (_PROTECT, ""),
+]
+
+
+def split_words(text: pa.Array | pa.ChunkedArray) -> pa.ListArray:
+    """Documents -> list<string> of word/punctuation tokens (spaCy-like, see module doc)."""
+    out = text
+    for pattern, repl in _TOKEN_REWRITES:
+        out = pc.replace_substring_regex(out, pattern=pattern, replacement=repl)
+    return _as_list(pc.utf8_split_whitespace(out))
+
+
+def split_on(text: pa.Array | pa.ChunkedArray, pattern: str, regex: bool = False) -> pa.ListArray:
+    """Documents -> list<string> split on a literal separator or an RE2 pattern."""
+    fn = pc.split_pattern_regex if regex else pc.split_pattern
+    return _as_list(fn(text, pattern=pattern))
+
+
+def _as_list(arr: pa.Array | pa.ChunkedArray) -> pa.ListArray:
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+    return arr
+
+
+def list_parents(lists: pa.ListArray) -> np.ndarray:
+    """Parent document index of every flattened value (int64)."""
+    return pc.list_parent_indices(lists).to_numpy().astype(np.int64, copy=False)
+
+
+def list_lengths(lists: pa.ListArray) -> np.ndarray:
+    """Number of values per document (0 for null/empty)."""
+    return pc.fill_null(pc.list_value_length(lists), 0).to_numpy().astype(np.int64)
+
+
+def char_lengths(strings: pa.Array) -> np.ndarray:
+    """Code-point length of each string (Python's len)."""
+    return pc.fill_null(pc.utf8_length(strings), 0).to_numpy().astype(np.int64)
+
+
+def per_doc_sum(values: np.ndarray, parents: np.ndarray, n_docs: int) -> np.ndarray:
+    """Sum `values` (bool/int/float per flattened item) into one value per document."""
+    return np.bincount(parents, weights=values.astype(np.float64), minlength=n_docs)
+
+
+def per_doc_count(mask: np.ndarray | pa.Array, parents: np.ndarray, n_docs: int) -> np.ndarray:
+    """Count True items per document."""
+    if not isinstance(mask, np.ndarray):
+        mask = pc.fill_null(mask, False).to_numpy(zero_copy_only=False)
+    return np.bincount(parents[mask], minlength=n_docs).astype(np.int64)
+
+
+def dup_counts(
+    items: pa.Array, parents: np.ndarray, n_docs: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per document: (# items equal to an earlier item, chars in those repeats).
+
+    datatrove's `find_duplicates`: the first occurrence of each distinct item is free, every
+    later one counts once with its full length. Grouping on (doc, item) gives the same numbers.
+    """
+    if len(items) == 0:
+        return np.zeros(n_docs, np.int64), np.zeros(n_docs, np.int64)
+    df = pl.DataFrame({"doc": parents, "item": pl.from_arrow(items)})
+    groups = (
+        df.group_by("doc", "item")
+        .agg(pl.len().alias("n"))
+        .filter(pl.col("n") > 1)
+        .select(
+            "doc",
+            (pl.col("n") - 1).alias("dup"),
+            ((pl.col("n") - 1) * pl.col("item").str.len_chars()).alias("dup_chars"),
+        )
+    )
+    doc = groups["doc"].to_numpy()
+    dup = np.bincount(doc, weights=groups["dup"].to_numpy(), minlength=n_docs)
+    chars = np.bincount(doc, weights=groups["dup_chars"].to_numpy(), minlength=n_docs)
+    return dup.astype(np.int64), chars.astype(np.int64)
+
+
+_NGRAM_MULT = np.uint64(0x9E3779B97F4A7C15)  # odd 64-bit constant: polynomial rolling hash base
+
+
+class WordNgrams:
+    """Word n-gram statistics of a batch, built once from the flattened word tokens.
+
+    Positions are global indices into the flattened words; an n-gram starting at i is valid when
+    it ends inside the same document. The n-gram key mixes the document index in, so one sort
+    per n groups equal n-grams of the same document together (64-bit hash collisions between
+    distinct n-grams are ~W^2/2^64, negligible).
+    """
+
+    def __init__(self, words: pa.ListArray):
+        flat = pc.list_flatten(words)
+        self.n_docs = len(words)
+        self.parents = list_parents(words)
+        self.word_len = char_lengths(flat)
+        self.n_words = len(flat)
+        offsets = words.offsets.to_numpy().astype(np.int64) - int(words.offsets[0].as_py())
+        self.doc_end = offsets[1:][self.parents] if self.n_words else np.zeros(0, np.int64)
+        self.pos = np.arange(self.n_words, dtype=np.int64)
+        hashes = pl.from_arrow(flat).hash(seed=0).to_numpy() if self.n_words else np.zeros(0)
+        self._word_hash = hashes.astype(np.uint64)
+        self._doc_salt = (self.parents.astype(np.uint64) + np.uint64(1)) * np.uint64(
+            0xBF58476D1CE4E5B9
+        )
+        self._cum_len = np.concatenate([[0], np.cumsum(self.word_len)])
+        self._hash = self._word_hash.copy()
+        self._n = 1
+
+    def _advance_to(self, n: int) -> np.ndarray:
+        """Rolling hash of the n-gram starting at each position (valid where it fits)."""
+        if n < self._n:
+            self._hash, self._n = self._word_hash.copy(), 1
+        with np.errstate(over="ignore"):
+            while self._n < n:
+                k = self._n
+                h = self._hash
+                h[: self.n_words - k] = h[: self.n_words - k] * _NGRAM_MULT + self._word_hash[k:]
+                self._n += 1
+        return self._hash
+
+    def _sorted_groups(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Valid start positions sorted by (doc, n-gram key), stable; and run boundaries."""
+        h = self._advance_to(n)
+        start = np.flatnonzero(self.pos + n <= self.doc_end)
+        with np.errstate(over="ignore"):
+            key = h[start] ^ self._doc_salt[start]
+        order = np.argsort(key, kind="stable")
+        start = start[order]  # stable: within a run, positions stay increasing
+        key = key[order]
+        new_run = np.ones(len(key), dtype=bool)
+        new_run[1:] = key[1:] != key[:-1]
+        return start, key, new_run
+
+    def top_ngram_chars(self, n: int) -> np.ndarray:
+        """Per doc: len(" ".join(most common n-gram)) * its count (datatrove `find_top_duplicate`).
+
+        Ties go to the n-gram seen first, as `Counter.most_common` does; docs with fewer than n
+        words get 0 (datatrove skips the check).
+        """
+        out = np.zeros(self.n_docs, dtype=np.int64)
+        start, _key, new_run = self._sorted_groups(n)
+        if len(start) == 0:
+            return out
+        run_first = np.flatnonzero(new_run)
+        counts = np.diff(np.append(run_first, len(start)))
+        first_pos = start[run_first]
+        doc = self.parents[first_pos]
+        # best run per doc: max count, then earliest first occurrence
+        order = np.lexsort((first_pos, -counts, doc))
+        doc_sorted = doc[order]
+        head = np.ones(len(order), dtype=bool)
+        head[1:] = doc_sorted[1:] != doc_sorted[:-1]
+        best = order[head]
+        p = first_pos[best]
+        ngram_chars = self._cum_len[p + n] - self._cum_len[p] + (n - 1)
+        out[doc[best]] = ngram_chars * counts[best]
+        return out
+
+    def dup_ngram_chars(self, n: int) -> np.ndarray:
+        """Per doc: chars of words covered by an n-gram that already occurred earlier in the doc.
+
+        Gopher's "duplicate n-gram character fraction" as a coverage mask. datatrove's
+        `find_all_duplicate` walks greedily (on a repeat it jumps n words and does not record
+        the skipped n-grams); the mask equals the greedy count on ordinary repeated passages and
+        can exceed it by < n words on runs of one repeated word.
+        """
+        start, _key, new_run = self._sorted_groups(n)
+        repeat_start = np.zeros(self.n_words + 1, dtype=np.int64)
+        repeat_start[start[~new_run]] = 1
+        cum = np.concatenate([[0], np.cumsum(repeat_start[: self.n_words])])
+        lo = np.maximum(self.pos - n + 1, 0)
+        covered = (cum[self.pos + 1] - cum[lo]) > 0
+        return per_doc_sum(self.word_len * covered, self.parents, self.n_docs).astype(np.int64)
+
+
+def scatter(values: pa.Array | np.ndarray, alive: np.ndarray, type_: pa.DataType) -> pa.Array:
+    """Values computed for the alive rows -> full-length column, null where not alive."""
+    arr = values if isinstance(values, pa.Array) else pa.array(values)
+    arr = arr.cast(type_)
+    if alive.all():
+        return arr
+    idx = np.full(len(alive), -1, dtype=np.int64)
+    idx[alive] = np.arange(int(alive.sum()), dtype=np.int64)
+    return pc.take(arr, pa.array(idx, mask=idx < 0))
+
+
+def safe_ratio(num: np.ndarray, den: np.ndarray) -> pa.Array:
+    """num / den as float64 with null where den == 0 (a ratio undefined for an empty doc)."""
+    num = np.asarray(num, dtype=np.float64)
+    den = np.asarray(den, dtype=np.float64)
+    zero = den == 0
+    ratio = np.divide(num, np.where(zero, 1.0, den))
+    return pa.array(ratio, mask=zero)

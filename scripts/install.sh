@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Create .venv (if missing) and install curator with the tested pins from constraints.txt.
+# Usage: scripts/install.sh [extras]   e.g. scripts/install.sh test
+set -euo pipefail
+cd "$(dirname "$0")/.."
+extras="${1:-}"
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+# torch first, alone: with the exact pin pip takes the provided CPU build instead of resolving
+# a CUDA build through another package's looser requirement.
+.venv/bin/python -m pip install -q "torch==2.13.0"
+spec="."
+[ -n "$extras" ] && spec=".[${extras}]"
+.venv/bin/python -m pip install -q -c constraints.txt -e "$spec"
