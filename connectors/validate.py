@@ -221,7 +221,15 @@ class RowBuffer:
     ) -> None:
         self._append(record, doc_id, None, reason, error, n_chars)
 
-    def _append(self, record, doc_id, text, reason, error, n_chars) -> None:  # noqa: ANN001
+    def _append(
+        self,
+        record: int,
+        doc_id: str | None,
+        text: str | None,
+        reason: str | None,
+        error: str | None,
+        n_chars: int | None,
+    ) -> None:
         self.records.append(record)
         self.ids.append(doc_id)
         self.texts.append(text)
@@ -268,3 +276,59 @@ def _strings_or_surrogates(
                 reasons[i] = INVALID_UTF8
                 errors[i] = f"lone surrogate, not encodable as UTF-8: {exc.reason} at {exc.start}"
     return pa.array(out, _STR)
+
+
+def read_failure(exc: BaseException, source: str, record: int) -> pa.Table:
+    """The one quarantined row for a stream that broke at `record`.
+
+    EOFError is how gzip/bz2/xz and our zstd reader report input ending inside a compressed
+    unit: the file was cut short (truncated_file). Anything else (not the format, bad CRC,
+    permission denied) means the rest cannot be read (unreadable_file).
+    """
+    reason = TRUNCATED_FILE if isinstance(exc, EOFError) else UNREADABLE_FILE
+    where = "" if record == 0 else f" after {record} records"
+    return quarantine_one(source, record, reason, f"{type(exc).__name__}: {exc}{where}")
+
+
+def columns_to_docs(
+    source: str,
+    first_record: int,
+    texts: pa.Array | pa.ChunkedArray,
+    ids: pa.Array | pa.ChunkedArray | None,
+    text_field: str,
+    max_doc_chars: int,
+) -> pa.Table:
+    """A columnar batch (parquet row group slice, DuckDB result batch) -> `DOC_SCHEMA`.
+
+    Text columns of any string/binary flavour are checked for UTF-8 in one pass; a column of
+    another type makes every non-null row text_not_string; nulls are missing_text_field.
+    """
+    if isinstance(texts, pa.ChunkedArray):
+        texts = texts.combine_chunks()
+    n = len(texts)
+    records = pa.array(range(first_record, first_record + n), pa.int64())
+    if pa.types.is_dictionary(texts.type):
+        texts = texts.dictionary_decode()
+    reasons = pa.nulls(n, _STR)
+    errors = pa.nulls(n, _STR)
+    kind = texts.type
+    if pa.types.is_null(kind):
+        strings = pa.nulls(n, _STR)
+    elif pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_binary(
+        kind
+    ) or pa.types.is_large_binary(kind):
+        strings, bad = valid_utf8(texts)
+        if bad is not None:
+            reasons = pc.if_else(bad, INVALID_UTF8, reasons)
+            not_utf8 = f"column {text_field!r} holds bytes that are not UTF-8"
+            errors = pc.if_else(bad, not_utf8, errors)
+    else:
+        wrong = pc.is_valid(texts)
+        reasons = pc.if_else(wrong, TEXT_NOT_STRING, reasons)
+        wrong_type = f"column {text_field!r} has type {kind}, expected string"
+        errors = pc.if_else(wrong, wrong_type, errors)
+        strings = pa.nulls(n, _STR)
+    missing = pc.and_(pc.is_null(strings), pc.is_null(reasons))
+    reasons = pc.if_else(missing, MISSING_TEXT_FIELD, reasons)
+    errors = pc.if_else(missing, f"column {text_field!r} is null", errors)
+    return finish_batch(source, records, ids, strings, reasons, errors, max_doc_chars)

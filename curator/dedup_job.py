@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from connectors.registry import expand_inputs
 
 from connectors.fs import AtomicParquetWriter
-from connectors.registry import expand_inputs
 from curator.config import CurateConfig
 from curator.executor import _run_pass
 from curator.passes import Pass1Worker, apply_duplicates, unit_item

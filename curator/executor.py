@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import xxhash
+from connectors.registry import expand_inputs
 from tqdm import tqdm
 
-from connectors.registry import expand_inputs
 from curator.catalog import build_catalog, query
 from curator.config import ConfigError, CurateConfig, dump_yaml
 from curator.passes import Pass1Worker, Pass2Worker, unit_item

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from connectors.registry import SourceUnit, read_unit
 
 from connectors.fs import AtomicParquetWriter
-from connectors.registry import SourceUnit, read_unit
 from curator.config import CurateConfig, InputSpec
 from curator.pipeline import build_pass1_steps, output_schema, run_chain
 from curator.rundir import RunDir

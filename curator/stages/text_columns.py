@@ -58,36 +58,58 @@ def char_class(chars: str, negate: bool = False) -> str:
     return f"[{'^' if negate else ''}{body}]"
 
 
-# spaCy-like tokenization as a chain of RE2 rewrites, then one whitespace split. Each rewrite
-# only inserts spaces; overlapping cases (`a-b-c`) need the rule applied twice because RE2's
-# global replace does not revisit a consumed character.
-_PROTECT = "\ue000"  # private-use char standing in for a comma/period inside a number
+# spaCy-like tokenization as a chain of RE2 rewrites that only insert spaces, then one
+# whitespace split. Characters that must survive as part of a word (a clitic's apostrophe, an
+# abbreviation's final period) are parked as private-use placeholders, which the punctuation
+# classes below do not match, and restored at the end. RE2's global replace does not revisit a
+# consumed character, so rules that can overlap (`a-b-c`, `!!!`) run twice.
+_APOS, _RSQUO, _PERIOD = "\ue001", "\ue002", "\ue003"
+_PUNCT = r"[^\pL\pN\pM\s\x{e001}-\x{e003}]"  # punctuation/symbol char (not a placeholder)
+_EDGE = r"[^\pL\pN\pM\s\-\x{e001}-\x{e003}]"  # spaCy never splits hyphens off a token edge
+_NOT_RUN = r"[^\pL\pN\pM\s.\-\x{e001}-\x{e003}]"  # punctuation that never forms a run
+_ABBREV = "Mr|Mrs|Ms|Dr|Jr|Sr|St|Mt|Prof|Rev|Gen|Col|Capt|Lt|Sgt|Gov|Sen|Rep|Inc|Ltd|Co|Corp|vs"
+_NT_STEMS = "(?i:do|does|did|is|was|are|were|would|could|should|have|has|had|ai|must|need)"
+_CLITIC = "s|S|m|M|d|D|ll|LL|re|RE|ve|VE"
 _TOKEN_REWRITES: list[tuple[str, str]] = [
-    (r"(\pN)([.,])(\pN)", "\\1" + _PROTECT + "\\2\\3"),  # 1,000 / 3.5 stay one token
-    (r"(\pN)([.,])(\pN)", "\\1" + _PROTECT + "\\2\\3"),
-    # clitics: don't -> do n't, it's -> it 's (spaCy suffix/exception rules)
-    (r"(\pL)([nN]['’][tT])([^\pL\pN]|$)", "\\1 \\2\\3"),
-    (r"(\pL)(['’](?:s|S|m|M|d|D|ll|LL|re|RE|ve|VE))([^\pL\pN]|$)", "\\1 \\2\\3"),
-    # every punctuation char other than . ' ’ - becomes its own token
-    (r"([^\pL\pN\pM\s.'’\-" + _PROTECT + r"])", " \\1 "),
-    # hyphen runs and apostrophes at token edges, hyphens between letters
-    (r"(\pL)(-+)(\pL)", "\\1 \\2 \\3"),
-    (r"(\pL)(-+)(\pL)", "\\1 \\2 \\3"),
-    (r"(^|\s)(-+|['’])", "\\1\\2 "),
-    (r"(-+|['’])(\s|$)", " \\1\\2"),
-    # trailing period runs (end of sentence, ellipsis) split off the token before them
-    (r"([^.\s])(\.+)(\s|$)", "\\1 \\2\\3"),
-    (r"(^|\s)(\.+)([^.\s])", "\\1\\2 \\3"),
-    (_PROTECT, ""),
+    # clitics: don't -> do n't, it's -> it 's
+    (r"(\pL)([nN])'([tT])([^\pL\pN]|$)", "\\1 \\2" + _APOS + "\\3\\4"),
+    (r"(\pL)([nN])’([tT])([^\pL\pN]|$)", "\\1 \\2" + _RSQUO + "\\3\\4"),
+    (rf"(\pL)'({_CLITIC})([^\pL\pN]|$)", "\\1 " + _APOS + "\\2\\3"),
+    (rf"(\pL)’({_CLITIC})([^\pL\pN]|$)", "\\1 " + _RSQUO + "\\2\\3"),
+    # abbreviations keep their final period: U.S., a.m., Mr.
+    (r"(\.\pL)\.", "\\1" + _PERIOD),
+    (rf"(^|\s)({_ABBREV})\.", "\\1\\2" + _PERIOD),
+    # tokenizer exceptions: dont -> do nt, cannot -> can not
+    (rf"(^|\s)({_NT_STEMS})((?i:nt))([^\pL\pN]|$)", "\\1\\2 \\3\\4"),
+    (r"(^|\s)((?i:can))((?i:not))([^\pL\pN]|$)", "\\1\\2 \\3\\4"),
+    # infixes spaCy splits: hyphens before a letter or between digits, `, : / < > =` before a
+    # letter, ellipses between words
+    (r"([\pL\pN])([-–—]+)(\pL)", "\\1 \\2 \\3"),
+    (r"([\pL\pN])([-–—]+)(\pL)", "\\1 \\2 \\3"),
+    (r"(\pN)(-)(\pN)", "\\1 \\2 \\3"),
+    (r"([\pL\pN])([/:<>=])(\pL)", "\\1 \\2 \\3"),
+    (r"(\pL)(,)(\pL)", "\\1 \\2 \\3"),
+    (r"([^\s.])(\.{2,})([^\s.])", "\\1 \\2 \\3"),
+    # punctuation runs at the start / end of a token become separate tokens ...
+    (rf"(^|\s)({_EDGE}+)", "\\1\\2 "),
+    (rf"({_EDGE}+)(\s|$)", " \\1\\2"),
+    # ... one per character, except runs of periods (ellipsis) and hyphens (dash)
+    (rf"({_NOT_RUN})({_PUNCT})", "\\1 \\2"),
+    (rf"({_NOT_RUN})({_PUNCT})", "\\1 \\2"),
+    (rf"({_PUNCT})({_NOT_RUN})", "\\1 \\2"),
+    (rf"({_PUNCT})({_NOT_RUN})", "\\1 \\2"),
+    (_APOS, "'"),
+    (_RSQUO, "’"),
+    (_PERIOD, "."),
 ]
 
 
 def split_words(text: pa.Array | pa.ChunkedArray) -> pa.ListArray:
     """Documents -> list<string> of word/punctuation tokens (spaCy-like, see module doc)."""
-    out = text
+    out = pc.utf8_trim_whitespace(text)
     for pattern, repl in _TOKEN_REWRITES:
         out = pc.replace_substring_regex(out, pattern=pattern, replacement=repl)
-    return _as_list(pc.utf8_split_whitespace(out))
+    return _as_list(pc.utf8_split_whitespace(pc.utf8_trim_whitespace(out)))
 
 
 def split_on(text: pa.Array | pa.ChunkedArray, pattern: str, regex: bool = False) -> pa.ListArray:

@@ -90,15 +90,17 @@ def sparse_attention_gather(
 def flex_block_mask(sel: Selection, seq_len: int, block_size: int):  # -> BlockMask
     """BlockMask from a selection: off-diagonal picks are full blocks, the diagonal is partial.
 
-    Marking full blocks lets flex skip mask_mod on them; only the diagonal evaluates causality.
+    The mask_mod itself also encodes the selection (causal AND chosen block): flex defines its
+    semantics by mask_mod -- the eager/CPU path ignores block sparsity entirely -- while the
+    compiled kernels use the block lists to skip work and run mask_mod on partial blocks only.
     """
     from torch.nn.attention.flex_attention import BlockMask
 
     B, nb, _ = sel.indices.shape
-    dense = torch.zeros(B, nb, nb, dtype=torch.bool, device=sel.indices.device)
-    dense.scatter_(-1, sel.indices, sel.valid)  # padding slots scatter False
-    diag = torch.eye(nb, dtype=torch.bool, device=dense.device).expand(B, nb, nb)
-    full = dense & ~diag
+    chosen = torch.zeros(B, nb, nb, dtype=torch.bool, device=sel.indices.device)
+    chosen.scatter_(-1, sel.indices, sel.valid)  # padding slots scatter False
+    diag = torch.eye(nb, dtype=torch.bool, device=chosen.device).expand(B, nb, nb)
+    full = chosen & ~diag
 
     def ordered(mask: Tensor) -> tuple[Tensor, Tensor]:
         # flex wants, per row, the count and the column ids with wanted columns first
@@ -106,13 +108,13 @@ def flex_block_mask(sel: Selection, seq_len: int, block_size: int):  # -> BlockM
         idx = torch.argsort((~mask).to(torch.int8), dim=-1, stable=True).to(torch.int32)
         return num, idx[:, None]
 
-    def causal(b: Tensor, h: Tensor, q_idx: Tensor, kv_idx: Tensor) -> Tensor:
-        return q_idx >= kv_idx
+    def selected_causal(b: Tensor, h: Tensor, q_idx: Tensor, kv_idx: Tensor) -> Tensor:
+        return (q_idx >= kv_idx) & chosen[b, q_idx // block_size, kv_idx // block_size]
 
     kv_num, kv_idx = ordered(diag.contiguous())
     full_num, full_idx = ordered(full)
     return BlockMask.from_kv_blocks(
-        kv_num, kv_idx, full_num, full_idx, BLOCK_SIZE=block_size, mask_mod=causal,
+        kv_num, kv_idx, full_num, full_idx, BLOCK_SIZE=block_size, mask_mod=selected_causal,
         seq_lengths=(seq_len, seq_len),
     )
 

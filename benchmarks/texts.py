@@ -1,0 +1,42 @@
+"""Benchmark inputs: public-domain books cut into ~2 KB paragraph chunks plus Common Crawl docs.
+
+The same texts feed every benchmark so ratios compare like with like.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+DEFAULT_INPUTS = [
+    "../shared/corpora/books.jsonl.gz",
+    "../shared/corpora/cc_en_head-0091.jsonl.gz",
+    "../shared/corpora/cc_en_head-0174.jsonl.gz",
+    "../shared/corpora/dolma-documents-000.jsonl.gz",
+]
+
+
+def chunk_paragraphs(text: str, target_chars: int = 2000) -> list[str]:
+    """Greedy groups of whole lines of about `target_chars`."""
+    chunks, cur, size = [], [], 0
+    for line in text.split("\n"):
+        cur.append(line)
+        size += len(line) + 1
+        if size >= target_chars:
+            chunks.append("\n".join(cur).strip("\n"))
+            cur, size = [], 0
+    if cur:
+        chunks.append("\n".join(cur).strip("\n"))
+    return [c for c in chunks if c]
+
+
+def load_texts(paths: list[str] | None = None, chunk_chars: int = 2000, limit: int | None = None) -> list[str]:
+    """Books are chunked (they are single huge records); other files contribute whole docs."""
+    texts: list[str] = []
+    for p in paths or DEFAULT_INPUTS:
+        with gzip.open(Path(p), "rt", encoding="utf-8") as f:
+            for line in f:
+                text = json.loads(line)["text"]
+                texts.extend(chunk_paragraphs(text, chunk_chars) if len(text) > 4 * chunk_chars else [text])
+    return texts[:limit] if limit else texts

@@ -1,0 +1,130 @@
+"""Flat token export: `DIR/tokens.bin` + `DIR/tokens.idx` + `DIR/header.json`.
+
+- tokens.bin: every document's tokens back to back, raw little-endian uint16 when the vocabulary
+  fits (< 65536) else uint32 -- `np.memmap(DIR/"tokens.bin", dtype=header["dtype"])` as nanoGPT.
+- tokens.idx: raw int64, n_docs + 1 document start offsets (last = n_tokens), Megatron-style.
+- header.json: {"dtype", "vocab_size", "eos_id", "n_docs", "n_tokens"}; written last, so a
+  directory with a header is complete (every file goes through a temp name and a rename).
+- doc_ids.parquet (optional): one `doc_id` string per document, so readers can split by doc_id.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from connectors.fs import atomic_open, write_parquet_atomic, write_text_atomic
+
+TOKENS, INDEX, HEADER, DOC_IDS = "tokens.bin", "tokens.idx", "header.json", "doc_ids.parquet"
+
+
+def token_dtype(vocab_size: int) -> np.dtype:
+    return np.dtype(np.uint16) if vocab_size < 2**16 else np.dtype(np.uint32)
+
+
+class BinWriter:
+    """Streaming writer: `write(list_array)` per batch of documents, then `close()`."""
+
+    def __init__(self, out_dir: str | Path, vocab_size: int, eos_id: int) -> None:
+        self.dir = Path(out_dir)
+        self.vocab_size, self.eos_id = vocab_size, eos_id
+        self.dtype = token_dtype(vocab_size)
+        self._ctx = atomic_open(self.dir / TOKENS, "wb")
+        self._file = self._ctx.__enter__()
+        self._lengths: list[np.ndarray] = []
+        self._doc_ids: list[pa.Array] = []
+
+    def write(self, tokens: pa.ListArray | pa.ChunkedArray, doc_ids: pa.Array | None = None) -> None:
+        """Append documents (a list<int> column); doc_ids must be given for all batches or none."""
+        if isinstance(tokens, pa.ChunkedArray):
+            tokens = tokens.combine_chunks()
+        values = tokens.flatten().to_numpy(zero_copy_only=False)
+        if values.size and (values.min() < 0 or values.max() >= self.vocab_size):
+            raise ValueError(
+                f"token ids span [{values.min()}, {values.max()}] outside vocab_size="
+                f"{self.vocab_size}; pass the tokenizer's vocabulary size"
+            )
+        self._file.write(values.astype(self.dtype, copy=False).tobytes())
+        offsets = tokens.offsets.to_numpy()
+        self._lengths.append(np.diff(offsets).astype(np.int64))
+        if doc_ids is not None:
+            self._doc_ids.append(pa.chunked_array([doc_ids]).combine_chunks().cast(pa.string()))
+
+    def close(self) -> dict:
+        lengths = np.concatenate(self._lengths) if self._lengths else np.zeros(0, np.int64)
+        if self._doc_ids and sum(len(a) for a in self._doc_ids) != len(lengths):
+            self.abort()
+            raise ValueError("doc_ids were given for some batches only; give them for all or none")
+        self._ctx.__exit__(None, None, None)
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        with atomic_open(self.dir / INDEX, "wb") as f:
+            f.write(offsets.tobytes())
+        if self._doc_ids:
+            ids = pa.concat_arrays(self._doc_ids)
+            write_parquet_atomic(pa.table({"doc_id": ids}), self.dir / DOC_IDS)
+        header = {
+            "dtype": self.dtype.name, "vocab_size": self.vocab_size, "eos_id": self.eos_id,
+            "n_docs": int(len(lengths)), "n_tokens": int(offsets[-1]),
+        }
+        write_text_atomic(json.dumps(header, indent=2), self.dir / HEADER)
+        return header
+
+    def abort(self) -> None:
+        self._ctx.__exit__(RuntimeError, RuntimeError("aborted"), None)
+
+
+def write_bin(
+    out_dir: str | Path, tokens: pa.ListArray | pa.ChunkedArray, vocab_size: int, eos_id: int,
+    doc_ids: pa.Array | pa.ChunkedArray | None = None,
+) -> dict:
+    """Write one export in a call; returns the header."""
+    writer = BinWriter(out_dir, vocab_size, eos_id)
+    try:
+        if doc_ids is not None and isinstance(doc_ids, pa.ChunkedArray):
+            doc_ids = doc_ids.combine_chunks()
+        writer.write(tokens, doc_ids)
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.close()
+
+
+class BinReader:
+    """Memory-mapped view of an export: `tokens` (memmap), `offsets` (int64), `doc(i)`."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.dir = Path(path)
+        header_path = self.dir / HEADER
+        if not header_path.exists():
+            raise FileNotFoundError(
+                f"{header_path} missing: {self.dir} is not a complete .bin export "
+                "(header.json is written last; re-run the export)"
+            )
+        self.header = json.loads(header_path.read_text())
+        self.vocab_size: int = self.header["vocab_size"]
+        self.eos_id: int = self.header["eos_id"]
+        n = self.header["n_tokens"]
+        self.tokens = (
+            np.memmap(self.dir / TOKENS, dtype=self.header["dtype"], mode="r", shape=(n,))
+            if n else np.zeros(0, dtype=self.header["dtype"])
+        )
+        self.offsets = np.fromfile(self.dir / INDEX, dtype=np.int64)
+        if len(self.offsets) != self.header["n_docs"] + 1 or self.offsets[-1] != n:
+            raise ValueError(f"{self.dir / INDEX} disagrees with header {self.header}")
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def doc(self, i: int) -> np.ndarray:
+        return np.asarray(self.tokens[self.offsets[i] : self.offsets[i + 1]])
+
+    def doc_ids(self) -> pa.Array | None:
+        path = self.dir / DOC_IDS
+        if not path.exists():
+            return None
+        import pyarrow.parquet as pq
+
+        return pq.read_table(path).column("doc_id").combine_chunks()

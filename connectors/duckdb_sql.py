@@ -1,0 +1,67 @@
+"""A DuckDB SQL query as an input: rows streamed in Arrow batches via `fetch_record_batch`.
+
+`InputSpec.path` is a .duckdb file (opened read-only, so a curation run can never modify the
+user's database) or ':memory:' (queries over read_parquet()/read_csv() etc.).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pyarrow as pa
+
+from connectors.validate import WRONG_SCHEMA, columns_to_docs, quarantine_one, read_failure
+from curator.config import InputSpec, ReadConfig
+
+
+def connect(path: str):  # noqa: ANN201 - duckdb is imported lazily (heavy import)
+    import duckdb
+
+    return duckdb.connect(path, read_only=path != ":memory:")
+
+
+def query_columns(path: str, query: str) -> list[str]:
+    """Column names of `query` without running it (DESCRIBE); raises on bad SQL."""
+    with connect(path) as con:
+        return [row[0] for row in con.execute(f"DESCRIBE {query}").fetchall()]
+
+
+def read_duckdb(source: str, spec: InputSpec, cfg: ReadConfig) -> Iterator[pa.Table]:
+    assert spec.query is not None  # InputSpec's validator requires it for format=duckdb
+    try:
+        con = connect(spec.path)
+    except Exception as exc:  # noqa: BLE001 - unreadable input is quarantined, not raised
+        yield read_failure(exc, source, 0)
+        return
+    with con:
+        try:
+            result = con.execute(spec.query)
+            names = [d[0] for d in result.description]
+        except Exception as exc:  # noqa: BLE001
+            yield read_failure(exc, source, 0)
+            return
+        if spec.text_field not in names:
+            yield quarantine_one(
+                source, 0, WRONG_SCHEMA,
+                f"query result has no column {spec.text_field!r}; columns are {names}; "
+                "select it in input.query or set input.text_field",
+            )
+            return
+        id_field = spec.id_field if spec.id_field in names and spec.id_field != spec.text_field \
+            else None
+        batches = result.fetch_record_batch(cfg.batch_size)
+        record = 0
+        while True:
+            try:
+                batch = batches.read_next_batch()
+            except StopIteration:
+                return
+            except Exception as exc:  # noqa: BLE001 - e.g. a cast failing mid-query
+                yield read_failure(exc, source, record)
+                return
+            ids = batch.column(id_field) if id_field else None
+            yield columns_to_docs(
+                source, record, batch.column(spec.text_field), ids, spec.text_field,
+                cfg.max_doc_chars,
+            )
+            record += batch.num_rows

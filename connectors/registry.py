@@ -1,0 +1,180 @@
+"""Public entry points of the connectors: expand inputs into units of work, read a unit.
+
+`expand_inputs` runs on the driver before any work starts, so every configuration mistake (a
+path that matches nothing, an extension no reader knows, bad SQL) is raised there as a
+ConfigError naming the path and the fix. `read_unit` runs in workers and never raises for bad
+data: each bad record, or the point where a file stops being readable, is a quarantined row.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import fsspec
+import pyarrow as pa
+
+from connectors.duckdb_sql import query_columns, read_duckdb
+from connectors.fs import COMPRESSION_SUFFIXES
+from connectors.jsonl import read_jsonl
+from connectors.parquet import read_parquet
+from connectors.text import read_text
+from connectors.validate import read_failure
+from connectors.warc import read_warc
+from curator.config import ConfigError, InputSpec, ReadConfig
+
+Reader = Callable[[str, InputSpec, ReadConfig], Iterator[pa.Table]]
+
+READERS: dict[str, Reader] = {
+    "jsonl": read_jsonl,
+    "parquet": read_parquet,
+    "text": read_text,
+    "warc": read_warc,
+    "duckdb": read_duckdb,
+}
+
+# Base suffixes per format; those in STREAM_FORMATS may also end in a compression suffix.
+FORMAT_SUFFIXES: dict[str, tuple[str, ...]] = {
+    "jsonl": (".jsonl", ".ndjson", ".json"),
+    "parquet": (".parquet", ".pq"),
+    "text": (".txt", ".md", ".text"),
+    "warc": (".warc",),
+}
+STREAM_FORMATS = ("jsonl", "text", "warc")
+_GLOB_CHARS = "*?["
+
+
+@dataclass(frozen=True)
+class SourceUnit:
+    """One unit of work: one input file (or one DuckDB query)."""
+
+    source: str  # the file path/URI as expanded (this is the manifest's `source`)
+    format: str  # jsonl | parquet | text | warc | duckdb (resolved, never 'auto')
+    spec: InputSpec
+
+
+def format_of(path: str) -> str | None:
+    """Format named by the file extension (`a.jsonl.zst` -> jsonl), or None if unknown."""
+    name = path.rsplit("/", 1)[-1].lower()
+    stem, compressed = name, False
+    for suffix in COMPRESSION_SUFFIXES:
+        if name.endswith(suffix):
+            stem, compressed = name[: -len(suffix)], True
+            break
+    for fmt, suffixes in FORMAT_SUFFIXES.items():
+        if stem.endswith(suffixes) and (not compressed or fmt in STREAM_FORMATS):
+            return fmt
+    return None
+
+
+def _known_suffixes() -> str:
+    return ", ".join(s for suffixes in FORMAT_SUFFIXES.values() for s in suffixes)
+
+
+def expand_inputs(specs: list[InputSpec]) -> list[SourceUnit]:
+    """Input specs -> units of work, in a deterministic order (spec order, then sorted paths).
+
+    A file reached twice (a folder and a glob over it) is read once: the first spec wins.
+    """
+    units: list[SourceUnit] = []
+    seen: set[str] = set()
+    for spec in specs:
+        for source, fmt in _expand_one(spec):
+            if source not in seen:
+                seen.add(source)
+                units.append(SourceUnit(source=source, format=fmt, spec=spec))
+    return units
+
+
+def _expand_one(spec: InputSpec) -> list[tuple[str, str]]:
+    if spec.format == "duckdb":
+        return [_expand_duckdb(spec)]
+    fs, root = fsspec.core.url_to_fs(spec.path)
+    has_protocol = "://" in spec.path
+
+    def name(p: str) -> str:
+        # Keep the protocol for remote inputs so workers can reopen them; local paths are
+        # absolute so doc_id hashes do not depend on the driver's working directory.
+        return fs.unstrip_protocol(p) if has_protocol else os.path.abspath(p)
+
+    if any(c in spec.path for c in _GLOB_CHARS):
+        files = _walk(fs, sorted(fs.glob(root)), spec.format)
+        if not files:
+            raise ConfigError(
+                f"input.path {spec.path!r}: the glob matches no readable file "
+                f"(suffixes: {_known_suffixes()}); check the pattern or set input.format"
+            )
+        return [(name(p), fmt) for p, fmt in files]
+    if fs.isdir(root):
+        files = _walk(fs, [root], spec.format)
+        if not files:
+            raise ConfigError(
+                f"input.path {spec.path!r}: the folder holds no readable file "
+                f"(suffixes: {_known_suffixes()}); point at the data files or set input.format"
+            )
+        return [(name(p), fmt) for p, fmt in files]
+    if not fs.exists(root):
+        raise ConfigError(
+            f"input.path {spec.path!r} does not exist; check the path (globs and fsspec URIs "
+            "such as s3://bucket/dir/*.jsonl.gz are accepted)"
+        )
+    fmt = spec.format if spec.format != "auto" else format_of(root)
+    if fmt is None:
+        raise ConfigError(
+            f"input.path {spec.path!r}: no reader for this extension (known: "
+            f"{_known_suffixes()}, optionally + .gz/.zst/.bz2/.xz); set input.format"
+        )
+    return [(name(root), fmt)]
+
+
+def _walk(fs: fsspec.AbstractFileSystem, paths: list[str], fmt: str) -> list[tuple[str, str]]:
+    """Readable files under `paths` (files or folders, recursive), sorted, with their format.
+
+    Files of an unknown type and hidden/marker files (`.x`, `_SUCCESS`) are skipped: folders of
+    real data hold READMEs and job markers. An explicit format still only takes its own
+    suffixes, so format=text on a mixed folder does not swallow its .jsonl files.
+    """
+    out: list[tuple[str, str]] = []
+    for top in paths:
+        files = sorted(fs.find(top)) if fs.isdir(top) else [top]
+        for path in files:
+            rel = path[len(top) :] if path != top else path.rsplit("/", 1)[-1]
+            if any(part.startswith((".", "_")) for part in rel.split("/") if part):
+                continue
+            found = format_of(path)
+            if found is not None and (fmt == "auto" or found == fmt):
+                out.append((path, found))
+    return sorted(set(out))
+
+
+def _expand_duckdb(spec: InputSpec) -> tuple[str, str]:
+    assert spec.query is not None  # InputSpec's validator requires it
+    if spec.path != ":memory:" and not os.path.isfile(spec.path):
+        raise ConfigError(
+            f"input.path {spec.path!r} is not a DuckDB file; give an existing local .duckdb "
+            "file or ':memory:'"
+        )
+    try:
+        query_columns(spec.path, spec.query)
+    except Exception as exc:  # noqa: BLE001 - any DuckDB error here is a config mistake
+        raise ConfigError(
+            f"input.query for {spec.path!r} fails in DuckDB: {exc}; fix the SQL"
+        ) from None
+    return f"duckdb:{spec.path}#{spec.query}", "duckdb"
+
+
+def read_unit(unit: SourceUnit, cfg: ReadConfig) -> Iterator[pa.Table]:
+    """`DOC_SCHEMA` batches of one unit, in record order. Never raises for bad input.
+
+    A failure a reader did not anticipate still ends as one unreadable_file row after the last
+    record read, so the conservation law holds and the error text says what happened.
+    """
+    next_record = 0
+    try:
+        for table in READERS[unit.format](unit.source, unit.spec, cfg):
+            if table.num_rows:
+                next_record = int(table.column("record")[-1].as_py()) + 1
+                yield table
+    except Exception as exc:  # noqa: BLE001
+        yield read_failure(exc, unit.source, next_record)
