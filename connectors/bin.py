@@ -37,7 +37,9 @@ class BinWriter:
         self._lengths: list[np.ndarray] = []
         self._doc_ids: list[pa.Array] = []
 
-    def write(self, tokens: pa.ListArray | pa.ChunkedArray, doc_ids: pa.Array | None = None) -> None:
+    def write(
+        self, tokens: pa.ListArray | pa.ChunkedArray, doc_ids: pa.Array | None = None
+    ) -> None:
         """Append documents (a list<int> column); doc_ids must be given for all batches or none."""
         if isinstance(tokens, pa.ChunkedArray):
             tokens = tokens.combine_chunks()

@@ -1,4 +1,4 @@
-"""A DuckDB SQL query as an input: rows streamed in Arrow batches via `fetch_record_batch`.
+"""A DuckDB SQL query as an input: rows streamed in Arrow batches (a RecordBatchReader).
 
 `InputSpec.path` is a .duckdb file (opened read-only, so a curation run can never modify the
 user's database) or ':memory:' (queries over read_parquet()/read_csv() etc.).
@@ -35,8 +35,8 @@ def read_duckdb(source: str, spec: InputSpec, cfg: ReadConfig) -> Iterator[pa.Ta
         return
     with con:
         try:
-            result = con.execute(spec.query)
-            names = [d[0] for d in result.description]
+            relation = con.sql(spec.query)
+            names = list(relation.columns)
         except Exception as exc:  # noqa: BLE001
             yield read_failure(exc, source, 0)
             return
@@ -49,10 +49,12 @@ def read_duckdb(source: str, spec: InputSpec, cfg: ReadConfig) -> Iterator[pa.Ta
             return
         id_field = spec.id_field if spec.id_field in names and spec.id_field != spec.text_field \
             else None
-        batches = result.fetch_record_batch(cfg.batch_size)
         record = 0
+        batches = None
         while True:
             try:
+                if batches is None:  # execution starts here; errors surface like read errors
+                    batches = _record_batches(relation, cfg.batch_size)
                 batch = batches.read_next_batch()
             except StopIteration:
                 return
@@ -65,3 +67,11 @@ def read_duckdb(source: str, spec: InputSpec, cfg: ReadConfig) -> Iterator[pa.Ta
                 cfg.max_doc_chars,
             )
             record += batch.num_rows
+
+
+def _record_batches(relation, batch_size: int) -> pa.RecordBatchReader:  # noqa: ANN001
+    # DuckDB 2.x names it to_arrow_reader, older releases fetch_arrow_reader; both stream
+    # the result instead of materializing it.
+    if hasattr(relation, "to_arrow_reader"):
+        return relation.to_arrow_reader(batch_size)
+    return relation.fetch_arrow_reader(batch_size)

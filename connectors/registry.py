@@ -99,7 +99,9 @@ def _expand_one(spec: InputSpec) -> list[tuple[str, str]]:
         return fs.unstrip_protocol(p) if has_protocol else os.path.abspath(p)
 
     if any(c in spec.path for c in _GLOB_CHARS):
-        files = _walk(fs, sorted(fs.glob(root)), spec.format)
+        # Hidden parts are judged below the glob's literal prefix, as a shell's `**` would.
+        literal = root[: min(root.index(c) for c in _GLOB_CHARS if c in root)]
+        files = _walk(fs, sorted(fs.glob(root)), spec.format, literal.rsplit("/", 1)[0])
         if not files:
             raise ConfigError(
                 f"input.path {spec.path!r}: the glob matches no readable file "
@@ -107,7 +109,7 @@ def _expand_one(spec: InputSpec) -> list[tuple[str, str]]:
             )
         return [(name(p), fmt) for p, fmt in files]
     if fs.isdir(root):
-        files = _walk(fs, [root], spec.format)
+        files = _walk(fs, [root], spec.format, root)
         if not files:
             raise ConfigError(
                 f"input.path {spec.path!r}: the folder holds no readable file "
@@ -128,18 +130,21 @@ def _expand_one(spec: InputSpec) -> list[tuple[str, str]]:
     return [(name(root), fmt)]
 
 
-def _walk(fs: fsspec.AbstractFileSystem, paths: list[str], fmt: str) -> list[tuple[str, str]]:
+def _walk(
+    fs: fsspec.AbstractFileSystem, paths: list[str], fmt: str, base: str
+) -> list[tuple[str, str]]:
     """Readable files under `paths` (files or folders, recursive), sorted, with their format.
 
-    Files of an unknown type and hidden/marker files (`.x`, `_SUCCESS`) are skipped: folders of
-    real data hold READMEs and job markers. An explicit format still only takes its own
-    suffixes, so format=text on a mixed folder does not swallow its .jsonl files.
+    Files of an unknown type and hidden/marker files or folders (`.x`, `_SUCCESS`) below `base`
+    are skipped: folders of real data hold READMEs, caches and job markers. An explicit format
+    still only takes its own suffixes, so format=text on a mixed folder does not swallow its
+    .jsonl files.
     """
     out: list[tuple[str, str]] = []
+    base = base.rstrip("/")
     for top in paths:
-        files = sorted(fs.find(top)) if fs.isdir(top) else [top]
-        for path in files:
-            rel = path[len(top) :] if path != top else path.rsplit("/", 1)[-1]
+        for path in sorted(fs.find(top)) if fs.isdir(top) else [top]:
+            rel = path[len(base) :] if path.startswith(base + "/") else path.rsplit("/", 1)[-1]
             if any(part.startswith((".", "_")) for part in rel.split("/") if part):
                 continue
             found = format_of(path)

@@ -81,10 +81,13 @@ def valid_utf8(values: pa.Array) -> tuple[pa.Array, pa.Array | None]:
         return as_str, None
     except pa.ArrowInvalid:
         pass
-    bad = [_not_utf8(value) for value in binary.to_pylist()]
-    mask = pa.array(bad, pa.bool_())
-    cleaned = pc.if_else(mask, pa.scalar(None, pa.binary()), binary)
-    return cleaned.cast(_STR), mask
+    # Rare path, already per row: rebuild from Python so no invalid bytes hide under a null
+    # (if_else keeps them in the data buffer, and utf8 kernels then reject the whole array).
+    values_py = binary.to_pylist()
+    bad = [_not_utf8(value) for value in values_py]
+    strings = [None if b or v is None else v.decode("utf-8") for v, b in zip(values_py, bad,
+                                                                             strict=True)]
+    return pa.array(strings, _STR), pa.array(bad, pa.bool_())
 
 
 def _not_utf8(value: bytes | None) -> bool:
@@ -278,6 +281,11 @@ def _strings_or_surrogates(
     return pa.array(out, _STR)
 
 
+class TruncatedInputError(Exception):
+    """Input ended inside a compressed unit, re-raised under a name that libraries which
+    take EOFError for a clean end of data (warcio) let through."""
+
+
 def read_failure(exc: BaseException, source: str, record: int) -> pa.Table:
     """The one quarantined row for a stream that broke at `record`.
 
@@ -285,7 +293,8 @@ def read_failure(exc: BaseException, source: str, record: int) -> pa.Table:
     unit: the file was cut short (truncated_file). Anything else (not the format, bad CRC,
     permission denied) means the rest cannot be read (unreadable_file).
     """
-    reason = TRUNCATED_FILE if isinstance(exc, EOFError) else UNREADABLE_FILE
+    cut = isinstance(exc, (EOFError, TruncatedInputError))
+    reason = TRUNCATED_FILE if cut else UNREADABLE_FILE
     where = "" if record == 0 else f" after {record} records"
     return quarantine_one(source, record, reason, f"{type(exc).__name__}: {exc}{where}")
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import IO
 
 import pyarrow as pa
 
 from connectors.fs import open_input
 from connectors.html import html_extractor
-from connectors.validate import NO_TEXT_EXTRACTED, RowBuffer, read_failure
+from connectors.validate import NO_TEXT_EXTRACTED, RowBuffer, TruncatedInputError, read_failure
 from curator.config import InputSpec, ReadConfig
 
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
@@ -66,11 +67,11 @@ def read_warc(source: str, spec: InputSpec, cfg: ReadConfig) -> Iterator[pa.Tabl
 def _responses(source: str, id_field: str | None) -> Iterator[_Response]:
     from warcio.archiveiterator import ArchiveIterator
 
-    # We decompress (open_input), not warcio: our readers raise EOFError on a cut gzip member,
-    # where warcio would end quietly and the lost records would go unnoticed.
+    # We decompress (open_input), not warcio, and hide EOFError from it: warcio reads an
+    # EOFError as "no more records", so a cut file would end quietly, its loss unnoticed.
     with open_input(source) as stream:
         ordinal = 0
-        for rec in ArchiveIterator(stream):
+        for rec in ArchiveIterator(_CutIsAnError(stream)):
             if rec.rec_type != "response":
                 continue
             headers = rec.rec_headers
@@ -86,3 +87,16 @@ def _responses(source: str, id_field: str | None) -> Iterator[_Response]:
             html = rec.content_stream().read() if is_html else None
             yield _Response(ordinal, input_id, content_type, html)
             ordinal += 1
+
+
+class _CutIsAnError:
+    """Read-only stream wrapper turning EOFError (truncated input) into TruncatedInputError."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._stream = stream
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return self._stream.read(size)
+        except EOFError as exc:
+            raise TruncatedInputError(f"{type(exc).__name__}: {exc}") from exc

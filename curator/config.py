@@ -56,7 +56,11 @@ class ReadConfig(Section):
 
 class NormalizeConfig(Section):
     nfc: bool = Field(True, description="Apply unicode NFC normalization.")
-    strip_control: bool = Field(True, description="Remove control characters except tab and newline.")
+    strip_control: bool = Field(
+        True, description=(
+            "Remove control characters except tab and newline."
+        ),
+    )
     collapse_whitespace: bool = Field(
         True, description="Collapse runs of spaces/tabs, trim lines, cap blank lines at one."
     )
@@ -65,58 +69,182 @@ class NormalizeConfig(Section):
 class LanguageConfig(Section):
     enabled: bool = Field(True, description="Identify language with py3langid (bundled model).")
     keep: list[str] = Field(["en"], description="ISO 639-1 codes to keep; empty list keeps all.")
-    min_score: float = Field(0.65, ge=0, le=1, description="Drop docs whose top-language probability is below this.")
-    max_chars: int = Field(2000, gt=0, description="Characters of each document the identifier reads.")
+    min_score: float = Field(
+        0.65, ge=0, le=1, description=(
+            "Drop docs whose top-language probability is below this."
+        ),
+    )
+    max_chars: int = Field(
+        2000, gt=0, description=(
+            "Characters of each document the identifier reads."
+        ),
+    )
 
 
 class GopherQualityConfig(Section):
-    enabled: bool = Field(True, description="Gopher quality rules (Rae et al. 2021).")
-    min_words: int = Field(50, description="Drop docs with fewer words.")
+    """Gopher quality rules (Rae et al. 2021); defaults are datatrove 0.10.1's."""
+
+    enabled: bool = Field(True, description="Apply the Gopher quality rules.")
+    min_words: int = Field(
+        50, description=(
+            "Drop docs with fewer words (tokens with a non-punctuation char)."
+        ),
+    )
     max_words: int = Field(100_000, description="Drop docs with more words.")
-    min_mean_word_length: float = Field(3, description="Drop if mean word length is below.")
-    max_mean_word_length: float = Field(10, description="Drop if mean word length is above.")
-    max_symbol_word_ratio: float = Field(0.1, description="Max ratio of '#' and '...' to words.")
-    max_bullet_lines_ratio: float = Field(0.9, description="Max fraction of lines starting with a bullet.")
-    max_ellipsis_lines_ratio: float = Field(0.3, description="Max fraction of lines ending with an ellipsis.")
-    min_alpha_words_ratio: float = Field(0.8, description="Min fraction of words with an alphabetic char.")
-    min_stop_words: int = Field(2, description="Min count of English stop words (the, be, to, of, and, that, have, with).")
+    min_mean_word_length: float = Field(
+        3, description=(
+            "Drop if the mean word length (chars) is below."
+        ),
+    )
+    max_mean_word_length: float = Field(
+        10, description=(
+            "Drop if the mean word length (chars) is above."
+        ),
+    )
+    max_symbol_word_ratio: float = Field(
+        0.1, description="Max ratio of '#' count, and of ellipsis ('...', '…') count, to tokens."
+    )
+    max_bullet_lines_ratio: float = Field(
+        0.9, description=(
+            "Max fraction of lines starting with '•' or '-'."
+        ),
+    )
+    max_ellipsis_lines_ratio: float = Field(
+        0.3, description=(
+            "Max fraction of lines ending with an ellipsis."
+        ),
+    )
+    min_alpha_words_ratio: float = Field(
+        0.8, description=(
+            "Min fraction of tokens with an alphabetic char."
+        ),
+    )
+    min_stop_words: int = Field(
+        2, description=(
+            "Min number of distinct stop words present (case-sensitive)."
+        ),
+    )
+    stop_words: list[str] = Field(
+        ["the", "be", "to", "of", "and", "that", "have", "with"],
+        description="Stop words counted by min_stop_words (Gopher's English list).",
+    )
 
 
 class GopherRepetitionConfig(Section):
-    enabled: bool = Field(True, description="Gopher repetition rules.")
-    max_dup_line_frac: float = Field(0.3, description="Max fraction of lines that duplicate another line.")
-    max_dup_para_frac: float = Field(0.3, description="Max fraction of paragraphs that duplicate another.")
-    max_dup_line_char_frac: float = Field(0.2, description="Max fraction of chars in duplicated lines.")
-    max_dup_para_char_frac: float = Field(0.2, description="Max fraction of chars in duplicated paragraphs.")
+    """Gopher repetition rules (Rae et al. 2021, table A1); defaults are the paper's."""
+
+    enabled: bool = Field(True, description="Apply the Gopher repetition rules.")
+    max_dup_line_frac: float = Field(
+        0.3, description=(
+            "Max fraction of lines equal to an earlier line."
+        ),
+    )
+    max_dup_para_frac: float = Field(
+        0.3, description=(
+            "Max fraction of paragraphs equal to an earlier one."
+        ),
+    )
+    max_dup_line_char_frac: float = Field(
+        0.2, description=(
+            "Max fraction of the doc's chars in duplicated lines."
+        ),
+    )
+    max_dup_para_char_frac: float = Field(
+        0.2, description=(
+            "Max fraction of the doc's chars in duplicated paragraphs."
+        ),
+    )
     max_top_ngram_char_frac: dict[int, float] = Field(
-        {2: 0.2, 3: 0.18, 4: 0.16}, description="n -> max char fraction of the most frequent n-gram."
+        {2: 0.2, 3: 0.18, 4: 0.16},
+        description="n -> max fraction of the doc's chars taken by the most frequent word n-gram.",
     )
     max_dup_ngram_char_frac: dict[int, float] = Field(
         {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10},
-        description="n -> max char fraction covered by duplicated n-grams.",
+        description="n -> max fraction of the doc's chars covered by repeated word n-grams.",
     )
 
 
 class C4Config(Section):
-    enabled: bool = Field(True, description="C4 rules (Raffel et al. 2020), as document-level drops.")
-    min_sentences: int = Field(5, description="Drop docs with fewer sentences.")
-    min_words_per_line: int = Field(3, description="Lines with fewer words are removed (doc dropped if none left).")
-    drop_lorem_ipsum: bool = Field(True, description="Drop docs containing 'lorem ipsum'.")
-    drop_javascript: bool = Field(True, description="Drop docs with lines mentioning 'javascript'.")
-    drop_curly_bracket: bool = Field(True, description="Drop docs containing '{'.")
-    drop_policy: bool = Field(True, description="Drop docs with cookie/terms-of-use policy lines.")
+    """C4 rules (Raffel et al. 2020) as datatrove's C4QualityFilter: line removal + doc drops."""
+
+    enabled: bool = Field(True, description="Apply the C4 rules.")
+    min_sentences: int = Field(
+        5, description=(
+            "Drop docs with fewer sentences in their kept lines; 0 disables."
+        ),
+    )
+    min_words_per_line: int = Field(
+        3, description=(
+            "Remove lines with fewer whitespace-separated words."
+        ),
+    )
+    max_word_length: int = Field(
+        1000, description=(
+            "Remove lines with a longer word (chars); 0 disables."
+        ),
+    )
+    remove_citations: bool = Field(
+        True, description=(
+            "Cut wiki citations ([1], [edit], [citation needed])."
+        ),
+    )
+    drop_lines_without_terminal_punct: bool = Field(
+        True, description="Remove lines not ending in . ? ! \" ' (or ending in '...')."
+    )
+    drop_lorem_ipsum: bool = Field(
+        True, description=(
+            "Drop docs with a kept line containing 'lorem ipsum'."
+        ),
+    )
+    drop_javascript: bool = Field(True, description="Remove lines mentioning 'javascript'.")
+    drop_curly_bracket: bool = Field(True, description="Drop docs with a kept line containing '{'.")
+    drop_policy: bool = Field(
+        True, description=(
+            "Remove lines with cookie / terms-of-use / privacy-policy phrases."
+        ),
+    )
+    rewrite_text: bool = Field(
+        True,
+        description=(
+            "Replace a surviving doc's text by its kept lines (as C4 did); false = only drop docs."
+        ),
+    )
 
 
 class FineWebConfig(Section):
-    enabled: bool = Field(True, description="FineWeb quality rules (Penedo et al. 2024).")
-    min_line_punct_ratio: float = Field(0.12, description="Min fraction of lines ending in punctuation.")
-    max_short_line_ratio: float = Field(0.67, description="Max fraction of lines shorter than short_line_chars.")
-    short_line_chars: int = Field(30, description="Length under which a line is short.")
-    max_char_dup_ratio: float = Field(0.01, description="Max fraction of chars in duplicated lines.")
-    max_newline_word_ratio: float = Field(0.3, description="Max ratio of newlines to words (list-like docs).")
+    """FineWeb quality rules (Penedo et al. 2024); defaults are datatrove 0.10.1's."""
+
+    enabled: bool = Field(True, description="Apply the FineWeb quality rules.")
+    min_line_punct_ratio: float = Field(
+        0.12, description=(
+            "Min fraction of non-blank lines ending in terminal punctuation."
+        ),
+    )
+    max_short_line_ratio: float = Field(
+        0.67, description=(
+            "Max fraction of non-blank lines of at most short_line_chars."
+        ),
+    )
+    short_line_chars: int = Field(
+        30, description=(
+            "Length (chars) at or under which a line is short."
+        ),
+    )
+    max_char_dup_ratio: float = Field(
+        0.01, description=(
+            "Max fraction of non-newline chars in lines repeating an earlier line."
+        ),
+    )
+    max_newline_word_ratio: float = Field(
+        0.3, description=(
+            "Max ratio of newlines to word tokens (list-like docs)."
+        ),
+    )
 
 
 class QualityConfig(Section):
+    """Heuristic rule families, applied in a fixed order (curator/stages/quality.py)."""
+
     gopher_quality: GopherQualityConfig = GopherQualityConfig()
     gopher_repetition: GopherRepetitionConfig = GopherRepetitionConfig()
     c4: C4Config = C4Config()

@@ -36,6 +36,7 @@ from curator.stages.components import (
     run_tasks,
     write_edges_for_components,
     write_partitions,
+    write_scratch,
 )
 from curator.stages.dedup_exact import EXACT_DUPLICATE, exact_duplicates
 from curator.stages.lsh import bucket_edges, write_band_partitions
@@ -190,7 +191,7 @@ def _resolve_task(part: int, labels_dir: str | None, root: str) -> tuple[int, in
     out = pl.concat([near, exact_final])
     for (source_idx,), rows in out.partition_by("source_idx", as_dict=True).items():
         path = dirs.resolved / f"source={source_idx:05d}" / f"from={part:05d}.parquet"
-        write_parquet_atomic(rows.drop("source_idx").to_arrow(), path)
+        write_scratch(rows.drop("source_idx"), path)
     return near.height, exact_final.height, roots + lone
 
 
@@ -211,8 +212,8 @@ def run_dedup(
     """Find exact and near duplicates among the kept rows of `units` (source_idx, pass-1 path).
 
     Writes `workdir/dups/source=<idx:05d>.parquet` for every unit (empty when it has none).
-    Needs a connected Ray (ray.is_initialized()); `concurrency` bounds tasks in flight
-    (default: the cluster's CPUs).
+    Runs as Ray tasks on the connected cluster (in this process, serially, if Ray is not
+    initialized); `concurrency` bounds tasks in flight (default: the cluster's CPUs).
     """
     summary = DedupSummary()
     dirs = _Dirs(Path(workdir) / "_dedup")

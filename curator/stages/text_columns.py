@@ -23,6 +23,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from curator.step import alive_mask
+
 # datatrove.utils.text.TERMINAL_PUNCTUATION (159 code points), copied so the service does not
 # import datatrove (a benchmark-only dependency). FineWeb's line_punct rule ends lines with these.
 TERMINAL_PUNCTUATION = (
@@ -220,42 +222,38 @@ class WordNgrams:
                 self._n += 1
         return self._hash
 
-    def _sorted_groups(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Valid start positions sorted by (doc, n-gram key), stable; and run boundaries."""
+    def _keys(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Valid n-gram start positions (increasing) and their (doc, n-gram) keys."""
         h = self._advance_to(n)
         start = np.flatnonzero(self.pos + n <= self.doc_end)
         with np.errstate(over="ignore"):
             key = h[start] ^ self._doc_salt[start]
-        order = np.argsort(key, kind="stable")
-        start = start[order]  # stable: within a run, positions stay increasing
-        key = key[order]
-        new_run = np.ones(len(key), dtype=bool)
-        new_run[1:] = key[1:] != key[:-1]
-        return start, key, new_run
+        return start, key
 
     def top_ngram_chars(self, n: int) -> np.ndarray:
         """Per doc: len(" ".join(most common n-gram)) * its count (datatrove `find_top_duplicate`).
 
-        Ties go to the n-gram seen first, as `Counter.most_common` does; docs with fewer than n
-        words get 0 (datatrove skips the check).
+        Ties go to the n-gram seen first, as `Counter.most_common` does (groups kept in order of
+        first occurrence, arg_max takes the first maximum); docs with fewer than n words get 0
+        (datatrove skips the check).
         """
         out = np.zeros(self.n_docs, dtype=np.int64)
-        start, _key, new_run = self._sorted_groups(n)
+        start, key = self._keys(n)
         if len(start) == 0:
             return out
-        run_first = np.flatnonzero(new_run)
-        counts = np.diff(np.append(run_first, len(start)))
-        first_pos = start[run_first]
-        doc = self.parents[first_pos]
-        # best run per doc: max count, then earliest first occurrence
-        order = np.lexsort((first_pos, -counts, doc))
-        doc_sorted = doc[order]
-        head = np.ones(len(order), dtype=bool)
-        head[1:] = doc_sorted[1:] != doc_sorted[:-1]
-        best = order[head]
-        p = first_pos[best]
+        runs = (
+            pl.DataFrame({"key": key, "pos": start})
+            .group_by("key", maintain_order=True)
+            .agg(pl.len().alias("count"), pl.col("pos").first())
+        )
+        runs = runs.with_columns(doc=pl.Series(self.parents[runs["pos"].to_numpy()]))
+        best = runs.group_by("doc").agg(
+            pl.col("pos").get(pl.col("count").arg_max()), pl.col("count").max()
+        )
+        doc = best["doc"].to_numpy()
+        p = best["pos"].to_numpy()
         ngram_chars = self._cum_len[p + n] - self._cum_len[p] + (n - 1)
-        out[doc[best]] = ngram_chars * counts[best]
+        out[doc] = ngram_chars * best["count"].to_numpy()
         return out
 
     def dup_ngram_chars(self, n: int) -> np.ndarray:
@@ -266,10 +264,12 @@ class WordNgrams:
         the skipped n-grams); the mask equals the greedy count on ordinary repeated passages and
         can exceed it by < n words on runs of one repeated word.
         """
-        start, _key, new_run = self._sorted_groups(n)
-        repeat_start = np.zeros(self.n_words + 1, dtype=np.int64)
-        repeat_start[start[~new_run]] = 1
-        cum = np.concatenate([[0], np.cumsum(repeat_start[: self.n_words])])
+        start, key = self._keys(n)
+        repeat_start = np.zeros(self.n_words, dtype=np.int64)
+        if len(start):
+            first = pl.Series(key).is_first_distinct().to_numpy()  # hash pass, no sort
+            repeat_start[start[~first]] = 1
+        cum = np.concatenate([[0], np.cumsum(repeat_start)])
         lo = np.maximum(self.pos - n + 1, 0)
         covered = (cum[self.pos + 1] - cum[lo]) > 0
         return per_doc_sum(self.word_len * covered, self.parents, self.n_docs).astype(np.int64)
@@ -293,3 +293,26 @@ def safe_ratio(num: np.ndarray, den: np.ndarray) -> pa.Array:
     zero = den == 0
     ratio = np.divide(num, np.where(zero, 1.0, den))
     return pa.array(ratio, mask=zero)
+
+
+def alive_text(table: pa.Table) -> tuple[np.ndarray, pa.Array]:
+    """(alive mask as numpy, text of the alive rows as one string array; null text -> "")."""
+    alive = alive_mask(table)
+    alive_np = alive.to_numpy(zero_copy_only=False)
+    text = pc.fill_null(pc.filter(table.column("text"), alive), "")
+    if isinstance(text, pa.ChunkedArray):
+        text = text.combine_chunks() if text.num_chunks else pa.array([], pa.string())
+    return alive_np, text.cast(pa.string())
+
+
+# str.splitlines() boundaries; after Normalize only \n is left, but rules must not depend on it
+_LINE_BREAK = r"\r\n|[\n\r\x0b\x0c\x1c\x1d\x1e\x{85}\x{2028}\x{2029}]"
+
+
+def splitlines(text: pa.Array) -> pa.ListArray:
+    """Python's str.splitlines(): a trailing line break does not open an empty last line."""
+    body = pc.replace_substring_regex(text, pattern=f"(?:{_LINE_BREAK})$", replacement="")
+    lines = split_on(body, _LINE_BREAK, regex=True)
+    # "" splits into [""], but "".splitlines() == []: empty docs have no lines.
+    empty = pc.equal(pc.utf8_length(text), 0)
+    return _as_list(pc.if_else(empty, pa.scalar([], lines.type), lines))

@@ -52,11 +52,11 @@ class ModelConfig(Section):
 class DSAConfig(Section):
     """Dynamic sparse attention: indexer-chosen key blocks + sink + local window."""
 
-    enabled: bool = Field(True, description="Use DSA; false trains a plain dense model (no indexer).")
-    block_size: int = Field(64, gt=0, description="Tokens per query/key block (128 suits GPU flex).")
-    top_k_blocks: int = Field(4, ge=0, description="Past blocks chosen by the indexer per query block.")
-    window_blocks: int = Field(1, ge=0, description="Blocks right before the diagonal always attended.")
-    sink_blocks: int = Field(1, ge=0, description="Leading blocks always attended (attention sink).")
+    enabled: bool = Field(True, description="Use DSA; false = plain dense model (no indexer).")
+    block_size: int = Field(64, gt=0, description="Tokens per query/key block (128 suits GPU).")
+    top_k_blocks: int = Field(4, ge=0, description="Past blocks the indexer picks per query block.")
+    window_blocks: int = Field(1, ge=0, description="Blocks before the diagonal, always kept.")
+    sink_blocks: int = Field(1, ge=0, description="Leading blocks always kept (sink).")
     indexer_heads: int = Field(4, gt=0, description="Lightning-indexer heads.")
     indexer_dim: int = Field(32, gt=0, description="Lightning-indexer head size.")
     dense_warmup_steps: int = Field(
@@ -75,7 +75,7 @@ class OptimConfig(Section):
         "cosine", description="cosine decay, or warmup-stable-decay (linear decay at the end)."
     )
     decay_frac: float = Field(0.2, gt=0, le=1, description="WSD: fraction of steps spent decaying.")
-    weight_decay: float = Field(0.1, ge=0, description="AdamW decay on matrices (not norms/embeds).")
+    weight_decay: float = Field(0.1, ge=0, description="AdamW decay on matrices only.")
     beta1: float = Field(0.9, ge=0, lt=1, description="AdamW beta1.")
     beta2: float = Field(0.95, ge=0, lt=1, description="AdamW beta2.")
     eps: float = Field(1e-8, gt=0, description="AdamW epsilon.")
@@ -117,7 +117,7 @@ class TrainConfig(Section):
     eval_interval: int = Field(100, gt=0, description="Steps between held-out evals.")
     eval_batches: int = Field(8, gt=0, description="Micro-batches per held-out eval.")
     log_interval: int = Field(10, gt=0, description="Steps between log lines.")
-    checkpoint_interval: int = Field(0, ge=0, description="Steps between checkpoints; 0 = end only.")
+    checkpoint_interval: int = Field(0, ge=0, description="Steps between saves; 0 = end only.")
     keep_checkpoints: int = Field(2, gt=0, description="Newest checkpoints kept on disk.")
     resume: bool = Field(True, description="Resume from the newest checkpoint in out_dir.")
     workers: int = Field(0, ge=0, description="Ray Train data-parallel workers; 0 = in-process.")

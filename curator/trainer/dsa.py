@@ -30,6 +30,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
+def at_least_fp32(t: Tensor) -> Tensor:
+    """Upcast half types to fp32 for softmax/rope; leave fp64 alone (gradcheck runs in fp64)."""
+    return t.to(torch.promote_types(t.dtype, torch.float32))
+
+
 class Selection(NamedTuple):
     indices: Tensor  # (B, n_blocks, S) long: chosen key block per slot, valid slots first
     valid: Tensor  # (B, n_blocks, S) bool: slot holds a real (causal, distinct) block
@@ -82,7 +87,7 @@ def sparse_attention_gather(
     kpos = (sel.indices[..., None] * bs + offs).reshape(B, nb, 1, S * bs)
     qpos = torch.arange(T, device=q.device).view(1, nb, bs, 1)
     ok = (kpos <= qpos) & sel.valid.repeat_interleave(bs, dim=-1)[:, :, None, :]
-    att = att.float().mul(1.0 / math.sqrt(D)).masked_fill(~ok[:, None], float("-inf"))
+    att = at_least_fp32(att).mul(1.0 / math.sqrt(D)).masked_fill(~ok[:, None], float("-inf"))
     y = att.softmax(dim=-1).to(v.dtype) @ vb
     return y.reshape(B, H, T, D)
 
@@ -141,10 +146,11 @@ def sparse_attention_flex(
 def rope(x: Tensor, theta: float) -> Tensor:
     """Rotary position embedding on (B, H, T, D), computed in fp32."""
     T, D = x.shape[-2], x.shape[-1]
-    inv = theta ** (-torch.arange(0, D, 2, device=x.device, dtype=torch.float32) / D)
-    ang = torch.arange(T, device=x.device, dtype=torch.float32)[:, None] * inv
+    xf = at_least_fp32(x)
+    inv = theta ** (-torch.arange(0, D, 2, device=x.device, dtype=xf.dtype) / D)
+    ang = torch.arange(T, device=x.device, dtype=xf.dtype)[:, None] * inv
     cos, sin = ang.cos(), ang.sin()
-    x1, x2 = x.float()[..., 0::2], x.float()[..., 1::2]
+    x1, x2 = xf[..., 0::2], xf[..., 1::2]
     out = torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1).flatten(-2)
     return out.to(x.dtype)
 

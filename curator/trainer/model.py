@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from curator.trainer.config import DSAConfig, ModelConfig
-from curator.trainer.dsa import DSAttention
+from curator.trainer.dsa import DSAttention, at_least_fp32
 
 
 class Output(NamedTuple):
@@ -29,7 +29,8 @@ class RMSNorm(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         # norm statistics in fp32 even under bf16/fp16 autocast
-        return F.rms_norm(x.float(), (x.shape[-1],), self.weight.float(), self.eps).to(x.dtype)
+        xf = at_least_fp32(x)
+        return F.rms_norm(xf, (x.shape[-1],), self.weight.to(xf.dtype), self.eps).to(x.dtype)
 
 
 class SwiGLU(nn.Module):

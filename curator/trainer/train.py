@@ -20,8 +20,15 @@ from curator.trainer.checkpoint import latest_checkpoint, load_checkpoint, save_
 from curator.trainer.config import TrainConfig
 from curator.trainer.data import TokenStream, load_corpus, split
 from curator.trainer.engine import (
-    broadcast_parameters, build_model, build_optimizer, evaluate, lr_at, param_digest,
-    resolve_device, to_batch, train_step,
+    broadcast_parameters,
+    build_model,
+    build_optimizer,
+    evaluate,
+    lr_at,
+    param_digest,
+    resolve_device,
+    to_batch,
+    train_step,
 )
 
 log = logging.getLogger(__name__)
@@ -76,7 +83,8 @@ def train(
         # eval before the step, so step 0 records the untrained baseline
         if step % cfg.eval_interval == 0:
             heldout(step)
-        if lead and cfg.checkpoint_interval and step > start and step % cfg.checkpoint_interval == 0:
+        every = cfg.checkpoint_interval
+        if lead and every and step > start and step % every == 0:
             save_checkpoint(out, step, model, optimizer, scaler, keep=cfg.keep_checkpoints)
 
         # dense warm-up: full attention while the indexer learns to imitate it (KL)
