@@ -11,7 +11,8 @@ from curator.rundir import RunDir
 FUNNEL_SQL = """
 SELECT decision, coalesce(reason, '') AS reason, count(*) AS docs,
        round(100.0 * count(*) / sum(count(*)) OVER (), 2) AS pct
-FROM manifest GROUP BY ALL ORDER BY decision = 'kept' DESC, docs DESC, reason
+FROM manifest GROUP BY decision, coalesce(reason, '')
+ORDER BY decision = 'kept' DESC, docs DESC, reason
 """
 
 PER_SOURCE_SQL = """

@@ -24,7 +24,7 @@ from curator.stats import UnitStats
 from curator.step import alive_mask, apply_drops, set_column
 
 # Heavy per-document columns that never go to the manifest.
-NOT_IN_MANIFEST = {"text", "tokens", "minhash_bands", "minhash_signature"}
+NOT_IN_MANIFEST = {"text", "tokens", "minhash_bands", "minhash_sig"}
 
 
 def unit_item(idx: int, unit: SourceUnit) -> dict:

@@ -6,8 +6,6 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-import pyarrow as pa
-
 from curator.config import RayConfig
 
 
@@ -54,14 +52,14 @@ def run_units(
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False  # the driver shows one bar per pass instead
     ctx.print_on_execution_start = False
-    ds = ray.data.from_arrow(pa.Table.from_pylist(items))
-    ds = ds.repartition(len(items))  # one unit per block: units are coarse (whole files)
+    # One unit per block: units are coarse (whole files), so each is its own scheduling grain.
+    ds = ray.data.from_items(items, override_num_blocks=len(items))
     ds = ds.map_batches(
         worker_cls,
         fn_constructor_kwargs=ctor_kwargs,
         batch_size=1,
         batch_format="pyarrow",
-        concurrency=min(concurrency, len(items)),
+        compute=ray.data.ActorPoolStrategy(size=min(concurrency, len(items))),
         num_cpus=num_cpus,
         max_restarts=-1,
         max_task_retries=-1,

@@ -30,9 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-import ray
-
 import pyarrow.parquet as pq
+import ray
 
 PART_SEED = 0x5EED  # hash seed of shuffle partitioning (any constant; labels do not depend on it)
 ADJ_SCHEMA = {"u": pl.String, "v": pl.String}  # adjacency rows keyed by u

@@ -57,6 +57,8 @@ RESOLVED_SCHEMA = {"doc_id": pl.String, "duplicate_of": pl.String, "reason": pl.
 
 @dataclass
 class DedupSummary:
+    """What one dedup pass found, and how long each phase took."""
+
     n_docs: int = 0  # kept documents that took part
     n_candidates: int = 0  # LSH candidate edges (star edges, after verification)
     n_exact_duplicates: int = 0
@@ -109,21 +111,32 @@ def _band_schema(cfg: DedupConfig) -> dict[str, pl.DataType]:
     return schema
 
 
-def _read_kept(path: str, source_idx: int, cfg: DedupConfig) -> pl.DataFrame:
+def _wanted_columns(cfg: DedupConfig) -> list[str]:
     want = ["doc_id", "decision"]
     want += ["text_hash"] if cfg.exact else []
     want += ["minhash_bands"] if cfg.near else []
     want += ["minhash_sig"] if cfg.near and cfg.threshold is not None else []
+    return want
+
+
+def check_units(units: list[tuple[int, str]], cfg: DedupConfig) -> None:
+    """Fail before any task starts when a pass-1 file lacks a column dedup needs (footer only)."""
+    want = _wanted_columns(cfg)
+    for _, path in units:
+        fs, local = filesystem(path)
+        have = pq.read_schema(local, filesystem=fs).names
+        missing = [c for c in want if c not in have]
+        if missing:
+            raise ValueError(
+                f"pass-1 file {path} lacks {missing} (columns are {have}); the pass-1 chain "
+                "must include ExactHash (text_hash) and MinHashSignature (minhash_bands, and "
+                "minhash_sig when dedup.threshold is set), or turn dedup.exact / dedup.near off"
+            )
+
+
+def _read_kept(path: str, source_idx: int, cfg: DedupConfig) -> pl.DataFrame:
     fs, local = filesystem(path)
-    have = pq.read_schema(local, filesystem=fs).names
-    missing = [c for c in want if c not in have]
-    if missing:
-        raise ValueError(
-            f"pass-1 file {path} lacks {missing} (columns are {have}); the pass-1 chain must "
-            "include ExactHash (text_hash) and MinHashSignature (minhash_bands, and minhash_sig "
-            "when dedup.threshold is set), or turn dedup.exact / dedup.near off"
-        )
-    table = pq.read_table(local, columns=want, filesystem=fs)
+    table = pq.read_table(local, columns=_wanted_columns(cfg), filesystem=fs)
     df = pl.from_arrow(table).filter(pl.col("decision") == KEPT).drop("decision")
     return df.with_columns(source_idx=pl.lit(source_idx, dtype=pl.Int64))
 
@@ -229,6 +242,7 @@ def run_dedup(
     t = time.perf_counter()
     labels_dir: str | None = None
     if cfg.exact or cfg.near:
+        check_units(units, cfg)
         kept = run_tasks(_map_task, [(path, s, cfg, root) for s, path in units], concurrency)
         summary.n_docs = sum(kept)
         t = phase("map", t)

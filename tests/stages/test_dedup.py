@@ -169,5 +169,5 @@ def test_exact_only_and_near_only(ray_cluster, corpus, tmp_path):
 def test_missing_column_is_reported_with_fix(ray_cluster, tmp_path):
     path = tmp_path / "p.parquet"
     pq.write_table(pa.table({"doc_id": ["a"], "decision": ["kept"]}), path)
-    with pytest.raises(Exception, match="text_hash"):
+    with pytest.raises(ValueError, match=r"lacks \[.text_hash., .minhash_bands.\]"):
         run_dedup([(0, str(path))], str(tmp_path / "w"), DedupConfig())

@@ -154,3 +154,12 @@ def test_seed_changes_permutations():
     a1, _ = permutations(8, seed=1)
     a2, _ = permutations(8, seed=2)
     assert (a1 % 2 == 1).all() and not (a1 == a2).all()
+
+
+def test_empty_and_all_dead_batches():
+    step = MinHashSignature(DedupConfig(threshold=0.5))
+    empty = step(table([]))
+    assert empty.num_rows == 0 and empty.column("minhash_bands").type == pa.list_(pa.uint64())
+    dead = step(table(["a b c", "d e f"], ["dropped", "quarantined"]))
+    assert dead.column("minhash_bands").null_count == 2
+    assert dead.column("minhash_sig").null_count == 2

@@ -1,0 +1,110 @@
+"""Policy checkpoints as one self-contained safetensors file.
+
+Tensors: the network (`net.*`), the feature normalization (`norm.mean`, `norm.std`) and the
+sentencepiece model the features were computed with (`tokenizer`, uint8 bytes), so a policy
+scores the same anywhere. Metadata (strings): format, feature names, network sizes, the
+training config as JSON and its sha256 (`config_hash`) to tell policies apart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from policies.agent import PolicyNet
+from policies.features import FeatureNorm, FeatureSpec
+
+FORMAT = "curator-policy/1"
+DEFAULT_POLICY = Path(__file__).parent / "default" / "policy.safetensors"
+
+
+@dataclass
+class Policy:
+    net: PolicyNet
+    norm: FeatureNorm
+    spec: FeatureSpec
+    tokenizer: bytes
+    config: dict[str, Any]
+    config_hash: str
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
+
+
+def save_policy(path: str | Path, net: PolicyNet, norm: FeatureNorm, spec: FeatureSpec,
+                tokenizer: bytes, config: dict[str, Any]) -> Path:
+    """Write atomically (temp name + rename): a reader never sees half a policy."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {f"net.{k}": v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    tensors["norm.mean"] = torch.from_numpy(np.ascontiguousarray(norm.mean, np.float32))
+    tensors["norm.std"] = torch.from_numpy(np.ascontiguousarray(norm.std, np.float32))
+    tensors["tokenizer"] = torch.from_numpy(np.frombuffer(tokenizer, np.uint8).copy())
+    meta = {
+        "format": FORMAT,
+        "feature_names": json.dumps(spec.names),
+        "sketch_dim": str(spec.sketch_dim),
+        "model_features": json.dumps(spec.model_features),
+        "hidden": str(net.hidden),
+        "config": json.dumps(config, sort_keys=True),
+        "config_hash": config_hash(config),
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp), metadata=meta)
+    tmp.replace(path)
+    return path
+
+
+def load_policy(path: str | Path) -> Policy:
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"policy {path} does not exist; train one with `curator agent "
+                                "train` or use policy 'default' / 'heuristic'")
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+        if meta.get("format") != FORMAT:
+            raise ValueError(f"{path} is not a curator policy (format={meta.get('format')!r}, "
+                             f"expected {FORMAT!r})")
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    spec = FeatureSpec(int(meta["sketch_dim"]), json.loads(meta["model_features"]))
+    names = json.loads(meta["feature_names"])
+    if names != spec.names:
+        raise ValueError(f"{path} was trained on features {len(names)} wide that this version "
+                         f"no longer builds ({spec.dim} now); retrain the policy")
+    net = PolicyNet(spec.dim, int(meta["hidden"]))
+    net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
+    net.eval()
+    norm = FeatureNorm(tensors["norm.mean"].numpy(), tensors["norm.std"].numpy())
+    return Policy(net, norm, spec, tensors["tokenizer"].numpy().tobytes(),
+                  json.loads(meta["config"]), meta["config_hash"])
+
+
+class MetricsLog:
+    """JSONL metrics, one object per line: {"step": k, "<cleanrl name>": value, ...}.
+
+    (TensorBoard is not a dependency; the JSONL file loads with polars/pandas as is.)
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._f = open(self.path, "w")
+
+    def log(self, step: int, **metrics: float) -> None:
+        row = {"step": step, **{k: float(v) for k, v in metrics.items()}}
+        self._f.write(json.dumps(row) + "\n")
+        self._f.flush()
+
+    def close(self) -> None:
+        self._f.close()

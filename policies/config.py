@@ -1,0 +1,123 @@
+"""Typed configuration of the quality agent: environment, training, scoring (pydantic, YAML).
+
+Loaded like every curator config (`curator.config.load_model`): unknown keys are refused, every
+field says what it bounds, bad values fail before any work starts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from curator.config import Section, load_model
+
+
+class EnvConfig(Section):
+    """The curation environment (policies/env.py): what one step offers and how it is rewarded."""
+
+    docs_per_step: int = Field(32, gt=0, description="Candidate documents offered per step.")
+    step_tokens: int = Field(
+        4096, gt=0, description="Tokens the learner trains on per step (a short selection cycles)."
+    )
+    episode_steps: int = Field(16, gt=0, description="Steps per episode (one training run).")
+    target_keep: float = Field(
+        0.5, gt=0, lt=1, description="Keep rate the budget term pulls towards."
+    )
+    budget_weight: float = Field(
+        20.0, ge=0, description="Weight of (keep_rate - target_keep)^2, in reward units (% loss)."
+    )
+    learner: Literal["proxy", "trainer"] = Field(
+        "proxy", description="proxy = hashed-bigram count LM (fast); trainer = tiny DSA GPT."
+    )
+    trainer_d_model: int = Field(64, gt=0, description="Trainer learner: residual width.")
+    trainer_n_layer: int = Field(2, gt=0, description="Trainer learner: blocks.")
+    trainer_seq_len: int = Field(128, gt=1, description="Trainer learner: context length.")
+
+
+class PoolConfig(Section):
+    """Where the training pool comes from (policies/pool.py)."""
+
+    source: Literal["corpora", "demo"] = Field(
+        "demo", description="corpora = real data folder; demo = curator.demo_corpus + corruptions."
+    )
+    corpora_dir: str = Field("../shared/corpora", description="Folder for source=corpora.")
+    max_books: int | None = Field(None, description="Books read from books.jsonl.gz; null = all.")
+    n_docs: int = Field(1200, gt=0, description="Candidate documents in the pool.")
+    noise: float = Field(0.5, ge=0, lt=1, description="Junk share of the pool.")
+    heldout_docs: int = Field(60, gt=0, description="Clean documents held out for the reward.")
+    seed: int = Field(0, description="Seed of the pool draw and corruptions.")
+
+
+class PPOConfig(Section):
+    """cleanrl ppo.py hyperparameters (names as there)."""
+
+    num_steps: int = Field(16, gt=0, description="Env steps per rollout.")
+    gamma: float = Field(0.9, ge=0, le=1, description="Discount factor.")
+    gae_lambda: float = Field(0.95, ge=0, le=1, description="GAE lambda.")
+    update_epochs: int = Field(4, gt=0, description="Optimization epochs per rollout.")
+    num_minibatches: int = Field(4, gt=0, description="Minibatches per epoch.")
+    clip_coef: float = Field(0.2, gt=0, description="Policy ratio clip.")
+    ent_coef: float = Field(0.01, ge=0, description="Entropy bonus weight.")
+    vf_coef: float = Field(0.5, ge=0, description="Value loss weight.")
+    max_grad_norm: float = Field(0.5, gt=0, description="Gradient clip.")
+    norm_adv: bool = Field(True, description="Normalize advantages per minibatch.")
+
+
+class AgentConfig(Section):
+    """`curator agent train` / `python -m jobs.agent`: train a policy, save a checkpoint."""
+
+    algorithm: Literal["reinforce", "ppo"] = Field("reinforce", description="RL algorithm.")
+    output: str = Field("runs/agent/policy.safetensors", description="Policy checkpoint path.")
+    tokenizer: str | None = Field(
+        None, description="sentencepiece model; null = the default policy's tokenizer."
+    )
+    sketch_dim: int = Field(64, gt=0, description="Width of the hashed n-gram sketch.")
+    hidden: int = Field(64, gt=0, description="Hidden width of the policy MLP.")
+    total_steps: int = Field(2000, gt=0, description="Environment steps to train for.")
+    learning_rate: float = Field(3e-3, gt=0, description="Adam learning rate of the policy.")
+    ent_coef: float = Field(
+        0.01, ge=0, description="REINFORCE: entropy bonus (keeps keep/drop exploratory)."
+    )
+    baseline_beta: float = Field(
+        0.05, gt=0, le=1, description="REINFORCE: rate of the moving-average reward baseline."
+    )
+    seed: int = Field(0, description="Seed of the policy init, sampling and env.")
+    log_path: str | None = Field(
+        None, description="JSONL metrics log; null = next to the checkpoint (metrics.jsonl)."
+    )
+    env: EnvConfig = EnvConfig()
+    pool: PoolConfig = PoolConfig()
+    ppo: PPOConfig = PPOConfig()
+
+
+class ScoreConfig(Section):
+    """The agent as a curate stage / `curator score`: which policy, what to drop."""
+
+    policy: str | None = Field(
+        None, description="Checkpoint path, 'default' (shipped policy, also null) or 'heuristic'."
+    )
+    keep_fraction: float | None = Field(
+        None, gt=0, le=1, description="Keep this top fraction of alive docs by score (per batch)."
+    )
+    threshold: float | None = Field(
+        None, description="Drop alive docs scoring below this (reason agent_low_score)."
+    )
+    batch_size: int = Field(256, gt=0, description="Documents per scorer batch.")
+    concurrency: int | None = Field(
+        None, gt=0, description="Scorer actors; null = cluster CPUs."
+    )
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> ScoreConfig:
+        if self.keep_fraction is not None and self.threshold is not None:
+            raise ValueError("set keep_fraction or threshold, not both")
+        return self
+
+
+def load_agent_config(path: str | Path | None, overrides: list[str] | None = None
+                      ) -> AgentConfig:
+    cfg = load_model(AgentConfig, path, overrides)
+    assert isinstance(cfg, AgentConfig)
+    return cfg

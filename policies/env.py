@@ -1,0 +1,162 @@
+"""The curation environment (gymnasium id `curator/Curation-v0`).
+
+Each step offers `docs_per_step` candidate documents drawn from a pool; the observation is their
+normalized feature matrix (docs x features). The action is keep (1) / drop (0) per document.
+
+Why two actions and not drop/keep/upweight: the learner consumes a fixed number of tokens per
+step, so "upweight" can only mean "repeat this document", which the keep-rate already expresses
+(a smaller selection is cycled to fill the budget), and a per-document Bernoulli keeps the
+policy's keep probability a calibrated quality score that the scorer can threshold or rank.
+
+The learner (reward.py) trains on the kept documents for `step_tokens` tokens; the reward is
+its held-out loss against the same starting state trained on a random equal-token selection of
+the same candidates (same seed), minus a keep-rate budget term. An episode is one training run
+of `episode_steps` steps whose LR schedule decays fully at its last step; `reset(seed)` fixes
+the learner's init and the candidate draws, so episodes are reproducible.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pyarrow as pa
+from gymnasium import spaces
+
+from policies.config import AgentConfig, EnvConfig, PoolConfig
+from policies.features import FeatureExtractor, FeatureNorm, FeatureSpec
+from policies.pool import Pool, build_pool, corpora_sources, demo_sources
+from policies.reward import Learner, ProxyLearner, TrainerLearner, TrainerSpec, paired_reward
+
+ENV_ID = "curator/Curation-v0"
+OBS_CLIP = 10.0  # FeatureNorm clips z-scores to +-10
+
+
+@dataclass(frozen=True)
+class EnvData:
+    """A pool prepared for the environment: normalized features, tokens, labels (optional)."""
+
+    features: np.ndarray  # (n_docs, n_features) float32, already normalized
+    doc_tokens: list[np.ndarray]  # token ids per document
+    heldout_tokens: np.ndarray  # clean held-out stream (documents joined, EOS inside)
+    vocab_size: int
+    is_junk: np.ndarray | None = None  # labels, for logging only; the agent never sees them
+
+    @property
+    def n_docs(self) -> int:
+        return len(self.doc_tokens)
+
+
+def env_data_from_pool(pool: Pool, extractor: FeatureExtractor, norm: FeatureNorm | None = None
+                       ) -> tuple[EnvData, FeatureNorm]:
+    """Featurize and tokenize a pool; fit the normalization on it unless one is given."""
+    raw = extractor(pool.texts)
+    norm = norm or FeatureNorm.fit(raw)
+    doc_tokens = [t.astype(np.int64) for t in extractor.tokenize(pool.texts)]
+    held = extractor.tokenize(pa.array(pool.heldout, pa.string()))
+    data = EnvData(norm(raw), doc_tokens, np.concatenate(held).astype(np.int64),
+                   extractor.sp.get_piece_size(), pool.is_junk)
+    return data, norm
+
+
+def make_learner(data: EnvData, cfg: EnvConfig) -> Learner:
+    if cfg.learner == "proxy":
+        return ProxyLearner(data.vocab_size, data.heldout_tokens, cfg.step_tokens)
+    spec = TrainerSpec(seq_len=cfg.trainer_seq_len, n_layer=cfg.trainer_n_layer,
+                       d_model=cfg.trainer_d_model)
+    return TrainerLearner(data.vocab_size, data.heldout_tokens, cfg.step_tokens,
+                          cfg.episode_steps, spec)
+
+
+class CurationEnv(gym.Env):
+    metadata = {"render_modes": []}
+
+    def __init__(self, data: EnvData, cfg: EnvConfig | None = None) -> None:
+        self.data, self.cfg = data, cfg or EnvConfig()
+        k = self.cfg.docs_per_step
+        if data.n_docs < k:
+            raise ValueError(f"pool has {data.n_docs} documents < docs_per_step={k}; "
+                             "lower env.docs_per_step or enlarge the pool")
+        n_feat = data.features.shape[1]
+        self.observation_space = spaces.Box(-OBS_CLIP, OBS_CLIP, (k, n_feat), np.float32)
+        self.action_space = spaces.MultiBinary(k)
+        self.learner = make_learner(data, self.cfg)
+        self._t = 0
+        self._seed = 0
+        self._idx = np.zeros(k, np.int64)
+
+    def _draw(self) -> np.ndarray:
+        self._idx = self.np_random.choice(self.data.n_docs, self.cfg.docs_per_step, replace=False)
+        return np.clip(self.data.features[self._idx], -OBS_CLIP, OBS_CLIP).astype(np.float32)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        # the learner's init is a function of the episode seed (drawn from the seeded RNG)
+        self._seed = int(self.np_random.integers(0, 2**31 - 1))
+        self.learner.reset(self._seed)
+        self._t = 0
+        return self._draw(), {"candidates": self._idx.copy()}
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        keep = np.asarray(action).astype(bool).reshape(-1)
+        if keep.shape != (self.cfg.docs_per_step,):
+            raise ValueError(f"action has shape {keep.shape}; expected "
+                             f"({self.cfg.docs_per_step},) keep/drop flags")
+        docs = [self.data.doc_tokens[i] for i in self._idx]
+        reward, info = paired_reward(self.learner, docs, keep, self._t, self._seed,
+                                     self.cfg.target_keep, self.cfg.budget_weight)
+        if self.data.is_junk is not None:
+            junk = self.data.is_junk[self._idx]
+            info["junk_keep_rate"] = float(keep[junk].mean()) if junk.any() else float("nan")
+            info["clean_keep_rate"] = float(keep[~junk].mean()) if (~junk).any() else float("nan")
+        info["candidates"] = self._idx.copy()
+        self._t += 1
+        terminated = self._t >= self.cfg.episode_steps
+        return self._draw(), float(reward), terminated, False, info
+
+
+def register() -> None:
+    """Register ENV_ID once (gym.make(ENV_ID, data=..., cfg=...))."""
+    if ENV_ID not in gym.registry:
+        gym.register(id=ENV_ID, entry_point="policies.env:CurationEnv")
+
+
+@dataclass
+class TrainingSetup:
+    env: CurationEnv
+    extractor: FeatureExtractor
+    norm: FeatureNorm
+    pool: Pool
+
+
+def load_pool(cfg: PoolConfig) -> Pool:
+    sources = (corpora_sources(cfg.corpora_dir, cfg.max_books) if cfg.source == "corpora"
+               else demo_sources())
+    return build_pool(sources, cfg.n_docs, cfg.noise, cfg.seed, cfg.heldout_docs)
+
+
+def resolve_tokenizer(path: str | None) -> bytes:
+    """A sentencepiece model's bytes: the given file, else the shipped default policy's."""
+    if path is not None:
+        return Path(path).read_bytes()
+    from policies.checkpoint import DEFAULT_POLICY, load_policy
+
+    return load_policy(DEFAULT_POLICY).tokenizer
+
+
+def make_env(cfg: AgentConfig, pool: Pool | None = None, tokenizer: bytes | None = None
+             ) -> TrainingSetup:
+    """The training environment of an agent config (the pool is built unless given)."""
+    pool = pool if pool is not None else load_pool(cfg.pool)
+    extractor = FeatureExtractor(tokenizer or resolve_tokenizer(cfg.tokenizer),
+                                 FeatureSpec(sketch_dim=cfg.sketch_dim))
+    data, norm = env_data_from_pool(pool, extractor)
+    env = gym.make(ENV_ID, data=data, cfg=cfg.env, disable_env_checker=True).unwrapped
+    return TrainingSetup(env, extractor, norm, pool)
+
+
+register()

@@ -1,0 +1,211 @@
+"""Learners the environment trains on a selection, and the paired-counterfactual reward.
+
+A `Learner` consumes exactly `step_tokens` tokens of a selection per environment step (cycling
+a short selection, so keeping too little means repeating data), and reports held-out loss.
+- `TrainerLearner`: the bundled trainer (tiny DSA GPT via curator.trainer.engine), LR schedule
+  over the whole episode so it is fully decayed at the last step.
+- `ProxyLearner`: an interpolated hashed-bigram count LM (Dirichlet-smoothed unigram backoff).
+  Milliseconds per step, deterministic, and it reacts to the same things a transformer does at
+  this scale (junk tokens dilute the distribution, shuffled text breaks bigrams), so tests and
+  fast agent training use it. It is a real LM, not a stand-in: its held-out loss is a
+  cross-entropy in nats/token.
+
+Reward (`paired_reward`): held-out loss of the same starting state trained on a random selection
+of the same candidates with equal tokens (same seed) minus the agent's, in percent of the
+random branch's loss, minus a keep-rate budget term. Positive = the selection beat chance.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+
+class Learner(Protocol):
+    def reset(self, seed: int) -> None: ...
+    def state(self) -> Any: ...
+    def load_state(self, state: Any) -> None: ...
+    def train(self, tokens: np.ndarray, step: int, seed: int) -> None: ...
+    def heldout_loss(self) -> float: ...
+
+
+def cycle_to(tokens: np.ndarray, n: int) -> np.ndarray:
+    """The first n tokens of `tokens` repeated as often as needed (empty stays empty)."""
+    if len(tokens) == 0 or len(tokens) >= n:
+        return tokens[:n]
+    return np.tile(tokens, -(-n // len(tokens)))[:n]
+
+
+class ProxyLearner:
+    """Interpolated hashed-bigram LM over token ids; state = three count arrays."""
+
+    def __init__(self, vocab_size: int, heldout: np.ndarray, step_tokens: int,
+                 bigram_buckets: int = 1 << 18, alpha: float = 0.5, beta: float = 20.0) -> None:
+        self.V, self.B = int(vocab_size), int(bigram_buckets)
+        self.alpha, self.beta, self.step_tokens = alpha, beta, step_tokens
+        self.heldout = np.asarray(heldout, np.int64)
+        self.reset(0)
+
+    def _bigram_key(self, prev: np.ndarray, cur: np.ndarray) -> np.ndarray:
+        return (prev * self.V + cur) % self.B
+
+    def reset(self, seed: int) -> None:
+        del seed  # counts start empty: nothing random about a count LM
+        self.uni = np.zeros(self.V, np.float64)
+        self.ctx = np.zeros(self.V, np.float64)
+        self.bi = np.zeros(self.B, np.float64)
+
+    def state(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return self.uni.copy(), self.ctx.copy(), self.bi.copy()
+
+    def load_state(self, state: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+        self.uni, self.ctx, self.bi = (a.copy() for a in state)
+
+    def train(self, tokens: np.ndarray, step: int, seed: int) -> None:
+        t = cycle_to(np.asarray(tokens, np.int64), self.step_tokens)
+        if len(t) == 0:
+            return
+        self.uni += np.bincount(t, minlength=self.V)
+        self.ctx += np.bincount(t[:-1], minlength=self.V)
+        self.bi += np.bincount(self._bigram_key(t[:-1], t[1:]), minlength=self.B)
+
+    def token_losses(self, tokens: np.ndarray) -> np.ndarray:
+        """-log p(t_i | t_{i-1}) for i >= 1 (nats)."""
+        t = np.asarray(tokens, np.int64)
+        p_uni = (self.uni[t[1:]] + self.alpha) / (self.uni.sum() + self.alpha * self.V)
+        c_bi = self.bi[self._bigram_key(t[:-1], t[1:])]
+        p = (c_bi + self.beta * p_uni) / (self.ctx[t[:-1]] + self.beta)
+        return -np.log(p)
+
+    def heldout_loss(self) -> float:
+        return float(self.token_losses(self.heldout).mean())
+
+
+@dataclass(frozen=True)
+class TrainerSpec:
+    """The tiny trainer the environment uses (sizes chosen for a shared CPU)."""
+
+    seq_len: int = 128
+    n_layer: int = 2
+    n_head: int = 2
+    d_model: int = 64
+    batch_size: int = 8
+    lr: float = 3e-3
+    eval_batches: int = 4
+    threads: int = 1
+
+
+class TrainerLearner:
+    """The bundled trainer as a learner: build once, snapshot/restore weights + AdamW state."""
+
+    def __init__(self, vocab_size: int, heldout: np.ndarray, step_tokens: int,
+                 episode_steps: int, spec: TrainerSpec | None = None) -> None:
+        import torch
+
+        from curator.trainer.config import (
+            DataConfig,
+            DSAConfig,
+            ModelConfig,
+            OptimConfig,
+            TrainConfig,
+        )
+        from curator.trainer.data import TokenStream
+
+        torch.set_num_threads(max(1, (spec or TrainerSpec()).threads))
+        self.spec = s = spec or TrainerSpec()
+        # DSA on: block 32, 2 picked blocks of 4 at seq_len 128, so sparsity is real; no dense
+        # warmup because each env step is only a few optimizer steps.
+        self.cfg = TrainConfig(
+            data=DataConfig(path="<in-memory selection>"),
+            model=ModelConfig(seq_len=s.seq_len, n_layer=s.n_layer, n_head=s.n_head,
+                              d_model=s.d_model),
+            dsa=DSAConfig(block_size=32, top_k_blocks=2, indexer_heads=2, indexer_dim=16,
+                          dense_warmup_steps=0),
+            optim=OptimConfig(lr=s.lr, warmup_frac=0.02),
+            precision="fp32", device="cpu", batch_size=s.batch_size,
+        )
+        self.vocab_size = vocab_size
+        self.steps_per_env_step = max(1, step_tokens // self.cfg.tokens_per_step())
+        self.step_tokens = self.steps_per_env_step * self.cfg.tokens_per_step() + 1
+        self.total_steps = self.steps_per_env_step * episode_steps
+        self.heldout = TokenStream(np.asarray(heldout), s.seq_len)
+        self.reset(0)
+
+    def reset(self, seed: int) -> None:
+        from curator.trainer.engine import build_model, build_optimizer
+
+        cfg = self.cfg.model_copy(update={"seed": seed})
+        self.model = build_model(cfg, self.vocab_size)
+        self.optimizer = build_optimizer(self.model, cfg.optim)
+
+    def state(self) -> tuple[dict, dict]:
+        return (copy.deepcopy(self.model.state_dict()),
+                copy.deepcopy(self.optimizer.state_dict()))
+
+    def load_state(self, state: tuple[dict, dict]) -> None:
+        self.model.load_state_dict(state[0])
+        self.optimizer.load_state_dict(state[1])
+
+    def train(self, tokens: np.ndarray, step: int, seed: int) -> None:
+        import torch
+
+        from curator.trainer.data import TokenStream
+        from curator.trainer.engine import to_batch, train_steps
+
+        t = cycle_to(np.asarray(tokens, np.int64), self.step_tokens)
+        if len(t) <= self.cfg.model.seq_len:
+            return
+        stream = TokenStream(t, self.cfg.model.seq_len, order="shuffled", seed=seed)
+        dev = torch.device("cpu")
+        batches = ([to_batch(stream.batch(i, self.cfg.batch_size), dev)]
+                   for i in range(self.steps_per_env_step))
+        train_steps(self.model, self.optimizer, batches, self.cfg, self.total_steps,
+                    start_step=step * self.steps_per_env_step)
+
+    def heldout_loss(self) -> float:
+        from curator.trainer.engine import evaluate
+
+        return evaluate(self.model, self.heldout, self.cfg.batch_size * 2, self.spec.eval_batches)
+
+
+def random_equal_tokens(doc_tokens: list[np.ndarray], n_tokens: int,
+                        rng: np.random.Generator) -> np.ndarray:
+    """A random selection of the candidates with exactly `n_tokens` tokens (last doc cut)."""
+    if n_tokens == 0 or not doc_tokens:
+        return np.zeros(0, np.int64)
+    order = rng.permutation(len(doc_tokens))
+    stream = np.concatenate([doc_tokens[i] for i in order])
+    return stream[:n_tokens]
+
+
+def budget_penalty(keep_rate: float, target: float, weight: float) -> float:
+    """Quadratic pull towards the target keep rate: all-keep and all-drop both cost."""
+    return weight * (keep_rate - target) ** 2
+
+
+def paired_reward(learner: Learner, doc_tokens: list[np.ndarray], keep: np.ndarray, step: int,
+                  seed: int, target_keep: float, budget_weight: float
+                  ) -> tuple[float, dict[str, float]]:
+    """Train the learner on the kept docs; reward vs a random equal-token branch of its state.
+
+    Leaves the learner in the agent's branch (the episode continues from what the agent chose).
+    """
+    start = learner.state()
+    kept = [doc_tokens[i] for i in np.flatnonzero(keep)]
+    agent_stream = np.concatenate(kept) if kept else np.zeros(0, np.int64)
+    rng = np.random.default_rng([seed, step])
+    random_stream = random_equal_tokens(doc_tokens, len(agent_stream), rng)
+    learner.train(random_stream, step, seed)
+    loss_random = learner.heldout_loss()
+    learner.load_state(start)
+    learner.train(agent_stream, step, seed)
+    loss_agent = learner.heldout_loss()
+    keep_rate = float(np.mean(keep)) if len(keep) else 0.0
+    gain = 100.0 * (loss_random - loss_agent) / max(loss_random, 1e-9)
+    penalty = budget_penalty(keep_rate, target_keep, budget_weight)
+    info = {"loss_agent": loss_agent, "loss_random": loss_random, "gain_pct": gain,
+            "keep_rate": keep_rate, "budget_penalty": penalty}
+    return gain - penalty, info

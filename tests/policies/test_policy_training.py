@@ -1,0 +1,85 @@
+import json
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import torch
+
+from policies import ppo, reinforce
+from policies.checkpoint import DEFAULT_POLICY, config_hash, load_policy
+from policies.config import AgentConfig, EnvConfig, PoolConfig, load_agent_config
+from policies.pool import build_pool, demo_sources
+
+
+@pytest.fixture(scope="module")
+def pool():
+    sources = demo_sources()
+    return build_pool(sources, n_docs=240, noise=0.5, seed=0, heldout_docs=30)
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return load_policy(DEFAULT_POLICY).tokenizer
+
+
+def _cfg(tmp_path, algorithm: str, steps: int) -> AgentConfig:
+    return AgentConfig(
+        algorithm=algorithm, output=str(tmp_path / "policy.safetensors"), total_steps=steps,
+        sketch_dim=16, hidden=32, learning_rate=3e-3,
+        env=EnvConfig(docs_per_step=16, step_tokens=1024, episode_steps=8),
+        pool=PoolConfig(n_docs=240, heldout_docs=30),
+    )
+
+
+def _auc(scores: np.ndarray, positive: np.ndarray) -> float:
+    pos, neg = scores[positive], scores[~positive]
+    return float((pos[:, None] > neg[None, :]).mean())
+
+
+def test_reinforce_learns_to_rank_clean_above_junk(tmp_path, pool, tokenizer):
+    cfg = _cfg(tmp_path, "reinforce", 600)
+    summary = reinforce.main(cfg, pool=pool, tokenizer=tokenizer)
+    policy = load_policy(summary["output"])
+    assert policy.config_hash == config_hash(cfg.model_dump(mode="json"))
+    rows = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+    assert any("charts/episodic_return" in r for r in rows)
+    assert all("losses/policy_loss" in r for r in rows)
+
+    from policies.features import FeatureExtractor
+
+    x = FeatureExtractor(policy.tokenizer, policy.spec)(pool.texts)
+    scores = policy.net.score(torch.from_numpy(policy.norm(x))).numpy()
+    assert _auc(scores, ~pool.is_junk) > 0.7
+
+
+def test_ppo_runs_and_logs_cleanrl_metrics(tmp_path, pool, tokenizer):
+    cfg = _cfg(tmp_path, "ppo", 64)
+    summary = ppo.main(cfg, pool=pool, tokenizer=tokenizer)
+    assert summary["steps"] == 64
+    rows = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+    keys = set().union(*rows)
+    for name in ("charts/episodic_return", "losses/policy_loss", "losses/value_loss",
+                 "losses/entropy", "losses/approx_kl", "losses/clipfrac", "charts/SPS"):
+        assert name in keys
+    policy = load_policy(summary["output"])
+    assert policy.spec.sketch_dim == 16
+    scores = policy.net.score(torch.zeros(3, policy.spec.dim))
+    assert scores.shape == (3,)
+
+
+def test_agent_config_rejects_typos(tmp_path):
+    path = tmp_path / "a.yaml"
+    path.write_text("algorithm: reinforce\nenvv: {}\n")
+    with pytest.raises(ValueError, match="envv"):
+        load_agent_config(path)
+
+
+def test_load_policy_rejects_other_files(tmp_path):
+    from safetensors.numpy import save_file
+
+    save_file({"w": np.zeros(2, np.float32)}, str(tmp_path / "x.safetensors"))
+    with pytest.raises(ValueError, match="not a curator policy"):
+        load_policy(tmp_path / "x.safetensors")
+    with pytest.raises(FileNotFoundError, match="heuristic"):
+        load_policy(tmp_path / "missing.safetensors")
+    assert pa  # keep import used for fixtures' types
