@@ -123,7 +123,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--budget", type=int, default=60_000, help="tokens at the full budget")
     ap.add_argument("--pool-docs", type=int, default=600)
-    ap.add_argument("--agent-steps", type=int, default=1500)
+    ap.add_argument("--agent-steps", type=int, default=3000)
     ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args()
     torch.set_num_threads(1)  # shared machine; also makes "per core" numbers honest
@@ -139,7 +139,7 @@ def main() -> None:
     # 1. train the agent once, on its own pool draw at 50% noise (`curator agent train` path)
     agent_cfg = AgentConfig(
         algorithm="reinforce", output=str(Path(tempfile.gettempdir()) / "sq_agent.safetensors"),
-        total_steps=args.agent_steps, seed=0,
+        total_steps=args.agent_steps, seed=0, learning_rate=1e-3,
         env=EnvConfig(learner="proxy", docs_per_step=32, step_tokens=4096, episode_steps=16),
         pool=PoolConfig(source="corpora", corpora_dir=args.corpora, n_docs=1200, noise=0.5,
                         seed=100),

@@ -28,6 +28,11 @@ class EnvConfig(Section):
     budget_weight: float = Field(
         20.0, ge=0, description="Weight of (keep_rate - target_keep)^2, in reward units (% loss)."
     )
+    model_features: bool = Field(
+        False,
+        description="Append per-doc loss under the current learner and a reference learner fit "
+        "on held-out text (RHO-LOSS style); such a policy needs a model at scoring time.",
+    )
     learner: Literal["proxy", "trainer"] = Field(
         "proxy", description="proxy = hashed-bigram count LM (fast); trainer = tiny DSA GPT."
     )

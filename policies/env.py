@@ -33,6 +33,7 @@ from policies.reward import Learner, ProxyLearner, TrainerLearner, TrainerSpec, 
 
 ENV_ID = "curator/Curation-v0"
 OBS_CLIP = 10.0  # FeatureNorm clips z-scores to +-10
+N_MODEL_FEATURES = 3  # loss_current, loss_reference, loss_excess (features.MODEL_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -80,17 +81,40 @@ class CurationEnv(gym.Env):
         if data.n_docs < k:
             raise ValueError(f"pool has {data.n_docs} documents < docs_per_step={k}; "
                              "lower env.docs_per_step or enlarge the pool")
-        n_feat = data.features.shape[1]
+        n_feat = data.features.shape[1] + (N_MODEL_FEATURES if self.cfg.model_features else 0)
         self.observation_space = spaces.Box(-OBS_CLIP, OBS_CLIP, (k, n_feat), np.float32)
         self.action_space = spaces.MultiBinary(k)
         self.learner = make_learner(data, self.cfg)
+        self.reference = self._reference_learner() if self.cfg.model_features else None
         self._t = 0
         self._seed = 0
         self._idx = np.zeros(k, np.int64)
 
+    def _reference_learner(self) -> Learner:
+        """RHO-LOSS's irreducible-loss model: the same kind of learner fit on held-out text."""
+        ref = make_learner(self.data, self.cfg)
+        ref.reset(0)
+        for step in range(self.cfg.episode_steps):
+            ref.train(self.data.heldout_tokens, step, seed=0)
+        return ref
+
+    def _model_columns(self, docs: list[np.ndarray]) -> np.ndarray:
+        """Loss under the current learner and the reference, and their difference (reducible
+        loss), z-scored within the step: RHO-LOSS ranks within a batch, and the losses' scale
+        drifts as the learner trains."""
+        assert self.reference is not None
+        cur, ref = self.learner.doc_losses(docs), self.reference.doc_losses(docs)
+        cols = np.stack([cur, ref, cur - ref], axis=1)
+        mean, std = np.nanmean(cols, axis=0), np.nanstd(cols, axis=0)
+        return np.nan_to_num((cols - mean) / np.where(std > 1e-9, std, 1.0))
+
     def _draw(self) -> np.ndarray:
         self._idx = self.np_random.choice(self.data.n_docs, self.cfg.docs_per_step, replace=False)
-        return np.clip(self.data.features[self._idx], -OBS_CLIP, OBS_CLIP).astype(np.float32)
+        obs = self.data.features[self._idx]
+        if self.cfg.model_features:
+            docs = [self.data.doc_tokens[i] for i in self._idx]
+            obs = np.concatenate([obs, self._model_columns(docs)], axis=1)
+        return np.clip(obs, -OBS_CLIP, OBS_CLIP).astype(np.float32)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
               ) -> tuple[np.ndarray, dict[str, Any]]:
@@ -129,7 +153,8 @@ def register() -> None:
 class TrainingSetup:
     env: CurationEnv
     extractor: FeatureExtractor
-    norm: FeatureNorm
+    norm: FeatureNorm  # over spec.names (model columns: identity, the env z-scores them)
+    spec: FeatureSpec
     pool: Pool
 
 
@@ -156,7 +181,12 @@ def make_env(cfg: AgentConfig, pool: Pool | None = None, tokenizer: bytes | None
                                  FeatureSpec(sketch_dim=cfg.sketch_dim))
     data, norm = env_data_from_pool(pool, extractor)
     env = gym.make(ENV_ID, data=data, cfg=cfg.env, disable_env_checker=True).unwrapped
-    return TrainingSetup(env, extractor, norm, pool)
+    spec = FeatureSpec(sketch_dim=cfg.sketch_dim, model_features=cfg.env.model_features)
+    if spec.model_features:
+        pad = N_MODEL_FEATURES
+        norm = FeatureNorm(np.concatenate([norm.mean, np.zeros(pad, np.float32)]),
+                           np.concatenate([norm.std, np.ones(pad, np.float32)]))
+    return TrainingSetup(env, extractor, norm, spec, pool)
 
 
 register()

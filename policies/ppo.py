@@ -134,7 +134,7 @@ def main(cfg: AgentConfig, pool: Pool | None = None, tokenizer: bytes | None = N
         log.log(global_step, **{k_: v for k_, v in metrics.items() if np.isfinite(v)})
     log.close()
     train_s = time.time() - start
-    save_policy(cfg.output, agent, setup.norm, setup.extractor.spec,
+    save_policy(cfg.output, agent, setup.norm, setup.spec,
                 setup.extractor.tokenizer_proto, cfg.model_dump(mode="json"))
     return {"output": cfg.output, "steps": global_step, "setup_s": setup_s, "train_s": train_s,
             "episodic_returns": returns}

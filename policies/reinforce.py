@@ -82,7 +82,7 @@ def main(cfg: AgentConfig, pool: Pool | None = None, tokenizer: bytes | None = N
     log.close()
     train_s = time.time() - start
     config = cfg.model_dump(mode="json")
-    save_policy(cfg.output, net, setup.norm, setup.extractor.spec,
+    save_policy(cfg.output, net, setup.norm, setup.spec,
                 setup.extractor.tokenizer_proto, config)
     return {"output": cfg.output, "steps": cfg.total_steps, "setup_s": setup_s,
             "train_s": train_s, "episodic_returns": returns}

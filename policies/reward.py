@@ -30,6 +30,7 @@ class Learner(Protocol):
     def load_state(self, state: Any) -> None: ...
     def train(self, tokens: np.ndarray, step: int, seed: int) -> None: ...
     def heldout_loss(self) -> float: ...
+    def doc_losses(self, docs: list[np.ndarray]) -> np.ndarray: ...
 
 
 def cycle_to(tokens: np.ndarray, n: int) -> np.ndarray:
@@ -82,6 +83,21 @@ class ProxyLearner:
 
     def heldout_loss(self) -> float:
         return float(self.token_losses(self.heldout).mean())
+
+    def doc_losses(self, docs: list[np.ndarray]) -> np.ndarray:
+        """Mean token loss of each document on its own (no bigram across documents)."""
+        lengths = np.array([len(d) for d in docs], np.int64)
+        if lengths.sum() < 2:
+            return np.full(len(docs), np.nan)
+        flat = np.concatenate(docs).astype(np.int64)
+        doc = np.repeat(np.arange(len(docs)), lengths)[1:]
+        first = np.zeros(len(flat), bool)
+        first[np.cumsum(lengths)[:-1][lengths[1:] > 0]] = True  # bigrams that cross a doc start
+        valid = ~first[1:]
+        loss = self.token_losses(flat)[valid]
+        total = np.bincount(doc[valid], weights=loss, minlength=len(docs))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(lengths >= 2, total / (lengths - 1), np.nan)
 
 
 @dataclass(frozen=True)
@@ -169,6 +185,11 @@ class TrainerLearner:
         from curator.trainer.engine import evaluate
 
         return evaluate(self.model, self.heldout, self.cfg.batch_size * 2, self.spec.eval_batches)
+
+    def doc_losses(self, docs: list[np.ndarray]) -> np.ndarray:
+        from curator.trainer.engine import per_document_loss
+
+        return per_document_loss(self.model, docs, batch_size=16)
 
 
 def random_equal_tokens(doc_tokens: list[np.ndarray], n_tokens: int,

@@ -21,15 +21,22 @@ def real_paragraphs(min_words: int = 40) -> list[str]:
     for name in sorted(topics):
         for block in topics[name].split("\n\n"):
             text = " ".join(block.split())
-            if len(text.split()) >= min_words and text.count(".") >= 5 and "{" not in text:
+            words = text.split()
+            # Prose, not code: few tokens with quotes, brackets or underscores.
+            codeish = sum(any(c in '"()[]_=*' for c in w) for w in words)
+            if (len(words) >= min_words and text.count(".") >= 5 and text.endswith(".")
+                    and "{" not in text and codeish <= len(words) // 12):
                 paras.append(text)
-    return paras
+    return list(dict.fromkeys(paras))  # several topics repeat the same paragraph
 
 
 def near_copy(text: str, rng: random.Random, edit_frac: float = 0.01) -> str:
-    words = text.split()
-    for _ in range(max(1, int(len(words) * edit_frac))):
-        words[rng.randrange(len(words))] = rng.choice(["alpha", "beta", "gamma", "delta"])
+    """Replace ~edit_frac of the purely alphabetic words (punctuation, hence sentence and line
+    structure, stays as it was)."""
+    words = text.split(" ")
+    alpha = [i for i, w in enumerate(words) if w.isalpha()]
+    for i in rng.sample(alpha, max(1, int(len(words) * edit_frac))):
+        words[i] = rng.choice(["alpha", "beta", "gamma", "delta"])
     return " ".join(words)
 
 
@@ -40,7 +47,8 @@ class Corpus:
     exact_dups: dict[str, str] = field(default_factory=dict)  # dup id -> original id
     near_dups: dict[str, str] = field(default_factory=dict)
     junk_ids: set[str] = field(default_factory=set)
-    bad: dict[str, str] = field(default_factory=dict)  # id or file -> expected quarantine reason
+    # (source, record or None for "the one file-level record", expected quarantine reason)
+    bad: list[tuple[str, int | None, str]] = field(default_factory=list)
 
 
 def _write_jsonl_gz(path: Path, lines: list[bytes]) -> None:
@@ -49,17 +57,17 @@ def _write_jsonl_gz(path: Path, lines: list[bytes]) -> None:
             f.write(line + b"\n")
 
 
-def build_corpus(root: Path, n_docs: int = 60, n_files: int = 4, seed: int = 0, bad_inputs: bool = True) -> Corpus:
+def build_corpus(root: Path, n_docs: int = 40, n_files: int = 4, seed: int = 0, bad_inputs: bool = True) -> Corpus:
     rng = random.Random(seed)
     root.mkdir(parents=True, exist_ok=True)
     paras = real_paragraphs()
-    if n_docs > len(paras) // 2:
-        raise ValueError(f"at most {len(paras) // 2} distinct documents from the pydoc topics")
-    # Two paragraphs per document, none reused: the only duplicates are the planted ones.
-    docs = [{"id": f"doc{i:04d}", "text": paras[2 * i] + "\n\n" + paras[2 * i + 1]} for i in range(n_docs)]
+    if n_docs > len(paras):
+        raise ValueError(f"at most {len(paras)} distinct documents from the pydoc topics")
+    # One prose paragraph per document, none reused: the only duplicates are the planted ones.
+    docs = [{"id": f"doc{i:04d}", "text": paras[i]} for i in range(n_docs)]
     corpus = Corpus(root)
     # Planted duplicates: exact copies and 1%-edited copies of earlier docs, under new ids.
-    for j in range(max(2, n_docs // 20)):
+    for j in range(max(3, n_docs // 8)):
         src = docs[rng.randrange(n_docs)]
         docs.append({"id": f"exact{j:03d}", "text": src["text"]})
         corpus.exact_dups[f"exact{j:03d}"] = src["id"]
@@ -99,16 +107,16 @@ def _add_bad_inputs(corpus: Corpus, paras: list[str]) -> None:
     path = root / "bad.jsonl"
     path.write_bytes(b"\n".join(lines) + b"\n")
     corpus.files[str(path)] = len(lines)
-    corpus.bad.update({"bad-json": "malformed_json", "bad-utf8": "invalid_utf8", "bad-nul": "nul_bytes",
-                       "bad-empty": "empty_text", "bad-missing": "missing_text_field", "bad-huge": "too_large"})
+    reasons = ["malformed_json", "invalid_utf8", "nul_bytes", "empty_text", "missing_text_field", "too_large"]
+    corpus.bad += [(str(path), record, reason) for record, reason in enumerate(reasons, start=1)]
     # A truncated gzip: complete records, then the stream stops mid-member.
-    full = gzip.compress(b"\n".join(json.dumps({"id": f"trunc{i}", "text": paras[i]}).encode() for i in range(20)))
+    full = gzip.compress(b"\n".join(json.dumps({"id": f"trunc{i}", "text": f"Record {i}. " + paras[-1 - i]}).encode() for i in range(20)))
     trunc = root / "truncated.jsonl.gz"
     trunc.write_bytes(full[: len(full) * 2 // 3])
     corpus.files[str(trunc)] = -1  # unknown: records before the break + 1 quarantined record
-    corpus.bad[str(trunc)] = "truncated_file"
+    corpus.bad.append((str(trunc), None, "truncated_file"))
     # A parquet file without the text column.
     wrong = root / "wrong.parquet"
     pq.write_table(pa.table({"id": ["w1", "w2"], "body": ["x", "y"]}), wrong)
     corpus.files[str(wrong)] = 1
-    corpus.bad[str(wrong)] = "wrong_schema"
+    corpus.bad.append((str(wrong), None, "wrong_schema"))

@@ -82,3 +82,42 @@ def test_paired_reward_of_identical_selection_is_zero():
 def test_cycle_to():
     assert list(cycle_to(np.array([1, 2, 3]), 7)) == [1, 2, 3, 1, 2, 3, 1]
     assert len(cycle_to(np.array([], np.int64), 5)) == 0
+
+
+def test_trainer_learner_env(data):
+    """The real learner: the tiny DSA trainer, paired branches from the same state."""
+    cfg = CFG.model_copy(update={"learner": "trainer", "step_tokens": 1024, "episode_steps": 2,
+                                 "trainer_d_model": 32, "trainer_n_layer": 1})
+    env = CurationEnv(data, cfg)
+    check_env(env, skip_render_check=True)
+    env.reset(seed=0)
+    before = env.learner.heldout_loss()
+    _, r, _, _, info = env.step(np.ones(cfg.docs_per_step, np.int8))
+    assert np.isfinite(info["loss_agent"]) and np.isfinite(info["loss_random"])
+    assert info["loss_agent"] < before  # one optimizer step on real text lowers held-out loss
+    assert env.learner.heldout_loss() == pytest.approx(info["loss_agent"])  # agent's branch
+    assert r == pytest.approx(info["gain_pct"] - info["budget_penalty"])
+
+
+def test_model_features_env(data):
+    cfg = CFG.model_copy(update={"model_features": True})
+    env = CurationEnv(data, cfg)
+    check_env(env, skip_render_check=True)
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (cfg.docs_per_step, data.features.shape[1] + 3)
+    excess = obs[:, -1]
+    assert abs(float(excess.mean())) < 1e-4  # z-scored within the step
+    docs = [data.doc_tokens[i] for i in env._idx]
+    cur = env.learner.doc_losses(docs)
+    assert cur.shape == (cfg.docs_per_step,) and np.isfinite(cur).all()
+
+
+def test_proxy_doc_losses_ignore_cross_doc_bigrams():
+    rng = np.random.default_rng(0)
+    learner = ProxyLearner(20, rng.integers(0, 20, size=100), step_tokens=200)
+    learner.train(rng.integers(0, 20, size=200), 0, 0)
+    a, b = rng.integers(0, 20, size=15), rng.integers(0, 20, size=9)
+    together = learner.doc_losses([a, b])
+    alone = [learner.doc_losses([a])[0], learner.doc_losses([b])[0]]
+    assert np.allclose(together, alone)
+    assert np.isclose(alone[0], learner.token_losses(a).mean())

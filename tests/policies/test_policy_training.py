@@ -83,3 +83,15 @@ def test_load_policy_rejects_other_files(tmp_path):
     with pytest.raises(FileNotFoundError, match="heuristic"):
         load_policy(tmp_path / "missing.safetensors")
     assert pa  # keep import used for fixtures' types
+
+
+def test_model_feature_policy_roundtrip(tmp_path, pool, tokenizer):
+    from policies.scorer import PolicyScorer
+
+    cfg = _cfg(tmp_path, "reinforce", 20)
+    cfg = cfg.model_copy(update={"env": cfg.env.model_copy(update={"model_features": True})})
+    policy = load_policy(reinforce.main(cfg, pool=pool, tokenizer=tokenizer)["output"])
+    assert policy.spec.model_features and policy.spec.names[-1] == "loss_excess"
+    assert len(policy.norm.mean) == policy.spec.dim
+    with pytest.raises(ValueError, match="model_features"):
+        PolicyScorer(cfg.output)
