@@ -49,9 +49,8 @@ def corpus_and_reference(ray_cluster, tmp_path_factory):
 
 
 def write_config(path: Path, corpus_root: Path, out: Path) -> Path:
-    cfg = {"inputs": [{"path": str(corpus_root)}], "output": str(out), "quiet": True,
-           "tokenizer": {"vocab_size": 1000}}
-    path.write_text(yaml.safe_dump(cfg))
+    """The YAML form of the tests' in-process config, so both kinds of run are the same job."""
+    path.write_text(yaml.safe_dump(curate_config(corpus_root, out).model_dump(mode="json")))
     return path
 
 
