@@ -125,12 +125,18 @@ def run_curator(texts: list[str], cfg: DedupConfig, tmp: Path) -> dict:
     dedup_s = time.perf_counter() - t1
     dups = pl.concat([pl.read_parquet(dups_path(tmp / "work", s)) for s, _ in units])
     pairs = {(int(a), int(b)) for a, b in zip(dups["doc_id"], dups["duplicate_of"], strict=True)}
-    return {"sig_s": sig_s, "e2e_s": sig_s + write_s + dedup_s, "pairs": pairs,
-            "phases": summary.seconds, "cc_rounds": summary.cc_rounds}
+    return {
+        "sig_s": sig_s,
+        "e2e_s": sig_s + write_s + dedup_s,
+        "pairs": pairs,
+        "phases": summary.seconds,
+        "cc_rounds": summary.cc_rounds,
+    }
 
 
-def run_datatrove(texts: list[str], cfg: DedupConfig, tmp: Path, fast_tokenizer: bool = False
-                  ) -> dict:
+def run_datatrove(
+    texts: list[str], cfg: DedupConfig, tmp: Path, fast_tokenizer: bool = False
+) -> dict:
     """datatrove's stages; `fast_tokenizer` swaps its default English word tokenizer (spaCy)
     for its WhitespaceTokenizer and runs the signature stage only."""
     from datatrove.data import Document
@@ -145,31 +151,55 @@ def run_datatrove(texts: list[str], cfg: DedupConfig, tmp: Path, fast_tokenizer:
     from datatrove.utils.hashing import HashConfig
     from datatrove.utils.word_tokenizers import WhitespaceTokenizer
 
-    mc = MinhashConfig(n_grams=cfg.shingle_size, num_buckets=cfg.bands,
-                       hashes_per_bucket=cfg.rows, seed=cfg.seed,
-                       hash_config=HashConfig(precision=32))  # 32-bit like curator's signature
+    mc = MinhashConfig(
+        n_grams=cfg.shingle_size,
+        num_buckets=cfg.bands,
+        hashes_per_bucket=cfg.rows,
+        seed=cfg.seed,
+        hash_config=HashConfig(precision=32),
+    )  # 32-bit like curator's signature
 
     def docs() -> list[Document]:
         return [Document(text=t, id=str(i)) for i, t in enumerate(texts)]
 
     def stage(name: str, pipeline: list, tasks: int = 1) -> float:
         t0 = time.perf_counter()
-        LocalPipelineExecutor(pipeline=pipeline, tasks=tasks, workers=1,
-                              logging_dir=str(tmp / "logs" / name)).run()
+        LocalPipelineExecutor(
+            pipeline=pipeline, tasks=tasks, workers=1, logging_dir=str(tmp / "logs" / name)
+        ).run()
         return time.perf_counter() - t0
 
     language = WhitespaceTokenizer() if fast_tokenizer else "en"
-    sig_s = stage("sig", [docs(), MinhashDedupSignature(output_folder=str(tmp / "sigs"),
-                                                        config=mc, language=language)])
+    sig_s = stage(
+        "sig",
+        [
+            docs(),
+            MinhashDedupSignature(output_folder=str(tmp / "sigs"), config=mc, language=language),
+        ],
+    )
     if fast_tokenizer:
         return {"sig_s": sig_s}
     # Buckets needs tasks divisible by num_buckets: 14 tasks, run one after another (1 worker).
-    bucket_s = stage("buckets", [MinhashDedupBuckets(input_folder=str(tmp / "sigs"),
-                                                     output_folder=str(tmp / "buckets"),
-                                                     config=mc)], tasks=cfg.bands)
-    cluster_s = stage("cluster", [MinhashDedupCluster(input_folder=str(tmp / "buckets"),
-                                                      output_folder=str(tmp / "remove"),
-                                                      config=mc, save_cluster_id=True)])
+    bucket_s = stage(
+        "buckets",
+        [
+            MinhashDedupBuckets(
+                input_folder=str(tmp / "sigs"), output_folder=str(tmp / "buckets"), config=mc
+            )
+        ],
+        tasks=cfg.bands,
+    )
+    cluster_s = stage(
+        "cluster",
+        [
+            MinhashDedupCluster(
+                input_folder=str(tmp / "buckets"),
+                output_folder=str(tmp / "remove"),
+                config=mc,
+                save_cluster_id=True,
+            )
+        ],
+    )
     filter_s = stage("filter", [docs(), MinhashDedupFilter(input_folder=str(tmp / "remove"))])
     pairs: set[tuple[int, int]] = set()
     clusters_file = tmp / "remove" / "000000.clusters"
@@ -182,8 +212,12 @@ def run_datatrove(texts: list[str], cfg: DedupConfig, tmp: Path, fast_tokenizer:
         removed = set(struct.unpack(f"<{len(raw) // 4}I", raw))
         kept = {c: d for d, c in doc_cluster.items() if d not in removed}
         pairs = {(d, kept[doc_cluster[d]]) for d in removed}
-    return {"sig_s": sig_s, "e2e_s": sig_s + bucket_s + cluster_s, "filter_s": filter_s,
-            "pairs": pairs}
+    return {
+        "sig_s": sig_s,
+        "e2e_s": sig_s + bucket_s + cluster_s,
+        "filter_s": filter_s,
+        "pairs": pairs,
+    }
 
 
 def run(texts: list[str], planted: list[int], cfg: DedupConfig | None = None) -> dict:
@@ -197,9 +231,12 @@ def run(texts: list[str], planted: list[int], cfg: DedupConfig | None = None) ->
     result = {"docs": len(texts), "mb": mb, "planted": len(planted) - len(set(planted))}
     for name, r in (("curator", ours), ("datatrove", theirs)):
         result[name] = {
-            "sig_docs_s": len(texts) / r["sig_s"], "sig_mb_s": mb / r["sig_s"],
-            "e2e_docs_s": len(texts) / r["e2e_s"], "e2e_mb_s": mb / r["e2e_s"],
-            "sig_s": r["sig_s"], "e2e_s": r["e2e_s"],
+            "sig_docs_s": len(texts) / r["sig_s"],
+            "sig_mb_s": mb / r["sig_s"],
+            "e2e_docs_s": len(texts) / r["e2e_s"],
+            "e2e_mb_s": mb / r["e2e_s"],
+            "sig_s": r["sig_s"],
+            "e2e_s": r["e2e_s"],
             **score(r["pairs"], planted),
         }
     result["curator"]["phases"] = ours["phases"]
@@ -214,16 +251,36 @@ def run(texts: list[str], planted: list[int], cfg: DedupConfig | None = None) ->
 def markdown(r: dict, command: str) -> str:
     c, d = r["curator"], r["datatrove"]
     rows = [
-        ("signature docs/s per core", f"{c['sig_docs_s']:,.0f}", f"{d['sig_docs_s']:,.0f}",
-         f"{r['sig_ratio']:.1f}x"),
-        ("signature MB/s per core", f"{c['sig_mb_s']:.2f}", f"{d['sig_mb_s']:.2f}",
-         f"{r['sig_ratio']:.1f}x"),
-        ("signature MB/s per core, datatrove WhitespaceTokenizer", "",
-         f"{r['datatrove_ws_sig_mb_s']:.2f}", f"{c['sig_mb_s'] / r['datatrove_ws_sig_mb_s']:.1f}x"),
-        ("end to end docs/s per core", f"{c['e2e_docs_s']:,.0f}", f"{d['e2e_docs_s']:,.0f}",
-         f"{r['e2e_ratio']:.1f}x"),
-        ("end to end MB/s per core", f"{c['e2e_mb_s']:.2f}", f"{d['e2e_mb_s']:.2f}",
-         f"{r['e2e_ratio']:.1f}x"),
+        (
+            "signature docs/s per core",
+            f"{c['sig_docs_s']:,.0f}",
+            f"{d['sig_docs_s']:,.0f}",
+            f"{r['sig_ratio']:.1f}x",
+        ),
+        (
+            "signature MB/s per core",
+            f"{c['sig_mb_s']:.2f}",
+            f"{d['sig_mb_s']:.2f}",
+            f"{r['sig_ratio']:.1f}x",
+        ),
+        (
+            "signature MB/s per core, datatrove WhitespaceTokenizer",
+            "",
+            f"{r['datatrove_ws_sig_mb_s']:.2f}",
+            f"{c['sig_mb_s'] / r['datatrove_ws_sig_mb_s']:.1f}x",
+        ),
+        (
+            "end to end docs/s per core",
+            f"{c['e2e_docs_s']:,.0f}",
+            f"{d['e2e_docs_s']:,.0f}",
+            f"{r['e2e_ratio']:.1f}x",
+        ),
+        (
+            "end to end MB/s per core",
+            f"{c['e2e_mb_s']:.2f}",
+            f"{d['e2e_mb_s']:.2f}",
+            f"{r['e2e_ratio']:.1f}x",
+        ),
         ("end to end seconds", f"{c['e2e_s']:.1f}", f"{d['e2e_s']:.1f}", ""),
         ("pairs found", f"{c['pairs']}", f"{d['pairs']}", ""),
         ("precision vs planted", f"{c['precision']:.3f}", f"{d['precision']:.3f}", ""),

@@ -167,7 +167,8 @@ def run(texts: list[str]) -> dict:
         agree = [(d == KEPT) == k for d, (k, _, _) in zip(dec, dt, strict=False)]
         examples = Counter(
             f"ours={reason[i] or 'kept'} / datatrove={dt[i][1] or 'kept'}"
-            for i in range(n) if not agree[i]
+            for i in range(n)
+            if not agree[i]
         )
         agreement[fam] = {
             "agree": sum(agree) / max(n, 1),
@@ -182,7 +183,8 @@ def run(texts: list[str]) -> dict:
         "dt_drop": sum(not k for k in dt_keep) / max(n, 1),
         "disagreements": Counter(
             f"ours={ours_reason[i] or 'kept'} / datatrove={dt_reason[i] or 'kept'}"
-            for i in range(n) if not overall[i]
+            for i in range(n)
+            if not overall[i]
         ).most_common(6),
     }
     return {

@@ -15,17 +15,28 @@ from curator.stages.tokenize import Tokenize
 from curator.tokenizer_train import train_tokenizer
 
 
-def run(texts: list[str], vocab_size: int = 8000, threads: int = 1, batch_size: int = 1000,
-        repeats: int = 3) -> dict:
+def run(
+    texts: list[str],
+    vocab_size: int = 8000,
+    threads: int = 1,
+    batch_size: int = 1000,
+    repeats: int = 3,
+) -> dict:
     import sentencepiece as spm
 
     with tempfile.TemporaryDirectory() as tmp:
-        model = train_tokenizer(texts[:2000], TokenizerConfig(vocab_size=vocab_size), Path(tmp) / "t.model", 2)
+        model = train_tokenizer(
+            texts[:2000], TokenizerConfig(vocab_size=vocab_size), Path(tmp) / "t.model", 2
+        )
         sp = spm.SentencePieceProcessor(model_file=str(model))
         step = Tokenize(str(model), num_threads=threads)
-        batches = [texts[i:i + batch_size] for i in range(0, len(texts), batch_size)]
-        tables = [pa.table({"text": b, "decision": [KEPT] * len(b), "reason": pa.nulls(len(b), pa.string())})
-                  for b in batches]
+        batches = [texts[i : i + batch_size] for i in range(0, len(texts), batch_size)]
+        tables = [
+            pa.table(
+                {"text": b, "decision": [KEPT] * len(b), "reason": pa.nulls(len(b), pa.string())}
+            )
+            for b in batches
+        ]
 
         def raw() -> int:
             return sum(len(ids) for b in batches for ids in sp.encode(b, num_threads=threads))
@@ -44,10 +55,18 @@ def run(texts: list[str], vocab_size: int = 8000, threads: int = 1, batch_size: 
     mb = sum(len(t.encode()) for t in texts) / 1e6
     raw_t = best["sentencepiece.encode"][0]
     return {
-        "docs": len(texts), "MB": round(mb, 2), "threads": threads,
+        "docs": len(texts),
+        "MB": round(mb, 2),
+        "threads": threads,
         "rows": [
-            {"impl": name, "seconds": round(t, 3), "docs_per_s": round(len(texts) / t, 1),
-             "MB_per_s": round(mb / t, 2), "tokens": n, "speed_vs_raw": round(raw_t / t, 3)}
+            {
+                "impl": name,
+                "seconds": round(t, 3),
+                "docs_per_s": round(len(texts) / t, 1),
+                "MB_per_s": round(mb / t, 2),
+                "tokens": n,
+                "speed_vs_raw": round(raw_t / t, 3),
+            }
             for name, (t, n) in best.items()
         ],
     }

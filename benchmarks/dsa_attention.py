@@ -63,31 +63,70 @@ def measure(fn: Callable[[], torch.Tensor], device: torch.device, reps: int) -> 
     return best, mem
 
 
-def run(device: torch.device, lengths: list[int], fracs: list[float], block: int, heads: int,
-        dim: int, reps: int) -> list[dict]:
+def run(
+    device: torch.device,
+    lengths: list[int],
+    fracs: list[float],
+    block: int,
+    heads: int,
+    dim: int,
+    reps: int,
+) -> list[dict]:
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     attend = sparse_attention_flex if device.type == "cuda" else gather
     rows = []
     for T in lengths:
         nb = T // block
-        q, k, v = (torch.randn(1, heads, T, dim, device=device, dtype=dtype, requires_grad=True)
-                   for _ in "qkv")
-        sdpa_t, sdpa_m = measure(lambda q=q, k=k, v=v: F.scaled_dot_product_attention(
-            q, k, v, is_causal=True), device, reps)
-        rows.append({"T": T, "what": "sdpa (causal)", "f": 0.5 + 0.5 / nb, "s": sdpa_t,
-                     "mb": sdpa_m, "x": 1.0, "mx": 1.0})
+        q, k, v = (
+            torch.randn(1, heads, T, dim, device=device, dtype=dtype, requires_grad=True)
+            for _ in "qkv"
+        )
+        sdpa_t, sdpa_m = measure(
+            lambda q=q, k=k, v=v: F.scaled_dot_product_attention(q, k, v, is_causal=True),
+            device,
+            reps,
+        )
+        rows.append(
+            {
+                "T": T,
+                "what": "sdpa (causal)",
+                "f": 0.5 + 0.5 / nb,
+                "s": sdpa_t,
+                "mb": sdpa_m,
+                "x": 1.0,
+                "mx": 1.0,
+            }
+        )
         layer_dense = None
         for f in fracs:
             slots = max(3, round(f * nb))
             sel = select_blocks(torch.randn(1, nb, nb, device=device), slots - 3, 1, 1)
             keep = sel.valid.float().sum().item() / (nb * nb)
-            t, m = measure(lambda q=q, k=k, v=v, sel=sel: attend(q, k, v, sel, block),
-                           device, reps)
-            rows.append({"T": T, "what": f"sparse attn, f=1/{round(1 / f)}", "f": keep, "s": t,
-                         "mb": m, "x": sdpa_t / t, "mx": m / sdpa_m})
+            t, m = measure(lambda q=q, k=k, v=v, sel=sel: attend(q, k, v, sel, block), device, reps)
+            rows.append(
+                {
+                    "T": T,
+                    "what": f"sparse attn, f=1/{round(1 / f)}",
+                    "f": keep,
+                    "s": t,
+                    "mb": m,
+                    "x": sdpa_t / t,
+                    "mx": m / sdpa_m,
+                }
+            )
             torch.manual_seed(0)
-            layer = DSAttention(heads * dim, heads, block_size=block, top_k_blocks=slots - 3,
-                                window_blocks=1, sink_blocks=1).to(device).train()
+            layer = (
+                DSAttention(
+                    heads * dim,
+                    heads,
+                    block_size=block,
+                    top_k_blocks=slots - 3,
+                    window_blocks=1,
+                    sink_blocks=1,
+                )
+                .to(device)
+                .train()
+            )
             layer.use_flex = device.type == "cuda"
             x = torch.randn(1, T, heads * dim, device=device, requires_grad=True)
             ac = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
@@ -100,11 +139,29 @@ def run(device: torch.device, lengths: list[int], fracs: list[float], block: int
             if layer_dense is None:
                 layer_dense = measure(lambda fwd=fwd: fwd(dense=True), device, reps)
                 ld_t, ld_m = layer_dense
-                rows.append({"T": T, "what": "dense layer (SDPA inside)", "f": 0.5 + 0.5 / nb,
-                             "s": ld_t, "mb": ld_m, "x": sdpa_t / ld_t, "mx": ld_m / sdpa_m})
+                rows.append(
+                    {
+                        "T": T,
+                        "what": "dense layer (SDPA inside)",
+                        "f": 0.5 + 0.5 / nb,
+                        "s": ld_t,
+                        "mb": ld_m,
+                        "x": sdpa_t / ld_t,
+                        "mx": ld_m / sdpa_m,
+                    }
+                )
             t, m = measure(fwd, device, reps)
-            rows.append({"T": T, "what": f"DSA layer, f=1/{round(1 / f)}", "f": keep, "s": t,
-                         "mb": m, "x": layer_dense[0] / t, "mx": m / layer_dense[1]})
+            rows.append(
+                {
+                    "T": T,
+                    "what": f"DSA layer, f=1/{round(1 / f)}",
+                    "f": keep,
+                    "s": t,
+                    "mb": m,
+                    "x": layer_dense[0] / t,
+                    "mx": m / layer_dense[1],
+                }
+            )
             print(rows[-3:], flush=True)
     return rows
 
@@ -123,31 +180,44 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     cuda = device.type == "cuda"
-    lengths = [int(x) for x in args.lengths.split(",")] if args.lengths else (
-        [4096, 16384, 65536] if cuda else [1024, 2048, 4096, 8192])
+    lengths = (
+        [int(x) for x in args.lengths.split(",")]
+        if args.lengths
+        else ([4096, 16384, 65536] if cuda else [1024, 2048, 4096, 8192])
+    )
     block = args.block or (128 if cuda else 64)
     rows = run(device, lengths, [1 / 8, 1 / 16], block, args.heads, args.dim, args.reps)
     mem = "peak MB" if cuda else "saved-for-backward MB"
     cmd = "python benchmarks/dsa_attention.py " + " ".join(
-        f"--{k} {v}" for k, v in vars(args).items() if v not in (None, 0))
+        f"--{k} {v}" for k, v in vars(args).items() if v not in (None, 0)
+    )
     lines = [
-        f"# DSA attention vs causal SDPA ({device.type})", "",
-        f"Command: `{cmd}`", "",
+        f"# DSA attention vs causal SDPA ({device.type})",
+        "",
+        f"Command: `{cmd}`",
+        "",
         f"B=1, heads={args.heads}, head_dim={args.dim}, block={block}, fp32 on CPU / bf16 on "
         f"CUDA; forward+backward, best of {args.reps} after a warm-up; torch "
         f"{torch.__version__}, {torch.get_num_threads()} threads. `f` = attended fraction of all "
         "T x T blocks. `x` = speedup: attention rows vs SDPA, DSA layer vs the dense layer. "
-        f"Memory = {mem}.", "",
-        f"| T | what | f | fwd+bwd s | x | {mem} | mem ratio |", "|---|---|---|---|---|---|---|",
+        f"Memory = {mem}.",
+        "",
+        f"| T | what | f | fwd+bwd s | x | {mem} | mem ratio |",
+        "|---|---|---|---|---|---|---|",
     ]
-    lines += [f"| {r['T']} | {r['what']} | {r['f']:.3f} | {r['s']:.4f} | {r['x']:.2f} | "
-              f"{r['mb']:.1f} | {r['mx']:.2f} |" for r in rows]
+    lines += [
+        f"| {r['T']} | {r['what']} | {r['f']:.3f} | {r['s']:.4f} | {r['x']:.2f} | "
+        f"{r['mb']:.1f} | {r['mx']:.2f} |"
+        for r in rows
+    ]
     text = "\n".join(lines) + "\n"
     print(text)
     if not cuda:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(text + "\nGPU (flex_attention) numbers were not measured: no GPU was "
-                           "available to this session.\n")
+        RESULTS.write_text(
+            text + "\nGPU (flex_attention) numbers were not measured: no GPU was "
+            "available to this session.\n"
+        )
 
 
 if __name__ == "__main__":

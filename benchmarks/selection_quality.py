@@ -47,11 +47,18 @@ FRACTIONS = (0.25, 0.5, 1.0)
 RESULTS = Path(__file__).parent / "results" / "selection_quality.md"
 
 
-def train_eval(docs: list[np.ndarray], keep: np.ndarray, budget: int, heldout: np.ndarray,
-               vocab: int, seed: int) -> float:
+def train_eval(
+    docs: list[np.ndarray],
+    keep: np.ndarray,
+    budget: int,
+    heldout: np.ndarray,
+    vocab: int,
+    seed: int,
+) -> float:
     """Tiny DSA GPT from seed, exactly `budget` tokens of the kept docs, LR fully decayed."""
-    learner = TrainerLearner(vocab, heldout, budget, episode_steps=1,
-                             spec=TrainerSpec(eval_batches=8))
+    learner = TrainerLearner(
+        vocab, heldout, budget, episode_steps=1, spec=TrainerSpec(eval_batches=8)
+    )
     learner.reset(seed)
     stream = np.concatenate([docs[i] for i in np.flatnonzero(keep)])
     cfg = learner.cfg
@@ -66,19 +73,26 @@ def train_eval(docs: list[np.ndarray], keep: np.ndarray, budget: int, heldout: n
     return evaluate(learner.model, learner.heldout, cfg.batch_size * 2, 8)
 
 
-def reference_model_losses(pool_docs: list[np.ndarray], ref_docs: list[np.ndarray],
-                           heldout: np.ndarray, vocab: int, budget: int
-                           ) -> tuple[np.ndarray, np.ndarray]:
+def reference_model_losses(
+    pool_docs: list[np.ndarray],
+    ref_docs: list[np.ndarray],
+    heldout: np.ndarray,
+    vocab: int,
+    budget: int,
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-doc losses under a small model trained on a random pool sample (perplexity band)."""
     learner = TrainerLearner(vocab, heldout, budget, episode_steps=1)
     learner.reset(12345)
     rng = np.random.default_rng(12345)
-    keep = bl.select_by_score(rng.random(len(pool_docs)), np.array([len(d) for d in pool_docs]),
-                              budget)
+    keep = bl.select_by_score(
+        rng.random(len(pool_docs)), np.array([len(d) for d in pool_docs]), budget
+    )
     stream = np.concatenate([pool_docs[i] for i in np.flatnonzero(keep)])
     learner.train(stream, 0, 12345)
-    return (per_document_loss(learner.model, pool_docs, batch_size=16),
-            per_document_loss(learner.model, ref_docs, batch_size=16))
+    return (
+        per_document_loss(learner.model, pool_docs, batch_size=16),
+        per_document_loss(learner.model, ref_docs, batch_size=16),
+    )
 
 
 def tokens_to_reach(losses: dict[float, float], target: float, budget: int) -> float:
@@ -132,17 +146,22 @@ def main() -> None:
     sources = corpora_sources(args.corpora)
     sources, reference = split_reference(sources, 60, seed=999)
     with tempfile.TemporaryDirectory() as tmp:
-        tok_path = train_tokenizer(sources.clean[:2000], TokenizerConfig(vocab_size=2048),
-                                   Path(tmp) / "tok.model")
+        tok_path = train_tokenizer(
+            sources.clean[:2000], TokenizerConfig(vocab_size=2048), Path(tmp) / "tok.model"
+        )
         tokenizer = tok_path.read_bytes()
 
     # 1. train the agent once, on its own pool draw at 50% noise (`curator agent train` path)
     agent_cfg = AgentConfig(
-        algorithm="reinforce", output=str(Path(tempfile.gettempdir()) / "sq_agent.safetensors"),
-        total_steps=args.agent_steps, seed=0, learning_rate=1e-3,
+        algorithm="reinforce",
+        output=str(Path(tempfile.gettempdir()) / "sq_agent.safetensors"),
+        total_steps=args.agent_steps,
+        seed=0,
+        learning_rate=1e-3,
         env=EnvConfig(learner="proxy", docs_per_step=32, step_tokens=4096, episode_steps=16),
-        pool=PoolConfig(source="corpora", corpora_dir=args.corpora, n_docs=1200, noise=0.5,
-                        seed=100),
+        pool=PoolConfig(
+            source="corpora", corpora_dir=args.corpora, n_docs=1200, noise=0.5, seed=100
+        ),
     )
     train_pool = build_pool(sources, 1200, 0.5, seed=100, heldout_docs=60)
     agent_summary = reinforce.main(agent_cfg, pool=train_pool, tokenizer=tokenizer)
@@ -157,8 +176,9 @@ def main() -> None:
     rows, pr_rows, speed = [], [], {}
     for noise in args.noise:
         pool: Pool = build_pool(sources, args.pool_docs, noise, seed=1, heldout_docs=50)
-        docs = [np.asarray(d, np.int64) for d in
-                sp.EncodeAsNumpy(pool.texts.to_pylist(), add_eos=True)]
+        docs = [
+            np.asarray(d, np.int64) for d in sp.EncodeAsNumpy(pool.texts.to_pylist(), add_eos=True)
+        ]
         n_tok = np.array([len(d) for d in docs])
         heldout = np.concatenate(sp.EncodeAsNumpy(pool.heldout, add_eos=True)).astype(np.int64)
         ref_docs = [np.asarray(d, np.int64) for d in sp.EncodeAsNumpy(reference, add_eos=True)]
@@ -178,13 +198,30 @@ def main() -> None:
             "DSIR": bl.dsir_scores(pool.texts, ref_arr),
         }
         for name, s in scores.items():
-            p, r = prec_recall(s < (0.0 if "policy" in name or "agent" in name else
-                                    np.quantile(s, noise) if noise else -np.inf), junk)
-            pr_rows.append({"noise": noise, "method": name, "auc": auc(s, ~junk),
-                            "precision": p, "recall": r})
+            p, r = prec_recall(
+                s
+                < (
+                    0.0
+                    if "policy" in name or "agent" in name
+                    else np.quantile(s, noise)
+                    if noise
+                    else -np.inf
+                ),
+                junk,
+            )
+            pr_rows.append(
+                {"noise": noise, "method": name, "auc": auc(s, ~junk), "precision": p, "recall": r}
+            )
         hp, hr = prec_recall(bl.heuristic_scores(pool.texts) < 5.0, junk)
-        pr_rows.append({"noise": noise, "method": "heuristic rules (own decisions)",
-                        "auc": float("nan"), "precision": hp, "recall": hr})
+        pr_rows.append(
+            {
+                "noise": noise,
+                "method": "heuristic rules (own decisions)",
+                "auc": float("nan"),
+                "precision": hp,
+                "recall": hr,
+            }
+        )
 
         for seed in range(args.seeds):
             per_seed = dict(scores)
@@ -196,30 +233,53 @@ def main() -> None:
                     keep = bl.select_by_score(s, n_tok, int(f * args.budget))
                     curve[f] = train_eval(docs, keep, int(f * args.budget), heldout, vocab, seed)
                 sel = bl.select_by_score(s, n_tok, args.budget)
-                rows.append({"noise": noise, "seed": seed, "method": name, "curve": curve,
-                             "junk_tokens": float(n_tok[sel & junk].sum() / n_tok[sel].sum())})
+                rows.append(
+                    {
+                        "noise": noise,
+                        "seed": seed,
+                        "method": name,
+                        "curve": curve,
+                        "junk_tokens": float(n_tok[sel & junk].sum() / n_tok[sel].sum()),
+                    }
+                )
                 print(json.dumps(rows[-1]), flush=True)
     write_results(args, rows, pr_rows, speed, agent_train_s, time.time() - t_start)
 
 
-def write_results(args: argparse.Namespace, rows: list[dict], pr_rows: list[dict],
-                  speed: dict[float, float], agent_train_s: float, total_s: float) -> None:
+def write_results(
+    args: argparse.Namespace,
+    rows: list[dict],
+    pr_rows: list[dict],
+    speed: dict[float, float],
+    agent_train_s: float,
+    total_s: float,
+) -> None:
     B = args.budget
-    lines = ["# Selection quality: RL agent vs baselines", "",
-             "Command (repo root):", "",
-             f"    .venv/bin/python benchmarks/selection_quality.py --corpora {args.corpora} "
-             f"--noise {' '.join(str(n) for n in args.noise)} --seeds {args.seeds} "
-             f"--budget {B} --pool-docs {args.pool_docs} --agent-steps {args.agent_steps}", "",
-             f"Budget B = {B} tokens; pool {args.pool_docs} docs; tiny DSA GPT (2 layers, d=64, "
-             "seq 128, block 32, top-2 blocks), cosine LR fully decayed in every run; 1 torch "
-             f"thread; {args.seeds} paired seed(s) (same init and batch order for every method). "
-             f"Total wall time {total_s / 60:.1f} min on a shared 2-core CPU.", "",
-             f"Agent: REINFORCE, proxy learner, {args.agent_steps} env steps on its own pool "
-             f"draw (50% noise); training incl. featurization {agent_train_s:.0f} s.", ""]
-    lines += ["## Held-out loss at budget B and tokens to reach random's loss at B", "",
-              "| noise | method | loss@B/4 | loss@B/2 | loss@B (mean ± sd) | tokens to reach "
-              "random@B | gain vs oracle gain | junk share of selection |",
-              "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "# Selection quality: RL agent vs baselines",
+        "",
+        "Command (repo root):",
+        "",
+        f"    .venv/bin/python benchmarks/selection_quality.py --corpora {args.corpora} "
+        f"--noise {' '.join(str(n) for n in args.noise)} --seeds {args.seeds} "
+        f"--budget {B} --pool-docs {args.pool_docs} --agent-steps {args.agent_steps}",
+        "",
+        f"Budget B = {B} tokens; pool {args.pool_docs} docs; tiny DSA GPT (2 layers, d=64, "
+        "seq 128, block 32, top-2 blocks), cosine LR fully decayed in every run; 1 torch "
+        f"thread; {args.seeds} paired seed(s) (same init and batch order for every method). "
+        f"Total wall time {total_s / 60:.1f} min on a shared 2-core CPU.",
+        "",
+        f"Agent: REINFORCE, proxy learner, {args.agent_steps} env steps on its own pool "
+        f"draw (50% noise); training incl. featurization {agent_train_s:.0f} s.",
+        "",
+    ]
+    lines += [
+        "## Held-out loss at budget B and tokens to reach random's loss at B",
+        "",
+        "| noise | method | loss@B/4 | loss@B/2 | loss@B (mean ± sd) | tokens to reach "
+        "random@B | gain vs oracle gain | junk share of selection |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for noise in args.noise:
         sub = [r for r in rows if r["noise"] == noise]
         methods = list(dict.fromkeys(r["method"] for r in sub))
@@ -229,27 +289,46 @@ def write_results(args: argparse.Namespace, rows: list[dict], pr_rows: list[dict
         for m in methods:
             c = {f: np.mean([r["curve"][f] for r in by[m]]) for f in FRACTIONS}
             sd = np.std([r["curve"][1.0] for r in by[m]])
-            reach = [tokens_to_reach(r["curve"], np.mean(
-                [q["curve"][1.0] for q in by["random"] if q["seed"] == r["seed"]]), B)
-                for r in by[m]]
+            reach = [
+                tokens_to_reach(
+                    r["curve"],
+                    np.mean([q["curve"][1.0] for q in by["random"] if q["seed"] == r["seed"]]),
+                    B,
+                )
+                for r in by[m]
+            ]
             reach_m = np.mean(reach)
             reach_s = "> B" if not np.isfinite(reach_m) else f"{reach_m / B:.2f} B"
             gain = (rand_b - c[1.0]) / (rand_b - orc_b) if rand_b - orc_b > 1e-6 else float("nan")
             junk = np.mean([r["junk_tokens"] for r in by[m]])
-            lines.append(f"| {noise:.2f} | {m} | {c[0.25]:.4f} | {c[0.5]:.4f} | {c[1.0]:.4f} ± "
-                         f"{sd:.4f} | {reach_s} | {gain:.2f} | {junk:.2f} |")
-    lines += ["", "## Junk discovery (scores vs corruption labels, evaluation pool)", "",
-              "AUC: P(clean doc scores above junk doc). Precision/recall of dropped docs: the "
-              "policies drop where their keep logit < 0 (their own decision); the heuristic "
-              "rules drop a doc failing any rule family; other baselines drop their lowest "
-              "`noise` fraction.", "",
-              "| noise | method | AUC | precision | recall |", "|---|---|---|---|---|"]
+            lines.append(
+                f"| {noise:.2f} | {m} | {c[0.25]:.4f} | {c[0.5]:.4f} | {c[1.0]:.4f} ± "
+                f"{sd:.4f} | {reach_s} | {gain:.2f} | {junk:.2f} |"
+            )
+    lines += [
+        "",
+        "## Junk discovery (scores vs corruption labels, evaluation pool)",
+        "",
+        "AUC: P(clean doc scores above junk doc). Precision/recall of dropped docs: the "
+        "policies drop where their keep logit < 0 (their own decision); the heuristic "
+        "rules drop a doc failing any rule family; other baselines drop their lowest "
+        "`noise` fraction.",
+        "",
+        "| noise | method | AUC | precision | recall |",
+        "|---|---|---|---|---|",
+    ]
     for r in pr_rows:
-        lines.append(f"| {r['noise']:.2f} | {r['method']} | {r['auc']:.3f} | "
-                     f"{r['precision']:.3f} | {r['recall']:.3f} |")
-    lines += ["", "## Scorer throughput", "",
-              "| noise | docs/s on one core (PolicyScorer.score_texts, features + MLP) |",
-              "|---|---|"]
+        lines.append(
+            f"| {r['noise']:.2f} | {r['method']} | {r['auc']:.3f} | "
+            f"{r['precision']:.3f} | {r['recall']:.3f} |"
+        )
+    lines += [
+        "",
+        "## Scorer throughput",
+        "",
+        "| noise | docs/s on one core (PolicyScorer.score_texts, features + MLP) |",
+        "|---|---|",
+    ]
     lines += [f"| {n:.2f} | {s:.0f} |" for n, s in speed.items()]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text("\n".join(lines) + "\n")

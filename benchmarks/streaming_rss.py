@@ -31,7 +31,9 @@ def write_corpus(texts: list[str], root: Path, total_mb: float, file_mb: float =
         with gzip.open(root / f"part-{f_idx:04d}.jsonl.gz", "wt") as fh:
             size = 0
             while size < file_mb * 1e6 and written + size < total_mb * 1e6:
-                text = f"Copy {i // len(texts)} of record {i % len(texts)}.\n" + texts[i % len(texts)]
+                text = (
+                    f"Copy {i // len(texts)} of record {i % len(texts)}.\n" + texts[i % len(texts)]
+                )
                 fh.write(json.dumps({"id": f"r{i}", "text": text}) + "\n")
                 size += len(text)
                 i += 1
@@ -77,8 +79,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir=".") as tmp:
         for mb in (args.mb, args.mb * args.factor):
             corpus = write_corpus(texts, Path(tmp) / f"c{mb}", mb)
-            cmd = [curator, "curate", "--input", str(corpus), "--output", str(Path(tmp) / f"run{mb}"),
-                   "--quiet", "--set", "language.enabled=false"]
+            cmd = [
+                curator,
+                "curate",
+                "--input",
+                str(corpus),
+                "--output",
+                str(Path(tmp) / f"run{mb}"),
+                "--quiet",
+                "--set",
+                "language.enabled=false",
+            ]
             peak, secs = peak_tree_rss(cmd, env)
             rows.append((mb, peak, secs))
             print(f"{mb:.0f} MB corpus: peak RSS {peak:.0f} MB, {secs:.1f} s", flush=True)

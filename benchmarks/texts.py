@@ -31,12 +31,16 @@ def chunk_paragraphs(text: str, target_chars: int = 2000) -> list[str]:
     return [c for c in chunks if c]
 
 
-def load_texts(paths: list[str] | None = None, chunk_chars: int = 2000, limit: int | None = None) -> list[str]:
+def load_texts(
+    paths: list[str] | None = None, chunk_chars: int = 2000, limit: int | None = None
+) -> list[str]:
     """Books are chunked (they are single huge records); other files contribute whole docs."""
     texts: list[str] = []
     for p in paths or DEFAULT_INPUTS:
         with gzip.open(Path(p), "rt", encoding="utf-8") as f:
             for line in f:
                 text = json.loads(line)["text"]
-                texts.extend(chunk_paragraphs(text, chunk_chars) if len(text) > 4 * chunk_chars else [text])
+                texts.extend(
+                    chunk_paragraphs(text, chunk_chars) if len(text) > 4 * chunk_chars else [text]
+                )
     return texts[:limit] if limit else texts

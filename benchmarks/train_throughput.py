@@ -44,8 +44,15 @@ def help_corpus(vocab: int) -> Corpus:
     texts = [t for t in texts if len(t) > 40]
     with tempfile.TemporaryDirectory() as tmp:
         spm.SentencePieceTrainer.train(
-            sentence_iterator=iter(texts), model_prefix=f"{tmp}/sp", vocab_size=vocab,
-            model_type="bpe", eos_id=1, bos_id=-1, pad_id=-1, unk_id=0, minloglevel=2,
+            sentence_iterator=iter(texts),
+            model_prefix=f"{tmp}/sp",
+            vocab_size=vocab,
+            model_type="bpe",
+            eos_id=1,
+            bos_id=-1,
+            pad_id=-1,
+            unk_id=0,
+            minloglevel=2,
             max_sentence_length=100000,
         )
         sp = spm.SentencePieceProcessor(model_file=f"{tmp}/sp.model")
@@ -58,18 +65,30 @@ def help_corpus(vocab: int) -> Corpus:
 
 
 def config(dsa: bool, precision: str, device: str, steps: int, seq_len: int) -> TrainConfig:
-    return TrainConfig.model_validate({
-        "data": {"path": "unused"}, "device": device, "precision": precision,
-        "model": {"seq_len": seq_len, "n_layer": 4, "n_head": 4, "d_model": 128},
-        "dsa": {"enabled": dsa, "block_size": 32, "top_k_blocks": 2, "window_blocks": 1,
-                "sink_blocks": 1, "dense_warmup_steps": steps // 10},
-        "optim": {"lr": 3e-3, "warmup_frac": 0.05},
-        "batch_size": 8, "max_tokens": steps * 8 * seq_len,
-    })
+    return TrainConfig.model_validate(
+        {
+            "data": {"path": "unused"},
+            "device": device,
+            "precision": precision,
+            "model": {"seq_len": seq_len, "n_layer": 4, "n_head": 4, "d_model": 128},
+            "dsa": {
+                "enabled": dsa,
+                "block_size": 32,
+                "top_k_blocks": 2,
+                "window_blocks": 1,
+                "sink_blocks": 1,
+                "dense_warmup_steps": steps // 10,
+            },
+            "optim": {"lr": 3e-3, "warmup_frac": 0.05},
+            "batch_size": 8,
+            "max_tokens": steps * 8 * seq_len,
+        }
+    )
 
 
-def run(cfg: TrainConfig, corpus: Corpus, steps: int, timed_from: int = 0
-        ) -> tuple[float, float, int]:
+def run(
+    cfg: TrainConfig, corpus: Corpus, steps: int, timed_from: int = 0
+) -> tuple[float, float, int]:
     """Train `steps` steps; returns (tokens/s after `timed_from`, held-out loss, params)."""
     device = torch.device(cfg.device)
     train_c, held_c = split(corpus, 0.05)
@@ -82,15 +101,20 @@ def run(cfg: TrainConfig, corpus: Corpus, steps: int, timed_from: int = 0
         if step == timed_from:
             t0 = time.perf_counter()
         batch = to_batch(stream.batch(step, cfg.batch_size), device)
-        stats = train_step(model, opt, [batch], lr=lr_at(step, total, cfg.optim),
-                           dense=step < cfg.dsa.dense_warmup_steps or not cfg.dsa.enabled,
-                           precision=cfg.precision, grad_clip=cfg.optim.grad_clip)
+        stats = train_step(
+            model,
+            opt,
+            [batch],
+            lr=lr_at(step, total, cfg.optim),
+            dense=step < cfg.dsa.dense_warmup_steps or not cfg.dsa.enabled,
+            precision=cfg.precision,
+            grad_clip=cfg.optim.grad_clip,
+        )
         tokens += stats.tokens if step >= timed_from else 0
     if device.type == "cuda":
         torch.cuda.synchronize()
     rate = tokens / (time.perf_counter() - t0)
-    heldout = evaluate(model, held, cfg.batch_size, 16, cfg.precision,
-                       dense=not cfg.dsa.enabled)
+    heldout = evaluate(model, held, cfg.batch_size, 16, cfg.precision, dense=not cfg.dsa.enabled)
     return rate, heldout, model.num_params()
 
 
@@ -103,30 +127,41 @@ def main() -> None:
     args = ap.parse_args()
     corpus = help_corpus(2048)
     lines = [
-        f"# Trainer throughput and DSA quality ({args.device})", "",
+        f"# Trainer throughput and DSA quality ({args.device})",
+        "",
         f"Command: `python benchmarks/train_throughput.py --device {args.device} --steps "
-        f"{args.steps} --seq-len {args.seq_len}`", "",
+        f"{args.steps} --seq-len {args.seq_len}`",
+        "",
         f"Data: pydoc help topics, {len(corpus.tokens):,} tokens, sentencepiece BPE 2048; model "
         f"4 layers x d_model 128, seq_len {args.seq_len}, batch 8, DSA block 32 (keep diag + "
         f"window 1 + sink 1 + top-2 of {args.seq_len // 32} blocks); torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads.", "",
-        "## Throughput (steady state, steps 5-30; sparse steps only for DSA)", "",
+        f"{torch.get_num_threads()} threads.",
+        "",
+        "## Throughput (steady state, steps 5-30; sparse steps only for DSA)",
+        "",
         "| attention | precision | params | tokens/s |" + (" MFU |" if args.peak_tflops else ""),
         "|---|---|---|---|" + ("---|" if args.peak_tflops else ""),
     ]
     for dsa in (False, True):
         for precision in ("fp32", "bf16"):
             cfg = config(dsa, precision, args.device, 30, args.seq_len)
-            cfg = cfg.model_copy(update={"dsa": cfg.dsa.model_copy(
-                update={"dense_warmup_steps": 0})})
+            cfg = cfg.model_copy(
+                update={"dsa": cfg.dsa.model_copy(update={"dense_warmup_steps": 0})}
+            )
             rate, _, n = run(cfg, corpus, 30, timed_from=5)
             mfu = f" {6 * n * rate / (args.peak_tflops * 1e12):.1%} |" if args.peak_tflops else ""
-            lines.append(f"| {'DSA' if dsa else 'dense'} | {precision} | {n:,} | {rate:,.0f} |"
-                         + mfu)
+            lines.append(
+                f"| {'DSA' if dsa else 'dense'} | {precision} | {n:,} | {rate:,.0f} |" + mfu
+            )
             print(lines[-1], flush=True)
-    lines += ["", f"## Quality at equal steps ({args.steps} steps, "
-              f"{args.steps * 8 * args.seq_len:,} tokens, fp32, same seed and batches)", "",
-              "| model | params | held-out loss (nats) |", "|---|---|---|"]
+    lines += [
+        "",
+        f"## Quality at equal steps ({args.steps} steps, "
+        f"{args.steps * 8 * args.seq_len:,} tokens, fp32, same seed and batches)",
+        "",
+        "| model | params | held-out loss (nats) |",
+        "|---|---|---|",
+    ]
     losses = {}
     for dsa in (False, True):
         cfg = config(dsa, "fp32", args.device, args.steps, args.seq_len)
@@ -136,8 +171,9 @@ def main() -> None:
     gap = (losses[True] - losses[False]) / losses[False]
     lines += ["", f"DSA vs dense held-out loss: {gap:+.2%} (target: within 3%).", ""]
     if args.device == "cpu":
-        lines.append("GPU throughput and MFU were not measured: no GPU was available to this "
-                     "session.")
+        lines.append(
+            "GPU throughput and MFU were not measured: no GPU was available to this session."
+        )
     text = "\n".join(lines) + "\n"
     print(text)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

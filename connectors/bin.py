@@ -68,8 +68,11 @@ class BinWriter:
             ids = pa.concat_arrays(self._doc_ids)
             write_parquet_atomic(pa.table({"doc_id": ids}), self.dir / DOC_IDS)
         header = {
-            "dtype": self.dtype.name, "vocab_size": self.vocab_size, "eos_id": self.eos_id,
-            "n_docs": int(len(lengths)), "n_tokens": int(offsets[-1]),
+            "dtype": self.dtype.name,
+            "vocab_size": self.vocab_size,
+            "eos_id": self.eos_id,
+            "n_docs": int(len(lengths)),
+            "n_tokens": int(offsets[-1]),
         }
         write_text_atomic(json.dumps(header, indent=2), self.dir / HEADER)
         return header
@@ -79,7 +82,10 @@ class BinWriter:
 
 
 def write_bin(
-    out_dir: str | Path, tokens: pa.ListArray | pa.ChunkedArray, vocab_size: int, eos_id: int,
+    out_dir: str | Path,
+    tokens: pa.ListArray | pa.ChunkedArray,
+    vocab_size: int,
+    eos_id: int,
     doc_ids: pa.Array | pa.ChunkedArray | None = None,
 ) -> dict:
     """Write one export in a call; returns the header."""
@@ -111,7 +117,8 @@ class BinReader:
         n = self.header["n_tokens"]
         self.tokens = (
             np.memmap(self.dir / TOKENS, dtype=self.header["dtype"], mode="r", shape=(n,))
-            if n else np.zeros(0, dtype=self.header["dtype"])
+            if n
+            else np.zeros(0, dtype=self.header["dtype"])
         )
         self.offsets = np.fromfile(self.dir / INDEX, dtype=np.int64)
         if len(self.offsets) != self.header["n_docs"] + 1 or self.offsets[-1] != n:

@@ -42,13 +42,16 @@ def read_duckdb(source: str, spec: InputSpec, cfg: ReadConfig) -> Iterator[pa.Ta
             return
         if spec.text_field not in names:
             yield quarantine_one(
-                source, 0, WRONG_SCHEMA,
+                source,
+                0,
+                WRONG_SCHEMA,
                 f"query result has no column {spec.text_field!r}; columns are {names}; "
                 "select it in input.query or set input.text_field",
             )
             return
-        id_field = spec.id_field if spec.id_field in names and spec.id_field != spec.text_field \
-            else None
+        id_field = (
+            spec.id_field if spec.id_field in names and spec.id_field != spec.text_field else None
+        )
         record = 0
         batches = None
         while True:
@@ -63,7 +66,11 @@ def read_duckdb(source: str, spec: InputSpec, cfg: ReadConfig) -> Iterator[pa.Ta
                 return
             ids = batch.column(id_field) if id_field else None
             yield columns_to_docs(
-                source, record, batch.column(spec.text_field), ids, spec.text_field,
+                source,
+                record,
+                batch.column(spec.text_field),
+                ids,
+                spec.text_field,
                 cfg.max_doc_chars,
             )
             record += batch.num_rows

@@ -115,9 +115,7 @@ class _BatchParser:
         texts = parsed.column(self.text_field).combine_chunks()
         missing = pc.is_null(texts)
         reasons = pc.if_else(missing, MISSING_TEXT_FIELD, pa.scalar(None, pa.string()))
-        errors = pc.if_else(
-            missing, self._missing_error(), pa.scalar(None, pa.string())
-        )
+        errors = pc.if_else(missing, self._missing_error(), pa.scalar(None, pa.string()))
         ids = parsed.column(self.id_field) if self.id_field is not None else None
         return finish_batch(
             self.source,

@@ -27,16 +27,20 @@ def read_parquet(source: str, spec: InputSpec, cfg: ReadConfig) -> Iterator[pa.T
         names = pf.schema_arrow.names
         if spec.text_field not in names:
             yield quarantine_one(
-                source, 0, WRONG_SCHEMA,
+                source,
+                0,
+                WRONG_SCHEMA,
                 f"column {spec.text_field!r} missing in {source}; columns are {names}; "
                 "set input.text_field",
             )
             return
-        id_field = spec.id_field if spec.id_field in names and spec.id_field != spec.text_field \
-            else None
+        id_field = (
+            spec.id_field if spec.id_field in names and spec.id_field != spec.text_field else None
+        )
         columns = [spec.text_field] + ([id_field] if id_field else [])
         batches = pf.iter_batches(
-            batch_size=_rows_per_batch(pf, spec.text_field, cfg), columns=columns,
+            batch_size=_rows_per_batch(pf, spec.text_field, cfg),
+            columns=columns,
             use_threads=False,
         )
         record = 0
@@ -50,7 +54,11 @@ def read_parquet(source: str, spec: InputSpec, cfg: ReadConfig) -> Iterator[pa.T
                 return
             ids = batch.column(id_field) if id_field else None
             yield columns_to_docs(
-                source, record, batch.column(spec.text_field), ids, spec.text_field,
+                source,
+                record,
+                batch.column(spec.text_field),
+                ids,
+                spec.text_field,
                 cfg.max_doc_chars,
             )
             record += batch.num_rows
@@ -66,11 +74,15 @@ def _rows_per_batch(pf: pq.ParquetFile, text_field: str, cfg: ReadConfig) -> int
     if meta.num_rows == 0:
         return cfg.batch_size
     col = pf.schema_arrow.get_field_index(text_field)
-    leaf = [i for i in range(meta.num_columns) if meta.schema.column(i).path.split(".")[0]
-            == pf.schema_arrow.field(col).name]
+    leaf = [
+        i
+        for i in range(meta.num_columns)
+        if meta.schema.column(i).path.split(".")[0] == pf.schema_arrow.field(col).name
+    ]
     text_bytes = sum(
         meta.row_group(g).column(i).total_uncompressed_size
-        for g in range(meta.num_row_groups) for i in leaf
+        for g in range(meta.num_row_groups)
+        for i in leaf
     )
     per_row = max(1, text_bytes // meta.num_rows)
     return max(1, min(cfg.batch_size, cfg.max_batch_bytes // per_row))

@@ -25,8 +25,12 @@ def read_text(source: str, spec: InputSpec, cfg: ReadConfig) -> Iterator[pa.Tabl
         return
     rows = RowBuffer(source, cfg.max_doc_chars)
     if len(data) > limit:
-        rows.add_bad(0, TOO_LARGE, f"file is over {limit} bytes, so over "
-                     f"max_doc_chars={cfg.max_doc_chars} chars; raise read.max_doc_chars")
+        rows.add_bad(
+            0,
+            TOO_LARGE,
+            f"file is over {limit} bytes, so over "
+            f"max_doc_chars={cfg.max_doc_chars} chars; raise read.max_doc_chars",
+        )
     else:
         try:
             rows.add(0, data.decode("utf-8-sig"))  # strict; a leading BOM is not text

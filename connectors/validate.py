@@ -85,8 +85,9 @@ def valid_utf8(values: pa.Array) -> tuple[pa.Array, pa.Array | None]:
     # (if_else keeps them in the data buffer, and utf8 kernels then reject the whole array).
     values_py = binary.to_pylist()
     bad = [_not_utf8(value) for value in values_py]
-    strings = [None if b or v is None else v.decode("utf-8") for v, b in zip(values_py, bad,
-                                                                             strict=True)]
+    strings = [
+        None if b or v is None else v.decode("utf-8") for v, b in zip(values_py, bad, strict=True)
+    ]
     return pa.array(strings, _STR), pa.array(bad, pa.bool_())
 
 
@@ -323,9 +324,12 @@ def columns_to_docs(
     kind = texts.type
     if pa.types.is_null(kind):
         strings = pa.nulls(n, _STR)
-    elif pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_binary(
-        kind
-    ) or pa.types.is_large_binary(kind):
+    elif (
+        pa.types.is_string(kind)
+        or pa.types.is_large_string(kind)
+        or pa.types.is_binary(kind)
+        or pa.types.is_large_binary(kind)
+    ):
         strings, bad = valid_utf8(texts)
         if bad is not None:
             reasons = pc.if_else(bad, INVALID_UTF8, reasons)

@@ -41,7 +41,8 @@ def _create_views(con: duckdb.DuckDBPyConnection, run: RunDir) -> None:
     shards_glob = (run.shards / "stage=*" / "*.parquet").as_posix()
     con.execute(f"CREATE OR REPLACE VIEW manifest AS SELECT * FROM read_parquet('{manifest_glob}')")
     con.execute(
-        f"CREATE OR REPLACE VIEW shards AS SELECT * FROM read_parquet('{shards_glob}', hive_partitioning = false)"
+        "CREATE OR REPLACE VIEW shards AS SELECT * FROM "
+        f"read_parquet('{shards_glob}', hive_partitioning = false)"
     )
     con.execute(f"CREATE OR REPLACE VIEW funnel AS {FUNNEL_SQL}")
     con.execute(f"CREATE OR REPLACE VIEW per_source AS {PER_SOURCE_SQL}")

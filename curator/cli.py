@@ -13,17 +13,30 @@ from rich.table import Table
 
 from curator.config import ConfigError, CurateConfig, load_model
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Curate LM pretraining corpora on Ray.")
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="Curate LM pretraining corpora on Ray."
+)
 console = Console(stderr=True)
 
-InputOpt = Annotated[list[str] | None, typer.Option("--input", "-i", help="Input file, folder, glob or URI (repeatable).")]
+InputOpt = Annotated[
+    list[str] | None,
+    typer.Option("--input", "-i", help="Input file, folder, glob or URI (repeatable)."),
+]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file.")]
-SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a config field: key.sub=value (repeatable).")]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override a config field: key.sub=value (repeatable)."),
+]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
 
 
-def build_curate_config(inputs: list[str] | None, output: str | None, config: Path | None,
-                        overrides: list[str] | None, quiet: bool) -> CurateConfig:
+def build_curate_config(
+    inputs: list[str] | None,
+    output: str | None,
+    config: Path | None,
+    overrides: list[str] | None,
+    quiet: bool,
+) -> CurateConfig:
     base: dict[str, Any] = {}
     if inputs:
         base["inputs"] = [{"path": p} for p in inputs]
@@ -111,11 +124,15 @@ def train(config: ConfigOpt = None, set: SetOpt = None) -> None:
         result = train_command(str(config) if config else None, set or [])
     except ConfigError as err:
         _fail(err)
-    console.print(json.dumps(result, default=str))
+    # Per-step curves live in OUT/summary.json; the console gets the headline numbers.
+    brief = {k: v for k, v in result.items() if k not in {"losses", "heldout", "workers"}}
+    console.print(json.dumps(brief, default=str))
 
 
 @app.command("demo-corpus")
-def demo_corpus(output: Annotated[str, typer.Argument(help="Folder to write the corpus to.")]) -> None:
+def demo_corpus(
+    output: Annotated[str, typer.Argument(help="Folder to write the corpus to.")],
+) -> None:
     """Build an offline real-text corpus from installed packages' docs/licenses and pydoc topics."""
     from curator.demo_corpus import build_demo_corpus
 

@@ -25,11 +25,18 @@ InputFormat = Literal["auto", "jsonl", "parquet", "text", "warc", "duckdb"]
 class InputSpec(Section):
     """One input: a path, glob, folder or fsspec URI (or a DuckDB SQL query)."""
 
-    path: str = Field(description="File, folder, glob or fsspec URI; for format=duckdb a .duckdb file or ':memory:'.")
+    path: str = Field(
+        description="File, folder, glob or fsspec URI; for format=duckdb a .duckdb file "
+        "or ':memory:'."
+    )
     format: InputFormat = Field("auto", description="Reader; 'auto' picks by file extension.")
     text_field: str = Field("text", description="Field/column holding the document text.")
-    id_field: str | None = Field("id", description="Field holding the input's own id; used as doc_id when present.")
-    query: str | None = Field(None, description="SQL query for format=duckdb; must return the text_field column.")
+    id_field: str | None = Field(
+        "id", description="Field holding the input's own id; used as doc_id when present."
+    )
+    query: str | None = Field(
+        None, description="SQL query for format=duckdb; must return the text_field column."
+    )
     html_extractor: Literal["trafilatura", "resiliparse"] = Field(
         "resiliparse", description="HTML-to-text extractor for WARC inputs."
     )
@@ -42,7 +49,9 @@ class InputSpec(Section):
 
 
 class ReadConfig(Section):
-    batch_size: int = Field(1000, gt=0, description="Documents per Arrow batch; bounds worker memory.")
+    batch_size: int = Field(
+        1000, gt=0, description="Documents per Arrow batch; bounds worker memory."
+    )
     max_doc_chars: int = Field(
         2_000_000, gt=0, description="Documents longer than this are quarantined as too_large."
     )
@@ -57,9 +66,8 @@ class ReadConfig(Section):
 class NormalizeConfig(Section):
     nfc: bool = Field(True, description="Apply unicode NFC normalization.")
     strip_control: bool = Field(
-        True, description=(
-            "Remove control characters except tab and newline."
-        ),
+        True,
+        description=("Remove control characters except tab and newline."),
     )
     collapse_whitespace: bool = Field(
         True, description="Collapse runs of spaces/tabs, trim lines, cap blank lines at one."
@@ -70,14 +78,15 @@ class LanguageConfig(Section):
     enabled: bool = Field(True, description="Identify language with py3langid (bundled model).")
     keep: list[str] = Field(["en"], description="ISO 639-1 codes to keep; empty list keeps all.")
     min_score: float = Field(
-        0.65, ge=0, le=1, description=(
-            "Drop docs whose top-language probability is below this."
-        ),
+        0.65,
+        ge=0,
+        le=1,
+        description=("Drop docs whose top-language probability is below this."),
     )
     max_chars: int = Field(
-        2000, gt=0, description=(
-            "Characters of each document the identifier reads."
-        ),
+        2000,
+        gt=0,
+        description=("Characters of each document the identifier reads."),
     )
 
 
@@ -86,43 +95,36 @@ class GopherQualityConfig(Section):
 
     enabled: bool = Field(True, description="Apply the Gopher quality rules.")
     min_words: int = Field(
-        50, description=(
-            "Drop docs with fewer words (tokens with a non-punctuation char)."
-        ),
+        50,
+        description=("Drop docs with fewer words (tokens with a non-punctuation char)."),
     )
     max_words: int = Field(100_000, description="Drop docs with more words.")
     min_mean_word_length: float = Field(
-        3, description=(
-            "Drop if the mean word length (chars) is below."
-        ),
+        3,
+        description=("Drop if the mean word length (chars) is below."),
     )
     max_mean_word_length: float = Field(
-        10, description=(
-            "Drop if the mean word length (chars) is above."
-        ),
+        10,
+        description=("Drop if the mean word length (chars) is above."),
     )
     max_symbol_word_ratio: float = Field(
         0.1, description="Max ratio of '#' count, and of ellipsis ('...', '…') count, to tokens."
     )
     max_bullet_lines_ratio: float = Field(
-        0.9, description=(
-            "Max fraction of lines starting with '•' or '-'."
-        ),
+        0.9,
+        description=("Max fraction of lines starting with '•' or '-'."),
     )
     max_ellipsis_lines_ratio: float = Field(
-        0.3, description=(
-            "Max fraction of lines ending with an ellipsis."
-        ),
+        0.3,
+        description=("Max fraction of lines ending with an ellipsis."),
     )
     min_alpha_words_ratio: float = Field(
-        0.8, description=(
-            "Min fraction of tokens with an alphabetic char."
-        ),
+        0.8,
+        description=("Min fraction of tokens with an alphabetic char."),
     )
     min_stop_words: int = Field(
-        2, description=(
-            "Min number of distinct stop words present (case-sensitive)."
-        ),
+        2,
+        description=("Min number of distinct stop words present (case-sensitive)."),
     )
     stop_words: list[str] = Field(
         ["the", "be", "to", "of", "and", "that", "have", "with"],
@@ -135,24 +137,20 @@ class GopherRepetitionConfig(Section):
 
     enabled: bool = Field(True, description="Apply the Gopher repetition rules.")
     max_dup_line_frac: float = Field(
-        0.3, description=(
-            "Max fraction of lines equal to an earlier line."
-        ),
+        0.3,
+        description=("Max fraction of lines equal to an earlier line."),
     )
     max_dup_para_frac: float = Field(
-        0.3, description=(
-            "Max fraction of paragraphs equal to an earlier one."
-        ),
+        0.3,
+        description=("Max fraction of paragraphs equal to an earlier one."),
     )
     max_dup_line_char_frac: float = Field(
-        0.2, description=(
-            "Max fraction of the doc's chars in duplicated lines."
-        ),
+        0.2,
+        description=("Max fraction of the doc's chars in duplicated lines."),
     )
     max_dup_para_char_frac: float = Field(
-        0.2, description=(
-            "Max fraction of the doc's chars in duplicated paragraphs."
-        ),
+        0.2,
+        description=("Max fraction of the doc's chars in duplicated paragraphs."),
     )
     max_top_ngram_char_frac: dict[int, float] = Field(
         {2: 0.2, 3: 0.18, 4: 0.16},
@@ -169,39 +167,33 @@ class C4Config(Section):
 
     enabled: bool = Field(True, description="Apply the C4 rules.")
     min_sentences: int = Field(
-        5, description=(
-            "Drop docs with fewer sentences in their kept lines; 0 disables."
-        ),
+        5,
+        description=("Drop docs with fewer sentences in their kept lines; 0 disables."),
     )
     min_words_per_line: int = Field(
-        3, description=(
-            "Remove lines with fewer whitespace-separated words."
-        ),
+        3,
+        description=("Remove lines with fewer whitespace-separated words."),
     )
     max_word_length: int = Field(
-        1000, description=(
-            "Remove lines with a longer word (chars); 0 disables."
-        ),
+        1000,
+        description=("Remove lines with a longer word (chars); 0 disables."),
     )
     remove_citations: bool = Field(
-        True, description=(
-            "Cut wiki citations ([1], [edit], [citation needed])."
-        ),
+        True,
+        description=("Cut wiki citations ([1], [edit], [citation needed])."),
     )
     drop_lines_without_terminal_punct: bool = Field(
         True, description="Remove lines not ending in . ? ! \" ' (or ending in '...')."
     )
     drop_lorem_ipsum: bool = Field(
-        True, description=(
-            "Drop docs with a kept line containing 'lorem ipsum'."
-        ),
+        True,
+        description=("Drop docs with a kept line containing 'lorem ipsum'."),
     )
     drop_javascript: bool = Field(True, description="Remove lines mentioning 'javascript'.")
     drop_curly_bracket: bool = Field(True, description="Drop docs with a kept line containing '{'.")
     drop_policy: bool = Field(
-        True, description=(
-            "Remove lines with cookie / terms-of-use / privacy-policy phrases."
-        ),
+        True,
+        description=("Remove lines with cookie / terms-of-use / privacy-policy phrases."),
     )
     rewrite_text: bool = Field(
         True,
@@ -216,29 +208,24 @@ class FineWebConfig(Section):
 
     enabled: bool = Field(True, description="Apply the FineWeb quality rules.")
     min_line_punct_ratio: float = Field(
-        0.12, description=(
-            "Min fraction of non-blank lines ending in terminal punctuation."
-        ),
+        0.12,
+        description=("Min fraction of non-blank lines ending in terminal punctuation."),
     )
     max_short_line_ratio: float = Field(
-        0.67, description=(
-            "Max fraction of non-blank lines of at most short_line_chars."
-        ),
+        0.67,
+        description=("Max fraction of non-blank lines of at most short_line_chars."),
     )
     short_line_chars: int = Field(
-        30, description=(
-            "Length (chars) at or under which a line is short."
-        ),
+        30,
+        description=("Length (chars) at or under which a line is short."),
     )
     max_char_dup_ratio: float = Field(
-        0.01, description=(
-            "Max fraction of non-newline chars in lines repeating an earlier line."
-        ),
+        0.01,
+        description=("Max fraction of non-newline chars in lines repeating an earlier line."),
     )
     max_newline_word_ratio: float = Field(
-        0.3, description=(
-            "Max ratio of newlines to word tokens (list-like docs)."
-        ),
+        0.3,
+        description=("Max ratio of newlines to word tokens (list-like docs)."),
     )
 
 
@@ -261,10 +248,13 @@ class DedupConfig(Section):
         None,
         ge=0,
         le=1,
-        description="If set, LSH candidate pairs are kept only when their signature Jaccard estimate "
+        description="If set, LSH candidate pairs are kept only when their signature Jaccard "
+        "estimate "
         "is >= threshold (fewer false positives); null keeps every LSH collision.",
     )
-    num_partitions: int = Field(16, gt=0, description="Hash partitions of band buckets and graph edges.")
+    num_partitions: int = Field(
+        16, gt=0, description="Hash partitions of band buckets and graph edges."
+    )
     seed: int = Field(1, description="Seed of the MinHash permutations.")
 
     @property
@@ -273,18 +263,30 @@ class DedupConfig(Section):
 
 
 class TokenizerConfig(Section):
-    model_path: str | None = Field(None, description="Existing sentencepiece .model to use; null trains one.")
-    model_type: Literal["bpe", "unigram"] = Field("bpe", description="Sentencepiece algorithm when training.")
+    model_path: str | None = Field(
+        None, description="Existing sentencepiece .model to use; null trains one."
+    )
+    model_type: Literal["bpe", "unigram"] = Field(
+        "bpe", description="Sentencepiece algorithm when training."
+    )
     vocab_size: int = Field(8000, gt=32, description="Vocabulary size when training.")
-    sample_chars: int = Field(20_000_000, gt=0, description="Characters of kept text sampled to train on.")
-    num_threads: int = Field(0, ge=0, description="Encoder threads per worker; 0 = worker's CPU count.")
+    sample_chars: int = Field(
+        20_000_000, gt=0, description="Characters of kept text sampled to train on."
+    )
+    num_threads: int = Field(
+        0, ge=0, description="Encoder threads per worker; 0 = worker's CPU count."
+    )
     seed: int = Field(0, description="Seed for the training sample.")
 
 
 class RayConfig(Section):
-    address: str | None = Field(None, description="Ray address; null connects to RAY_ADDRESS or starts an embedded cluster.")
+    address: str | None = Field(
+        None, description="Ray address; null connects to RAY_ADDRESS or starts an embedded cluster."
+    )
     num_cpus: int | None = Field(None, description="CPUs for an embedded cluster; null = all.")
-    concurrency: int | None = Field(None, description="Parallel workers per pass; null = cluster CPUs.")
+    concurrency: int | None = Field(
+        None, description="Parallel workers per pass; null = cluster CPUs."
+    )
 
 
 class CurateConfig(Section):
@@ -305,7 +307,9 @@ class CurateConfig(Section):
     @classmethod
     def _some_input(cls, v: list[InputSpec]) -> list[InputSpec]:
         if not v:
-            raise ValueError("at least one input is required: add `inputs: [{path: ...}]` or --input PATH")
+            raise ValueError(
+                "at least one input is required: add `inputs: [{path: ...}]` or --input PATH"
+            )
         return v
 
 
@@ -343,21 +347,33 @@ def format_validation_error(err: ValidationError, what: str) -> str:
             msg = "unknown field; check spelling against `curator config-reference`"
         elif e["type"] == "missing":
             msg = "required field missing; set it in the YAML or with --set " + loc + "=..."
-        lines.append(f"  {loc}: {msg} (got {e.get('input')!r})" if e["type"] != "missing" else f"  {loc}: {msg}")
+        lines.append(
+            f"  {loc}: {msg} (got {e.get('input')!r})"
+            if e["type"] != "missing"
+            else f"  {loc}: {msg}"
+        )
     return "\n".join(lines)
 
 
-def load_model(model: type[BaseModel], path: str | Path | None = None, overrides: list[str] | None = None,
-               base: dict[str, Any] | None = None) -> BaseModel:
+def load_model(
+    model: type[BaseModel],
+    path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    base: dict[str, Any] | None = None,
+) -> BaseModel:
     """Build a config model from YAML file + dict base + --set overrides; fail with named fields."""
     data: dict[str, Any] = dict(base or {})
     if path is not None:
         p = Path(path)
         if not p.exists():
-            raise ConfigError(f"config file {p} does not exist; pass --config PATH to an existing YAML file")
+            raise ConfigError(
+                f"config file {p} does not exist; pass --config PATH to an existing YAML file"
+            )
         loaded = yaml.safe_load(p.read_text()) or {}
         if not isinstance(loaded, dict):
-            raise ConfigError(f"config file {p} must hold a mapping at top level, got {type(loaded).__name__}")
+            raise ConfigError(
+                f"config file {p} must hold a mapping at top level, got {type(loaded).__name__}"
+            )
         data = {**loaded, **data}
     for key, value in parse_overrides(overrides or []):
         _set_dotted(data, key, value)

@@ -1,4 +1,4 @@
-"""Render the config models as a markdown reference (README's config section, `config-reference`)."""
+"""Render the config models as a markdown reference (README, `curator config-reference`)."""
 
 from __future__ import annotations
 

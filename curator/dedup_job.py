@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from connectors.registry import expand_inputs
 
 from connectors.fs import AtomicParquetWriter
+from connectors.registry import expand_inputs
 from curator.config import CurateConfig
 from curator.executor import _run_pass
 from curator.passes import Pass1Worker, apply_duplicates, unit_item
@@ -39,16 +39,28 @@ def run_dedup_only(cfg: CurateConfig, output: str) -> dict:
     ensure_ray(cfg.ray)
     items = [unit_item(i, u) for i, u in enumerate(units)]
     concurrency = default_concurrency(cfg.ray, len(items))
-    _run_pass(Pass1Worker, "pass1", work, items,
-              {"cfg_json": cfg.model_dump_json(), "run_root": str(work.root), "filters": False},
-              concurrency, cfg.quiet)
-    summary = run_dedup([(i["idx"], str(work.pass1(i["idx"]))) for i in items],
-                        str(work.dedup_work), cfg.dedup, concurrency)
+    _run_pass(
+        Pass1Worker,
+        "pass1",
+        work,
+        items,
+        {"cfg_json": cfg.model_dump_json(), "run_root": str(work.root), "filters": False},
+        concurrency,
+        cfg.quiet,
+    )
+    summary = run_dedup(
+        [(i["idx"], str(work.pass1(i["idx"]))) for i in items],
+        str(work.dedup_work),
+        cfg.dedup,
+        concurrency,
+    )
     with AtomicParquetWriter(output, DEDUP_OUTPUT_SCHEMA) as writer:
         for item in items:
             dups_path = work.dups(item["idx"])
             dups = pq.read_table(dups_path)
-            table = pq.read_table(work.pass1(item["idx"]),
-                                  columns=["doc_id", "source", "record", "decision", "reason"])
+            table = pq.read_table(
+                work.pass1(item["idx"]),
+                columns=["doc_id", "source", "record", "decision", "reason"],
+            )
             writer.write(apply_duplicates(table, dups).select(DEDUP_OUTPUT_SCHEMA.names))
     return asdict(summary)

@@ -67,7 +67,9 @@ def build_demo_corpus(out_dir: str | Path) -> dict[str, int]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     return {
-        "descriptions.jsonl.gz": _write_jsonl_gz(package_descriptions(), out / "descriptions.jsonl.gz"),
+        "descriptions.jsonl.gz": _write_jsonl_gz(
+            package_descriptions(), out / "descriptions.jsonl.gz"
+        ),
         "licenses.jsonl.gz": _write_jsonl_gz(license_texts(), out / "licenses.jsonl.gz"),
         "pydoc_topics.jsonl.gz": _write_jsonl_gz(pydoc_topics(), out / "pydoc_topics.jsonl.gz"),
     }

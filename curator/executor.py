@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import xxhash
-from connectors.registry import expand_inputs
 from tqdm import tqdm
 
+from connectors.registry import expand_inputs
 from curator.catalog import build_catalog, query
 from curator.config import ConfigError, CurateConfig, dump_yaml
 from curator.passes import Pass1Worker, Pass2Worker, unit_item
@@ -42,8 +42,11 @@ def prepare_run_dir(cfg: CurateConfig) -> RunDir:
     if run.config.exists():
         previous = yaml.safe_load(run.config.read_text())
         if _comparable(previous) != _comparable(resolved):
-            diff = sorted(k for k in set(previous) | set(resolved)
-                          if k not in RESUMABLE_DIFFERENCES and previous.get(k) != resolved.get(k))
+            diff = sorted(
+                k
+                for k in set(previous) | set(resolved)
+                if k not in RESUMABLE_DIFFERENCES and previous.get(k) != resolved.get(k)
+            )
             raise ConfigError(
                 f"output {run.root} holds a run with a different config (sections {diff} differ); "
                 "use a new --output, or delete the directory to start over"
@@ -56,8 +59,16 @@ def prepare_run_dir(cfg: CurateConfig) -> RunDir:
     return run
 
 
-def _run_pass(worker_cls: type, phase: str, run: RunDir, items: list[dict], ctor_kwargs: dict,
-              concurrency: int, quiet: bool, num_cpus: float = 1) -> UnitStats:
+def _run_pass(
+    worker_cls: type,
+    phase: str,
+    run: RunDir,
+    items: list[dict],
+    ctor_kwargs: dict,
+    concurrency: int,
+    quiet: bool,
+    num_cpus: float = 1,
+) -> UnitStats:
     """Run one pass over the unmarked units; return the stats of all units (marked included)."""
     total = UnitStats()
     pending = []
@@ -67,7 +78,10 @@ def _run_pass(worker_cls: type, phase: str, run: RunDir, items: list[dict], ctor
             pending.append(item)
         else:
             total = total + UnitStats.from_json(marker)
-    with tqdm(total=len(items), initial=len(items) - len(pending), desc=phase, unit="file", disable=quiet) as bar:
+    with tqdm(
+        total=len(items), initial=len(items) - len(pending), desc=phase, unit="file", disable=quiet
+    ) as bar:
+
         def on_result(row: dict) -> None:
             nonlocal total
             total = total + UnitStats.from_json(json.loads(row["stats"]))
@@ -84,7 +98,7 @@ def _tokenizer_sample(run: RunDir, n_units: int, fraction: float, seed: int) -> 
     for idx in range(n_units):
         pf = pq.ParquetFile(run.pass1(idx))
         for rb in pf.iter_batches(columns=["doc_id", "decision", "text"], batch_size=4096):
-            for doc_id, decision, text in zip(*(c.to_pylist() for c in rb.columns)):
+            for doc_id, decision, text in zip(*(c.to_pylist() for c in rb.columns), strict=True):
                 if decision == KEPT and xxhash.xxh3_64_intdigest(doc_id, seed=seed) < cut:
                     yield text
 
@@ -107,7 +121,8 @@ def prepare_tokenizer(cfg: CurateConfig, run: RunDir, alive_chars: int, n_units:
 def validate_before_work(cfg: CurateConfig) -> None:
     if cfg.tokenizer.model_path and not Path(cfg.tokenizer.model_path).is_file():
         raise ConfigError(
-            f"tokenizer.model_path: {cfg.tokenizer.model_path} is not a file; point it at a sentencepiece "
+            f"tokenizer.model_path: {cfg.tokenizer.model_path} is not a file; point it at a "
+            "sentencepiece "
             ".model or set it to null to train one"
         )
 
@@ -128,8 +143,15 @@ def run_curate(cfg: CurateConfig) -> dict:
     wall: dict[str, float] = {}
 
     t0 = time.perf_counter()
-    pass1 = _run_pass(Pass1Worker, "pass1", run, items, {"cfg_json": cfg_json, "run_root": str(run.root)},
-                      concurrency, cfg.quiet)
+    pass1 = _run_pass(
+        Pass1Worker,
+        "pass1",
+        run,
+        items,
+        {"cfg_json": cfg_json, "run_root": str(run.root)},
+        concurrency,
+        cfg.quiet,
+    )
     wall["pass1"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -141,8 +163,12 @@ def run_curate(cfg: CurateConfig) -> dict:
 
             from curator.stages.dedup import run_dedup
 
-            summary = run_dedup([(i["idx"], str(run.pass1(i["idx"]))) for i in items],
-                                str(run.dedup_work), cfg.dedup, concurrency)
+            summary = run_dedup(
+                [(i["idx"], str(run.pass1(i["idx"]))) for i in items],
+                str(run.dedup_work),
+                cfg.dedup,
+                concurrency,
+            )
             dedup_summary = asdict(summary)
         run.write_marker(dedup_summary, "dedup")
     wall["dedup"] = time.perf_counter() - t0
@@ -152,10 +178,18 @@ def run_curate(cfg: CurateConfig) -> dict:
     wall["tokenizer_train"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    threads = cfg.tokenizer.num_threads or max(1, int(ensure_ray(cfg.ray).get("CPU", 1)) // concurrency)
-    pass2 = _run_pass(Pass2Worker, "pass2", run, items,
-                      {"cfg_json": cfg_json, "run_root": str(run.root), "num_threads": threads},
-                      concurrency, cfg.quiet)
+    threads = cfg.tokenizer.num_threads or max(
+        1, int(ensure_ray(cfg.ray).get("CPU", 1)) // concurrency
+    )
+    pass2 = _run_pass(
+        Pass2Worker,
+        "pass2",
+        run,
+        items,
+        {"cfg_json": cfg_json, "run_root": str(run.root), "num_threads": threads},
+        concurrency,
+        cfg.quiet,
+    )
     wall["pass2"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -172,8 +206,14 @@ class ConservationError(RuntimeError):
     """input = kept + dropped + quarantined failed: a bug, never bad input."""
 
 
-def _final_stats(run: RunDir, items: list[dict], pass1: UnitStats, pass2: UnitStats,
-                 dedup_summary: dict, wall: dict[str, float]) -> dict:
+def _final_stats(
+    run: RunDir,
+    items: list[dict],
+    pass1: UnitStats,
+    pass2: UnitStats,
+    dedup_summary: dict,
+    wall: dict[str, float],
+) -> dict:
     cols, rows = query(run, "SELECT source, count(*) FROM manifest GROUP BY source")
     manifest_counts = dict(rows)
     per_source = {}
@@ -184,13 +224,21 @@ def _final_stats(run: RunDir, items: list[dict], pass1: UnitStats, pass2: UnitSt
     # Sources can repeat across inputs only if the user listed a file twice; sum by source.
     expected: dict[str, int] = {}
     for item in items:
-        expected[item["source"]] = expected.get(item["source"], 0) + per_source[item["source"]]["records"]
-    bad = {s: (n, manifest_counts.get(s, 0)) for s, n in expected.items() if manifest_counts.get(s, 0) != n}
+        expected[item["source"]] = (
+            expected.get(item["source"], 0) + per_source[item["source"]]["records"]
+        )
+    bad = {
+        s: (n, manifest_counts.get(s, 0))
+        for s, n in expected.items()
+        if manifest_counts.get(s, 0) != n
+    }
     if bad:
         raise ConservationError(f"manifest rows != input records for sources {bad}")
     decisions = pass2.by_decision()
     if sum(decisions.values()) != pass1.records:
-        raise ConservationError(f"decisions {dict(decisions)} do not sum to {pass1.records} records")
+        raise ConservationError(
+            f"decisions {dict(decisions)} do not sum to {pass1.records} records"
+        )
     return {
         "records": pass1.records,
         "kept": decisions.get("kept", 0),
@@ -201,6 +249,8 @@ def _final_stats(run: RunDir, items: list[dict], pass1: UnitStats, pass2: UnitSt
         "outcomes": dict(sorted(pass2.outcomes.items())),
         "dedup": dedup_summary,
         "wall_seconds": {k: round(v, 3) for k, v in wall.items()},
-        "worker_seconds": {k: round(v, 3) for k, v in sorted((pass1.seconds + pass2.seconds).items())},
+        "worker_seconds": {
+            k: round(v, 3) for k, v in sorted((pass1.seconds + pass2.seconds).items())
+        },
         "sources": len(items),
     }

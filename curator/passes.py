@@ -13,9 +13,9 @@ from collections.abc import Iterator
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from connectors.registry import SourceUnit, read_unit
 
 from connectors.fs import AtomicParquetWriter
+from connectors.registry import SourceUnit, read_unit
 from curator.config import CurateConfig, InputSpec
 from curator.pipeline import build_pass1_steps, output_schema, run_chain
 from curator.rundir import RunDir
@@ -28,16 +28,27 @@ NOT_IN_MANIFEST = {"text", "tokens", "minhash_bands", "minhash_sig"}
 
 
 def unit_item(idx: int, unit: SourceUnit) -> dict:
-    return {"idx": idx, "source": unit.source, "format": unit.format, "spec": unit.spec.model_dump_json()}
+    return {
+        "idx": idx,
+        "source": unit.source,
+        "format": unit.format,
+        "spec": unit.spec.model_dump_json(),
+    }
 
 
 def item_unit(item: dict) -> SourceUnit:
-    return SourceUnit(source=item["source"], format=item["format"], spec=InputSpec.model_validate_json(item["spec"]))
+    return SourceUnit(
+        source=item["source"],
+        format=item["format"],
+        spec=InputSpec.model_validate_json(item["spec"]),
+    )
 
 
 def manifest_schema(pass1_schema: pa.Schema) -> pa.Schema:
     base_names = {f.name for f in MANIFEST_BASE_FIELDS}
-    signals = [f for f in pass1_schema if f.name not in base_names and f.name not in NOT_IN_MANIFEST]
+    signals = [
+        f for f in pass1_schema if f.name not in base_names and f.name not in NOT_IN_MANIFEST
+    ]
     return pa.schema(MANIFEST_BASE_FIELDS + signals)
 
 
@@ -91,7 +102,9 @@ class Pass1Worker(_UnitWorker):
                 stats.add_batch_outcomes(batch)
                 stats.chars_alive += UnitStats.alive_chars(batch)
                 # Text of rows already out of the running is not needed again: drop it early.
-                batch = set_column(batch, "text", pc.if_else(alive_mask(batch), batch.column("text"), None))
+                batch = set_column(
+                    batch, "text", pc.if_else(alive_mask(batch), batch.column("text"), None)
+                )
                 writer.write(cast_to_schema(batch, self.schema))
         return stats
 
@@ -122,9 +135,16 @@ class Pass2Worker(_UnitWorker):
         idx = item["idx"]
         stats = UnitStats()
         dups_path = self.run.dups(idx)
-        dups = pq.read_table(dups_path) if dups_path.exists() else pa.table(
-            {"doc_id": pa.array([], pa.string()), "duplicate_of": pa.array([], pa.string()),
-             "reason": pa.array([], pa.string())}
+        dups = (
+            pq.read_table(dups_path)
+            if dups_path.exists()
+            else pa.table(
+                {
+                    "doc_id": pa.array([], pa.string()),
+                    "duplicate_of": pa.array([], pa.string()),
+                    "reason": pa.array([], pa.string()),
+                }
+            )
         )
         pass1 = pq.ParquetFile(self.run.pass1(idx))
         m_schema = manifest_schema(pass1.schema_arrow)

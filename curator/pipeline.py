@@ -42,7 +42,9 @@ def build_pass1_steps(cfg: CurateConfig, *, filters: bool = True) -> list[Step]:
     return steps
 
 
-def run_chain(steps: Sequence[Step], table: pa.Table, seconds: Counter[str] | None = None) -> pa.Table:
+def run_chain(
+    steps: Sequence[Step], table: pa.Table, seconds: Counter[str] | None = None
+) -> pa.Table:
     """Apply steps in order, adding each step's wall time to `seconds`."""
     for step in steps:
         t0 = time.perf_counter()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from typing import Any
@@ -52,6 +53,7 @@ def run_units(
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False  # the driver shows one bar per pass instead
     ctx.print_on_execution_start = False
+    logging.getLogger("ray.data").setLevel(logging.WARNING)  # one bar per pass says enough
     # One unit per block: units are coarse (whole files), so each is its own scheduling grain.
     ds = ray.data.from_items(items, override_num_blocks=len(items))
     ds = ds.map_batches(

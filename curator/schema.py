@@ -72,7 +72,5 @@ def cast_to_schema(table: pa.Table, schema: pa.Schema) -> pa.Table:
         elif field.nullable:
             columns.append(pa.nulls(table.num_rows, field.type))
         else:
-            raise ValueError(
-                f"column {field.name!r} missing; columns are {table.column_names}"
-            )
+            raise ValueError(f"column {field.name!r} missing; columns are {table.column_names}")
     return pa.Table.from_arrays(columns, schema=schema)

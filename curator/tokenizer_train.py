@@ -25,7 +25,9 @@ def _paragraphs(texts: Iterable[str]) -> Iterator[str]:
                 para = para[MAX_SENTENCE_BYTES // 4 :]
 
 
-def train_tokenizer(texts: Iterable[str], cfg: TokenizerConfig, out_path: str | Path, num_threads: int = 1) -> Path:
+def train_tokenizer(
+    texts: Iterable[str], cfg: TokenizerConfig, out_path: str | Path, num_threads: int = 1
+) -> Path:
     """Train on `texts` and write `out_path` atomically. Raises ValueError if there is no text."""
     import sentencepiece as spm
 
@@ -35,7 +37,10 @@ def train_tokenizer(texts: Iterable[str], cfg: TokenizerConfig, out_path: str | 
         sentences = _paragraphs(texts)
         first = next(sentences, None)
         if first is None:
-            raise ValueError("no kept text to train the tokenizer on; check the filters or set tokenizer.model_path")
+            raise ValueError(
+                "no kept text to train the tokenizer on; "
+                "check the filters or set tokenizer.model_path"
+            )
 
         def all_sentences() -> Iterator[str]:
             yield first

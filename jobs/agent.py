@@ -21,8 +21,14 @@ def train_agent(cfg: AgentConfig) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description="Train the RL quality agent.")
     parser.add_argument("--config", required=True, help="AgentConfig YAML file.")
-    parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        metavar="KEY=VALUE", help="Override a config field (repeatable).")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="Override a config field (repeatable).",
+    )
     args = parser.parse_args(argv)
     summary = train_agent(load_agent_config(args.config, args.overrides))
     print(json.dumps({k: v for k, v in summary.items() if k != "episodic_returns"}, indent=1))

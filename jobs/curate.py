@@ -22,7 +22,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(json.dumps({k: stats[k] for k in ("records", "kept", "dropped", "quarantined", "tokens")}))
+    print(
+        json.dumps({k: stats[k] for k in ("records", "kept", "dropped", "quarantined", "tokens")})
+    )
     return 0
 
 

@@ -12,8 +12,14 @@ import sys
 import time
 
 
-def submit(address: str, job: str, job_args: list[str], working_dir: str = ".", wait: bool = True,
-           timeout_s: float = 3600) -> tuple[str, str]:
+def submit(
+    address: str,
+    job: str,
+    job_args: list[str],
+    working_dir: str = ".",
+    wait: bool = True,
+    timeout_s: float = 3600,
+) -> tuple[str, str]:
     """Submit `python -m jobs.<job> <args>`; return (job_id, final status)."""
     from ray.job_submission import JobStatus, JobSubmissionClient
 
@@ -33,7 +39,9 @@ def submit(address: str, job: str, job_args: list[str], working_dir: str = ".", 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m jobs.submit")
-    parser.add_argument("--address", required=True, help="dashboard address, e.g. http://127.0.0.1:8265")
+    parser.add_argument(
+        "--address", required=True, help="dashboard address, e.g. http://127.0.0.1:8265"
+    )
     parser.add_argument("job", choices=["curate", "train", "export", "loop"])
     parser.add_argument("args", nargs=argparse.REMAINDER)
     ns = parser.parse_args(argv)

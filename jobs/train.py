@@ -11,8 +11,14 @@ from curator.trainer.cli import train_command
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description="Train the bundled DSA language model.")
     parser.add_argument("--config", required=True, help="TrainConfig YAML file.")
-    parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        metavar="KEY=VALUE", help="Override a config field (repeatable).")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="Override a config field (repeatable).",
+    )
     args = parser.parse_args(argv)
     summary = train_command(args.config, args.overrides)
     brief = {k: v for k, v in summary.items() if k not in ("losses", "heldout", "workers")}

@@ -9,4 +9,4 @@ export RAY_USAGE_STATS_ENABLED=0
 out="${1:-runs/demo}"
 .venv/bin/curator demo-corpus "$out/corpus"
 .venv/bin/curator curate --config configs/demo.yaml --set output="$out/run" --input "$out/corpus"
-.venv/bin/curator train --config configs/train_tiny.yaml --set data.run="$out/run" --set out_dir="$out/train"
+.venv/bin/curator train --config configs/train_tiny.yaml --set data.path="$out/run" --set out_dir="$out/train"

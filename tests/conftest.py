@@ -45,9 +45,18 @@ def ray_cluster():
     gcs_port, dash_port = _free_port(), _free_port()
     temp_dir = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # short: socket paths are length-limited
     cmd = [
-        ray_bin, "start", "--head", "--block", "--node-ip-address=127.0.0.1",
-        f"--port={gcs_port}", f"--dashboard-port={dash_port}", "--dashboard-host=127.0.0.1",
-        "--include-dashboard=true", "--num-cpus=4", f"--temp-dir={temp_dir}", "--disable-usage-stats",
+        ray_bin,
+        "start",
+        "--head",
+        "--block",
+        "--node-ip-address=127.0.0.1",
+        f"--port={gcs_port}",
+        f"--dashboard-port={dash_port}",
+        "--dashboard-host=127.0.0.1",
+        "--include-dashboard=true",
+        "--num-cpus=4",
+        f"--temp-dir={temp_dir}",
+        "--disable-usage-stats",
     ]
     log = open(Path(temp_dir) / "ray-start.log", "w")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -59,7 +68,7 @@ def ray_cluster():
             break
         except Exception:
             if proc.poll() is not None or time.time() > deadline:
-                raise RuntimeError(f"ray start failed, see {temp_dir}/ray-start.log")
+                raise RuntimeError(f"ray start failed, see {temp_dir}/ray-start.log") from None
             time.sleep(1)
     os.environ["RAY_ADDRESS"] = address  # subprocesses (CLI tests) join this cluster
     try:

@@ -24,8 +24,13 @@ def real_paragraphs(min_words: int = 40) -> list[str]:
             words = text.split()
             # Prose, not code: few tokens with quotes, brackets or underscores.
             codeish = sum(any(c in '"()[]_=*' for c in w) for w in words)
-            if (len(words) >= min_words and text.count(".") >= 5 and text.endswith(".")
-                    and "{" not in text and codeish <= len(words) // 12):
+            if (
+                len(words) >= min_words
+                and text.count(".") >= 5
+                and text.endswith(".")
+                and "{" not in text
+                and codeish <= len(words) // 12
+            ):
                 paras.append(text)
     return list(dict.fromkeys(paras))  # several topics repeat the same paragraph
 
@@ -57,7 +62,9 @@ def _write_jsonl_gz(path: Path, lines: list[bytes]) -> None:
             f.write(line + b"\n")
 
 
-def build_corpus(root: Path, n_docs: int = 40, n_files: int = 4, seed: int = 0, bad_inputs: bool = True) -> Corpus:
+def build_corpus(
+    root: Path, n_docs: int = 40, n_files: int = 4, seed: int = 0, bad_inputs: bool = True
+) -> Corpus:
     rng = random.Random(seed)
     root.mkdir(parents=True, exist_ok=True)
     paras = real_paragraphs()
@@ -76,14 +83,22 @@ def build_corpus(root: Path, n_docs: int = 40, n_files: int = 4, seed: int = 0, 
         corpus.near_dups[f"near{j:03d}"] = src["id"]
     # Planted junk: character soup and a repeated boilerplate line.
     for j in range(max(2, n_docs // 30)):
-        soup = " ".join("".join(rng.choice("#$%&*+=<>|~^") for _ in range(rng.randint(3, 9))) for _ in range(120))
+        soup = " ".join(
+            "".join(rng.choice("#$%&*+=<>|~^") for _ in range(rng.randint(3, 9)))
+            for _ in range(120)
+        )
         docs.append({"id": f"soup{j:03d}", "text": soup})
-        docs.append({"id": f"rep{j:03d}", "text": "\n".join(["Click here to subscribe to our newsletter today!"] * 40)})
+        docs.append(
+            {
+                "id": f"rep{j:03d}",
+                "text": "\n".join(["Click here to subscribe to our newsletter today!"] * 40),
+            }
+        )
         corpus.junk_ids |= {f"soup{j:03d}", f"rep{j:03d}"}
     rng.shuffle(docs)
     per_file = -(-len(docs) // n_files)
     for f in range(n_files):
-        chunk = docs[f * per_file:(f + 1) * per_file]
+        chunk = docs[f * per_file : (f + 1) * per_file]
         path = root / f"part-{f}.jsonl.gz"
         _write_jsonl_gz(path, [json.dumps(d).encode() for d in chunk])
         corpus.files[str(path)] = len(chunk)
@@ -107,10 +122,22 @@ def _add_bad_inputs(corpus: Corpus, paras: list[str]) -> None:
     path = root / "bad.jsonl"
     path.write_bytes(b"\n".join(lines) + b"\n")
     corpus.files[str(path)] = len(lines)
-    reasons = ["malformed_json", "invalid_utf8", "nul_bytes", "empty_text", "missing_text_field", "too_large"]
+    reasons = [
+        "malformed_json",
+        "invalid_utf8",
+        "nul_bytes",
+        "empty_text",
+        "missing_text_field",
+        "too_large",
+    ]
     corpus.bad += [(str(path), record, reason) for record, reason in enumerate(reasons, start=1)]
     # A truncated gzip: complete records, then the stream stops mid-member.
-    full = gzip.compress(b"\n".join(json.dumps({"id": f"trunc{i}", "text": f"Record {i}. " + paras[-1 - i]}).encode() for i in range(20)))
+    full = gzip.compress(
+        b"\n".join(
+            json.dumps({"id": f"trunc{i}", "text": f"Record {i}. " + paras[-1 - i]}).encode()
+            for i in range(20)
+        )
+    )
     trunc = root / "truncated.jsonl.gz"
     trunc.write_bytes(full[: len(full) * 2 // 3])
     corpus.files[str(trunc)] = -1  # unknown: records before the break + 1 quarantined record

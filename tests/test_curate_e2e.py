@@ -24,12 +24,16 @@ def curate_config(corpus_root: Path, out: Path, **overrides: object) -> CurateCo
     sets = [f"{k}={v}" for k, v in overrides.items()]
     return load_model(  # type: ignore[return-value]
         CurateConfig,
-        base={"inputs": [{"path": str(corpus_root)}], "output": str(out), "quiet": True,
-              "tokenizer": {"vocab_size": 1000},
-              # Short single-paragraph docs: a lower LSH threshold (~0.55) finds 1-word edits surely.
-              "dedup": {"bands": 20, "rows": 5},
-              # The Python reference quotes identifiers often; its prose is still prose.
-              "quality": {"gopher_quality": {"min_alpha_words_ratio": 0.7}}},
+        base={
+            "inputs": [{"path": str(corpus_root)}],
+            "output": str(out),
+            "quiet": True,
+            "tokenizer": {"vocab_size": 1000},
+            # Short single-paragraph docs: a lower LSH threshold (~0.55) finds 1-word edits surely.
+            "dedup": {"bands": 20, "rows": 5},
+            # The Python reference quotes identifiers often; its prose is still prose.
+            "quality": {"gopher_quality": {"min_alpha_words_ratio": 0.7}},
+        },
         overrides=sets,
     )
 
@@ -85,7 +89,10 @@ def test_planted_duplicates_point_at_a_kept_representative(curated):
     m = manifest(out)
     by_id = {r["doc_id"]: r for r in m.iter_rows(named=True)}
     checked = 0
-    for planted, kind in [(corpus.exact_dups, "exact_duplicate"), (corpus.near_dups, "near_duplicate")]:
+    for planted, kind in [
+        (corpus.exact_dups, "exact_duplicate"),
+        (corpus.near_dups, "near_duplicate"),
+    ]:
         for dup, original in planted.items():
             if by_id[original]["decision"] != "kept":
                 continue  # the original failed a rule; its copy fails it too or is dropped as dup
@@ -134,7 +141,9 @@ def test_catalog_views_and_stats_command(curated):
     with duckdb.connect(str(out / "catalog.duckdb"), read_only=True) as con:
         n = con.execute("SELECT count(*) FROM manifest").fetchone()[0]
         kept_tokens = con.execute("SELECT sum(n_tokens) FROM shards").fetchone()[0]
-        funnel = dict(con.execute("SELECT reason, docs FROM funnel WHERE decision='dropped'").fetchall())
+        funnel = dict(
+            con.execute("SELECT reason, docs FROM funnel WHERE decision='dropped'").fetchall()
+        )
     assert n == stats["records"] and kept_tokens == stats["tokens"]
     assert funnel.get("exact_duplicate", 0) >= 1
     result = CliRunner().invoke(app, ["stats", str(out)])

@@ -58,8 +58,13 @@ def test_killed_job_resumes_to_the_same_result(corpus_and_reference):
     corpus, ref, root = corpus_and_reference
     out = root / "killed"
     cfg = write_config(root / "killed.yaml", corpus.root, out)
-    proc = subprocess.Popen([sys.executable, "-m", "jobs.curate", "--config", str(cfg)], cwd=REPO,
-                            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jobs.curate", "--config", str(cfg)],
+        cwd=REPO,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.time() + 240
     while not list((out / "_done" / "pass1").glob("*.json")) and proc.poll() is None:
         assert time.time() < deadline, "no unit finished"
@@ -79,7 +84,9 @@ def _big_corpus(root: Path, n_files: int = 2, mb_per_file: float = 3.0) -> Path:
         with gzip.open(root / f"big-{f}.jsonl.gz", "wt") as fh:
             size, i = 0, 0
             while size < mb_per_file * 1e6:
-                text = f"{f}-{i}: " + paras[i % len(paras)] + "\n\n" + paras[(i * 7 + f) % len(paras)]
+                text = (
+                    f"{f}-{i}: " + paras[i % len(paras)] + "\n\n" + paras[(i * 7 + f) % len(paras)]
+                )
                 fh.write(json.dumps({"id": f"big{f}-{i}", "text": text}) + "\n")
                 size += len(text)
                 i += 1
@@ -108,8 +115,11 @@ def test_worker_killed_mid_unit_is_retried_and_loses_nothing(ray_cluster, tmp_pa
     ref, out = tmp_path / "ref", tmp_path / "out"
     run_curate(curate_config(corpus, ref, **{"language.enabled": "false"}))
     result: dict = {}
-    worker = threading.Thread(target=lambda: result.update(
-        stats=run_curate(curate_config(corpus, out, **{"language.enabled": "false"}))))
+    worker = threading.Thread(
+        target=lambda: result.update(
+            stats=run_curate(curate_config(corpus, out, **{"language.enabled": "false"}))
+        )
+    )
     worker.start()
     killed: list[int] = []
     deadline = time.time() + 240
@@ -133,9 +143,24 @@ def test_ray_job_submit_runs_the_curate_entrypoint(corpus_and_reference, ray_clu
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
     ray_bin = str(Path(sys.executable).parent / "ray")
     proc = subprocess.run(
-        [ray_bin, "job", "submit", "--address", ray_cluster.dashboard_url, "--",
-         sys.executable, "-m", "jobs.curate", "--config", str(cfg)],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
+        [
+            ray_bin,
+            "job",
+            "submit",
+            "--address",
+            ray_cluster.dashboard_url,
+            "--",
+            sys.executable,
+            "-m",
+            "jobs.curate",
+            "--config",
+            str(cfg),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "succeeded" in (proc.stdout + proc.stderr).lower()

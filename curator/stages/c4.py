@@ -42,8 +42,14 @@ from curator.step import alive_mask, apply_drops, first_reason, set_column
 
 _CITATION = r"\[\d*\]|\[edit\]|\[citation needed\]"
 _TERMINAL = r"[.?!\"']$"
-_POLICY = ["terms of use", "privacy policy", "cookie policy", "uses cookies", "use of cookies",
-           "use cookies"]
+_POLICY = [
+    "terms of use",
+    "privacy policy",
+    "cookie policy",
+    "uses cookies",
+    "use of cookies",
+    "use cookies",
+]
 _SENTENCE_END = r"[.!?]+[\"'”’)\]]*\s+[^\s.!?]"
 
 
@@ -70,17 +76,24 @@ class C4Quality:
         if cfg.remove_citations:
             line = pc.replace_substring_regex(line, pattern=_CITATION, replacement="")
         if cfg.drop_lines_without_terminal_punct:
-            ok = pc.and_(pc.match_substring_regex(line, _TERMINAL),
-                         pc.invert(pc.ends_with(line, "...")))
+            ok = pc.and_(
+                pc.match_substring_regex(line, _TERMINAL), pc.invert(pc.ends_with(line, "..."))
+            )
             reach &= _np(ok)
         reach &= n_words >= cfg.min_words_per_line
         lower = pc.utf8_lower(line)
-        lorem_hit = reach & _np(pc.match_substring(lower, "lorem ipsum")) if cfg.drop_lorem_ipsum \
+        lorem_hit = (
+            reach & _np(pc.match_substring(lower, "lorem ipsum"))
+            if cfg.drop_lorem_ipsum
             else np.zeros(len(line), bool)
+        )
         if cfg.drop_javascript:
             reach &= ~_np(pc.match_substring(lower, "javascript"))
-        curly_hit = reach & _np(pc.match_substring(line, "{")) if cfg.drop_curly_bracket \
+        curly_hit = (
+            reach & _np(pc.match_substring(line, "{"))
+            if cfg.drop_curly_bracket
             else np.zeros(len(line), bool)
+        )
         if cfg.drop_policy:
             policy = np.zeros(len(line), dtype=bool)
             for phrase in _POLICY:
@@ -112,8 +125,14 @@ class C4Quality:
         return table
 
     @staticmethod
-    def _rewrite(table: pa.Table, alive: np.ndarray, line: pa.Array, kept: np.ndarray,
-                 parents: np.ndarray, n: int) -> pa.Table:
+    def _rewrite(
+        table: pa.Table,
+        alive: np.ndarray,
+        line: pa.Array,
+        kept: np.ndarray,
+        parents: np.ndarray,
+        n: int,
+    ) -> pa.Table:
         """Alive survivors get their kept lines, joined with \\n, as text."""
         counts = np.bincount(parents[kept], minlength=n)
         offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)

@@ -129,8 +129,12 @@ def small_star(adj: pl.DataFrame) -> tuple[pl.DataFrame, int]:
     m = adj.group_by("u").agg(m=pl.col("v").min(), n=pl.len())
     changed = int(m.get_column("n").sum() - m.height) if m.height else 0
     leaves = adj.join(m.select("u", "m"), on="u").filter(pl.col("v") != pl.col("m"))
-    out = pl.concat([leaves.select(src=pl.col("v"), dst=pl.col("m")),
-                     m.select(src=pl.col("u"), dst=pl.col("m"))])
+    out = pl.concat(
+        [
+            leaves.select(src=pl.col("v"), dst=pl.col("m")),
+            m.select(src=pl.col("u"), dst=pl.col("m")),
+        ]
+    )
     return out, changed
 
 
@@ -178,11 +182,13 @@ def connected_components(
         next_dir = Path(cc_dir) / f"round={rnd:03d}" / "large"
         parts = range(num_partitions)
         ls_changed = run_tasks(
-            _large_star_task, [(str(current), str(ss_dir), p, num_partitions) for p in parts],
+            _large_star_task,
+            [(str(current), str(ss_dir), p, num_partitions) for p in parts],
             concurrency,
         )
         ss_changed = run_tasks(
-            _small_star_task, [(str(ss_dir), str(next_dir), p, num_partitions) for p in parts],
+            _small_star_task,
+            [(str(ss_dir), str(next_dir), p, num_partitions) for p in parts],
             concurrency,
         )
         shutil.rmtree(current.parent, ignore_errors=True)  # previous round is consumed

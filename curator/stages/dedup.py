@@ -102,8 +102,7 @@ class _Dirs:
 
 
 def _band_schema(cfg: DedupConfig) -> dict[str, pl.DataType]:
-    schema = {"doc_id": pl.String, "source_idx": pl.Int64, "band_hash": pl.UInt64,
-              "band": pl.Int32}
+    schema = {"doc_id": pl.String, "source_idx": pl.Int64, "band_hash": pl.UInt64, "band": pl.Int32}
     if cfg.exact:
         schema["text_hash"] = pl.String
     if cfg.threshold is not None:
@@ -198,9 +197,12 @@ def _resolve_task(part: int, labels_dir: str | None, root: str) -> tuple[int, in
     # components by their root (a node without a label), exact groups whose representative
     # is in no near component.
     roots = nodes.join(labels, on="doc_id", how="anti").height
-    lone = exact.select("representative").unique().join(
-        nodes, left_on="representative", right_on="doc_id", how="anti"
-    ).height
+    lone = (
+        exact.select("representative")
+        .unique()
+        .join(nodes, left_on="representative", right_on="doc_id", how="anti")
+        .height
+    )
     out = pl.concat([near, exact_final])
     for (source_idx,), rows in out.partition_by("source_idx", as_dict=True).items():
         path = dirs.resolved / f"source={source_idx:05d}" / f"from={part:05d}.parquet"
@@ -262,4 +264,3 @@ def run_dedup(
     phase("write", t)
     shutil.rmtree(dirs.root, ignore_errors=True)
     return summary
-

@@ -53,8 +53,9 @@ class FineWebQuality:
         parents = list_parents(lines)[nonblank.to_numpy(zero_copy_only=False)]
         n_lines = per_doc_count(nonblank, list_parents(lines), n)
 
-        punct = safe_ratio(per_doc_count(pc.match_substring_regex(line, _ENDS_TERMINAL),
-                                         parents, n), n_lines)
+        punct = safe_ratio(
+            per_doc_count(pc.match_substring_regex(line, _ENDS_TERMINAL), parents, n), n_lines
+        )
         short = pc.less_equal(pc.utf8_length(line), cfg.short_line_chars)
         short_ratio = safe_ratio(per_doc_count(short, parents, n), n_lines)
         _, dup_chars = dup_counts(line, parents, n)
@@ -73,13 +74,21 @@ class FineWebQuality:
         f64 = {k: scatter(v, alive, pa.float64()) for k, v in signals.items()}
         conditions = [
             ("empty_text", scatter(pa.array(n_lines == 0), alive, pa.bool_())),
-            ("line_punct_ratio_too_low",
-             pc.less(f64["fineweb_line_punct_ratio"], cfg.min_line_punct_ratio)),
-            ("short_line_ratio_too_high",
-             pc.greater(f64["fineweb_short_line_ratio"], cfg.max_short_line_ratio)),
-            ("char_dup_ratio_too_high",
-             pc.greater(f64["fineweb_char_dup_ratio"], cfg.max_char_dup_ratio)),
-            ("newline_word_ratio_too_high",
-             pc.greater(f64["fineweb_newline_word_ratio"], cfg.max_newline_word_ratio)),
+            (
+                "line_punct_ratio_too_low",
+                pc.less(f64["fineweb_line_punct_ratio"], cfg.min_line_punct_ratio),
+            ),
+            (
+                "short_line_ratio_too_high",
+                pc.greater(f64["fineweb_short_line_ratio"], cfg.max_short_line_ratio),
+            ),
+            (
+                "char_dup_ratio_too_high",
+                pc.greater(f64["fineweb_char_dup_ratio"], cfg.max_char_dup_ratio),
+            ),
+            (
+                "newline_word_ratio_too_high",
+                pc.greater(f64["fineweb_newline_word_ratio"], cfg.max_newline_word_ratio),
+            ),
         ]
         return apply_drops(table, first_reason(conditions, table.num_rows))

@@ -58,10 +58,20 @@ class GopherRepetition:
         signals["gopher_dup_line_frac"] = safe_ratio(line_dup, list_lengths(lines))
         signals["gopher_dup_line_char_frac"] = safe_ratio(line_dup_chars, n_chars)
         for unit in ("para", "line"):
-            limits.append((f"gopher_dup_{unit}_frac", f"dup_{unit}_frac_too_high",
-                           getattr(cfg, f"max_dup_{unit}_frac")))
-            limits.append((f"gopher_dup_{unit}_char_frac", f"dup_{unit}_char_frac_too_high",
-                           getattr(cfg, f"max_dup_{unit}_char_frac")))
+            limits.append(
+                (
+                    f"gopher_dup_{unit}_frac",
+                    f"dup_{unit}_frac_too_high",
+                    getattr(cfg, f"max_dup_{unit}_frac"),
+                )
+            )
+            limits.append(
+                (
+                    f"gopher_dup_{unit}_char_frac",
+                    f"dup_{unit}_char_frac_too_high",
+                    getattr(cfg, f"max_dup_{unit}_char_frac"),
+                )
+            )
 
         ngrams = WordNgrams(split_words(text))
         for k, max_frac in sorted(cfg.max_top_ngram_char_frac.items()):
@@ -81,6 +91,3 @@ class GopherRepetition:
         for name, values in signals.items():
             table = set_column(table, name, scatter(values, alive, pa.float32()))
         return apply_drops(table, first_reason(conditions, table.num_rows))
-
-
-

@@ -36,9 +36,9 @@ class LanguageModel:
         self.ptc = np.asarray(ident.nb_ptc, dtype=np.float32)  # (n_features, n_classes)
         self.pc = np.asarray(ident.nb_pc, dtype=np.float32)
         self.nextmove = np.frombuffer(ident.tk_nextmove, dtype=_np_type(ident.tk_nextmove))
-        self.rowbase = np.frombuffer(ident.tk_row, dtype=_np_type(ident.tk_row)).astype(
-            np.int64
-        ) << 8
+        self.rowbase = (
+            np.frombuffer(ident.tk_row, dtype=_np_type(ident.tk_row)).astype(np.int64) << 8
+        )
         self.output = np.asarray(ident.tk_output, dtype=np.int64)
         self.alias_pairs = list(ident._alias_pairs)  # (first, dupe) columns of one label
 

@@ -153,9 +153,7 @@ def per_doc_count(mask: np.ndarray | pa.Array, parents: np.ndarray, n_docs: int)
     return np.bincount(parents[mask], minlength=n_docs).astype(np.int64)
 
 
-def dup_counts(
-    items: pa.Array, parents: np.ndarray, n_docs: int
-) -> tuple[np.ndarray, np.ndarray]:
+def dup_counts(items: pa.Array, parents: np.ndarray, n_docs: int) -> tuple[np.ndarray, np.ndarray]:
     """Per document: (# items equal to an earlier item, chars in those repeats).
 
     datatrove's `find_duplicates`: the first occurrence of each distinct item is free, every

@@ -23,7 +23,10 @@ class Tokenize:
 
         self.sp = spm.SentencePieceProcessor(model_file=str(model_path))
         if self.sp.eos_id() < 0:
-            raise ValueError(f"tokenizer {model_path} has no EOS piece; set tokenizer.model_path to a model with eos_id >= 0")
+            raise ValueError(
+                f"tokenizer {model_path} has no EOS piece; "
+                "set tokenizer.model_path to a model with eos_id >= 0"
+            )
         self.num_threads = num_threads or (os.cpu_count() or 1)
 
     def __call__(self, table: pa.Table) -> pa.Table:
@@ -32,7 +35,11 @@ class Tokenize:
         texts = table.column("text").take(pa.array(alive_idx)).to_pylist()
         # EncodeAsNumpy returns one int32 array per text: concatenating them is the whole Arrow
         # conversion (a list-of-lists pa.array would cost as much as the encoding itself).
-        encoded = self.sp.EncodeAsNumpy(texts, add_eos=True, num_threads=self.num_threads) if texts else []
+        encoded = (
+            self.sp.EncodeAsNumpy(texts, add_eos=True, num_threads=self.num_threads)
+            if texts
+            else []
+        )
         lengths = np.fromiter((len(e) for e in encoded), dtype=np.int64, count=len(encoded))
         flat = np.concatenate(encoded).view(np.uint32) if encoded else np.empty(0, np.uint32)
 

@@ -19,14 +19,30 @@ from curator.trainer.config import (
 )
 
 _LAZY = {
-    "build_model": "engine", "build_optimizer": "engine", "lr_at": "engine",
-    "train_step": "engine", "train_steps": "engine", "evaluate": "engine",
-    "per_document_loss": "engine", "train": "train", "train_distributed": "ray_train",
-    "GPT": "model", "DSAttention": "dsa", "load_corpus": "data", "TokenStream": "data",
+    "build_model": "engine",
+    "build_optimizer": "engine",
+    "lr_at": "engine",
+    "train_step": "engine",
+    "train_steps": "engine",
+    "evaluate": "engine",
+    "per_document_loss": "engine",
+    "train": "train",
+    "train_distributed": "ray_train",
+    "GPT": "model",
+    "DSAttention": "dsa",
+    "load_corpus": "data",
+    "TokenStream": "data",
 }
 
-__all__ = ["DataConfig", "DSAConfig", "ModelConfig", "OptimConfig", "TrainConfig",
-           "load_train_config", *_LAZY]
+__all__ = [
+    "DataConfig",
+    "DSAConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "TrainConfig",
+    "load_train_config",
+    *_LAZY,
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -42,8 +42,13 @@ def _optimizer_from_flat(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
 
 
 def save_checkpoint(
-    out_dir: str | Path, step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-    scaler: torch.amp.GradScaler | None = None, extra: dict | None = None, keep: int = 2,
+    out_dir: str | Path,
+    step: int,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler | None = None,
+    extra: dict | None = None,
+    keep: int = 2,
 ) -> Path:
     """Save the state *before* `step` runs (resume starts at `step`); prune to `keep` newest."""
     root = Path(out_dir) / "checkpoints"
@@ -56,8 +61,12 @@ def save_checkpoint(
     tensors, meta = _optimizer_to_flat(optimizer)
     with atomic_open(path / "optim.safetensors") as f:
         f.write(save(tensors))
-    state = {"step": step, "optimizer": meta, "extra": extra or {},
-             "scaler": scaler.state_dict() if scaler is not None else None}
+    state = {
+        "step": step,
+        "optimizer": meta,
+        "extra": extra or {},
+        "scaler": scaler.state_dict() if scaler is not None else None,
+    }
     write_text_atomic(json.dumps(state), path / STATE)
     done = sorted(p for p in root.glob("step_*") if (p / STATE).exists())
     for old in done[:-keep]:
@@ -71,7 +80,9 @@ def latest_checkpoint(out_dir: str | Path) -> Path | None:
 
 
 def load_checkpoint(
-    path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None,
+    path: str | Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer | None = None,
     scaler: torch.amp.GradScaler | None = None,
 ) -> int:
     """Restore in place; returns the step to continue from."""
@@ -82,8 +93,9 @@ def load_checkpoint(
     try:
         model.load_state_dict(weights, strict=True)
     except RuntimeError as err:
-        raise ValueError(f"checkpoint {path} does not fit this model (config changed?): {err}") \
-            from None
+        raise ValueError(
+            f"checkpoint {path} does not fit this model (config changed?): {err}"
+        ) from None
     if optimizer is not None:
         tensors = load_file(str(path / "optim.safetensors"), device=str(device))
         optimizer.load_state_dict(_optimizer_from_flat(tensors, state["optimizer"]))

@@ -102,13 +102,19 @@ def stable_hash(strings: pa.Array | pa.ChunkedArray, seed: int = 0) -> np.ndarra
 
     Vectorized over documents: the loop runs over byte positions (ids are short), never over rows.
     """
-    arr = pa.chunked_array([strings]).combine_chunks() if not isinstance(strings, pa.Array) \
+    arr = (
+        pa.chunked_array([strings]).combine_chunks()
+        if not isinstance(strings, pa.Array)
         else strings
+    )
     arr = arr.cast(pa.large_string())
     n = len(arr)
     offs = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset : arr.offset + n + 1]
-    data = np.frombuffer(arr.buffers()[2], dtype=np.uint8) if n and offs[-1] > offs[0] \
+    data = (
+        np.frombuffer(arr.buffers()[2], dtype=np.uint8)
+        if n and offs[-1] > offs[0]
         else np.zeros(1, np.uint8)
+    )
     lengths = np.diff(offs)
     h = np.full(n, _FNV_OFFSET ^ np.uint64(seed & (2**64 - 1)), dtype=np.uint64)
     with np.errstate(over="ignore"):
@@ -139,8 +145,9 @@ def select_docs(corpus: Corpus, keep: np.ndarray) -> Corpus:
     kept_lengths = lengths[keep]
     offsets = np.concatenate([[0], np.cumsum(kept_lengths)]).astype(np.int64)
     ids = corpus.doc_ids.filter(pa.array(keep)) if corpus.doc_ids is not None else None
-    return Corpus(np.asarray(corpus.tokens)[token_keep], offsets, ids, corpus.vocab_size,
-                  corpus.eos_id)
+    return Corpus(
+        np.asarray(corpus.tokens)[token_keep], offsets, ids, corpus.vocab_size, corpus.eos_id
+    )
 
 
 def split(corpus: Corpus, heldout_frac: float, seed: int = 0) -> tuple[Corpus, Corpus]:
@@ -155,8 +162,9 @@ class TokenStream:
     the batches an uninterrupted run would have seen, and workers never overlap.
     """
 
-    def __init__(self, tokens: np.ndarray, seq_len: int, order: str = "curriculum",
-                 seed: int = 0) -> None:
+    def __init__(
+        self, tokens: np.ndarray, seq_len: int, order: str = "curriculum", seed: int = 0
+    ) -> None:
         self.tokens, self.seq_len = tokens, seq_len
         self.n_windows = max(0, (len(tokens) - 1) // seq_len)
         if self.n_windows == 0:
@@ -170,8 +178,9 @@ class TokenStream:
             self.order = np.arange(self.n_windows)
         self._span = np.arange(seq_len + 1)
 
-    def batch(self, i: int, batch_size: int, rank: int = 0, world: int = 1
-              ) -> tuple[np.ndarray, np.ndarray]:
+    def batch(
+        self, i: int, batch_size: int, rank: int = 0, world: int = 1
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(x, y) int64 (batch_size, seq_len); wraps around (a new epoch) past the end."""
         rows = (i * world + rank) * batch_size + np.arange(batch_size)
         starts = self.order[rows % self.n_windows] * self.seq_len

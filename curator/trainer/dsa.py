@@ -119,7 +119,12 @@ def flex_block_mask(sel: Selection, seq_len: int, block_size: int):  # -> BlockM
     kv_num, kv_idx = ordered(diag.contiguous())
     full_num, full_idx = ordered(full)
     return BlockMask.from_kv_blocks(
-        kv_num, kv_idx, full_num, full_idx, BLOCK_SIZE=block_size, mask_mod=selected_causal,
+        kv_num,
+        kv_idx,
+        full_num,
+        full_idx,
+        BLOCK_SIZE=block_size,
+        mask_mod=selected_causal,
         seq_lengths=(seq_len, seq_len),
     )
 

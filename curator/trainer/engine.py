@@ -50,16 +50,22 @@ def build_model(cfg: TrainConfig, vocab_size: int, device: torch.device | str = 
     return model
 
 
-def build_optimizer(model: GPT, optim: OptimConfig, device: torch.device | str = "cpu"
-                    ) -> torch.optim.AdamW:
+def build_optimizer(
+    model: GPT, optim: OptimConfig, device: torch.device | str = "cpu"
+) -> torch.optim.AdamW:
     """AdamW on fp32 master weights; decay matrices only (not norms, not the tied embedding)."""
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     decay = [p for n, p in named if p.dim() >= 2 and n != "embed.weight"]
     rest = [p for n, p in named if not (p.dim() >= 2 and n != "embed.weight")]
-    groups = [{"params": decay, "weight_decay": optim.weight_decay},
-              {"params": rest, "weight_decay": 0.0}]
+    groups = [
+        {"params": decay, "weight_decay": optim.weight_decay},
+        {"params": rest, "weight_decay": 0.0},
+    ]
     return torch.optim.AdamW(
-        groups, lr=optim.lr, betas=(optim.beta1, optim.beta2), eps=optim.eps,
+        groups,
+        lr=optim.lr,
+        betas=(optim.beta1, optim.beta2),
+        eps=optim.eps,
         fused=torch.device(device).type == "cuda",
     )
 
@@ -119,9 +125,17 @@ def broadcast_parameters(model: torch.nn.Module) -> None:
 
 
 def train_step(
-    model: torch.nn.Module, optimizer: torch.optim.Optimizer, micro_batches: Sequence[Batch], *,
-    lr: float, dense: bool, precision: str = "fp32", grad_clip: float = 1.0,
-    indexer_loss_weight: float = 1.0, scaler: torch.amp.GradScaler | None = None, world: int = 1,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    micro_batches: Sequence[Batch],
+    *,
+    lr: float,
+    dense: bool,
+    precision: str = "fp32",
+    grad_clip: float = 1.0,
+    indexer_loss_weight: float = 1.0,
+    scaler: torch.amp.GradScaler | None = None,
+    world: int = 1,
 ) -> StepStats:
     """One optimizer step over `micro_batches` (gradient accumulation), with clip and AdamW.
 
@@ -164,33 +178,52 @@ def train_step(
 
 
 def train_steps(
-    model: GPT, optimizer: torch.optim.Optimizer, batches: Iterable[Sequence[Batch]],
-    cfg: TrainConfig, total_steps: int, start_step: int = 0,
-    scaler: torch.amp.GradScaler | None = None, world: int = 1,
+    model: GPT,
+    optimizer: torch.optim.Optimizer,
+    batches: Iterable[Sequence[Batch]],
+    cfg: TrainConfig,
+    total_steps: int,
+    start_step: int = 0,
+    scaler: torch.amp.GradScaler | None = None,
+    world: int = 1,
 ) -> list[StepStats]:
     """Run one step per item of `batches` on the cfg schedule (decayed at `total_steps`)."""
     stats = []
     for i, micro in enumerate(batches):
         step = start_step + i
-        stats.append(train_step(
-            model, optimizer, micro, lr=lr_at(step, total_steps, cfg.optim),
-            dense=step < cfg.dsa.dense_warmup_steps, precision=cfg.precision,
-            grad_clip=cfg.optim.grad_clip, indexer_loss_weight=cfg.dsa.indexer_loss_weight,
-            scaler=scaler, world=world,
-        ))
+        stats.append(
+            train_step(
+                model,
+                optimizer,
+                micro,
+                lr=lr_at(step, total_steps, cfg.optim),
+                dense=step < cfg.dsa.dense_warmup_steps,
+                precision=cfg.precision,
+                grad_clip=cfg.optim.grad_clip,
+                indexer_loss_weight=cfg.dsa.indexer_loss_weight,
+                scaler=scaler,
+                world=world,
+            )
+        )
     return stats
 
 
 def to_batch(xy: tuple[np.ndarray, np.ndarray], device: torch.device) -> Batch:
     x, y = xy
-    return (torch.from_numpy(x).to(device, non_blocking=True),
-            torch.from_numpy(y).to(device, non_blocking=True))
+    return (
+        torch.from_numpy(x).to(device, non_blocking=True),
+        torch.from_numpy(y).to(device, non_blocking=True),
+    )
 
 
 @torch.no_grad()
 def evaluate(
-    model: torch.nn.Module, heldout: TokenStream, batch_size: int, max_batches: int,
-    precision: str = "fp32", dense: bool = False,
+    model: torch.nn.Module,
+    heldout: TokenStream,
+    batch_size: int,
+    max_batches: int,
+    precision: str = "fp32",
+    dense: bool = False,
 ) -> float:
     """Mean next-token loss (nats) over the first windows of the held-out stream."""
     device = next(model.parameters()).device
@@ -208,7 +241,10 @@ def evaluate(
 
 @torch.no_grad()
 def per_document_loss(
-    model: GPT, docs: Sequence[np.ndarray], batch_size: int = 32, precision: str = "fp32",
+    model: GPT,
+    docs: Sequence[np.ndarray],
+    batch_size: int = 32,
+    precision: str = "fp32",
     dense: bool = False,
 ) -> np.ndarray:
     """Mean next-token loss (nats/token) of each document on its own (no cross-doc context).
@@ -220,8 +256,11 @@ def per_document_loss(
     device = next(model.parameters()).device
     T = model.cfg.seq_len
     lengths = np.fromiter((len(d) for d in docs), dtype=np.int64, count=len(docs))
-    flat = np.concatenate([np.asarray(d, dtype=np.int64) for d in docs]) if len(docs) \
+    flat = (
+        np.concatenate([np.asarray(d, dtype=np.int64) for d in docs])
+        if len(docs)
         else np.zeros(0, np.int64)
+    )
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
     n_win = np.maximum(0, -(-(lengths - 1) // T))
     doc = np.repeat(np.arange(len(docs)), n_win)

@@ -49,10 +49,16 @@ class Block(nn.Module):
         super().__init__()
         self.attn_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
         self.attn = DSAttention(
-            cfg.d_model, cfg.n_head, block_size=dsa.block_size, top_k_blocks=dsa.top_k_blocks,
-            window_blocks=dsa.window_blocks, sink_blocks=dsa.sink_blocks,
-            indexer_heads=dsa.indexer_heads, indexer_dim=dsa.indexer_dim,
-            rope_theta=cfg.rope_theta, use_indexer=dsa.enabled,
+            cfg.d_model,
+            cfg.n_head,
+            block_size=dsa.block_size,
+            top_k_blocks=dsa.top_k_blocks,
+            window_blocks=dsa.window_blocks,
+            sink_blocks=dsa.sink_blocks,
+            indexer_heads=dsa.indexer_heads,
+            indexer_dim=dsa.indexer_dim,
+            rope_theta=cfg.rope_theta,
+            use_indexer=dsa.enabled,
         )
         self.mlp_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
         self.mlp = SwiGLU(cfg.d_model, cfg.hidden)
@@ -83,7 +89,10 @@ class GPT(nn.Module):
             nn.init.normal_(m.weight, 0.0, self.cfg.init_std)
 
     def forward(
-        self, idx: Tensor, targets: Tensor | None = None, dense: bool = False,
+        self,
+        idx: Tensor,
+        targets: Tensor | None = None,
+        dense: bool = False,
         reduction: str = "mean",
     ) -> Output:
         """idx (B, T) -> logits; with targets, the loss (per token when reduction='none')."""

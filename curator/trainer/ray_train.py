@@ -30,8 +30,7 @@ def _worker_loop(config: dict) -> None:
     device = ray.train.torch.get_device() if cfg.use_gpu else torch.device("cpu")
     summary = train(cfg, rank=rank, world=world, device=device)
     write_text_atomic(json.dumps(summary), Path(cfg.out_dir) / f"worker_{rank}.json")
-    keep = ("rank", "world", "steps", "final_loss", "heldout_loss", "tokens_per_s",
-            "param_digest")
+    keep = ("rank", "world", "steps", "final_loss", "heldout_loss", "tokens_per_s", "param_digest")
     ray.train.report({k: summary[k] for k in keep})
 
 
@@ -54,8 +53,11 @@ def train_distributed(cfg: TrainConfig) -> dict:
         _worker_loop,
         train_loop_config={"cfg": cfg.model_dump(mode="json")},
         torch_config=TorchConfig(backend="nccl" if cfg.use_gpu else "gloo"),
-        scaling_config=ScalingConfig(num_workers=cfg.workers, use_gpu=cfg.use_gpu,
-                                     resources_per_worker=None if cfg.use_gpu else {"CPU": 1}),
+        scaling_config=ScalingConfig(
+            num_workers=cfg.workers,
+            use_gpu=cfg.use_gpu,
+            resources_per_worker=None if cfg.use_gpu else {"CPU": 1},
+        ),
         run_config=RunConfig(name="train", storage_path=str(out / "ray")),
     )
     result = trainer.fit()

@@ -35,7 +35,10 @@ log = logging.getLogger(__name__)
 
 
 def train(
-    cfg: TrainConfig, rank: int = 0, world: int = 1, device: torch.device | None = None,
+    cfg: TrainConfig,
+    rank: int = 0,
+    world: int = 1,
+    device: torch.device | None = None,
     report: Callable[[dict], None] | None = None,
 ) -> dict:
     """Train to the token budget; rank 0 evaluates, checkpoints and writes summary.json."""
@@ -73,8 +76,9 @@ def train(
         if held_stream is None or not lead:
             return None
         dense = step < cfg.dsa.dense_warmup_steps  # measure the attention we are training
-        evals[step] = evaluate(fwd, held_stream, cfg.batch_size, cfg.eval_batches,
-                               cfg.precision, dense)
+        evals[step] = evaluate(
+            fwd, held_stream, cfg.batch_size, cfg.eval_batches, cfg.precision, dense
+        )
         return evals[step]
 
     t0, tokens = time.perf_counter(), 0
@@ -89,23 +93,48 @@ def train(
 
         # dense warm-up: full attention while the indexer learns to imitate it (KL)
         dense = step < cfg.dsa.dense_warmup_steps
-        micro = [to_batch(train_stream.batch(step * cfg.grad_accum + m, cfg.batch_size, rank,
-                                             world), device) for m in range(cfg.grad_accum)]
+        micro = [
+            to_batch(
+                train_stream.batch(step * cfg.grad_accum + m, cfg.batch_size, rank, world), device
+            )
+            for m in range(cfg.grad_accum)
+        ]
         stats = train_step(
-            fwd, optimizer, micro, lr=lr, dense=dense, precision=cfg.precision,
-            grad_clip=cfg.optim.grad_clip, indexer_loss_weight=cfg.dsa.indexer_loss_weight,
-            scaler=scaler, world=world,
+            fwd,
+            optimizer,
+            micro,
+            lr=lr,
+            dense=dense,
+            precision=cfg.precision,
+            grad_clip=cfg.optim.grad_clip,
+            indexer_loss_weight=cfg.dsa.indexer_loss_weight,
+            scaler=scaler,
+            world=world,
         )
         losses[step] = stats.loss
         tokens += stats.tokens * world
 
         if step % cfg.log_interval == 0 or step == total - 1:
             rate = tokens / (time.perf_counter() - t0)
-            line = {"step": step, "loss": stats.loss, "indexer_kl": stats.indexer_loss,
-                    "grad_norm": stats.grad_norm, "lr": lr, "dense": dense, "tokens_per_s": rate}
+            line = {
+                "step": step,
+                "loss": stats.loss,
+                "indexer_kl": stats.indexer_loss,
+                "grad_norm": stats.grad_norm,
+                "lr": lr,
+                "dense": dense,
+                "tokens_per_s": rate,
+            }
             if lead:
-                log.info("step %d/%d loss %.4f kl %.4f lr %.2e %.0f tok/s", step, total,
-                         stats.loss, stats.indexer_loss, lr, rate)
+                log.info(
+                    "step %d/%d loss %.4f kl %.4f lr %.2e %.0f tok/s",
+                    step,
+                    total,
+                    stats.loss,
+                    stats.indexer_loss,
+                    lr,
+                    rate,
+                )
             if report is not None:
                 report(line)
 
@@ -114,11 +143,19 @@ def train(
     if lead and total > start:
         save_checkpoint(out, total, model, optimizer, scaler, keep=cfg.keep_checkpoints)
     summary = {
-        "rank": rank, "world": world, "steps": total, "start_step": start,
-        "tokens": tokens, "tokens_per_s": tokens / elapsed if elapsed > 0 else None,
-        "n_params": model.num_params(), "final_loss": losses[max(losses)] if losses else None,
-        "heldout_loss": final_heldout, "losses": losses, "heldout": evals,
-        "param_digest": param_digest(model), "device": str(device),
+        "rank": rank,
+        "world": world,
+        "steps": total,
+        "start_step": start,
+        "tokens": tokens,
+        "tokens_per_s": tokens / elapsed if elapsed > 0 else None,
+        "n_params": model.num_params(),
+        "final_loss": losses[max(losses)] if losses else None,
+        "heldout_loss": final_heldout,
+        "losses": losses,
+        "heldout": evals,
+        "param_digest": param_digest(model),
+        "device": str(device),
     }
     if lead:
         write_text_atomic(json.dumps(summary, indent=1), out / "summary.json")

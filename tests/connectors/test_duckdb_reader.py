@@ -19,7 +19,8 @@ def make_db(path: Path, n: int = 30) -> None:
         con.execute("CREATE TABLE docs (id INTEGER, body VARCHAR, raw BLOB)")
         con.execute(
             "INSERT INTO docs SELECT i, 'row ' || i, CASE WHEN i = 3 THEN '\\xE9'::BLOB "
-            "ELSE ('blob ' || i)::BLOB END FROM range(?) t(i)", [n]
+            "ELSE ('blob ' || i)::BLOB END FROM range(?) t(i)",
+            [n],
         )
 
 
@@ -34,8 +35,11 @@ def read_all(cfg: ReadConfig | None = None, **spec) -> list[pa.Table]:
 def test_round_trip_file_query_in_batches(tmp_path: Path) -> None:
     db = tmp_path / "c.duckdb"
     make_db(db)
-    tables = read_all(ReadConfig(batch_size=8), path=str(db),
-                      query="SELECT id, body AS text FROM docs ORDER BY id")
+    tables = read_all(
+        ReadConfig(batch_size=8),
+        path=str(db),
+        query="SELECT id, body AS text FROM docs ORDER BY id",
+    )
     assert len(tables) >= 4
     out = pa.concat_tables(tables)
     assert out.num_rows == 30
@@ -49,20 +53,29 @@ def test_round_trip_file_query_in_batches(tmp_path: Path) -> None:
 
 def test_memory_query_over_parquet(tmp_path: Path) -> None:
     pq.write_table(pa.table({"text": ["a b", "", "c\x00d"]}), tmp_path / "x.parquet")
-    out = pa.concat_tables(read_all(
-        path=":memory:", query=f"SELECT * FROM read_parquet('{tmp_path}/x.parquet')"))
+    out = pa.concat_tables(
+        read_all(path=":memory:", query=f"SELECT * FROM read_parquet('{tmp_path}/x.parquet')")
+    )
     assert out.column("reason").to_pylist() == [None, "empty_text", "nul_bytes"]
 
 
 def test_blob_text_with_invalid_utf8_and_nulls(tmp_path: Path) -> None:
     db = tmp_path / "c.duckdb"
     make_db(db, n=5)
-    out = pa.concat_tables(read_all(
-        path=str(db),
-        query="SELECT id, CASE WHEN id = 4 THEN NULL ELSE raw END AS text FROM docs ORDER BY id",
-    ))
-    assert out.column("reason").to_pylist() == [None, None, None, "invalid_utf8",
-                                                "missing_text_field"]
+    out = pa.concat_tables(
+        read_all(
+            path=str(db),
+            query="SELECT id, CASE WHEN id = 4 THEN NULL ELSE raw END AS text "
+            "FROM docs ORDER BY id",
+        )
+    )
+    assert out.column("reason").to_pylist() == [
+        None,
+        None,
+        None,
+        "invalid_utf8",
+        "missing_text_field",
+    ]
 
 
 def test_missing_text_column_is_one_wrong_schema_record(tmp_path: Path) -> None:
@@ -79,5 +92,10 @@ def test_bad_sql_and_missing_file_raise_config_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="input.query"):
         expand_inputs([InputSpec(format="duckdb", path=str(db), query="SELECT * FROM nope")])
     with pytest.raises(ConfigError, match="missing.duckdb"):
-        expand_inputs([InputSpec(format="duckdb", path=str(tmp_path / "missing.duckdb"),
-                                 query="SELECT 1 AS text")])
+        expand_inputs(
+            [
+                InputSpec(
+                    format="duckdb", path=str(tmp_path / "missing.duckdb"), query="SELECT 1 AS text"
+                )
+            ]
+        )

@@ -19,10 +19,20 @@ from curator.config import ConfigError, InputSpec, ReadConfig
 @pytest.mark.parametrize(
     ("name", "fmt"),
     [
-        ("a.jsonl", "jsonl"), ("a.JSONL.GZ", "jsonl"), ("a.jsonl.zst", "jsonl"),
-        ("a.json.gz", "jsonl"), ("a.ndjson.xz", "jsonl"), ("a.parquet", "parquet"),
-        ("a.txt", "text"), ("a.md", "text"), ("a.txt.bz2", "text"), ("a.warc", "warc"),
-        ("a.warc.gz", "warc"), ("a.parquet.gz", None), ("a.csv", None), ("README", None),
+        ("a.jsonl", "jsonl"),
+        ("a.JSONL.GZ", "jsonl"),
+        ("a.jsonl.zst", "jsonl"),
+        ("a.json.gz", "jsonl"),
+        ("a.ndjson.xz", "jsonl"),
+        ("a.parquet", "parquet"),
+        ("a.txt", "text"),
+        ("a.md", "text"),
+        ("a.txt.bz2", "text"),
+        ("a.warc", "warc"),
+        ("a.warc.gz", "warc"),
+        ("a.parquet.gz", None),
+        ("a.csv", None),
+        ("README", None),
     ],
 )
 def test_format_by_extension(name: str, fmt: str | None) -> None:
@@ -45,7 +55,9 @@ def test_folder_is_recursive_sorted_and_skips_unknown(tmp_path: Path) -> None:
     make_tree(tmp_path)
     units = expand_inputs([InputSpec(path=str(tmp_path))])
     assert [(Path(u.source).relative_to(tmp_path).as_posix(), u.format) for u in units] == [
-        ("a.jsonl", "jsonl"), ("b/c.jsonl.gz", "jsonl"), ("b/deep/d.txt", "text"),
+        ("a.jsonl", "jsonl"),
+        ("b/c.jsonl.gz", "jsonl"),
+        ("b/deep/d.txt", "text"),
         ("b/e.parquet", "parquet"),
     ]
     assert all(isinstance(u, SourceUnit) for u in units)
@@ -59,7 +71,8 @@ def test_explicit_format_filters_a_folder_and_overrides_extension(tmp_path: Path
     unit = expand_inputs([InputSpec(path=str(tmp_path / "data.log"), format="jsonl")])[0]
     assert unit.format == "jsonl"
     assert pa.concat_tables(read_unit(unit, ReadConfig())).column("text").to_pylist() == [
-        "log line"]
+        "log line"
+    ]
 
 
 def test_glob_and_dedup_across_specs(tmp_path: Path) -> None:

@@ -41,8 +41,10 @@ def write_lines(path: Path, lines: list[bytes]) -> Path:
 
 
 def docs(n: int) -> list[bytes]:
-    return [json.dumps({"id": f"d{i}", "text": f"document number {i} \u00e9", "x": {"y": [i]}})
-            .encode() for i in range(n)]
+    return [
+        json.dumps({"id": f"d{i}", "text": f"document number {i} \u00e9", "x": {"y": [i]}}).encode()
+        for i in range(n)
+    ]
 
 
 @pytest.mark.parametrize("suffix", list(COMPRESS))
@@ -54,8 +56,9 @@ def test_round_trip_each_compression(tmp_path: Path, suffix: str) -> None:
     assert out.column("record").to_pylist() == list(range(25))
     assert set(out.column("decision").to_pylist()) == {"kept"}
     assert out.column("source").to_pylist() == [str(path)] * 25
-    assert out.column("n_chars").to_pylist() == [len(f"document number {i} \u00e9") for i in
-                                                 range(25)]
+    assert out.column("n_chars").to_pylist() == [
+        len(f"document number {i} \u00e9") for i in range(25)
+    ]
 
 
 def test_batches_follow_batch_size_in_record_order(tmp_path: Path) -> None:
@@ -116,7 +119,7 @@ def test_each_quarantine_code_keeps_good_neighbours(tmp_path: Path, reason: str)
     assert out.num_rows == len(lines)
     rows = out.to_pylist()
     assert [r["reason"] for r in rows] == [None, *[reason] * len(bad), None, None]
-    assert [r["text"] for r in rows[::len(lines) - 1]] == ["good 0", "good 2"]
+    assert [r["text"] for r in rows[:: len(lines) - 1]] == ["good 0", "good 2"]
     for r in rows[1 : 1 + len(bad)]:
         assert r["decision"] == "quarantined" and r["text"] is None and r["error"]
     assert out.column("record").to_pylist() == list(range(len(lines)))

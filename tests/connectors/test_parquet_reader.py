@@ -24,8 +24,11 @@ def read_all(path: Path | str, cfg: ReadConfig | None = None, **spec) -> pa.Tabl
 def test_round_trip_with_int_ids_and_batches(tmp_path: Path) -> None:
     path = tmp_path / "data.parquet"
     texts = [f"parquet doc {i}" for i in range(23)]
-    pq.write_table(pa.table({"id": list(range(23)), "text": texts, "other": [1.0] * 23}), path,
-                   row_group_size=10)
+    pq.write_table(
+        pa.table({"id": list(range(23)), "text": texts, "other": [1.0] * 23}),
+        path,
+        row_group_size=10,
+    )
     unit = expand_inputs([InputSpec(path=str(path))])[0]
     tables = list(read_unit(unit, ReadConfig(batch_size=8)))
     assert max(t.num_rows for t in tables) <= 8
@@ -56,8 +59,11 @@ def test_text_not_string_column(tmp_path: Path) -> None:
     path = tmp_path / "n.parquet"
     pq.write_table(pa.table({"text": [1, None, 3]}), path)
     out = read_all(path).to_pylist()
-    assert [r["reason"] for r in out] == ["text_not_string", "missing_text_field",
-                                          "text_not_string"]
+    assert [r["reason"] for r in out] == [
+        "text_not_string",
+        "missing_text_field",
+        "text_not_string",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -70,8 +76,9 @@ def test_text_not_string_column(tmp_path: Path) -> None:
         (b"x" * 11, "too_large"),
     ],
 )
-def test_quarantine_codes_in_a_binary_column(tmp_path: Path, value: bytes | None,
-                                             reason: str) -> None:
+def test_quarantine_codes_in_a_binary_column(
+    tmp_path: Path, value: bytes | None, reason: str
+) -> None:
     path = tmp_path / "b.parquet"
     pq.write_table(pa.table({"text": pa.array([b"good", value, b"fine"], pa.binary())}), path)
     out = read_all(path, ReadConfig(max_doc_chars=10)).to_pylist()
@@ -88,8 +95,11 @@ def test_unreadable_and_truncated_parquet(tmp_path: Path) -> None:
     reasons = {}
     for r in out.to_pylist():
         reasons.setdefault(r["source"].rsplit("/", 1)[-1], []).append(r["reason"])
-    assert reasons == {"cut.parquet": ["unreadable_file"], "good.parquet": [None] * 100,
-                       "junk.parquet": ["unreadable_file"]}
+    assert reasons == {
+        "cut.parquet": ["unreadable_file"],
+        "good.parquet": [None] * 100,
+        "junk.parquet": ["unreadable_file"],
+    }
 
 
 def test_long_documents_get_smaller_batches(tmp_path: Path) -> None:

@@ -16,11 +16,24 @@ def test_finish_batch_checks_and_reader_reason_wins() -> None:
     texts = pa.array(["ok", "a\x00b", " \u3000\n", "x" * 11, None, "fine"])
     reasons = pa.array([None, None, None, None, "missing_text_field", "malformed_json"])
     errors = pa.array([None, None, None, None, "no field", "bad json"])
-    out = finish_batch("src", pa.array(range(6), pa.int64()), pa.array(["i0", None, "", "i3",
-                       None, None]), texts, reasons, errors, max_doc_chars=10)
+    out = finish_batch(
+        "src",
+        pa.array(range(6), pa.int64()),
+        pa.array(["i0", None, "", "i3", None, None]),
+        texts,
+        reasons,
+        errors,
+        max_doc_chars=10,
+    )
     assert out.schema == DOC_SCHEMA
-    assert out.column("reason").to_pylist() == [None, "nul_bytes", "empty_text", "too_large",
-                                                "missing_text_field", "malformed_json"]
+    assert out.column("reason").to_pylist() == [
+        None,
+        "nul_bytes",
+        "empty_text",
+        "too_large",
+        "missing_text_field",
+        "malformed_json",
+    ]
     assert out.column("decision").to_pylist() == ["kept"] + ["quarantined"] * 5
     assert out.column("text").to_pylist() == ["ok", None, None, None, None, None]
     assert out.column("n_chars").to_pylist() == [2, 3, 3, 11, None, 4]
@@ -52,8 +65,9 @@ def test_row_buffer_quarantines_lone_surrogates_and_drops_huge_text_early() -> N
 
 def test_jsonl_fast_path_takes_clean_batches_and_agrees_with_slow_path() -> None:
     parser = _BatchParser("s", InputSpec(path="x.jsonl"), ReadConfig())
-    clean = [json.dumps({"id": f"k{i}", "text": f"t {i}", "n": i}).encode() + b"\n"
-             for i in range(5)]
+    clean = [
+        json.dumps({"id": f"k{i}", "text": f"t {i}", "n": i}).encode() + b"\n" for i in range(5)
+    ]
     records = list(range(5))
     fast = parser._parse_fast(clean, records)
     assert fast is not None

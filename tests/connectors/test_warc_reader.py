@@ -35,8 +35,9 @@ def write_warc(path: Path, n_articles: int = 3, gzip: bool = True) -> list[str]:
 
         def response(uri: str, body: bytes, ctype: str) -> None:
             http = StatusAndHeaders("200 OK", [("Content-Type", ctype)], protocol="HTTP/1.1")
-            w.write_record(w.create_warc_record(uri, "response", payload=io.BytesIO(body),
-                                                http_headers=http))
+            w.write_record(
+                w.create_warc_record(uri, "response", payload=io.BytesIO(body), http_headers=http)
+            )
 
         for i in range(n_articles):
             uri = f"http://example.com/a{i}"
@@ -45,8 +46,7 @@ def write_warc(path: Path, n_articles: int = 3, gzip: bool = True) -> list[str]:
             uris.append(uri)
             if i == 0:
                 response("http://example.com/logo.png", b"\x89PNG....", "image/png")
-        response("http://example.com/empty", b"<html><script>only()</script></html>",
-                 "text/html")
+        response("http://example.com/empty", b"<html><script>only()</script></html>", "text/html")
         uris.append("http://example.com/empty")
     return uris
 
@@ -62,8 +62,10 @@ def html_responses(path: Path) -> list[tuple[str, str]]:
     """Independent count with warcio alone: (record id, target uri) of HTML responses."""
     with open(path, "rb") as f:
         return [
-            (r.rec_headers.get_header("WARC-Record-ID"),
-             r.rec_headers.get_header("WARC-Target-URI"))
+            (
+                r.rec_headers.get_header("WARC-Record-ID"),
+                r.rec_headers.get_header("WARC-Target-URI"),
+            )
             for r in ArchiveIterator(f)
             if r.rec_type == "response"
             and r.http_headers.get_header("Content-Type", "").startswith("text/html")

@@ -13,11 +13,19 @@ from curator.stages.c4 import C4Quality
 def docs(texts: list[str], decisions: list[str] | None = None) -> pa.Table:
     n = len(texts)
     return pa.Table.from_pydict(
-        {"doc_id": [str(i) for i in range(n)], "source": ["t"] * n, "record": list(range(n)),
-         "text": texts, "decision": decisions or [KEPT] * n, "reason": [None] * n,
-         "error": [None] * n, "n_chars": [len(t) for t in texts]},
+        {
+            "doc_id": [str(i) for i in range(n)],
+            "source": ["t"] * n,
+            "record": list(range(n)),
+            "text": texts,
+            "decision": decisions or [KEPT] * n,
+            "reason": [None] * n,
+            "error": [None] * n,
+            "n_chars": [len(t) for t in texts],
+        },
         schema=DOC_SCHEMA,
     )
+
 
 CLEAN = "\n".join(
     [
@@ -64,8 +72,11 @@ def test_lorem_on_a_removed_line_does_not_drop() -> None:
 
 
 def test_rewrite_removes_failing_lines_and_updates_n_chars() -> None:
-    text = "Home | About | Contact\n" + CLEAN + "\nPlease enable JavaScript to view this.\n" + (
-        "This site uses cookies to improve things.\nOk.\nSee note [1] here [citation needed]."
+    text = (
+        "Home | About | Contact\n"
+        + CLEAN
+        + "\nPlease enable JavaScript to view this.\n"
+        + ("This site uses cookies to improve things.\nOk.\nSee note [1] here [citation needed].")
     )
     out = C4Quality(C4Config())(docs([text]))
     assert out.column("text")[0].as_py() == CLEAN + "\nSee note  here ."

@@ -112,12 +112,12 @@ def test_star_steps_on_a_path():
     adj = pl.DataFrame({"u": ["a", "b", "b", "c", "c", "d"], "v": ["b", "a", "c", "b", "d", "c"]})
     edges, changed = large_star(adj)
     assert sorted(zip(edges["src"], edges["dst"], strict=True)) == [
-        ("b", "a"), ("c", "a"), ("d", "b")
+        ("b", "a"),
+        ("c", "a"),
+        ("d", "b"),
     ]
     assert changed == 2  # (c, a) replaced (c, b); (d, b) replaced (d, c)
     ss_in = pl.DataFrame({"u": ["b", "c", "d", "d"], "v": ["a", "a", "b", "a"]})
     edges, changed = small_star(ss_in)
-    assert set(zip(edges["src"], edges["dst"], strict=True)) == {
-        ("b", "a"), ("c", "a"), ("d", "a")
-    }
+    assert set(zip(edges["src"], edges["dst"], strict=True)) == {("b", "a"), ("c", "a"), ("d", "a")}
     assert changed == 1

@@ -60,8 +60,12 @@ def build_corpus(seed: int = 0):
     clusters.append(set(a))
     add(2, base[1], "dropped")
     # Near copies: one word substituted / deleted / inserted.
-    b = [sources[2][0][0], add(0, _edit(rng, base[2], "substitute")),
-         add(3, _edit(rng, base[2], "delete")), add(1, _edit(rng, base[2], "insert"))]
+    b = [
+        sources[2][0][0],
+        add(0, _edit(rng, base[2], "substitute")),
+        add(3, _edit(rng, base[2], "delete")),
+        add(1, _edit(rng, base[2], "insert")),
+    ]
     clusters.append(set(b))
     # A near copy that itself has exact copies: exact group {n3, e3, f3} near base[3].
     near3 = _edit(rng, base[3], "substitute")

@@ -13,11 +13,19 @@ from curator.stages.fineweb import FineWebQuality
 def docs(texts: list[str], decisions: list[str] | None = None) -> pa.Table:
     n = len(texts)
     return pa.Table.from_pydict(
-        {"doc_id": [str(i) for i in range(n)], "source": ["t"] * n, "record": list(range(n)),
-         "text": texts, "decision": decisions or [KEPT] * n, "reason": [None] * n,
-         "error": [None] * n, "n_chars": [len(t) for t in texts]},
+        {
+            "doc_id": [str(i) for i in range(n)],
+            "source": ["t"] * n,
+            "record": list(range(n)),
+            "text": texts,
+            "decision": decisions or [KEPT] * n,
+            "reason": [None] * n,
+            "error": [None] * n,
+            "n_chars": [len(t) for t in texts],
+        },
         schema=DOC_SCHEMA,
     )
+
 
 CLEAN = "\n".join(
     [
@@ -43,12 +51,16 @@ def test_clean_doc_passes() -> None:
     ("reason", "text"),
     [
         ("empty_text", "\n  \n"),
-        ("line_punct_ratio_too_low",
-         "\n".join(f"A long navigation entry number {i} without an end" for i in range(9))),
+        (
+            "line_punct_ratio_too_low",
+            "\n".join(f"A long navigation entry number {i} without an end" for i in range(9)),
+        ),
         ("short_line_ratio_too_high", "\n".join(f"Short line {i}." for i in range(9))),
         ("char_dup_ratio_too_high", CLEAN + "\n" + CLEAN.split("\n")[0]),
-        ("newline_word_ratio_too_high",
-         "\n".join(f"Pneumonoultramicroscopicsilicovolcanoconiosis{i}." for i in range(10))),
+        (
+            "newline_word_ratio_too_high",
+            "\n".join(f"Pneumonoultramicroscopicsilicovolcanoconiosis{i}." for i in range(10)),
+        ),
     ],
 )
 def test_each_reason(reason: str, text: str) -> None:

@@ -23,9 +23,16 @@ CLEAN = (
 def docs(texts: list[str], decisions: list[str] | None = None) -> pa.Table:
     n = len(texts)
     return pa.Table.from_pydict(
-        {"doc_id": [str(i) for i in range(n)], "source": ["t"] * n, "record": list(range(n)),
-         "text": texts, "decision": decisions or [KEPT] * n, "reason": [None] * n,
-         "error": [None] * n, "n_chars": [len(t) for t in texts]},
+        {
+            "doc_id": [str(i) for i in range(n)],
+            "source": ["t"] * n,
+            "record": list(range(n)),
+            "text": texts,
+            "decision": decisions or [KEPT] * n,
+            "reason": [None] * n,
+            "error": [None] * n,
+            "n_chars": [len(t) for t in texts],
+        },
         schema=DOC_SCHEMA,
     )
 
@@ -56,8 +63,11 @@ LINES = CLEAN.split("\n")
         ("mean_word_length_too_long", CLEAN, {"max_mean_word_length": 4}),
         ("symbol_word_ratio_too_high", CLEAN + "\n" + "#" * 20, {}),
         ("bullet_lines_ratio_too_high", "\n".join("- " + ln for ln in LINES), {}),
-        ("ellipsis_lines_ratio_too_high",
-         "\n".join(ln[:-1] + "..." if i < 3 else ln for i, ln in enumerate(LINES)), {}),
+        (
+            "ellipsis_lines_ratio_too_high",
+            "\n".join(ln[:-1] + "..." if i < 3 else ln for i, ln in enumerate(LINES)),
+            {},
+        ),
         ("alpha_words_ratio_too_low", CLEAN + " " + " ".join(str(i) for i in range(10, 70)), {}),
         ("too_few_stop_words", CLEAN, {"min_stop_words": 7}),
     ],

@@ -13,11 +13,19 @@ from curator.stages.language import LanguageId, LanguageModel
 def docs(texts: list[str | None], decisions: list[str] | None = None) -> pa.Table:
     n = len(texts)
     return pa.Table.from_pydict(
-        {"doc_id": [str(i) for i in range(n)], "source": ["t"] * n, "record": list(range(n)),
-         "text": texts, "decision": decisions or [KEPT] * n, "reason": [None] * n,
-         "error": [None] * n, "n_chars": [len(t or "") for t in texts]},
+        {
+            "doc_id": [str(i) for i in range(n)],
+            "source": ["t"] * n,
+            "record": list(range(n)),
+            "text": texts,
+            "decision": decisions or [KEPT] * n,
+            "reason": [None] * n,
+            "error": [None] * n,
+            "n_chars": [len(t or "") for t in texts],
+        },
         schema=DOC_SCHEMA,
     )
+
 
 EN = "The farmers who settled near the river built houses of stone and wood, and they stayed."
 FR = "Les agriculteurs qui se sont installés près de la rivière ont construit des maisons."

@@ -58,9 +58,15 @@ def test_columns_types_and_nulls_for_rows_not_alive():
 
 def test_case_punctuation_and_spacing_do_not_change_signature():
     step = MinHashSignature(DedupConfig())
-    out = step(table(["The quick brown fox jumps over the lazy dog today",
-                      "the QUICK brown fox, jumps   over the lazy dog -- today!",
-                      "the quick brown fox jumps over the lazy cat today"]))
+    out = step(
+        table(
+            [
+                "The quick brown fox jumps over the lazy dog today",
+                "the QUICK brown fox, jumps   over the lazy dog -- today!",
+                "the quick brown fox jumps over the lazy cat today",
+            ]
+        )
+    )
     b = out.column("minhash_bands").to_pylist()
     assert b[0] == b[1]
     assert b[0] != b[2]
@@ -143,8 +149,9 @@ def test_detection_rate_follows_lsh_s_curve(target):
 def test_unrelated_docs_do_not_collide():
     rng = random.Random(5)
     step = MinHashSignature(DedupConfig())
-    bands = band_hashes(step.signatures(pa.array([" ".join(words(rng, 80)) for _ in range(400)])),
-                        14, 8)
+    bands = band_hashes(
+        step.signatures(pa.array([" ".join(words(rng, 80)) for _ in range(400)])), 14, 8
+    )
     # No bucket (band, hash) may hold two different unrelated docs.
     keys = {(j, int(h)) for row in bands for j, h in enumerate(row)}
     assert len(keys) == bands.size

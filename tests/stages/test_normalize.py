@@ -12,9 +12,16 @@ from curator.stages.normalize import Normalize
 def docs(texts: list[str | None], decisions: list[str] | None = None) -> pa.Table:
     n = len(texts)
     return pa.Table.from_pydict(
-        {"doc_id": [str(i) for i in range(n)], "source": ["t"] * n, "record": list(range(n)),
-         "text": texts, "decision": decisions or [KEPT] * n, "reason": [None] * n,
-         "error": [None] * n, "n_chars": [len(t or "") for t in texts]},
+        {
+            "doc_id": [str(i) for i in range(n)],
+            "source": ["t"] * n,
+            "record": list(range(n)),
+            "text": texts,
+            "decision": decisions or [KEPT] * n,
+            "reason": [None] * n,
+            "error": [None] * n,
+            "n_chars": [len(t or "") for t in texts],
+        },
         schema=DOC_SCHEMA,
     )
 

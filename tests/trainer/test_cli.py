@@ -20,8 +20,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_shipped_tiny_config_is_about_a_million_params(run_dir: Path) -> None:
-    cfg = load_train_config(REPO / "configs" / "train_tiny.yaml",
-                            [f"data.path={run_dir}", "model.vocab_size=8000"])
+    cfg = load_train_config(
+        REPO / "configs" / "train_tiny.yaml", [f"data.path={run_dir}", "model.vocab_size=8000"]
+    )
     n = build_model(cfg, 8000).num_params()
     assert 0.8e6 < n < 1.6e6, n
 
@@ -48,8 +49,11 @@ def test_jobs_train_module_runs(run_dir: Path, tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(tiny_config(run_dir, tmp_path / "out", max_tokens=1024)))
     proc = subprocess.run(
         [sys.executable, "-m", "jobs.train", "--config", str(path), "--set", "eval_batches=1"],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    out = json.loads(proc.stdout[proc.stdout.index("{"):])
+    out = json.loads(proc.stdout[proc.stdout.index("{") :])
     assert out["steps"] == 2 and out["heldout_loss"] > 0

@@ -54,8 +54,9 @@ def test_heldout_split_is_deterministic_and_sized(run_dir: Path) -> None:
     assert 0.15 < held.mean() < 0.25
     # decided per doc_id: the same ids are held out from a reordered subset
     sub = corpus.doc_ids.take(pa.array(np.arange(corpus.n_docs)[::-3]))
-    assert np.array_equal(stable_hash(sub) % np.uint64(1 << 20) < np.uint64(round(0.2 * 2**20)),
-                          held[::-3])
+    assert np.array_equal(
+        stable_hash(sub) % np.uint64(1 << 20) < np.uint64(round(0.2 * 2**20)), held[::-3]
+    )
     train, heldout = split(corpus, 0.2)
     assert train.n_docs + heldout.n_docs == corpus.n_docs
     assert len(train.tokens) + len(heldout.tokens) == len(corpus.tokens)
@@ -77,8 +78,13 @@ def test_token_stream_windows_shift_and_ranks_are_disjoint() -> None:
 def test_bin_export_gives_the_same_corpus_and_split(run_dir: Path, tmp_path: Path) -> None:
     corpus = load_corpus(run_dir)
     table = pa.concat_tables(pq.read_table(f) for f in shard_files(run_dir))
-    write_bin(tmp_path / "bin", table.column("tokens"), corpus.vocab_size, corpus.eos_id,
-              doc_ids=table.column("doc_id"))
+    write_bin(
+        tmp_path / "bin",
+        table.column("tokens"),
+        corpus.vocab_size,
+        corpus.eos_id,
+        doc_ids=table.column("doc_id"),
+    )
     from_bin = load_corpus(tmp_path / "bin")
     assert np.array_equal(np.asarray(from_bin.tokens), np.asarray(corpus.tokens))
     assert np.array_equal(from_bin.offsets, corpus.offsets)

@@ -18,8 +18,17 @@ from curator.trainer.dsa import (
 
 def make_attn(top_k: int, seed: int = 0, **kw: int) -> DSAttention:
     torch.manual_seed(seed)
-    attn = DSAttention(64, 4, block_size=16, top_k_blocks=top_k, window_blocks=1, sink_blocks=1,
-                       indexer_heads=2, indexer_dim=16, **kw)
+    attn = DSAttention(
+        64,
+        4,
+        block_size=16,
+        top_k_blocks=top_k,
+        window_blocks=1,
+        sink_blocks=1,
+        indexer_heads=2,
+        indexer_dim=16,
+        **kw,
+    )
     # larger indexer weights than the 0.02-ish default so scores really differ between blocks
     for p in attn.indexer.parameters():
         torch.nn.init.normal_(p, 0.0, 0.5)
@@ -98,8 +107,9 @@ def test_gradcheck_reference_path_float64() -> None:
     B, H, T, D, bs = 1, 2, 32, 4, 8
     q, k, v = (torch.randn(B, H, T, D, dtype=torch.float64, requires_grad=True) for _ in "qkv")
     sel = select_blocks(torch.randn(B, T // bs, T // bs), 1, 0, 1)
-    assert torch.autograd.gradcheck(lambda q, k, v: sparse_attention_gather(q, k, v, sel, bs),
-                                    (q, k, v), eps=1e-6, atol=1e-5)
+    assert torch.autograd.gradcheck(
+        lambda q, k, v: sparse_attention_gather(q, k, v, sel, bs), (q, k, v), eps=1e-6, atol=1e-5
+    )
 
 
 def test_lm_loss_does_not_train_indexer_and_kl_does_not_train_model() -> None:

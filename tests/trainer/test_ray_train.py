@@ -12,8 +12,11 @@ from curator.trainer.ray_train import train_distributed
 
 
 def test_two_gloo_workers_train_in_sync(ray_cluster, run_dir: Path, tmp_path: Path) -> None:
-    cfg = TrainConfig.model_validate(tiny_config(
-        run_dir, tmp_path / "out", workers=2, max_tokens=4 * 2 * 4 * 128, eval_interval=100))
+    cfg = TrainConfig.model_validate(
+        tiny_config(
+            run_dir, tmp_path / "out", workers=2, max_tokens=4 * 2 * 4 * 128, eval_interval=100
+        )
+    )
     summary = train_distributed(cfg)
     workers = summary["workers"]
     assert sorted(w["rank"] for w in workers) == [0, 1]

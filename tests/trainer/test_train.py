@@ -28,8 +28,9 @@ from curator.trainer.train import train
 GOLDEN = Path(__file__).parent / "golden_tiny_loss.json"
 
 
-def test_bf16_autocast_step_keeps_fp32_params_and_finite_loss(run_dir: Path, tmp_path: Path
-                                                              ) -> None:
+def test_bf16_autocast_step_keeps_fp32_params_and_finite_loss(
+    run_dir: Path, tmp_path: Path
+) -> None:
     cfg = TrainConfig.model_validate(tiny_config(run_dir, tmp_path, precision="bf16"))
     corpus = load_corpus(run_dir)
     model = build_model(cfg, corpus.vocab_size)
@@ -40,8 +41,9 @@ def test_bf16_autocast_step_keeps_fp32_params_and_finite_loss(run_dir: Path, tmp
         stats = train_step(model, opt, [batch], lr=1e-3, dense=dense, precision="bf16")
         assert math.isfinite(stats.loss) and math.isfinite(stats.grad_norm)
     assert all(p.dtype == torch.float32 for p in model.parameters())
-    assert all(v.dtype == torch.float32 for s in opt.state.values() for k, v in s.items()
-               if k != "step")
+    assert all(
+        v.dtype == torch.float32 for s in opt.state.values() for k, v in s.items() if k != "step"
+    )
     assert all(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
 
 
@@ -60,8 +62,9 @@ def test_golden_loss_curve(run_dir: Path, tmp_path: Path) -> None:
     summary = train(TrainConfig.model_validate(tiny_config(run_dir, tmp_path)))
     losses = [summary["losses"][s] for s in sorted(summary["losses"])]
     if os.environ.get("UPDATE_GOLDEN"):
-        GOLDEN.write_text(json.dumps({"losses": losses, "heldout": summary["heldout_loss"]},
-                                     indent=1) + "\n")
+        GOLDEN.write_text(
+            json.dumps({"losses": losses, "heldout": summary["heldout_loss"]}, indent=1) + "\n"
+        )
     golden = json.loads(GOLDEN.read_text())
     np.testing.assert_allclose(losses, golden["losses"], rtol=2e-3)
     assert summary["heldout_loss"] == pytest.approx(golden["heldout"], rel=2e-3)
@@ -69,11 +72,16 @@ def test_golden_loss_curve(run_dir: Path, tmp_path: Path) -> None:
 
 
 def test_resume_gives_the_same_loss_curve(run_dir: Path, tmp_path: Path) -> None:
-    full = train(TrainConfig.model_validate(
-        tiny_config(run_dir, tmp_path / "a", checkpoint_interval=4, keep_checkpoints=5)))
+    full = train(
+        TrainConfig.model_validate(
+            tiny_config(run_dir, tmp_path / "a", checkpoint_interval=4, keep_checkpoints=5)
+        )
+    )
     # a run "killed" after step 4: only the step-4 checkpoint survives, then it resumes
-    shutil.copytree(tmp_path / "a" / "checkpoints" / "step_00000004",
-                    tmp_path / "b" / "checkpoints" / "step_00000004")
+    shutil.copytree(
+        tmp_path / "a" / "checkpoints" / "step_00000004",
+        tmp_path / "b" / "checkpoints" / "step_00000004",
+    )
     resumed = train(TrainConfig.model_validate(tiny_config(run_dir, tmp_path / "b")))
     assert resumed["start_step"] == 4 and sorted(resumed["losses"]) == [4, 5, 6, 7]
     for step, loss in resumed["losses"].items():
@@ -81,13 +89,20 @@ def test_resume_gives_the_same_loss_curve(run_dir: Path, tmp_path: Path) -> None
     assert resumed["param_digest"] == full["param_digest"]
 
 
-def test_tiny_model_learns_real_text_below_unigram_entropy(run_dir: Path, tmp_path: Path
-                                                           ) -> None:
-    cfg = TrainConfig.model_validate(tiny_config(
-        run_dir, tmp_path, max_tokens=300 * 8 * 128, batch_size=8, eval_batches=8,
-        eval_interval=1000, log_interval=1000, optim={"lr": 1e-2, "warmup_frac": 0.05},
-        dsa={"dense_warmup_steps": 40},
-    ))
+def test_tiny_model_learns_real_text_below_unigram_entropy(run_dir: Path, tmp_path: Path) -> None:
+    cfg = TrainConfig.model_validate(
+        tiny_config(
+            run_dir,
+            tmp_path,
+            max_tokens=300 * 8 * 128,
+            batch_size=8,
+            eval_batches=8,
+            eval_interval=1000,
+            log_interval=1000,
+            optim={"lr": 1e-2, "warmup_frac": 0.05},
+            dsa={"dense_warmup_steps": 40},
+        )
+    )
     corpus = load_corpus(run_dir)
     train_docs, held_docs = split(corpus, cfg.data.heldout_frac)
     # unigram cross-entropy on held-out tokens: what a model without context could reach
