@@ -74,3 +74,24 @@ def cast_to_schema(table: pa.Table, schema: pa.Schema) -> pa.Table:
         else:
             raise ValueError(f"column {field.name!r} missing; columns are {table.column_names}")
     return pa.Table.from_arrays(columns, schema=schema)
+
+
+def doc_table(
+    texts: list[str | None], decisions: list[str] | None = None, source: str = "memory"
+) -> pa.Table:
+    """A DOC_SCHEMA table from plain texts (ids are row numbers): for scoring an in-memory
+    list of documents with the steps, and for tests."""
+    n = len(texts)
+    return pa.Table.from_pydict(
+        {
+            "doc_id": [str(i) for i in range(n)],
+            "source": [source] * n,
+            "record": list(range(n)),
+            "text": texts,
+            "decision": decisions or [KEPT] * n,
+            "reason": [None] * n,
+            "error": [None] * n,
+            "n_chars": [len(t or "") for t in texts],
+        },
+        schema=DOC_SCHEMA,
+    )

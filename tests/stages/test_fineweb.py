@@ -6,26 +6,9 @@ import pyarrow as pa
 import pytest
 
 from curator.config import FineWebConfig
-from curator.schema import DOC_SCHEMA, DROPPED, KEPT
+from curator.schema import DROPPED, KEPT
+from curator.schema import doc_table as docs
 from curator.stages.fineweb import FineWebQuality
-
-
-def docs(texts: list[str], decisions: list[str] | None = None) -> pa.Table:
-    n = len(texts)
-    return pa.Table.from_pydict(
-        {
-            "doc_id": [str(i) for i in range(n)],
-            "source": ["t"] * n,
-            "record": list(range(n)),
-            "text": texts,
-            "decision": decisions or [KEPT] * n,
-            "reason": [None] * n,
-            "error": [None] * n,
-            "n_chars": [len(t) for t in texts],
-        },
-        schema=DOC_SCHEMA,
-    )
-
 
 CLEAN = "\n".join(
     [

@@ -6,7 +6,8 @@ import pyarrow as pa
 import pytest
 
 from curator.config import GopherQualityConfig
-from curator.schema import DOC_SCHEMA, DROPPED, KEPT
+from curator.schema import DROPPED, KEPT
+from curator.schema import doc_table as docs
 from curator.stages.gopher_quality import GopherQuality
 
 CLEAN = (
@@ -18,23 +19,6 @@ CLEAN = (
     "Travelers often remarked that the place felt welcoming, because neighbors helped each other.\n"
     "Today, visitors can walk along the old bridge and read plaques that describe early days."
 )
-
-
-def docs(texts: list[str], decisions: list[str] | None = None) -> pa.Table:
-    n = len(texts)
-    return pa.Table.from_pydict(
-        {
-            "doc_id": [str(i) for i in range(n)],
-            "source": ["t"] * n,
-            "record": list(range(n)),
-            "text": texts,
-            "decision": decisions or [KEPT] * n,
-            "reason": [None] * n,
-            "error": [None] * n,
-            "n_chars": [len(t) for t in texts],
-        },
-        schema=DOC_SCHEMA,
-    )
 
 
 def reason_of(text: str, **cfg: object) -> str | None:

@@ -6,7 +6,8 @@ import pyarrow as pa
 import pytest
 
 from curator.config import GopherRepetitionConfig
-from curator.schema import DOC_SCHEMA, DROPPED, KEPT
+from curator.schema import DROPPED, KEPT
+from curator.schema import doc_table as docs
 from curator.stages.gopher_repetition import GopherRepetition
 from curator.stages.text_columns import WordNgrams
 
@@ -14,23 +15,6 @@ S1 = "The farmers who settled near the river built houses of stone and wood."
 S2 = "Merchants arrived later to trade goods in a square at the center of town."
 S3 = "Children attended a school that every family in the valley helped to fund."
 LONG = " ".join([S1, S2, S3])
-
-
-def docs(texts: list[str], decisions: list[str] | None = None) -> pa.Table:
-    n = len(texts)
-    return pa.Table.from_pydict(
-        {
-            "doc_id": [str(i) for i in range(n)],
-            "source": ["t"] * n,
-            "record": list(range(n)),
-            "text": texts,
-            "decision": decisions or [KEPT] * n,
-            "reason": [None] * n,
-            "error": [None] * n,
-            "n_chars": [len(t) for t in texts],
-        },
-        schema=DOC_SCHEMA,
-    )
 
 
 def reason_of(text: str) -> str | None:

@@ -6,26 +6,9 @@ import pyarrow as pa
 import pytest
 
 from curator.config import LanguageConfig
-from curator.schema import DOC_SCHEMA, DROPPED, KEPT
+from curator.schema import DROPPED, KEPT
+from curator.schema import doc_table as docs
 from curator.stages.language import LanguageId, LanguageModel
-
-
-def docs(texts: list[str | None], decisions: list[str] | None = None) -> pa.Table:
-    n = len(texts)
-    return pa.Table.from_pydict(
-        {
-            "doc_id": [str(i) for i in range(n)],
-            "source": ["t"] * n,
-            "record": list(range(n)),
-            "text": texts,
-            "decision": decisions or [KEPT] * n,
-            "reason": [None] * n,
-            "error": [None] * n,
-            "n_chars": [len(t or "") for t in texts],
-        },
-        schema=DOC_SCHEMA,
-    )
-
 
 EN = "The farmers who settled near the river built houses of stone and wood, and they stayed."
 FR = "Les agriculteurs qui se sont installés près de la rivière ont construit des maisons."

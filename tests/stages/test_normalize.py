@@ -2,28 +2,10 @@
 
 from __future__ import annotations
 
-import pyarrow as pa
-
 from curator.config import NormalizeConfig
-from curator.schema import DOC_SCHEMA, DROPPED, KEPT
+from curator.schema import DROPPED, KEPT
+from curator.schema import doc_table as docs
 from curator.stages.normalize import Normalize
-
-
-def docs(texts: list[str | None], decisions: list[str] | None = None) -> pa.Table:
-    n = len(texts)
-    return pa.Table.from_pydict(
-        {
-            "doc_id": [str(i) for i in range(n)],
-            "source": ["t"] * n,
-            "record": list(range(n)),
-            "text": texts,
-            "decision": decisions or [KEPT] * n,
-            "reason": [None] * n,
-            "error": [None] * n,
-            "n_chars": [len(t or "") for t in texts],
-        },
-        schema=DOC_SCHEMA,
-    )
 
 
 def norm(text: str, **cfg: bool) -> str:

@@ -1,0 +1,39 @@
+"""Concatenate benchmarks/results/*.md into BENCHMARKS.md (each benchmark writes its own file,
+with the command that produced it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ORDER = [
+    "curate_vs_datatrove.md",
+    "streaming_rss.md",
+    "rules.md",
+    "minhash.md",
+    "connectors.md",
+    "dsa_attention.md",
+    "train_throughput.md",
+    "selection_quality.md",
+    "closed_loop.md",
+]
+
+HEADER = """# Benchmarks
+
+Every table below was produced by the command printed with it, on the development machine
+(2 shared CPU cores, no GPU; other jobs were running, so absolute timings are noisy -- the
+ratios come from both sides run in the same script). Regenerate this file with
+`.venv/bin/python -m benchmarks.assemble` after re-running any benchmark.
+"""
+
+
+def main() -> None:
+    results = ROOT / "benchmarks" / "results"
+    names = [n for n in ORDER if (results / n).exists()]
+    names += sorted(p.name for p in results.glob("*.md") if p.name not in ORDER)
+    parts = [HEADER] + [(results / n).read_text().strip() + "\n" for n in names]
+    (ROOT / "BENCHMARKS.md").write_text("\n".join(parts))
+
+
+if __name__ == "__main__":
+    main()
