@@ -76,7 +76,7 @@ def main() -> None:
     env = {**os.environ, "RAY_ADDRESS": "", "RAY_USAGE_STATS_ENABLED": "0"}
     env.pop("RAY_ADDRESS")
     rows = []
-    with tempfile.TemporaryDirectory(dir=".") as tmp:
+    with tempfile.TemporaryDirectory(prefix="curator-rss-") as tmp:
         for mb in (args.mb, args.mb * args.factor):
             corpus = write_corpus(texts, Path(tmp) / f"c{mb}", mb)
             cmd = [
@@ -87,8 +87,6 @@ def main() -> None:
                 "--output",
                 str(Path(tmp) / f"run{mb}"),
                 "--quiet",
-                "--set",
-                "language.enabled=false",
             ]
             peak, secs = peak_tree_rss(cmd, env)
             rows.append((mb, peak, secs))

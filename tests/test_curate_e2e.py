@@ -159,3 +159,22 @@ def test_rerun_of_a_finished_run_changes_nothing(curated):
     again = run_curate(curate_config(corpus.root, out))
     assert again == stats
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.parquet")} == before
+
+
+def test_dedup_command_gives_one_row_per_record_with_duplicate_of(ray_cluster, tmp_path):
+    corpus = build_corpus(tmp_path / "corpus", bad_inputs=False)
+    out = tmp_path / "dups.parquet"
+    result = CliRunner().invoke(
+        app,
+        ["dedup", "--input", str(corpus.root), "--output", str(out), "--quiet",
+         "--set", "dedup.bands=20", "--set", "dedup.rows=5"],
+    )
+    assert result.exit_code == 0, result.output
+    table = pl.read_parquet(out)
+    assert table.height == sum(corpus.files.values())
+    by_id = dict(zip(table["doc_id"], table["duplicate_of"], strict=True))
+    # Dedup alone applies no quality rule: every planted copy points at its original.
+    for dup, original in {**corpus.exact_dups, **corpus.near_dups}.items():
+        assert by_id[dup] == original, dup
+        assert by_id[original] is None
+    assert by_id["doc0000"] is None
