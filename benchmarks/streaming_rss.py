@@ -70,6 +70,7 @@ def main() -> None:
     ap.add_argument("--mb", type=float, default=4.0, help="size of the small corpus")
     ap.add_argument("--factor", type=int, default=10)
     ap.add_argument("--out", default="benchmarks/results/streaming_rss.md")
+    ap.add_argument("--set", action="append", default=[], help="config override for both runs")
     args = ap.parse_args()
     texts = load_texts()
     curator = str(Path(sys.executable).parent / "curator")
@@ -78,7 +79,9 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="curator-rss-") as tmp:
         for mb in (args.mb, args.mb * args.factor):
-            corpus = write_corpus(texts, Path(tmp) / f"c{mb}", mb)
+            # Same file size for both corpora, and at least 4 files in the small one, so both
+            # runs use every worker: the comparison isolates corpus size from parallelism.
+            corpus = write_corpus(texts, Path(tmp) / f"c{mb}", mb, file_mb=args.mb / 4)
             cmd = [
                 curator,
                 "curate",
@@ -87,6 +90,7 @@ def main() -> None:
                 "--output",
                 str(Path(tmp) / f"run{mb}"),
                 "--quiet",
+                *[arg for kv in args.set for arg in ("--set", kv)],
             ]
             peak, secs = peak_tree_rss(cmd, env)
             rows.append((mb, peak, secs))
@@ -103,8 +107,8 @@ def main() -> None:
     print(text)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(
-        f"## Streaming memory\n\nCommand: `.venv/bin/python benchmarks/streaming_rss.py --mb {args.mb:g} "
-        f"--factor {args.factor}`\n\n{text}\n"
+        f"## Streaming memory\n\nCommand: `.venv/bin/python benchmarks/streaming_rss.py "
+        f"{' '.join(sys.argv[1:])}`\n\n{text}\n"
     )
 
 
