@@ -116,6 +116,55 @@ def stats_command(run: Annotated[str, typer.Argument(help="RUN directory.")]) ->
 
 
 @app.command()
+def export(
+    run: Annotated[str, typer.Argument(help="Finished RUN directory.")],
+    output: Annotated[str, typer.Option("--output", "-o", help="Folder for the export.")],
+    format: Annotated[str, typer.Option("--format", "-f", help="parquet, jsonl or bin.")] = (
+        "parquet"
+    ),
+    schedule: Annotated[
+        str, typer.Option(help="phases, linear, step, uniform, or a schedule YAML file.")
+    ] = "phases",
+    seed: Annotated[int, typer.Option(help="Seed of the shuffles.")] = 0,
+    set: SetOpt = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing export.")] = False,
+) -> None:
+    """Export a run's kept documents in curriculum order (see curator/export.py for formats)."""
+    from curator.export import ExportConfig, run_export
+
+    base = {"run": run, "output": output, "format": format, "schedule": schedule, "seed": seed,
+            "overwrite": overwrite}
+    try:
+        cfg = load_model(ExportConfig, None, set, base=base)
+        summary = run_export(cfg)  # type: ignore[arg-type]
+    except ConfigError as err:
+        _fail(err)
+    brief = {k: summary[k] for k in ("format", "docs", "tokens", "left_out_tokens_per_stage")}
+    console.print(f"[green]done[/green] {output}: {json.dumps(brief)}")
+
+
+@app.command()
+def report(
+    run: Annotated[str, typer.Argument(help="RUN directory.")],
+    schedule: Annotated[str, typer.Option(help="Schedule whose mix the report plots.")] = (
+        "phases"
+    ),
+) -> None:
+    """Write RUN/report.html: funnel, score histograms, curriculum mix, loop results."""
+    from curator.report import write_report
+    from curator.rundir import RunDir
+
+    rd = RunDir.at(run)
+    if not rd.manifest.exists():
+        _fail(ConfigError(f"{run} has no manifest/; is it a finished curator run directory?"))
+    try:
+        path = write_report(rd, schedule=schedule)
+    except ConfigError as err:
+        _fail(err)
+    console.print(f"[green]wrote[/green] {path}")
+
+
+@app.command()
 def train(config: ConfigOpt = None, set: SetOpt = None) -> None:
     """Train the bundled DSA language model on a run's shards (see configs/train_tiny.yaml)."""
     from curator.trainer.cli import train_command

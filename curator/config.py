@@ -279,6 +279,29 @@ class TokenizerConfig(Section):
     seed: int = Field(0, description="Seed for the training sample.")
 
 
+class CurriculumConfig(Section):
+    """Difficulty per kept document, and stages by its quantiles (curator/stages/curriculum.py).
+
+    Difficulty is computed in pass 1 for documents alive after the rules; the cut points are the
+    quantiles over the documents that survive dedup, so every stage holds about as many kept
+    documents. `model_loss` needs a trained checkpoint, so it is offered at export time
+    (`curator export --difficulty model_loss`), not here.
+    """
+
+    score: Literal["none", "length", "compression_ratio", "agent_score"] = Field(
+        "compression_ratio",
+        description="Difficulty: 'length' = n_chars; 'compression_ratio' = zstd size / raw size "
+        "(higher = less redundant, harder); 'agent_score' = 1 - quality_score (needs the agent "
+        "stage); 'none' = everything in stage 0 with null difficulty.",
+    )
+    n_stages: int = Field(
+        3, ge=1, le=16, description="Stages by difficulty quantile (3 = easy/medium/hard)."
+    )
+    zstd_level: int = Field(
+        3, ge=1, le=19, description="zstd level of the compression_ratio score."
+    )
+
+
 class RayConfig(Section):
     address: str | None = Field(
         None, description="Ray address; null connects to RAY_ADDRESS or starts an embedded cluster."
@@ -300,6 +323,7 @@ class CurateConfig(Section):
     quality: QualityConfig = QualityConfig()
     dedup: DedupConfig = DedupConfig()
     tokenizer: TokenizerConfig = TokenizerConfig()
+    curriculum: CurriculumConfig = CurriculumConfig()
     ray: RayConfig = RayConfig()
     quiet: bool = Field(False, description="No progress bars.")
 

@@ -174,6 +174,13 @@ def run_curate(cfg: CurateConfig) -> dict:
     wall["dedup"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
+    curriculum = run.read_marker("curriculum")
+    if curriculum is None:
+        curriculum = _curriculum_cuts(cfg, run)
+        run.write_marker(curriculum, "curriculum")
+    wall["curriculum"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
     prepare_tokenizer(cfg, run, pass1.chars_alive, len(items))
     wall["tokenizer_train"] = time.perf_counter() - t0
 
@@ -198,8 +205,26 @@ def run_curate(cfg: CurateConfig) -> dict:
     from connectors.fs import write_text_atomic
 
     write_text_atomic(json.dumps(stats, indent=2), run.stats)
+    from curator.report import write_report
+
+    # Before the run marker: a failed report is redone by the re-run (passes stay marked).
+    write_report(run)
     run.write_marker({"finished": time.time()}, "run")
     return stats
+
+
+def _curriculum_cuts(cfg: CurateConfig, run: RunDir) -> dict:
+    """Global difficulty quantiles over the documents that survived pass 1 and dedup."""
+    from curator.stages.curriculum import stage_cuts
+
+    cc = cfg.curriculum
+    if cc.score == "none":
+        return {"score": "none", "n_stages": 1, "cuts": []}
+    dups = run.dedup_work / "dups"
+    dups_glob = (dups / "*.parquet").as_posix() if any(dups.glob("*.parquet")) else None
+    kept_glob = (run.work / "pass1" / "*.parquet").as_posix()
+    cuts = stage_cuts(kept_glob, dups_glob, cc.n_stages)
+    return {"score": cc.score, "n_stages": len(cuts) + 1, "cuts": cuts}
 
 
 class ConservationError(RuntimeError):

@@ -1,11 +1,13 @@
 """The two streaming passes, as Ray Data callable classes over units (one input file each).
 
 pass 1: read -> per-document steps -> `_work/pass1/source=i.parquet` (+ marker)
-pass 2: pass-1 output + dedup decisions -> tokenize -> shards part + manifest part (+ marker)
+pass 2: pass-1 output + dedup decisions -> tokenize -> stage -> one shard part per curriculum
+        stage + manifest part (+ marker)
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Iterator
@@ -20,6 +22,7 @@ from curator.config import CurateConfig, InputSpec
 from curator.pipeline import build_pass1_steps, output_schema, run_chain
 from curator.rundir import RunDir
 from curator.schema import KEPT, MANIFEST_BASE_FIELDS, SHARD_SCHEMA, cast_to_schema
+from curator.stages.curriculum import Difficulty, assign_stage
 from curator.stats import UnitStats
 from curator.step import alive_mask, apply_drops, set_column
 
@@ -89,6 +92,9 @@ class Pass1Worker(_UnitWorker):
     def __init__(self, cfg_json: str, run_root: str, filters: bool = True) -> None:
         super().__init__(cfg_json, run_root, filters)
         self.steps = build_pass1_steps(self.cfg, filters=filters)
+        if filters and self.cfg.curriculum.score != "none":
+            # Last: difficulty is scored on the final text of documents that passed the rules.
+            self.steps.append(Difficulty(self.cfg.curriculum))
         self.schema = output_schema(self.steps)
 
     def process(self, item: dict) -> UnitStats:
@@ -130,6 +136,9 @@ class Pass2Worker(_UnitWorker):
 
         super().__init__(cfg_json, run_root)
         self.tokenize = Tokenize(str(self.run.tokenizer), num_threads)
+        # Written by the driver between dedup and pass 2; absent = no curriculum (one stage).
+        curriculum = self.run.read_marker("curriculum") or {"cuts": []}
+        self.cuts: list[float] = curriculum["cuts"]
 
     def process(self, item: dict) -> UnitStats:
         idx = item["idx"]
@@ -148,10 +157,15 @@ class Pass2Worker(_UnitWorker):
         )
         pass1 = pq.ParquetFile(self.run.pass1(idx))
         m_schema = manifest_schema(pass1.schema_arrow)
-        with (
-            AtomicParquetWriter(self.run.shard(0, idx), SHARD_SCHEMA) as shards,
-            AtomicParquetWriter(self.run.manifest_part(idx), m_schema) as manifest,
-        ):
+        with contextlib.ExitStack() as stack:
+            # One shard part per stage (possibly empty): a unit's files are complete together.
+            shards = [
+                stack.enter_context(AtomicParquetWriter(self.run.shard(k, idx), SHARD_SCHEMA))
+                for k in range(len(self.cuts) + 1)
+            ]
+            manifest = stack.enter_context(
+                AtomicParquetWriter(self.run.manifest_part(idx), m_schema)
+            )
             for rb in pass1.iter_batches(batch_size=self.cfg.read.batch_size):
                 table = pa.Table.from_batches([rb])
                 stats.records += table.num_rows
@@ -161,12 +175,21 @@ class Pass2Worker(_UnitWorker):
                 table = run_chain([self.tokenize], table, stats.seconds)
                 kept = alive_mask(table)
                 n = table.num_rows
-                stage = pc.if_else(kept, pa.scalar(0, pa.int32()), pa.nulls(n, pa.int32()))
+                difficulty = (
+                    table.column("difficulty")
+                    if "difficulty" in table.column_names
+                    else pa.nulls(n, pa.float32())
+                )
+                stage_np = assign_stage(difficulty, self.cuts)
+                stage = pc.if_else(kept, pa.array(stage_np), pa.nulls(n, pa.int32()))
                 table = set_column(table, "stage", stage)
                 stats.add_batch_outcomes(table)
                 stats.tokens += int(pc.sum(table.column("n_tokens")).as_py() or 0)
                 manifest.write(cast_to_schema(table, m_schema))
-                shards.write(cast_to_schema(table.filter(kept), SHARD_SCHEMA))
+                kept_np = kept.to_numpy(zero_copy_only=False)
+                for k, writer in enumerate(shards):
+                    rows = pa.array(kept_np & (stage_np == k))
+                    writer.write(cast_to_schema(table.filter(rows), SHARD_SCHEMA))
         return stats
 
 

@@ -1,0 +1,349 @@
+"""`curator export`: a finished RUN's kept documents, in the order a curriculum schedule gives.
+
+Formats (OUT/ is the `output` folder):
+- `parquet`: OUT/part-00000.parquet, ... in reading order (file name, then row), columns
+  doc_id, source, tokens (list<uint32>), n_tokens, quality_score, difficulty, stage, phase,
+  position. Plain files with no partition folders, so polars, DuckDB, pyarrow.dataset and
+  `datasets.load_dataset("parquet", data_files=...)` read them as is.
+- `jsonl`: OUT/part-00000.jsonl, ... one JSON object per document with `text` and the same
+  metadata minus tokens. The text is the run's normalized text (the exact string that was
+  tokenized) joined by doc_id from RUN/_work/pass1; decoding tokens would not round-trip
+  whitespace exactly (sentencepiece normalizes it), so decoding is only the fallback when the
+  run's _work/ has been deleted.
+- `bin`: OUT/tokens.bin + tokens.idx + header.json + doc_ids.parquet (connectors/bin.py), which
+  `curator.trainer.data.load_corpus(OUT)` and nanoGPT-style `np.memmap` loaders read.
+OUT/_export.json (written last: a folder with it is complete) records the schedule, the tokens
+per phase and stage (target and actual) and the tokens left out; its leading underscore makes
+folder readers such as pyarrow.dataset skip it (Spark's `_SUCCESS` convention).
+
+Memory: the order is held as arrays over kept documents (a few int64 per document). Documents
+flow through a bucketed external shuffle: pass A streams the shards and appends each row to the
+bucket of its output position (buckets are consecutive `bucket_tokens` spans of the output);
+pass B loads one bucket at a time, sorts it and writes it. So at most one bucket is in memory.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from pydantic import Field
+
+from connectors.fs import atomic_open, write_parquet_atomic, write_text_atomic
+from curator.config import ConfigError, Section
+from curator.rundir import RunDir
+from curator.schedules import OnExhausted, Plan, load_schedule, plan_order
+from curator.trainer.data import shard_files
+
+ExportFormat = Literal["parquet", "jsonl", "bin"]
+META = ["doc_id", "source", "n_tokens", "quality_score", "difficulty", "stage"]
+OUR_FILES = (
+    "part-*.parquet",
+    "part-*.jsonl",
+    "tokens.bin",
+    "tokens.idx",
+    "header.json",
+    "doc_ids.parquet",
+    "_export.json",
+)
+
+
+class ExportConfig(Section):
+    """An export of a finished run (`curator export`, `python -m jobs.export`)."""
+
+    run: str = Field(description="Finished RUN directory to export.")
+    output: str = Field(description="Folder to write the export to.")
+    format: ExportFormat = Field("parquet", description="parquet, jsonl or bin.")
+    schedule: str = Field(
+        "phases", description="phases, linear, step, uniform, or a schedule YAML file."
+    )
+    seed: int = Field(0, description="Seed of the within-stage and within-phase shuffles.")
+    on_exhausted: OnExhausted = Field(
+        "truncate",
+        description="When a stage runs out: 'truncate' scales the budget so the schedule holds "
+        "exactly (documents that do not fit are left out); 'fill' uses every document and "
+        "gives an exhausted stage's share to the others.",
+    )
+    difficulty: Literal["run", "model_loss"] = Field(
+        "run",
+        description="'run' = the stages curate assigned; 'model_loss' = re-stage by quantiles "
+        "of per-document loss under `checkpoint`.",
+    )
+    checkpoint: str | None = Field(
+        None, description="Trainer checkpoint (step dir or out_dir) for difficulty=model_loss."
+    )
+    train_config: str | None = Field(
+        None, description="TrainConfig YAML the checkpoint was trained with (model shape)."
+    )
+    bucket_tokens: int = Field(
+        32 << 20, gt=0, description="Tokens per shuffle bucket (and per output part file)."
+    )
+    batch_rows: int = Field(2048, gt=0, description="Rows per read batch in the shuffle.")
+    overwrite: bool = Field(False, description="Replace an existing export in `output`.")
+
+
+@dataclass(frozen=True)
+class KeptDocs:
+    """Kept documents in shard order: file of each row, row within file, and per-row meta."""
+
+    files: list[Path]
+    base: np.ndarray  # first global row of each file
+    n_tokens: np.ndarray
+    stage: np.ndarray
+    n_stages: int
+
+
+def kept_documents(run: RunDir) -> KeptDocs:
+    files = shard_files(run.root)
+    n_tok, stage, counts = [], [], []
+    for f in files:
+        t = pq.read_table(f, columns=["n_tokens", "stage"])
+        n_tok.append(t["n_tokens"].to_numpy())
+        stage.append(pc.fill_null(t["stage"], 0).to_numpy())
+        counts.append(t.num_rows)
+    marker = run.read_marker("curriculum")
+    stages = np.concatenate(stage).astype(np.int64) if stage else np.zeros(0, np.int64)
+    n_stages = marker["n_stages"] if marker else int(stages.max(initial=0)) + 1
+    base = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    return KeptDocs(files, base, np.concatenate(n_tok).astype(np.int64), stages, n_stages)
+
+
+def _prepare_output(cfg: ExportConfig) -> Path:
+    out = Path(cfg.output)
+    ours = [p for pattern in OUR_FILES for p in out.glob(pattern)] if out.exists() else []
+    if ours and not cfg.overwrite:
+        raise ConfigError(
+            f"output {out} already holds an export ({ours[0].name}); pass --overwrite or a new "
+            "--output"
+        )
+    for p in ours:
+        p.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _text_batches(
+    run: RunDir, shard: Path, batch_rows: int
+) -> Iterator[tuple[np.ndarray, pa.Table]]:
+    """(rows within `shard`, table with META + text) joined by doc_id from the unit's pass-1
+    file; the unit's metadata is held (one shard file's META), its text streams."""
+    idx = int(shard.stem.split("-")[1])
+    meta = pq.read_table(shard, columns=META)
+    pass1 = run.pass1(idx)
+    if not pass1.exists():
+        yield from _decoded_batches(run, shard, batch_rows)
+        return
+    for rb in pq.ParquetFile(pass1).iter_batches(batch_size=batch_rows, columns=["doc_id", "text"]):
+        pos = pc.index_in(rb.column(0), value_set=meta["doc_id"])
+        hit = pc.is_valid(pos)
+        rows = pc.filter(pos, hit).to_numpy(zero_copy_only=False).astype(np.int64)
+        if len(rows):
+            table = meta.take(rows).append_column("text", pc.filter(rb.column(1), hit))
+            yield rows, table
+
+
+def _decoded_batches(
+    run: RunDir, shard: Path, batch_rows: int
+) -> Iterator[tuple[np.ndarray, pa.Table]]:
+    import sentencepiece as spm
+
+    sp = spm.SentencePieceProcessor(model_file=str(run.tokenizer))
+    start = 0
+    for rb in pq.ParquetFile(shard).iter_batches(batch_size=batch_rows, columns=META + ["tokens"]):
+        table = pa.Table.from_batches([rb])
+        # One batched decode call per read batch; EOS is a control piece and decodes to "".
+        lists = table["tokens"].to_pylist()
+        text = sp.decode(lists) if lists else []
+        rows = np.arange(start, start + table.num_rows)
+        start += table.num_rows
+        yield (
+            rows,
+            table.drop_columns(["tokens"]).append_column("text", pa.array(text, pa.string())),
+        )
+
+
+def _token_batches(shard: Path, batch_rows: int) -> Iterator[tuple[np.ndarray, pa.Table]]:
+    start = 0
+    for rb in pq.ParquetFile(shard).iter_batches(batch_size=batch_rows, columns=META + ["tokens"]):
+        rows = np.arange(start, start + rb.num_rows)
+        start += rb.num_rows
+        yield rows, pa.Table.from_batches([rb])
+
+
+class _Buckets:
+    """Append-only Arrow IPC files, one per output bucket (pass A of the external shuffle)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True)
+        self.writers: dict[int, tuple] = {}
+
+    def path(self, b: int) -> Path:
+        return self.root / f"bucket-{b:06d}.arrow"
+
+    def add(self, bucket: np.ndarray, table: pa.Table) -> None:
+        order = np.argsort(bucket, kind="stable")
+        bucket, table = bucket[order], table.take(pa.array(order))
+        cuts = np.flatnonzero(np.diff(bucket)) + 1
+        for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(bucket)], strict=True):
+            b = int(bucket[lo])
+            if b not in self.writers:
+                sink = pa.OSFile(str(self.path(b)), "wb")
+                self.writers[b] = (sink, pa.ipc.new_stream(sink, table.schema))
+            self.writers[b][1].write_table(table.slice(lo, hi - lo))
+
+    def close(self) -> None:
+        """Finish every bucket file; safe to call twice (after pass A, and on cleanup)."""
+        for sink, writer in self.writers.values():
+            writer.close()
+            sink.close()
+        self.writers.clear()
+
+    def read(self, b: int) -> pa.Table | None:
+        if not self.path(b).exists():
+            return None
+        with pa.memory_map(str(self.path(b))) as src:
+            return pa.ipc.open_stream(src).read_all()
+
+
+def _restage(cfg: ExportConfig, docs: KeptDocs) -> tuple[np.ndarray, np.ndarray, list[float]]:
+    from curator.stages.curriculum import model_loss_difficulty, quantile_stages
+
+    if not (cfg.checkpoint and cfg.train_config):
+        raise ConfigError("difficulty=model_loss needs --checkpoint and --train-config")
+    difficulty = model_loss_difficulty(docs.files, cfg.checkpoint, cfg.train_config)
+    stage, cuts = quantile_stages(difficulty, docs.n_stages)
+    return difficulty.astype(np.float32), stage.astype(np.int64), cuts
+
+
+def run_export(cfg: ExportConfig) -> dict:
+    """Write the export; returns the summary also written to OUT/export.json."""
+    run = RunDir.at(cfg.run)
+    if not run.tokenizer.exists() or not run.shards.is_dir():
+        raise ConfigError(f"{run.root} is not a finished curator run (no shards/ or tokenizer)")
+    docs = kept_documents(run)
+    schedule = load_schedule(cfg.schedule, docs.n_stages)
+    out = _prepare_output(cfg)
+    restaged = _restage(cfg, docs) if cfg.difficulty == "model_loss" else None
+    stage = restaged[1] if restaged else docs.stage
+    plan = plan_order(stage, docs.n_tokens, schedule, docs.n_stages, cfg.seed, cfg.on_exhausted)
+
+    position = np.full(len(stage), -1, dtype=np.int64)
+    position[plan.order] = np.arange(len(plan.order))
+    cum_before = np.cumsum(docs.n_tokens[plan.order]) - docs.n_tokens[plan.order]
+    bucket_of_position = cum_before // cfg.bucket_tokens
+    n_buckets = int(bucket_of_position[-1]) + 1 if len(plan.order) else 0
+
+    buckets = _Buckets(out / f"_shuffle-{uuid.uuid4().hex[:8]}")
+    try:
+        _scatter(cfg, run, docs, plan, position, bucket_of_position, restaged, buckets)
+        files = _gather(cfg, run, buckets, n_buckets, out)
+    finally:
+        buckets.close()
+        shutil.rmtree(buckets.root, ignore_errors=True)
+
+    summary = {
+        "run": str(run.root),
+        "format": cfg.format,
+        "seed": cfg.seed,
+        "on_exhausted": cfg.on_exhausted,
+        "difficulty": cfg.difficulty,
+        "n_stages": docs.n_stages,
+        "files": files,
+        **plan.summary(docs.n_tokens, stage),
+    }
+    if restaged:
+        summary["cuts"] = restaged[2]
+    write_text_atomic(json.dumps(summary, indent=1), out / "_export.json")
+    return summary
+
+
+def _scatter(
+    cfg: ExportConfig,
+    run: RunDir,
+    docs: KeptDocs,
+    plan: Plan,
+    position: np.ndarray,
+    bucket_of_position: np.ndarray,
+    restaged: tuple[np.ndarray, np.ndarray, list[float]] | None,
+    buckets: _Buckets,
+) -> None:
+    for f, shard in enumerate(docs.files):
+        batches = (
+            _text_batches(run, shard, cfg.batch_rows)
+            if cfg.format == "jsonl"
+            else _token_batches(shard, cfg.batch_rows)
+        )
+        for rows, table in batches:
+            g = docs.base[f] + rows
+            pos = position[g]
+            placed = pos >= 0
+            if not placed.any():
+                continue
+            g, pos = g[placed], pos[placed]
+            table = table.filter(pa.array(placed))
+            if restaged:
+                table = table.set_column(
+                    table.schema.get_field_index("difficulty"),
+                    "difficulty",
+                    pa.array(restaged[0][g]),
+                )
+                table = table.set_column(
+                    table.schema.get_field_index("stage"),
+                    "stage",
+                    pa.array(restaged[1][g].astype(np.int32)),
+                )
+            table = table.append_column("phase", pa.array(plan.phase[g].astype(np.int32)))
+            table = table.append_column("position", pa.array(pos))
+            buckets.add(bucket_of_position[pos], table)
+    buckets.close()
+
+
+def _gather(
+    cfg: ExportConfig, run: RunDir, buckets: _Buckets, n_buckets: int, out: Path
+) -> list[str]:
+    files: list[str] = []
+    bin_writer = None
+    if cfg.format == "bin":
+        import sentencepiece as spm
+
+        from connectors.bin import BinWriter
+
+        sp = spm.SentencePieceProcessor(model_file=str(run.tokenizer))
+        bin_writer = BinWriter(out, sp.get_piece_size(), int(sp.eos_id()))
+    try:
+        for b in range(n_buckets):
+            table = buckets.read(b)
+            if table is None:
+                continue
+            table = table.take(pc.sort_indices(table["position"]))
+            if bin_writer is not None:
+                bin_writer.write(table["tokens"], table["doc_id"])
+            elif cfg.format == "parquet":
+                name = f"part-{b:05d}.parquet"
+                write_parquet_atomic(table, out / name)
+                files.append(name)
+            else:
+                import polars as pl
+
+                name = f"part-{b:05d}.jsonl"
+                with atomic_open(out / name, "wb") as fh:
+                    pl.from_arrow(table).write_ndjson(fh)
+                files.append(name)
+    except BaseException:
+        if bin_writer is not None:
+            bin_writer.abort()
+        raise
+    if bin_writer is not None:
+        bin_writer.close()
+        files = ["tokens.bin", "tokens.idx", "header.json", "doc_ids.parquet"]
+    return files

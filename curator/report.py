@@ -1,0 +1,313 @@
+"""`RUN/report.html`: one self-contained page (PNG plots inline as base64, no external files).
+
+Sections: run summary (stats.json); the filter funnel; score histograms per source and per drop
+reason; the curriculum mix over training for a schedule; and, when `RUN/loop/*.json` exist,
+held-out loss vs tokens per arm with a table of final losses and tokens-to-target.
+
+Loop results (written by the closed loop, one file per arm and seed, any file name):
+
+    {"arm": "agent", "seed": 0,
+     "tokens": [0, 65536, ...],          # training tokens at each evaluation
+     "heldout_loss": [10.4, 7.9, ...],   # held-out loss (nats/token) at those tokens
+     "target_loss": 5.1}                 # optional
+
+The target of tokens-to-target is, in order: the `target_loss` of the files if they give one,
+else the mean final loss of the `random` arm, else the worst arm's mean final loss. An arm's
+tokens-to-target is the mean over its seeds of the first evaluated token count whose loss is at
+or under the target (seeds that never reach it are counted as missing and shown as such).
+
+Aggregates come from DuckDB over the catalog (group-bys, never the manifest in memory); the
+curriculum plot needs the kept documents' stage and token counts (two small arrays).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from curator.catalog import FUNNEL_SQL, query
+from curator.config import ConfigError
+from curator.rundir import RunDir
+
+N_BINS = 40
+MAX_SOURCES = 6
+SIGNAL_PREFERENCE = ["quality_score", "difficulty", "gopher_mean_word_length", "n_chars"]
+
+
+def _png(fig) -> str:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    data = base64.b64encode(buf.getvalue()).decode("ascii")
+    return f'<img alt="plot" src="data:image/png;base64,{data}">'
+
+
+def _table(columns: list[str], rows: list[tuple]) -> str:
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
+    body = "".join(
+        "<tr>"
+        + "".join(f"<td>{html.escape('' if v is None else str(v))}</td>" for v in r)
+        + "</tr>"
+        for r in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _figure(width: float = 8, height: float = 3.5):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(figsize=(width, height))
+
+
+def funnel_section(run: RunDir) -> str:
+    cols, rows = query(run, FUNNEL_SQL)
+    labels = [f"{d}/{r}" if r else d for d, r, *_ in rows]
+    fig, ax = _figure(8, 0.3 * len(rows) + 1)
+    colors = {"kept": "tab:green", "dropped": "tab:orange", "quarantined": "tab:red"}
+    ax.barh(labels[::-1], [r[2] for r in rows][::-1], color=[colors[r[0]] for r in rows][::-1])
+    ax.set_xlabel("documents")
+    ax.set_title("filter funnel: documents by final decision and reason")
+    return "<h2>Filter funnel</h2>" + _png(fig) + _table(cols, rows)
+
+
+def _manifest_columns(run: RunDir) -> set[str]:
+    cols, _ = query(run, "SELECT * FROM manifest LIMIT 0")
+    return set(cols)
+
+
+def pick_signal(run: RunDir, candidates: list[str], where: str = "TRUE") -> str | None:
+    """First candidate column with any non-null value in the manifest rows matching `where`."""
+    present = _manifest_columns(run)
+    for name in candidates:
+        if name in present:
+            _, rows = query(run, f"SELECT count({name}) FROM manifest WHERE {where}")
+            if rows[0][0]:
+                return name
+    return None
+
+
+def histograms(run: RunDir, column: str, group: str, where: str) -> tuple[np.ndarray, dict]:
+    """Bin edges over the 1st-99th percentile of `column`, and counts per group (top groups by
+    size, the rest as 'other'), computed by DuckDB."""
+    _, rows = query(
+        run,
+        f"SELECT quantile_cont({column}, 0.01), quantile_cont({column}, 0.99) "
+        f"FROM manifest WHERE {where} AND {column} IS NOT NULL",
+    )
+    lo, hi = rows[0]
+    lo, hi = float(lo), float(hi) if hi > lo else float(lo) + 1.0
+    width = (hi - lo) / N_BINS
+    _, rows = query(
+        run,
+        f"""WITH v AS (SELECT coalesce({group}, '') AS grp, {column} AS x FROM manifest
+                       WHERE {where} AND {column} IS NOT NULL),
+           top AS (SELECT grp FROM v GROUP BY grp ORDER BY count(*) DESC, grp
+                   LIMIT {MAX_SOURCES})
+        SELECT CASE WHEN grp IN (SELECT grp FROM top) THEN grp ELSE 'other' END,
+               least(greatest(floor((x - {lo}) / {width}), 0), {N_BINS - 1})::INT,
+               count(*)
+        FROM v GROUP BY 1, 2""",
+    )
+    counts: dict[str, np.ndarray] = {}
+    for grp, b, n in rows:
+        counts.setdefault(str(grp), np.zeros(N_BINS, np.int64))[b] += n
+    return np.linspace(lo, hi, N_BINS + 1), counts
+
+
+def _hist_plot(edges: np.ndarray, counts: dict, title: str, xlabel: str) -> str:
+    fig, ax = _figure()
+    centers = (edges[:-1] + edges[1:]) / 2
+    for name, c in sorted(counts.items()):
+        ax.step(centers, c / max(1, c.sum()), where="mid", label=f"{Path(name).name} ({c.sum()})")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("fraction of group")
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    return _png(fig)
+
+
+def scores_section(run: RunDir) -> str:
+    parts = ["<h2>Score histograms</h2>"]
+    kept = "decision = 'kept'"
+    signal = pick_signal(run, SIGNAL_PREFERENCE, kept)
+    if signal is not None:
+        edges, counts = histograms(run, signal, "source", kept)
+        parts.append(_hist_plot(edges, counts, f"kept documents: {signal} per source", signal))
+    # Difficulty and the agent score exist for alive documents only; a rule signal or the
+    # length compares the dropped reasons with the kept documents.
+    everyone = "decision <> 'quarantined'"
+    reason_signal = pick_signal(
+        run, ["quality_score", "gopher_mean_word_length", "n_chars"], everyone
+    )
+    if reason_signal is not None:
+        group = "CASE WHEN decision = 'kept' THEN 'kept' ELSE reason END"
+        edges, counts = histograms(run, reason_signal, group, everyone)
+        parts.append(_hist_plot(edges, counts, f"{reason_signal} per reason", reason_signal))
+    return "".join(parts)
+
+
+def curriculum_section(run: RunDir, schedule_name: str, seed: int = 0) -> str:
+    from curator.schedules import load_schedule, plan_order
+
+    _, rows = query(run, "SELECT stage, n_tokens FROM manifest WHERE decision = 'kept'")
+    if not rows:
+        return "<h2>Curriculum</h2><p>No kept documents.</p>"
+    arr = np.array([(s or 0, n or 0) for s, n in rows], dtype=np.int64)
+    stage, n_tokens = arr[:, 0], arr[:, 1]
+    marker = run.read_marker("curriculum") or {"n_stages": int(stage.max()) + 1, "score": "none"}
+    n_stages = marker["n_stages"]
+    try:
+        schedule = load_schedule(schedule_name, n_stages)
+    except ConfigError as err:
+        return f"<h2>Curriculum</h2><p>{html.escape(str(err))}</p>"
+    plan = plan_order(stage, n_tokens, schedule, n_stages, seed)
+    tok = n_tokens[plan.order]
+    cum = np.cumsum(tok)
+    # ~40 documents per bin: fewer and the plot shows document granularity, not the mix
+    bins = int(np.clip(len(tok) // 40, 5, 50))
+    where = np.minimum(((cum - tok / 2) / max(1, cum[-1]) * bins).astype(int), bins - 1)
+    shares = np.zeros((n_stages, bins))
+    np.add.at(shares, (stage[plan.order], where), tok)
+    shares /= np.maximum(shares.sum(0, keepdims=True), 1)
+    fig, ax = _figure()
+    names = ["easy", "medium", "hard"] if n_stages == 3 else [f"stage {k}" for k in range(n_stages)]
+    ax.stackplot((np.arange(bins) + 0.5) / bins, shares, labels=names, alpha=0.85)
+    ax.set_xlabel("fraction of training tokens")
+    ax.set_ylabel("token share")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_title(f"curriculum mix over training: schedule '{schedule.name}'")
+    ax.legend(loc="upper right", fontsize=8)
+    summary = plan.summary(n_tokens, stage)
+    rows_out = [
+        (p, f"{ph.until:.2f}", *[int(x) for x in summary["phase_tokens"][p]])
+        for p, ph in enumerate(schedule.phases)
+    ]
+    table = _table(["phase", "until", *names], rows_out)
+    note = (
+        f"<p>Difficulty score: {html.escape(str(marker['score']))}; cut points "
+        f"{html.escape(str([round(c, 4) for c in marker.get('cuts', [])]))}. Tokens placed: "
+        f"{summary['tokens']}; left out (a stage ran short, schedule kept exact): "
+        f"{summary['left_out_tokens_per_stage']}.</p>"
+    )
+    return "<h2>Curriculum</h2>" + _png(fig) + note + table
+
+
+def load_loop_results(loop_dir: Path) -> list[dict]:
+    out = []
+    for path in sorted(loop_dir.glob("*.json")):
+        rec = json.loads(path.read_text())
+        missing = {"arm", "tokens", "heldout_loss"} - set(rec)
+        if missing:
+            raise ValueError(f"{path}: loop result lacks {sorted(missing)}; see curator/report.py")
+        out.append(rec)
+    return out
+
+
+def loop_summary(records: list[dict]) -> tuple[float, list[dict]]:
+    """(target loss, one row per arm: seeds, final loss mean/std, tokens-to-target mean)."""
+    arms: dict[str, list[dict]] = {}
+    for r in records:
+        arms.setdefault(r["arm"], []).append(r)
+    finals = {a: np.mean([r["heldout_loss"][-1] for r in rs]) for a, rs in arms.items()}
+    given = [r["target_loss"] for r in records if r.get("target_loss") is not None]
+    target = float(given[0]) if given else float(finals.get("random", max(finals.values())))
+    rows = []
+    for arm, rs in sorted(arms.items()):
+        reach = []
+        for r in rs:
+            loss = np.asarray(r["heldout_loss"], dtype=float)
+            hit = np.flatnonzero(loss <= target)
+            reach.append(float(r["tokens"][hit[0]]) if len(hit) else None)
+        reached = [t for t in reach if t is not None]
+        final = [r["heldout_loss"][-1] for r in rs]
+        rows.append(
+            {
+                "arm": arm,
+                "seeds": len(rs),
+                "final_loss": float(np.mean(final)),
+                "final_loss_std": float(np.std(final)),
+                "tokens_to_target": float(np.mean(reached)) if reached else None,
+                "seeds_reaching_target": len(reached),
+            }
+        )
+    return target, rows
+
+
+def loop_section(run: RunDir) -> str:
+    loop_dir = run.root / "loop"
+    records = load_loop_results(loop_dir) if loop_dir.is_dir() else []
+    if not records:
+        return ""
+    target, rows = loop_summary(records)
+    fig, ax = _figure()
+    colors: dict[str, str] = {}
+    for r in records:  # one line per arm and seed; the legend names each arm once
+        first = r["arm"] not in colors
+        c = colors.setdefault(r["arm"], f"C{len(colors)}")
+        ax.plot(
+            r["tokens"], r["heldout_loss"], color=c, alpha=0.8, label=r["arm"] if first else None
+        )
+    ax.axhline(target, color="gray", ls="--", lw=1, label=f"target {target:.3f}")
+    ax.set_xlabel("training tokens")
+    ax.set_ylabel("held-out loss (nats/token)")
+    ax.set_title("closed loop: held-out loss vs tokens per arm")
+    ax.legend(fontsize=8)
+    table = _table(
+        ["arm", "seeds", "final loss", "std", "tokens to target", "seeds reaching"],
+        [
+            (
+                r["arm"],
+                r["seeds"],
+                f"{r['final_loss']:.4f}",
+                f"{r['final_loss_std']:.4f}",
+                "never" if r["tokens_to_target"] is None else f"{r['tokens_to_target']:.0f}",
+                r["seeds_reaching_target"],
+            )
+            for r in rows
+        ],
+    )
+    return "<h2>Closed loop</h2>" + _png(fig) + table
+
+
+STYLE = """body{font-family:sans-serif;max-width:980px;margin:2em auto;color:#222}
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:2px 8px;
+font-size:13px;text-align:right}th{background:#eee}img{max-width:100%}"""
+
+
+def render_report(run: RunDir, schedule: str = "phases") -> str:
+    stats = json.loads(run.stats.read_text()) if run.stats.exists() else {}
+    brief = [
+        (k, stats[k]) for k in ("records", "kept", "dropped", "quarantined", "tokens") if k in stats
+    ]
+    body = [
+        f"<h1>curator run report</h1><p>{html.escape(str(run.root))}</p>",
+        _table(["", "value"], brief) if brief else "",
+        funnel_section(run),
+        scores_section(run),
+        curriculum_section(run, schedule),
+        loop_section(run),
+    ]
+    return (
+        '<!DOCTYPE html><html><head><meta charset="utf-8"><title>curator report</title>'
+        f"<style>{STYLE}</style></head><body>{''.join(body)}</body></html>"
+    )
+
+
+def write_report(run: RunDir, schedule: str = "phases") -> Path:
+    """Render and write RUN/report.html atomically; returns its path."""
+    from connectors.fs import write_text_atomic
+
+    path = run.root / "report.html"
+    write_text_atomic(render_report(run, schedule), path)
+    return path
