@@ -76,12 +76,19 @@ def ray_cluster():
     finally:
         ray.shutdown()
         os.environ.pop("RAY_ADDRESS", None)
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=30)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
+        # `ray start --block` shuts its cluster down on SIGINT like on Ctrl-C; whatever of this
+        # process group is still there after a grace period is killed outright.
+        for sig, grace in ((signal.SIGINT, 10), (signal.SIGKILL, 10)):
             try:
-                os.killpg(proc.pid, signal.SIGKILL)
+                os.killpg(proc.pid, sig)
+                proc.wait(timeout=grace)
+                break
             except ProcessLookupError:
-                pass
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        try:  # children that outlived the --block process
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         log.close()
