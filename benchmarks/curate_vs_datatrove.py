@@ -44,10 +44,12 @@ def main() -> None:
     dt_s = rules["datatrove"]["seconds"] + minhash["datatrove"]["e2e_s"] * n / minhash["docs"]
     agreement = rules["agreement"]
     tok_rows = {r["impl"]: r for r in tok["rows"]}
+    names = ", ".join(Path(p).name for p in (args.input or DEFAULT_INPUTS))
+    cur, dt = minhash["curator"], minhash["datatrove"]
     lines = [
         "## curator vs datatrove 0.10.1: rules + MinHash, one core each",
         "",
-        f"Input: {n:,} docs, {mb:.1f} MB ({', '.join(Path(p).name for p in (args.input or DEFAULT_INPUTS))}; "
+        f"Input: {n:,} docs, {mb:.1f} MB ({names}; "
         "books cut into ~2 KB line-aligned chunks). MinHash on the same docs plus "
         f"{minhash['planted']:,} planted near-duplicates. Command: `{command.strip()}`",
         "",
@@ -58,8 +60,8 @@ def main() -> None:
         f"{rules['speedup']:.1f}x |",
         f"| MinHash signatures | {minhash['curator']['sig_docs_s']:,.0f} | "
         f"{minhash['datatrove']['sig_docs_s']:,.0f} | {minhash['sig_ratio']:.1f}x |",
-        f"| MinHash end to end (signatures + buckets + clusters) | {minhash['curator']['e2e_docs_s']:,.0f} | "
-        f"{minhash['datatrove']['e2e_docs_s']:,.0f} | {minhash['e2e_ratio']:.1f}x |",
+        f"| MinHash end to end (signatures + buckets + clusters) | {cur['e2e_docs_s']:,.0f} | "
+        f"{dt['e2e_docs_s']:,.0f} | {minhash['e2e_ratio']:.1f}x |",
         f"| **rules + MinHash end to end** | **{n / ours_s:,.0f}** | **{n / dt_s:,.0f}** | "
         f"**{dt_s / ours_s:.1f}x** (target >= 3x) |",
         "",
@@ -70,9 +72,10 @@ def main() -> None:
         "| dedup on planted near-duplicates | precision | recall |",
         "|---|---|---|",
         f"| curator | {minhash['curator']['precision']:.3f} | {minhash['curator']['recall']:.3f} |",
-        f"| datatrove | {minhash['datatrove']['precision']:.3f} | {minhash['datatrove']['recall']:.3f} |",
+        f"| datatrove | {dt['precision']:.3f} | {dt['recall']:.3f} |",
         "",
-        f"| tokenize ({tok['docs']:,} docs, {tok['MB']} MB, {tok['threads']} thread) | MB/s | vs raw |",
+        f"| tokenize ({tok['docs']:,} docs, {tok['MB']} MB, {tok['threads']} thread) "
+        "| MB/s | vs raw |",
         "|---|---|---|",
         *[
             f"| {name} | {r['MB_per_s']} | {r['speed_vs_raw']:.2f}x |"

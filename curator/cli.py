@@ -132,8 +132,14 @@ def export(
     """Export a run's kept documents in curriculum order (see curator/export.py for formats)."""
     from curator.export import ExportConfig, run_export
 
-    base = {"run": run, "output": output, "format": format, "schedule": schedule, "seed": seed,
-            "overwrite": overwrite}
+    base = {
+        "run": run,
+        "output": output,
+        "format": format,
+        "schedule": schedule,
+        "seed": seed,
+        "overwrite": overwrite,
+    }
     try:
         cfg = load_model(ExportConfig, None, set, base=base)
         summary = run_export(cfg)  # type: ignore[arg-type]
@@ -176,6 +182,78 @@ def train(config: ConfigOpt = None, set: SetOpt = None) -> None:
     # Per-step curves live in OUT/summary.json; the console gets the headline numbers.
     brief = {k: v for k, v in result.items() if k not in {"losses", "heldout", "workers"}}
     console.print(json.dumps(brief, default=str))
+
+
+@app.command()
+def score(
+    output: Annotated[str, typer.Option("--output", "-o", help="Output .parquet file.")],
+    input: InputOpt = None,
+    policy: Annotated[
+        str | None,
+        typer.Option(help="Policy checkpoint, 'default' (the shipped policy) or 'heuristic'."),
+    ] = None,
+    text_field: Annotated[str, typer.Option(help="Field holding the text.")] = "text",
+    id_field: Annotated[str, typer.Option(help="Field holding the input's id.")] = "id",
+) -> None:
+    """Score every input record: doc_id, quality_score (higher = better) and the features."""
+    from policies.score_job import run_score
+
+    if not input:
+        _fail(ConfigError("no --input given; pass --input PATH (repeatable)"))
+    try:
+        summary = run_score(
+            list(input or []), output, policy, text_field=text_field, id_field=id_field
+        )
+    except (ConfigError, FileNotFoundError, ValueError) as err:
+        _fail(err)
+    console.print(f"[green]done[/green] {json.dumps(summary)}")
+
+
+agent_app = typer.Typer(no_args_is_help=True, help="The reinforcement-learned quality agent.")
+app.add_typer(agent_app, name="agent")
+
+
+@agent_app.command("train")
+def agent_train(config: ConfigOpt = None, set: SetOpt = None) -> None:
+    """Train a policy (REINFORCE or PPO) in the curation environment; saves a checkpoint."""
+    from jobs.agent import train_agent
+    from policies.config import load_agent_config
+
+    try:
+        summary = train_agent(load_agent_config(config, set or []))
+    except ConfigError as err:
+        _fail(err)
+    console.print(
+        json.dumps({k: v for k, v in summary.items() if k != "episodic_returns"}, default=str)
+    )
+
+
+@app.command()
+def loop(config: ConfigOpt = None, set: SetOpt = None, quiet: QuietOpt = False) -> None:
+    """Closed train-and-filter loop: arms side by side at equal tokens; writes RUN/report.html."""
+    from curator.loop.config import load_loop_config
+    from curator.loop.driver import run_loop
+
+    try:
+        cfg = load_loop_config(config, [*(set or []), *(["quiet=true"] if quiet else [])])
+        summary = run_loop(cfg)
+    except ConfigError as err:
+        _fail(err)
+    print_table(
+        f"closed loop: target loss {summary['target_loss']:.4f} (random's final)",
+        ["arm", "seeds", "final loss", "std", "tokens to target"],
+        [
+            (
+                r["arm"],
+                r["seeds"],
+                f"{r['final_loss']:.4f}",
+                f"{r['final_loss_std']:.4f}",
+                "never" if r["tokens_to_target"] is None else f"{r['tokens_to_target']:.0f}",
+            )
+            for r in summary["arms"]
+        ],
+    )
+    console.print(f"[green]report[/green] {Path(cfg.output) / 'report.html'}")
 
 
 @app.command("demo-corpus")

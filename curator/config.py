@@ -302,6 +302,37 @@ class CurriculumConfig(Section):
     )
 
 
+class AgentStageConfig(Section):
+    """The quality agent as a pass-1 stage after the rules (policies/scorer.py): adds
+    `quality_score` (higher = better) to alive documents and, with `keep_fraction` or
+    `threshold`, drops the rest with reason `agent_low_score`."""
+
+    enabled: bool = Field(False, description="Score alive documents with a policy.")
+    policy: str | None = Field(
+        None,
+        description="Policy checkpoint (.safetensors from `curator agent train`), 'default' "
+        "(also null: the policy shipped with curator) or 'heuristic' (rule-based score).",
+    )
+    keep_fraction: float | None = Field(
+        None, gt=0, le=1, description="Keep this top fraction of alive docs by score (per batch)."
+    )
+    threshold: float | None = Field(
+        None, description="Drop alive docs scoring below this; null with keep_fraction null = "
+        "score only.",
+    )
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> AgentStageConfig:
+        if self.keep_fraction is not None and self.threshold is not None:
+            raise ValueError("set agent.keep_fraction or agent.threshold, not both")
+        if self.policy not in (None, "default", "heuristic") and not Path(self.policy).is_file():
+            raise ValueError(
+                f"agent.policy {self.policy!r} is not a file; pass a policy checkpoint, "
+                "'default' or 'heuristic'"
+            )
+        return self
+
+
 class RayConfig(Section):
     address: str | None = Field(
         None, description="Ray address; null connects to RAY_ADDRESS or starts an embedded cluster."
@@ -321,6 +352,7 @@ class CurateConfig(Section):
     normalize: NormalizeConfig = NormalizeConfig()
     language: LanguageConfig = LanguageConfig()
     quality: QualityConfig = QualityConfig()
+    agent: AgentStageConfig = AgentStageConfig()
     dedup: DedupConfig = DedupConfig()
     tokenizer: TokenizerConfig = TokenizerConfig()
     curriculum: CurriculumConfig = CurriculumConfig()
@@ -335,6 +367,15 @@ class CurateConfig(Section):
                 "at least one input is required: add `inputs: [{path: ...}]` or --input PATH"
             )
         return v
+
+    @model_validator(mode="after")
+    def _agent_score_needs_agent(self) -> CurateConfig:
+        if self.curriculum.score == "agent_score" and not self.agent.enabled:
+            raise ValueError(
+                "curriculum.score=agent_score needs the agent stage: set agent.enabled=true "
+                "(and agent.policy), or pick another curriculum.score"
+            )
+        return self
 
 
 class ConfigError(ValueError):

@@ -20,7 +20,7 @@ from curator.step import Step
 
 
 def build_pass1_steps(cfg: CurateConfig, *, filters: bool = True) -> list[Step]:
-    """normalize -> language -> quality rules -> exact hash -> MinHash signature.
+    """normalize -> language -> quality rules -> agent -> exact hash -> MinHash signature.
 
     `filters=False` gives the chain of `curator dedup` (normalize + hashes only).
     """
@@ -35,6 +35,12 @@ def build_pass1_steps(cfg: CurateConfig, *, filters: bool = True) -> list[Step]:
         if cfg.language.enabled:
             steps.append(LanguageId(cfg.language))
         steps.extend(build_quality_steps(cfg.quality))
+        if cfg.agent.enabled:
+            from policies.scorer import PolicyScorer
+
+            # after the rules: the scorer reuses their signal columns on alive rows
+            a = cfg.agent
+            steps.append(PolicyScorer(a.policy, a.threshold, a.keep_fraction))
     if cfg.dedup.exact:
         steps.append(ExactHash(cfg.dedup))
     if cfg.dedup.near:

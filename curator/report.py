@@ -1,10 +1,11 @@
 """`RUN/report.html`: one self-contained page (PNG plots inline as base64, no external files).
 
 Sections: run summary (stats.json); the filter funnel; score histograms per source and per drop
-reason; the curriculum mix over training for a schedule; and, when `RUN/loop/*.json` exist,
+reason; the curriculum mix over training for a schedule; and, when `RUN/loop/result-*.json` exist,
 held-out loss vs tokens per arm with a table of final losses and tokens-to-target.
 
-Loop results (written by the closed loop, one file per arm and seed, any file name):
+Loop results (written by the closed loop, curator/loop/driver.py, one file per arm and seed,
+`RUN/loop/result-<arm>-seed<k>.json`):
 
     {"arm": "agent", "seed": 0,
      "tokens": [0, 65536, ...],          # training tokens at each evaluation
@@ -205,7 +206,7 @@ def curriculum_section(run: RunDir, schedule_name: str, seed: int = 0) -> str:
 
 def load_loop_results(loop_dir: Path) -> list[dict]:
     out = []
-    for path in sorted(loop_dir.glob("*.json")):
+    for path in sorted(loop_dir.glob("result-*.json")):
         rec = json.loads(path.read_text())
         missing = {"arm", "tokens", "heldout_loss"} - set(rec)
         if missing:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from typing import Any
 
+from jobs.args import config_args
 from policies.config import AgentConfig, load_agent_config
 
 
@@ -19,17 +19,7 @@ def train_agent(cfg: AgentConfig) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description="Train the RL quality agent.")
-    parser.add_argument("--config", required=True, help="AgentConfig YAML file.")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="Override a config field (repeatable).",
-    )
-    args = parser.parse_args(argv)
+    args = config_args("python -m jobs.agent", "Train the RL quality agent.", argv)
     summary = train_agent(load_agent_config(args.config, args.overrides))
     print(json.dumps({k: v for k, v in summary.items() if k != "episodic_returns"}, indent=1))
     return summary

@@ -3,21 +3,18 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
 from curator.config import ConfigError, CurateConfig, load_model
 from curator.executor import run_curate
+from jobs.args import config_args
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m jobs.curate")
-    parser.add_argument("--config", required=True, help="YAML config of the job")
-    parser.add_argument("--set", action="append", default=[], help="override key.sub=value")
-    args = parser.parse_args(argv)
+    args = config_args("python -m jobs.curate", "Curate inputs into a RUN directory.", argv)
     try:
-        cfg = load_model(CurateConfig, args.config, args.set)
+        cfg = load_model(CurateConfig, args.config, args.overrides)
         stats = run_curate(cfg)  # type: ignore[arg-type]
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -3,21 +3,18 @@ ExportConfig as YAML), locally or under `ray job submit`."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
 from curator.config import ConfigError, load_model
 from curator.export import ExportConfig, run_export
+from jobs.args import config_args
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m jobs.export")
-    parser.add_argument("--config", required=True, help="YAML ExportConfig")
-    parser.add_argument("--set", action="append", default=[], help="override key=value")
-    args = parser.parse_args(argv)
+    args = config_args("python -m jobs.export", "Export a finished run in curriculum order.", argv)
     try:
-        cfg = load_model(ExportConfig, args.config, args.set)
+        cfg = load_model(ExportConfig, args.config, args.overrides)
         summary = run_export(cfg)  # type: ignore[arg-type]
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)

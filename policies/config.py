@@ -85,6 +85,13 @@ class AgentConfig(Section):
     ent_coef: float = Field(
         0.01, ge=0, description="REINFORCE: entropy bonus (keeps keep/drop exploratory)."
     )
+    batch_steps: int = Field(
+        8, gt=0, description="REINFORCE: env steps whose gradients are averaged per update."
+    )
+    eval_interval: int = Field(
+        250, ge=0, description="REINFORCE: steps between greedy evaluation episodes (best "
+        "weights are saved); 0 = save the last weights.",
+    )
     baseline_beta: float = Field(
         0.05, gt=0, le=1, description="REINFORCE: rate of the moving-average reward baseline."
     )

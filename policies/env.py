@@ -75,7 +75,10 @@ def make_learner(data: EnvData, cfg: EnvConfig) -> Learner:
 class CurationEnv(gym.Env):
     metadata = {"render_modes": []}
 
-    def __init__(self, data: EnvData, cfg: EnvConfig | None = None) -> None:
+    def __init__(self, data: EnvData, cfg: EnvConfig | None = None,
+                 learner: Learner | None = None) -> None:
+        """`learner`: overrides the one `cfg.learner` names (the closed loop passes a trainer
+        learner that starts every episode from its current checkpoint)."""
         self.data, self.cfg = data, cfg or EnvConfig()
         k = self.cfg.docs_per_step
         if data.n_docs < k:
@@ -84,7 +87,7 @@ class CurationEnv(gym.Env):
         n_feat = data.features.shape[1] + (N_MODEL_FEATURES if self.cfg.model_features else 0)
         self.observation_space = spaces.Box(-OBS_CLIP, OBS_CLIP, (k, n_feat), np.float32)
         self.action_space = spaces.MultiBinary(k)
-        self.learner = make_learner(data, self.cfg)
+        self.learner = learner if learner is not None else make_learner(data, self.cfg)
         self.reference = self._reference_learner() if self.cfg.model_features else None
         self._t = 0
         self._seed = 0

@@ -125,8 +125,14 @@ def _column(table: pa.Table, name: str) -> np.ndarray:
     return pc.cast(table.column(name), pa.float64()).to_numpy(zero_copy_only=False)
 
 
-def _per_doc(values: np.ndarray, parents: np.ndarray, n: int) -> np.ndarray:
-    return np.bincount(parents, weights=values, minlength=n)
+def _reusable_signals(signals: pa.Table | None, n: int) -> dict[str, np.ndarray] | None:
+    """The signal columns of `signals` if every one is present and non-null, else None."""
+    if signals is None or signals.num_rows != n:
+        return None
+    names = [name for name, _ in SIGNAL_COLUMNS] + ["lang"]
+    if any(c not in signals.column_names or signals.column(c).null_count for c in names):
+        return None
+    return {name: _column(signals, name) for name, _ in SIGNAL_COLUMNS}
 
 
 def _words(texts: pa.Array) -> tuple[pa.Array, np.ndarray]:
@@ -220,20 +226,34 @@ class FeatureExtractor:
         return self.sp.EncodeAsNumpy(texts.to_pylist(), add_eos=True, num_threads=1)
 
     def __call__(self, texts: pa.Array | pa.ChunkedArray,
-                 model_losses: np.ndarray | None = None) -> np.ndarray:
-        """`model_losses` (n, 2): per-doc loss under the current and reference model."""
+                 model_losses: np.ndarray | None = None,
+                 signals: pa.Table | None = None) -> np.ndarray:
+        """`model_losses` (n, 2): per-doc loss under the current and reference model.
+
+        `signals`: rows aligned with `texts` that already carry the backbone's signal columns
+        (inside `curator curate` every row alive at the scorer has passed every rule step, so
+        its signals are there); used as they are when complete, else recomputed here. Language
+        id and the rule steps are ~80% of the extractor's time.
+        """
         texts = as_string_array(texts)
         n = len(texts)
-        base = alive_table(texts)
-        cols: dict[str, np.ndarray] = {}
-        for step in self.steps:
-            out = step(base)
-            for name, _ in SIGNAL_COLUMNS:
-                if name in out.column_names and name not in cols:
-                    cols[name] = _column(out, name)
-        lang = self.language(base)
-        cols["lang_score"] = _column(lang, "lang_score")
-        signals = np.stack([
+        cols = _reusable_signals(signals, n)
+        lang_is_en: np.ndarray
+        if cols is None:
+            base = alive_table(texts)
+            cols = {}
+            for step in self.steps:
+                out = step(base)
+                for name, _ in SIGNAL_COLUMNS:
+                    if name in out.column_names and name not in cols:
+                        cols[name] = _column(out, name)
+            lang = self.language(base)
+            cols["lang_score"] = _column(lang, "lang_score")
+            lang_is_en = pc.equal(lang.column("lang"), "en").to_numpy(zero_copy_only=False)
+        else:
+            assert signals is not None
+            lang_is_en = pc.equal(signals.column("lang"), "en").to_numpy(zero_copy_only=False)
+        signals_x = np.stack([
             np.log1p(np.maximum(cols[name], 0)) if is_count else cols[name]
             for name, is_count in SIGNAL_COLUMNS
         ], axis=1) if n else np.zeros((0, len(SIGNAL_COLUMNS)))
@@ -245,9 +265,9 @@ class FeatureExtractor:
                       lexical_diversity(texts)]
         for pattern in _CHAR_CLASSES.values():
             text_stats.append(pc.count_substring_regex(texts, pattern).to_numpy() / safe)
-        text_stats.append(pc.equal(lang.column("lang"), "en").to_numpy(zero_copy_only=False)
-                          .astype(np.float64))
-        parts = [signals, np.stack(text_stats, axis=1), hashed_sketch(texts, self.spec.sketch_dim)]
+        text_stats.append(lang_is_en.astype(np.float64))
+        sketch = hashed_sketch(texts, self.spec.sketch_dim)
+        parts = [signals_x, np.stack(text_stats, axis=1), sketch]
         if self.spec.model_features:
             if model_losses is None:
                 raise ValueError("this policy was trained with model_features=True; pass "

@@ -5,12 +5,16 @@ returns one scalar reward per step for the whole selection (held-out gain vs a r
 token selection, minus the keep-rate budget term). DVRL's estimator: advantage = reward minus
 an exponential moving average of past rewards, gradient = advantage * sum of the log-probs of
 the sampled keep/drop decisions, scaled by a running std so the step size does not depend on
-the reward's units. `main(cfg)` is importable (tests and jobs call it); metrics use cleanrl's
-names in a JSONL log; the result is a safetensors policy checkpoint.
+the reward's units; gradients are averaged over `batch_steps` steps per update, and the
+weights with the best greedy return on fixed evaluation episodes are the ones saved (model
+selection on the reward alone, never on labels). `main(cfg)` is importable (tests and jobs
+call it); metrics use cleanrl's names in a JSONL log; the result is a safetensors policy
+checkpoint.
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from pathlib import Path
 from typing import Any
@@ -21,27 +25,42 @@ import torch
 from policies.agent import PolicyNet
 from policies.checkpoint import MetricsLog, save_policy
 from policies.config import AgentConfig, load_agent_config
-from policies.env import make_env
+from policies.env import CurationEnv, make_env
 from policies.pool import Pool
 
 
 def main(cfg: AgentConfig, pool: Pool | None = None, tokenizer: bytes | None = None
          ) -> dict[str, Any]:
+    """Train a policy from scratch on the config's environment and save it to `cfg.output`."""
     torch.manual_seed(cfg.seed)
     t0 = time.time()
     setup = make_env(cfg, pool, tokenizer)
-    env = setup.env
     setup_s = time.time() - t0
-    n_features = env.observation_space.shape[1]
-    net = PolicyNet(n_features, cfg.hidden)
-    optimizer = torch.optim.Adam(net.parameters(), lr=cfg.learning_rate)
+    net = PolicyNet(setup.env.observation_space.shape[1], cfg.hidden)
     log = MetricsLog(cfg.log_path or Path(cfg.output).with_name("metrics.jsonl"))
+    summary = train_policy(net, setup.env, cfg, log, reset_seed=cfg.seed)
+    log.close()
+    save_policy(cfg.output, net, setup.norm, setup.spec,
+                setup.extractor.tokenizer_proto, cfg.model_dump(mode="json"))
+    return {"output": cfg.output, "setup_s": setup_s, **summary}
+
+
+def train_policy(net: PolicyNet, env: CurationEnv, cfg: AgentConfig, log: MetricsLog,
+                 reset_seed: int) -> dict[str, Any]:
+    """REINFORCE on `env` for `cfg.total_steps` steps, updating `net` in place.
+
+    Also the closed loop's per-round update (curator/loop/update.py): there `net` is the
+    current policy and `env` starts every episode from the loop's current model checkpoint.
+    """
+    optimizer = torch.optim.Adam(net.parameters(), lr=cfg.learning_rate)
     ent_coef = cfg.ent_coef  # keeps early decisions exploratory until the baseline settles
     baseline, var, beta = 0.0, 1.0, cfg.baseline_beta
 
-    obs, _ = env.reset(seed=cfg.seed)
-    episodic_return, returns = 0.0, []
+    obs, _ = env.reset(seed=reset_seed)
+    episodic_return, returns, rewards = 0.0, [], []
+    best_return, best_state, eval_returns = -np.inf, copy.deepcopy(net.state_dict()), []
     start = time.time()
+    optimizer.zero_grad()
     for step in range(cfg.total_steps):
         # 1. act: sample keep/drop per candidate
         obs_t = torch.from_numpy(obs)
@@ -49,20 +68,24 @@ def main(cfg: AgentConfig, pool: Pool | None = None, tokenizer: bytes | None = N
         action = dist.sample()
         next_obs, reward, terminated, truncated, info = env.step(action.numpy().astype(np.int8))
         episodic_return += reward
+        rewards.append(reward)
 
         # 2. advantage against the moving-average baseline (DVRL), scaled by a running std
         advantage = (reward - baseline) / np.sqrt(var + 1e-8)
         baseline += beta * (reward - baseline)
         var += beta * ((reward - baseline) ** 2 - var)
 
-        # 3. policy-gradient step on the joint log-prob of this step's decisions
+        # 3. policy gradient on the joint log-prob of this step's decisions, averaged over
+        #    `batch_steps` env steps per update (one step's scalar reward is a noisy judge of
+        #    32 decisions)
         policy_loss = -advantage * dist.log_prob(action).sum()
         entropy = dist.entropy().mean()
-        loss = policy_loss - ent_coef * entropy
-        optimizer.zero_grad()
+        loss = (policy_loss - ent_coef * entropy) / cfg.batch_steps
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-        optimizer.step()
+        if (step + 1) % cfg.batch_steps == 0 or step + 1 == cfg.total_steps:
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+            optimizer.step()
+            optimizer.zero_grad()
 
         metrics = {"charts/reward": reward, "charts/keep_rate": info["keep_rate"],
                    "charts/gain_pct": info["gain_pct"], "losses/policy_loss": policy_loss.item(),
@@ -75,17 +98,43 @@ def main(cfg: AgentConfig, pool: Pool | None = None, tokenizer: bytes | None = N
             returns.append(episodic_return)
             episodic_return = 0.0
             next_obs, _ = env.reset()
-        if step % 10 == 0 or terminated:
+        # 4. model selection on the environment's own reward (never on labels): greedy
+        #    episodes with fixed seeds; the best-scoring weights are the ones kept
+        if cfg.eval_interval and (step + 1) % cfg.eval_interval == 0:
+            eval_return = greedy_return(net, env, cfg.seed)
+            eval_returns.append(eval_return)
+            metrics["charts/eval_return"] = eval_return
+            if eval_return > best_return:
+                best_return, best_state = eval_return, copy.deepcopy(net.state_dict())
+            next_obs, _ = env.reset()
+            episodic_return = 0.0
+        if step % 10 == 0 or terminated or "charts/eval_return" in metrics:
             metrics["charts/SPS"] = (step + 1) / (time.time() - start)
             log.log(step, **{k: v for k, v in metrics.items() if np.isfinite(v)})
         obs = next_obs
-    log.close()
-    train_s = time.time() - start
-    config = cfg.model_dump(mode="json")
-    save_policy(cfg.output, net, setup.norm, setup.spec,
-                setup.extractor.tokenizer_proto, config)
-    return {"output": cfg.output, "steps": cfg.total_steps, "setup_s": setup_s,
-            "train_s": train_s, "episodic_returns": returns}
+    if cfg.eval_interval and eval_returns:
+        net.load_state_dict(best_state)
+    return {"steps": cfg.total_steps, "train_s": time.time() - start,
+            "episodic_returns": returns, "eval_returns": eval_returns,
+            "best_eval_return": best_return, "mean_reward": float(np.mean(rewards))}
+
+
+EVAL_SEEDS = (10_001, 10_002)
+
+
+@torch.no_grad()
+def greedy_return(net: PolicyNet, env: CurationEnv, seed: int) -> float:
+    """Mean return of deterministic (keep if p > 0.5) episodes on fixed evaluation seeds."""
+    total = 0.0
+    for s in EVAL_SEEDS:
+        obs, _ = env.reset(seed=seed + s)
+        done = False
+        while not done:
+            keep = (net.keep_logits(torch.from_numpy(obs)) > 0).numpy().astype(np.int8)
+            obs, reward, terminated, truncated, _ = env.step(keep)
+            total += reward
+            done = terminated or truncated
+    return total / len(EVAL_SEEDS)
 
 
 if __name__ == "__main__":

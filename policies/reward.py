@@ -19,9 +19,12 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from curator.trainer.config import TrainConfig
 
 
 class Learner(Protocol):
@@ -114,39 +117,47 @@ class TrainerSpec:
     threads: int = 1
 
 
+def tiny_train_config(spec: TrainerSpec, seed: int = 0) -> TrainConfig:
+    """The TrainConfig of a TrainerSpec: DSA on (block 32, 2 picked blocks of 4 at seq_len 128,
+    so sparsity is real), no dense warmup (an env step is only a few optimizer steps), fp32."""
+    from curator.trainer.config import DataConfig, DSAConfig, ModelConfig, OptimConfig, TrainConfig
+
+    s = spec
+    return TrainConfig(
+        data=DataConfig(path="<in-memory selection>"),
+        model=ModelConfig(seq_len=s.seq_len, n_layer=s.n_layer, n_head=s.n_head,
+                          d_model=s.d_model),
+        dsa=DSAConfig(block_size=min(32, s.seq_len), top_k_blocks=2, indexer_heads=2,
+                      indexer_dim=16, dense_warmup_steps=0),
+        optim=OptimConfig(lr=s.lr, warmup_frac=0.02),
+        precision="fp32", device="cpu", batch_size=s.batch_size, seed=seed,
+    )
+
+
 class TrainerLearner:
-    """The bundled trainer as a learner: build once, snapshot/restore weights + AdamW state."""
+    """The bundled trainer as a learner: build once, snapshot/restore weights + AdamW state.
+
+    By default every episode starts from a fresh init and the LR schedule spans the episode.
+    The closed loop passes `start_state` (its current model + optimizer) and `schedule`
+    (first global step, total steps of the loop's run): episodes then continue that run.
+    """
 
     def __init__(self, vocab_size: int, heldout: np.ndarray, step_tokens: int,
-                 episode_steps: int, spec: TrainerSpec | None = None) -> None:
+                 episode_steps: int, spec: TrainerSpec | None = None,
+                 start_state: tuple[dict, dict] | None = None,
+                 schedule: tuple[int, int] | None = None) -> None:
         import torch
 
-        from curator.trainer.config import (
-            DataConfig,
-            DSAConfig,
-            ModelConfig,
-            OptimConfig,
-            TrainConfig,
-        )
         from curator.trainer.data import TokenStream
 
         torch.set_num_threads(max(1, (spec or TrainerSpec()).threads))
         self.spec = s = spec or TrainerSpec()
-        # DSA on: block 32, 2 picked blocks of 4 at seq_len 128, so sparsity is real; no dense
-        # warmup because each env step is only a few optimizer steps.
-        self.cfg = TrainConfig(
-            data=DataConfig(path="<in-memory selection>"),
-            model=ModelConfig(seq_len=s.seq_len, n_layer=s.n_layer, n_head=s.n_head,
-                              d_model=s.d_model),
-            dsa=DSAConfig(block_size=32, top_k_blocks=2, indexer_heads=2, indexer_dim=16,
-                          dense_warmup_steps=0),
-            optim=OptimConfig(lr=s.lr, warmup_frac=0.02),
-            precision="fp32", device="cpu", batch_size=s.batch_size,
-        )
+        self.cfg = tiny_train_config(s)
         self.vocab_size = vocab_size
         self.steps_per_env_step = max(1, step_tokens // self.cfg.tokens_per_step())
         self.step_tokens = self.steps_per_env_step * self.cfg.tokens_per_step() + 1
-        self.total_steps = self.steps_per_env_step * episode_steps
+        self.start_state = start_state
+        self.first_step, self.total_steps = schedule or (0, self.steps_per_env_step * episode_steps)
         self.heldout = TokenStream(np.asarray(heldout), s.seq_len)
         self.reset(0)
 
@@ -156,6 +167,8 @@ class TrainerLearner:
         cfg = self.cfg.model_copy(update={"seed": seed})
         self.model = build_model(cfg, self.vocab_size)
         self.optimizer = build_optimizer(self.model, cfg.optim)
+        if self.start_state is not None:
+            self.load_state(self.start_state)
 
     def state(self) -> tuple[dict, dict]:
         return (copy.deepcopy(self.model.state_dict()),
@@ -179,7 +192,7 @@ class TrainerLearner:
         batches = ([to_batch(stream.batch(i, self.cfg.batch_size), dev)]
                    for i in range(self.steps_per_env_step))
         train_steps(self.model, self.optimizer, batches, self.cfg, self.total_steps,
-                    start_step=step * self.steps_per_env_step)
+                    start_step=self.first_step + step * self.steps_per_env_step)
 
     def heldout_loss(self) -> float:
         from curator.trainer.engine import evaluate

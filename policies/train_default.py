@@ -42,7 +42,7 @@ def train_default(output: str | Path = DEFAULT_POLICY, steps: int = 3000, n_docs
     pool_cfg = PoolConfig(source="demo", n_docs=n_docs, noise=0.5, heldout_docs=60, seed=seed)
     pool = build_pool(sources, pool_cfg.n_docs, pool_cfg.noise, seed, pool_cfg.heldout_docs)
     cfg = AgentConfig(
-        algorithm="reinforce", output=str(output), total_steps=steps, seed=seed, learning_rate=1e-3,
+        algorithm="reinforce", output=str(output), total_steps=steps, seed=seed,
         log_path=str(Path(tempfile.gettempdir()) / "curator-default-policy-metrics.jsonl"),
         env=EnvConfig(learner="proxy", docs_per_step=32, step_tokens=4096, episode_steps=16),
         pool=pool_cfg,

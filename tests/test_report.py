@@ -1,5 +1,5 @@
 """RUN/report.html: self-contained, every section present, numbers that agree with the run, the
-loop table from RUN/loop/*.json; rendered in headless Chromium when it is installed."""
+loop table from RUN/loop/result-*.json; rendered in headless Chromium when it is installed."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def loop_files(loop: Path) -> None:
     }
     for (arm, seed), loss in curves.items():
         rec = {"arm": arm, "seed": seed, "tokens": [0, 100, 200, 300], "heldout_loss": loss}
-        (loop / f"{arm}-{seed}.json").write_text(json.dumps(rec))
+        (loop / f"result-{arm}-seed{seed}.json").write_text(json.dumps(rec))
 
 
 @pytest.fixture(scope="module")

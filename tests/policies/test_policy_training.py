@@ -95,3 +95,27 @@ def test_model_feature_policy_roundtrip(tmp_path, pool, tokenizer):
     assert len(policy.norm.mean) == policy.spec.dim
     with pytest.raises(ValueError, match="model_features"):
         PolicyScorer(cfg.output)
+
+
+@pytest.mark.parametrize("name", ["agent_demo.yaml", "agent_corpora.yaml"])
+def test_shipped_agent_configs_parse(name):
+    from pathlib import Path
+
+    cfg = load_agent_config(Path(__file__).parents[2] / "configs" / name)
+    assert cfg.total_steps > 0 and cfg.env.docs_per_step > 0
+
+
+def test_jobs_agent_entrypoint(tmp_path):
+    from pathlib import Path
+
+    from jobs.agent import main as job_main
+
+    out = tmp_path / "p.safetensors"
+    config = Path(__file__).parents[2] / "configs" / "agent_demo.yaml"
+    summary = job_main([
+        "--config", str(config), "--set", f"output={out}",
+        "--set", "total_steps=16", "--set", "pool.n_docs=120", "--set", "pool.heldout_docs=20",
+        "--set", "env.docs_per_step=8", "--set", "env.episode_steps=4", "--set", "sketch_dim=8",
+    ])
+    assert summary["steps"] == 16
+    assert load_policy(out).config["pool"]["n_docs"] == 120

@@ -1,0 +1,137 @@
+"""Typed configuration of a closed train-and-filter loop (`curator loop`, `python -m jobs.loop`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from curator.config import RayConfig, Section, load_model
+from policies.config import AgentConfig, EnvConfig, PoolConfig
+
+ARMS = ("loop", "static", "random", "heuristic", "loop_uniform")
+"""loop: the agent, re-rewarded from the current checkpoint and updated after every round.
+static: the round-0 policy, never updated. random: uniform random ranking. heuristic: the
+Gopher/C4/FineWeb rule score. loop_uniform: the loop agent's own selection in uniform (shuffled)
+order instead of the curriculum schedule -- the curriculum ablation."""
+
+
+class LoopModelConfig(Section):
+    """The bundled model every arm trains (the same size, init seed and schedule for all)."""
+
+    seq_len: int = Field(128, gt=8, description="Context length in tokens.")
+    n_layer: int = Field(2, gt=0, description="Transformer blocks.")
+    n_head: int = Field(2, gt=0, description="Attention heads.")
+    d_model: int = Field(64, gt=0, description="Residual width.")
+    batch_size: int = Field(8, gt=0, description="Sequences per optimizer step.")
+    lr: float = Field(3e-3, gt=0, description="Peak LR; cosine decayed to the whole loop's end.")
+    eval_batches: int = Field(8, gt=0, description="Held-out batches (of 2x batch_size) per eval.")
+    evals_per_round: int = Field(2, gt=0, description="Held-out evaluations within each round.")
+
+
+class LoopUpdateConfig(Section):
+    """The loop agent's per-round update: REINFORCE in the curation environment whose episodes
+    start from the loop arm's current checkpoint (the real trainer, not the proxy)."""
+
+    steps: int = Field(48, ge=0, description="Environment steps per round; 0 = never update.")
+    learning_rate: float = Field(1e-3, gt=0, description="Adam LR of the policy update.")
+    batch_steps: int = Field(8, gt=0, description="Env steps whose gradients form one update.")
+    env: EnvConfig = Field(
+        EnvConfig(docs_per_step=32, step_tokens=2048, episode_steps=8, learner="trainer"),
+        description="Environment of the update (its learner is always the loop's trainer).",
+    )
+
+
+class LoopConfig(Section):
+    """A closed loop: rounds of score -> select -> stage/export -> train -> evaluate -> reward
+    -> update, for several arms side by side at equal token budgets."""
+
+    output: str = Field(description="RUN directory of the loop (curated pool + RUN/loop/).")
+    pool: PoolConfig = Field(
+        PoolConfig(n_docs=1200, noise=0.5, heldout_docs=60),
+        description="Candidate pool: clean text + real junk + labelled corruptions "
+        "(policies/pool.py); its held-out clean documents are split into a validation half "
+        "(the agent's reward) and a test half (the reported held-out loss).",
+    )
+    curate_rules: bool = Field(
+        False,
+        description="Apply curate's heuristic rules and language filter to the pool before "
+        "the loop; false = normalize + dedup only, so every arm chooses from the noisy pool.",
+    )
+    vocab_size: int = Field(2048, gt=255, description="Sentencepiece vocabulary curate trains.")
+    rounds: int = Field(4, gt=0, description="Rounds of select -> train -> update.")
+    round_tokens: int = Field(
+        16384, gt=0, description="Training tokens per round, the same for every arm."
+    )
+    arms: list[str] = Field(list(ARMS), description=f"Arms to run, from {list(ARMS)}.")
+    seeds: list[int] = Field([0], min_length=1, description="Paired seeds (model init, order).")
+    schedule: str = Field(
+        "phases",
+        description="Curriculum schedule of each round's selection (phases, linear, "
+        "step, uniform or a YAML file); loop_uniform always uses uniform.",
+    )
+    n_stages: int = Field(3, gt=0, description="Difficulty stages (quantiles).")
+    difficulty: Literal["model_loss", "compression_ratio", "length"] = Field(
+        "model_loss",
+        description="Difficulty score of the curriculum: loss under the arm's current model, "
+        "zstd compression ratio, or document length.",
+    )
+    initial_policy: str = Field(
+        "train",
+        description="Round-0 policy: 'train' (REINFORCE on the proxy environment over this "
+        "pool, `agent` settings), 'default' (the shipped policy) or a checkpoint path.",
+    )
+    agent: AgentConfig = Field(
+        AgentConfig(total_steps=1500, env=EnvConfig(learner="proxy")),
+        description="Round-0 agent training (initial_policy=train); its pool is the loop's.",
+    )
+    update: LoopUpdateConfig = LoopUpdateConfig()
+    model: LoopModelConfig = LoopModelConfig()
+    ray: RayConfig = RayConfig()
+    quiet: bool = Field(False, description="No progress bars.")
+
+    @field_validator("arms")
+    @classmethod
+    def _known_arms(cls, v: list[str]) -> list[str]:
+        unknown = [a for a in v if a not in ARMS]
+        if unknown or not v or len(set(v)) != len(v):
+            raise ValueError(f"arms {v}: each must be one of {list(ARMS)}, once, at least one")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> LoopConfig:
+        if self.pool.heldout_docs < 4:
+            raise ValueError("pool.heldout_docs must be >= 4 (split into validation and test)")
+        if (
+            self.initial_policy not in ("train", "default")
+            and not Path(self.initial_policy).is_file()
+        ):
+            raise ValueError(
+                f"initial_policy {self.initial_policy!r} is not 'train', 'default' or an "
+                "existing policy checkpoint file"
+            )
+        if self.round_tokens < self.model.seq_len * self.model.batch_size:
+            raise ValueError(
+                f"round_tokens={self.round_tokens} is less than one optimizer step "
+                f"(model.seq_len * model.batch_size = {self.model.seq_len * self.model.batch_size})"
+            )
+        return self
+
+    @property
+    def steps_per_round(self) -> int:
+        return max(1, self.round_tokens // (self.model.seq_len * self.model.batch_size))
+
+    @property
+    def total_steps(self) -> int:
+        return self.steps_per_round * self.rounds
+
+    @property
+    def needs_agent(self) -> bool:
+        return any(a in ("loop", "static", "loop_uniform") for a in self.arms)
+
+
+def load_loop_config(path: str | Path | None, overrides: list[str] | None = None) -> LoopConfig:
+    cfg = load_model(LoopConfig, path, overrides)
+    assert isinstance(cfg, LoopConfig)
+    return cfg

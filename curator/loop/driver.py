@@ -1,0 +1,266 @@
+"""`curator loop` / `python -m jobs.loop`: the closed train-and-filter loop on Ray.
+
+    curate the pool -> round-0 policy -> for each round:
+        every (arm, seed) unit as a Ray task: score -> select -> stage -> export -> train -> eval
+        every seed's loop agent as a Ray task: rewards from its new checkpoint -> policy update
+    -> RUN/loop/result-<arm>-seed<k>.json per arm and seed, RUN/loop/summary.json, report.html
+
+Resume: every unit ends with its `result.json`, every policy is written atomically; a re-run
+skips what exists and recomputes only what is missing, and since each unit is a pure function
+of its inputs the final results equal those of an uninterrupted run. Ray retries tasks whose
+worker died (`max_retries`); a unit retried after a crash starts over in a clean directory.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from connectors.fs import write_text_atomic
+from curator.config import ConfigError, dump_yaml
+from curator.loop.config import LoopConfig
+from curator.loop.pool import LoopPool, curate_pool, load_loop_pool
+from curator.loop.select import POLICY_ARMS
+from curator.loop.unit import RESULT, run_unit, unit_dir
+from curator.loop.update import update_policy
+from curator.rundir import RunDir
+
+RETRIES = 2  # Ray re-runs a task whose worker process died (OOM, node loss)
+
+
+def loop_dir(run: RunDir) -> Path:
+    return run.root / "loop"
+
+
+def policy_path(run: RunDir, arm: str, seed: int, rnd: int) -> Path:
+    """The policy an arm scores with in round `rnd`."""
+    if arm == "static" or rnd == 0:
+        return loop_dir(run) / "policies" / "round-0.safetensors"
+    return loop_dir(run) / "policies" / f"seed={seed}" / f"round-{rnd}.safetensors"
+
+
+def check_config(cfg: LoopConfig, run: RunDir) -> None:
+    """A re-run must be the same loop (resume); else fail before any work."""
+    path = loop_dir(run) / "config.yaml"
+    resolved = dump_yaml(cfg)
+    if path.exists():
+        import yaml
+
+        before, now = yaml.safe_load(path.read_text()), yaml.safe_load(resolved)
+        for volatile in ("quiet", "ray"):
+            before.pop(volatile, None)
+            now.pop(volatile, None)
+        if before != now:
+            diff = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
+            raise ConfigError(
+                f"{run.root} holds a loop with a different config (fields {diff} differ); use "
+                "a new output, or delete the directory to start over"
+            )
+    else:
+        write_text_atomic(resolved, path)
+
+
+def initial_policy(cfg: LoopConfig, run: RunDir, pool: LoopPool) -> dict[str, Any]:
+    """Round-0 policy: trained on the proxy environment over this pool, shipped, or given."""
+    out = policy_path(run, "static", 0, 0)
+    if out.exists():
+        return {"skipped": True}
+    t0 = time.perf_counter()
+    if cfg.initial_policy == "train":
+        from policies import reinforce
+        from policies.pool import Pool
+
+        held = json.loads((loop_dir(run) / "pool" / "heldout.json").read_text())
+        proxy_pool = Pool(pool.texts, pool.labels, held[: len(held) // 2])  # validation only
+        agent = cfg.agent.model_copy(
+            update={
+                "output": str(out),
+                "log_path": str(out.with_suffix(".metrics.jsonl")),
+            }
+        )
+        reinforce.main(agent, pool=proxy_pool, tokenizer=run.tokenizer.read_bytes())
+    else:
+        from policies.checkpoint import DEFAULT_POLICY
+
+        src = DEFAULT_POLICY if cfg.initial_policy == "default" else Path(cfg.initial_policy)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + ".tmp")
+        shutil.copyfile(src, tmp)
+        tmp.replace(out)
+    return {"skipped": False, "seconds": time.perf_counter() - t0}
+
+
+def remaining_after(results: list[dict], n_docs: int) -> np.ndarray:
+    """Documents an arm has not trained on after the given rounds' results."""
+    left = np.ones(n_docs, bool)
+    for r in results:
+        left[np.asarray(r["selected"], np.int64)] = False
+    return left
+
+
+def _remote(fn):
+    import ray
+
+    return ray.remote(num_cpus=1, max_retries=RETRIES, retry_exceptions=False)(fn)
+
+
+def run_loop(cfg: LoopConfig) -> dict[str, Any]:
+    """Run (or resume) the loop; returns the summary also written to RUN/loop/summary.json."""
+    import ray
+
+    from curator.ray_runtime import ensure_ray
+
+    t_start = time.perf_counter()
+    run = RunDir.at(cfg.output)
+    run.root.mkdir(parents=True, exist_ok=True)
+    check_config(cfg, run)
+    wall: dict[str, float] = {}
+
+    t0 = time.perf_counter()
+    curate_pool(cfg)  # starts or joins Ray; resumes a half-done curation
+    wall["curate"] = time.perf_counter() - t0
+    ensure_ray(cfg.ray)
+    pool = load_loop_pool(run)
+    if len(pool) == 0:
+        raise ConfigError(f"the curated pool in {run.root} kept no documents; enlarge pool.n_docs")
+
+    t0 = time.perf_counter()
+    if cfg.needs_agent:
+        ray.get(_remote(initial_policy).remote(cfg, run, pool))
+    wall["initial_policy"] = time.perf_counter() - t0
+
+    pool_ref = ray.put(pool)
+    features_ref = None
+    if cfg.needs_agent:
+        from curator.loop.select import pool_features
+
+        features_ref = _remote(pool_features).remote(
+            str(policy_path(run, "static", 0, 0)), pool.texts
+        )
+    unit_task = _remote(run_unit)
+    update_task = _remote(update_policy)
+    results: dict[tuple[str, int], list[dict]] = {(a, s): [] for a in cfg.arms for s in cfg.seeds}
+    updates: list[dict] = []
+    unit_seconds: dict[str, float] = {}
+    progress = _progress(cfg, len(cfg.arms) * len(cfg.seeds) * cfg.rounds)
+    for rnd in range(cfg.rounds):
+        # 1. every arm and seed trains its round (in parallel on the cluster)
+        t0 = time.perf_counter()
+        pending = {}
+        for (arm, seed), done in results.items():
+            out = unit_dir(run.root, rnd, arm, seed)
+            if (out / RESULT).exists():
+                done.append(json.loads((out / RESULT).read_text()))
+                progress.update(1)
+                continue
+            prev = unit_dir(run.root, rnd - 1, arm, seed) / "model" if rnd else None
+            pol = str(policy_path(run, arm, seed, rnd)) if arm in POLICY_ARMS else None
+            left = remaining_after(done, len(pool))
+            pending[(arm, seed)] = unit_task.remote(
+                cfg, pool_ref, arm, seed, rnd, pol, prev, left, out, features_ref
+            )
+        for key, ref in pending.items():
+            results[key].append(ray.get(ref))
+            progress.update(1)
+        for (_arm, _seed), done in results.items():
+            for name, sec in done[-1]["seconds"].items():
+                unit_seconds[name] = unit_seconds.get(name, 0.0) + sec
+        wall[f"round_{rnd}_units"] = time.perf_counter() - t0
+
+        # 2. the loop agent learns from its own new checkpoint (rewards) before the next round
+        t0 = time.perf_counter()
+        if "loop" in cfg.arms and rnd + 1 < cfg.rounds:
+            refs = []
+            for seed in cfg.seeds:
+                out = policy_path(run, "loop", seed, rnd + 1)
+                if out.exists():
+                    continue
+                refs.append(
+                    update_task.remote(
+                        cfg,
+                        pool_ref,
+                        seed,
+                        rnd,
+                        str(policy_path(run, "loop", seed, rnd)),
+                        unit_dir(run.root, rnd, "loop", seed) / "model",
+                        remaining_after(results[("loop", seed)], len(pool)),
+                        out,
+                        features_ref,
+                    )
+                )
+            updates += ray.get(refs)
+        wall[f"round_{rnd}_update"] = time.perf_counter() - t0
+    progress.close()
+
+    write_results(cfg, run, pool, results)
+    summary = summarize(cfg, run, pool, results, updates, wall, unit_seconds)
+    summary["wall_s"] = time.perf_counter() - t_start
+    write_text_atomic(json.dumps(summary, indent=1), loop_dir(run) / "summary.json")
+    from curator.report import write_report
+
+    write_report(run, schedule=cfg.schedule if cfg.n_stages == 3 else "linear")
+    return summary
+
+
+def _progress(cfg: LoopConfig, total: int):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="loop units", disable=cfg.quiet, unit="unit")
+
+
+def write_results(
+    cfg: LoopConfig, run: RunDir, pool: LoopPool, results: dict[tuple[str, int], list[dict]]
+) -> None:
+    """RUN/loop/result-<arm>-seed<k>.json: the curve the report plots, plus per-round facts."""
+    for (arm, seed), rounds in results.items():
+        curve = [p for r in rounds for p in r["curve"]]
+        rec = {
+            "arm": arm,
+            "seed": seed,
+            "tokens": [int(t) for t, _ in curve],
+            "heldout_loss": [float(v) for _, v in curve],
+            "junk_share_tokens": [r["junk_share_tokens"] for r in rounds],
+            "docs": [r["docs"] for r in rounds],
+            "phase_tokens": [r["plan"]["phase_tokens"] for r in rounds],
+            "schedule": "uniform" if arm == "loop_uniform" else cfg.schedule,
+        }
+        write_text_atomic(json.dumps(rec), loop_dir(run) / f"result-{arm}-seed{seed}.json")
+
+
+def summarize(
+    cfg: LoopConfig,
+    run: RunDir,
+    pool: LoopPool,
+    results: dict[tuple[str, int], list[dict]],
+    updates: list[dict],
+    wall: dict[str, float],
+    unit_seconds: dict[str, float],
+) -> dict[str, Any]:
+    from curator.report import load_loop_results, loop_summary
+
+    target, rows = loop_summary(load_loop_results(loop_dir(run)))
+    per_arm = {}
+    for arm in cfg.arms:
+        finals = [results[(arm, s)][-1]["curve"][-1][1] for s in cfg.seeds]
+        junk = [np.mean([r["junk_share_tokens"] for r in results[(arm, s)]]) for s in cfg.seeds]
+        per_arm[arm] = {"final_loss_per_seed": finals, "junk_share_tokens": float(np.mean(junk))}
+    return {
+        "pool_docs": len(pool),
+        "pool_tokens": int(pool.n_tokens.sum()),
+        "pool_junk_share": float(pool.is_junk.mean()),
+        "rounds": cfg.rounds,
+        "round_tokens": cfg.round_tokens,
+        "tokens_per_round_trained": cfg.steps_per_round * cfg.model.seq_len * cfg.model.batch_size,
+        "seeds": cfg.seeds,
+        "target_loss": target,
+        "arms": rows,
+        "per_arm": per_arm,
+        "wall_by_phase_s": wall,
+        "unit_seconds_by_stage": unit_seconds,
+        "updates": [{k: v for k, v in u.items() if k != "episodic_returns"} for u in updates],
+    }

@@ -1,0 +1,151 @@
+"""The loop's candidate pool: built, curated into RUN/, and loaded as aligned arrays.
+
+The pool (policies/pool.py: clean text, real junk, labelled corruptions) is written as
+`RUN/loop/pool/pool.jsonl` with an `id` per document and curated by `run_curate` into the loop's
+RUN directory: normalization and dedup (and, with `curate_rules`, the heuristic rules), a
+sentencepiece tokenizer trained on the kept text, token shards, manifest and catalog. The loop's
+candidates are the kept documents of that run; the run's funnel, manifest and catalog are the
+report's first sections. Labels stay beside the pool (`labels.parquet`), for evaluation only.
+The clean held-out documents are split: the first half is the validation text the agent's
+reward is measured on, the second half the test text every arm's reported loss is measured on.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from connectors.fs import atomic_open, write_parquet_atomic
+from curator.config import (
+    CurateConfig,
+    CurriculumConfig,
+    InputSpec,
+    LanguageConfig,
+    QualityConfig,
+    TokenizerConfig,
+)
+from curator.loop.config import LoopConfig
+from curator.rundir import RunDir
+
+
+@dataclass(frozen=True)
+class LoopPool:
+    """Kept documents of the loop's curated run, aligned by row."""
+
+    doc_ids: pa.Array  # string
+    texts: pa.Array  # string: the pool's raw text (what policies are trained and scored on)
+    tokens: list[np.ndarray]  # token ids under RUN/tokenizer.model, EOS appended
+    labels: pa.Array  # "clean" or the junk kind; evaluation only
+    validation: np.ndarray  # clean held-out token stream for rewards
+    test: np.ndarray  # clean held-out token stream for reported losses
+    vocab_size: int
+    eos_id: int
+
+    @property
+    def n_tokens(self) -> np.ndarray:
+        return np.array([len(t) for t in self.tokens], np.int64)
+
+    @property
+    def is_junk(self) -> np.ndarray:
+        return np.asarray(pc.not_equal(self.labels, "clean").to_numpy(zero_copy_only=False))
+
+    def __len__(self) -> int:
+        return len(self.doc_ids)
+
+
+def pool_dir(run: RunDir) -> Path:
+    return run.root / "loop" / "pool"
+
+
+def curate_config(cfg: LoopConfig, pool_file: Path) -> CurateConfig:
+    rules = cfg.curate_rules
+    quality = QualityConfig()
+    if not rules:
+        quality = QualityConfig.model_validate(
+            {
+                k: {"enabled": False}
+                for k in ("gopher_quality", "gopher_repetition", "c4", "fineweb")
+            }
+        )
+    return CurateConfig(
+        inputs=[InputSpec(path=str(pool_file), id_field="id")],
+        output=cfg.output,
+        language=LanguageConfig(enabled=rules),
+        quality=quality,
+        tokenizer=TokenizerConfig(vocab_size=cfg.vocab_size),
+        curriculum=CurriculumConfig(score="compression_ratio", n_stages=cfg.n_stages),
+        ray=cfg.ray,
+        quiet=cfg.quiet,
+    )
+
+
+def write_pool(cfg: LoopConfig, run: RunDir) -> Path:
+    """Build the pool and write pool.jsonl + labels.parquet + heldout.json (once)."""
+    from policies.env import load_pool
+
+    out = pool_dir(run)
+    pool_file = out / "pool.jsonl"
+    if (out / "heldout.json").exists():
+        return pool_file
+    pool = load_pool(cfg.pool)
+    ids = pa.array([f"pool-{i:06d}" for i in range(len(pool))], pa.string())
+    with atomic_open(pool_file, "w") as f:
+        for doc_id, text in zip(ids.to_pylist(), pool.texts.to_pylist(), strict=True):
+            f.write(json.dumps({"id": doc_id, "text": text}) + "\n")
+    write_parquet_atomic(
+        pa.table({"doc_id": ids, "label": pool.labels, "text": pool.texts}), out / "labels.parquet"
+    )
+    with atomic_open(out / "heldout.json", "w") as f:  # written last: the pool is complete
+        json.dump(pool.heldout, f)
+    return pool_file
+
+
+def curate_pool(cfg: LoopConfig) -> RunDir:
+    """Write the pool and curate it into the loop's RUN directory (resumes like any curate)."""
+    from curator.executor import run_curate
+
+    run = RunDir.at(cfg.output)
+    pool_file = write_pool(cfg, run)
+    run_curate(curate_config(cfg, pool_file))
+    return run
+
+
+def load_loop_pool(run: RunDir) -> LoopPool:
+    """Kept documents of the curated run joined with the pool's text and labels by doc_id."""
+    import sentencepiece as spm
+
+    from curator.trainer.data import read_shards
+
+    corpus = read_shards(run.root)
+    labels = pq.read_table(pool_dir(run) / "labels.parquet")
+    # sort kept docs by doc_id: the pool's order does not depend on shard layout
+    order = np.argsort(np.asarray(corpus.doc_ids.to_pylist(), dtype=object), kind="stable")
+    doc_ids = corpus.doc_ids.take(pa.array(order))
+    docs = corpus.docs()
+    pos = pc.index_in(doc_ids, value_set=labels["doc_id"])
+    if pos.null_count:
+        raise RuntimeError(f"{run.root}: kept documents missing from the pool's labels.parquet")
+    meta = labels.take(pos)
+    sp = spm.SentencePieceProcessor(model_file=str(run.tokenizer))
+    heldout = json.loads((pool_dir(run) / "heldout.json").read_text())
+    half = len(heldout) // 2
+
+    def stream(texts: list[str]) -> np.ndarray:
+        return np.concatenate(sp.EncodeAsNumpy(texts, add_eos=True)).astype(np.int64)
+
+    return LoopPool(
+        doc_ids=doc_ids,
+        texts=meta["text"].combine_chunks(),
+        tokens=[np.asarray(docs[i], np.int64) for i in order],
+        labels=meta["label"].combine_chunks(),
+        validation=stream(heldout[:half]),
+        test=stream(heldout[half:]),
+        vocab_size=sp.get_piece_size(),
+        eos_id=int(sp.eos_id()),
+    )

@@ -1,0 +1,212 @@
+"""One unit of the loop: an arm's round for one seed (score -> select -> stage -> export -> train
+-> evaluate), written to `RUN/loop/units/round=R/arm=A/seed=S/` and marked done by
+`result.json`, written last.
+
+The unit is a pure function of (config, pool, the arm's previous checkpoint, the policy file,
+the documents the arm already used), so re-running a killed unit reproduces it:
+- stage: difficulty of each selected document (loss under the arm's current model, from round
+  1 on; round 0 has no trained model and uses compression ratio), quantile stages, and the
+  curriculum order of `curator.schedules.plan_order` (uniform for `loop_uniform`), with
+  `on_exhausted=fill` so every selected token is used;
+- export: the ordered selection as a flat token `.bin` + `.idx` (connectors/bin.py), the same
+  format `curator export --format bin` writes;
+- train: the bundled DSA model reads that export (`curator.trainer.data.load_corpus`) in order,
+  `steps_per_round` optimizer steps from the previous round's checkpoint on one cosine schedule
+  that spans the whole loop, held-out (test) loss `evals_per_round` times, checkpoint saved.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from connectors.fs import write_parquet_atomic, write_text_atomic
+from curator.loop.config import LoopConfig
+from curator.loop.pool import LoopPool
+from curator.loop.select import arm_scores, select_round
+
+RESULT = "result.json"
+
+
+def unit_dir(root: Path, rnd: int, arm: str, seed: int) -> Path:
+    return root / "loop" / "units" / f"round={rnd}" / f"arm={arm}" / f"seed={seed}"
+
+
+def trainer_spec(cfg: LoopConfig):
+    from policies.reward import TrainerSpec
+
+    m = cfg.model
+    return TrainerSpec(
+        seq_len=m.seq_len,
+        n_layer=m.n_layer,
+        n_head=m.n_head,
+        d_model=m.d_model,
+        batch_size=m.batch_size,
+        lr=m.lr,
+        eval_batches=m.eval_batches,
+    )
+
+
+def build_trainer(cfg: LoopConfig, vocab_size: int, seed: int, checkpoint: Path | None):
+    """(train config, model, optimizer) of an arm, restored from `checkpoint` when given."""
+    from curator.trainer.checkpoint import load_checkpoint
+    from curator.trainer.engine import build_model, build_optimizer
+    from policies.reward import tiny_train_config
+
+    tcfg = tiny_train_config(trainer_spec(cfg), seed=seed)
+    model = build_model(tcfg, vocab_size)
+    optimizer = build_optimizer(model, tcfg.optim)
+    if checkpoint is not None:
+        load_checkpoint(checkpoint, model, optimizer)
+    return tcfg, model, optimizer
+
+
+def latest(model_dir: Path | None) -> Path | None:
+    if model_dir is None:
+        return None
+    from curator.trainer.checkpoint import latest_checkpoint
+
+    found = latest_checkpoint(model_dir)
+    if found is None:
+        raise FileNotFoundError(f"no checkpoint under {model_dir}; delete its unit to redo it")
+    return found
+
+
+def difficulty(cfg: LoopConfig, pool: LoopPool, chosen: np.ndarray, model) -> np.ndarray:
+    from curator.stages.curriculum import compression_ratio
+    from curator.trainer.engine import per_document_loss
+
+    if cfg.difficulty == "length":
+        return pool.n_tokens[chosen].astype(np.float64)
+    if cfg.difficulty == "model_loss" and model is not None:
+        return per_document_loss(model, [pool.tokens[i] for i in chosen], batch_size=32)
+    return compression_ratio(pool.texts.take(pa.array(chosen)))
+
+
+def run_unit(
+    cfg: LoopConfig,
+    pool: LoopPool,
+    arm: str,
+    seed: int,
+    rnd: int,
+    policy_path: str | None,
+    prev_model: Path | None,
+    remaining: np.ndarray,
+    out: Path,
+    raw_features: np.ndarray | None = None,
+) -> dict:
+    """Run one unit and write its result; returns the result."""
+    import torch
+
+    from connectors.bin import write_bin
+    from curator.schedules import load_schedule, plan_order
+    from curator.stages.curriculum import quantile_stages
+    from curator.trainer.checkpoint import save_checkpoint
+    from curator.trainer.data import TokenStream, load_corpus
+    from curator.trainer.engine import evaluate, to_batch, train_steps
+
+    torch.set_num_threads(1)  # one unit per core; Ray runs units side by side
+    if out.exists():
+        shutil.rmtree(out)  # a half-written unit from a killed run: redo it whole
+    out.mkdir(parents=True)
+    seconds: dict[str, float] = {}
+    t = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal t
+        now = time.perf_counter()
+        seconds[name] = seconds.get(name, 0.0) + now - t
+        t = now
+
+    # 1. score the arm's remaining documents and take the best up to the round's budget
+    scores = np.full(len(pool), np.nan)
+    idx = np.flatnonzero(remaining)
+    feats = raw_features[idx] if raw_features is not None else None
+    scores[idx] = arm_scores(arm, pool.texts.take(pa.array(idx)), policy_path, seed, rnd, feats)
+    chosen = select_round(scores, pool.n_tokens, remaining, cfg.round_tokens)
+    lap("score")
+
+    # 2. stage by difficulty under the arm's current model and order by the schedule
+    tcfg, model, optimizer = build_trainer(cfg, pool.vocab_size, seed, latest(prev_model))
+    diff = difficulty(cfg, pool, chosen, model if prev_model is not None else None)
+    stage, cuts = quantile_stages(diff, cfg.n_stages)
+    schedule = load_schedule("uniform" if arm == "loop_uniform" else cfg.schedule, cfg.n_stages)
+    n_tok = pool.n_tokens[chosen]
+    plan = plan_order(
+        stage, n_tok, schedule, cfg.n_stages, seed=seed * 1000 + rnd, on_exhausted="fill"
+    )
+    ordered = chosen[plan.order]
+    lap("stage")
+
+    # 3. export the ordered selection as .bin/.idx; the trainer reads it back
+    export = out / "export"
+    tokens = pa.array([pool.tokens[i] for i in ordered], pa.list_(pa.uint32()))
+    write_bin(export, tokens, pool.vocab_size, pool.eos_id, pool.doc_ids.take(pa.array(ordered)))
+    # the curriculum facts of the export, row for row (what the report and tests check)
+    write_parquet_atomic(
+        pa.table(
+            {
+                "doc_id": pool.doc_ids.take(pa.array(ordered)),
+                "stage": pa.array(stage[plan.order], pa.int32()),
+                "phase": pa.array(plan.phase[plan.order], pa.int32()),
+                "n_tokens": pa.array(n_tok[plan.order], pa.int64()),
+                "difficulty": pa.array(diff[plan.order], pa.float64()),
+            }
+        ),
+        out / "order.parquet",
+    )
+    corpus = load_corpus(export)
+    lap("export")
+
+    # 4. train steps_per_round steps in curriculum order; evaluate the test split along the way
+    per_step = tcfg.tokens_per_step()
+    need = cfg.steps_per_round * per_step + 1
+    stream = np.asarray(corpus.tokens, np.int64)
+    if len(stream) < need:  # a short selection (the arm ran out of fresh data) repeats
+        stream = np.tile(stream, -(-need // max(1, len(stream))))
+    windows = TokenStream(stream[:need], tcfg.model.seq_len, order="curriculum")
+    heldout = TokenStream(pool.test, tcfg.model.seq_len)
+    eval_batch = 2 * tcfg.batch_size
+    curve: list[tuple[int, float]] = []
+    first = rnd * cfg.steps_per_round
+    if rnd == 0:
+        curve.append((0, float(evaluate(model, heldout, eval_batch, cfg.model.eval_batches))))
+    cuts_at = np.linspace(0, cfg.steps_per_round, cfg.model.evals_per_round + 1).round()
+    losses: list[float] = []
+    dev = torch.device("cpu")
+    for lo, hi in zip(cuts_at[:-1].astype(int), cuts_at[1:].astype(int), strict=True):
+        batches = ([to_batch(windows.batch(i, tcfg.batch_size), dev)] for i in range(lo, hi))
+        stats = train_steps(model, optimizer, batches, tcfg, cfg.total_steps, start_step=first + lo)
+        losses += [s.loss for s in stats]
+        lap("train")
+        loss = evaluate(model, heldout, eval_batch, cfg.model.eval_batches)
+        curve.append((int((first + hi) * per_step), float(loss)))
+        lap("eval")
+    save_checkpoint(out / "model", first + cfg.steps_per_round, model, optimizer, keep=1)
+    lap("train")
+
+    junk = pool.is_junk[chosen]
+    result = {
+        "arm": arm,
+        "seed": seed,
+        "round": rnd,
+        "policy": policy_path,
+        "selected": chosen.tolist(),
+        "docs": int(len(chosen)),
+        "tokens_selected": int(n_tok.sum()),
+        "tokens_trained": int(cfg.steps_per_round * per_step),
+        "junk_share_tokens": float(n_tok[junk].sum() / max(1, n_tok.sum())),
+        "junk_docs": int(junk.sum()),
+        "curve": curve,
+        "train_loss_mean": float(np.mean(losses)) if losses else float("nan"),
+        "stage_cuts": [float(c) for c in cuts],
+        "plan": plan.summary(n_tok, stage),
+        "seconds": seconds,
+    }
+    write_text_atomic(json.dumps(result), out / RESULT)  # last: the unit is done
+    return result

@@ -1,0 +1,215 @@
+"""The closed loop on a real local Ray cluster: a tiny pool, two rounds, every arm.
+
+Checks: equal training tokens for every arm; the curriculum export of a unit follows its
+schedule; loop and loop_uniform train on the same documents in different orders; the static
+policy never changes while the loop policy does; a deleted unit or policy is recomputed to the
+same result (resume); report.html carries the loop; bad configs fail before any work.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from curator.config import ConfigError
+from curator.loop.config import ARMS, LoopConfig, load_loop_config
+from curator.loop.driver import policy_path, run_loop
+from curator.loop.unit import RESULT, unit_dir
+from curator.rundir import RunDir
+from curator.schedules import load_schedule
+
+TINY = [
+    "pool.source=demo",
+    "pool.n_docs=160",
+    "pool.noise=0.5",
+    "pool.heldout_docs=24",
+    "pool.seed=3",
+    "vocab_size=400",
+    "rounds=2",
+    "round_tokens=6144",
+    "model.seq_len=32",
+    "model.batch_size=4",
+    "model.d_model=32",
+    "model.n_layer=1",
+    "model.n_head=2",
+    "model.eval_batches=2",
+    "model.evals_per_round=2",
+    "agent.total_steps=24",
+    "agent.eval_interval=0",
+    "agent.sketch_dim=16",
+    "agent.env.docs_per_step=8",
+    "agent.env.step_tokens=512",
+    "agent.env.episode_steps=4",
+    "update.steps=8",
+    "update.batch_steps=4",
+    "update.env.docs_per_step=8",
+    "update.env.step_tokens=256",
+    "update.env.episode_steps=2",
+    "quiet=true",
+]
+
+
+def tiny_config(output: Path, *extra: str) -> LoopConfig:
+    return load_loop_config(None, [f"output={output}", *TINY, *extra])
+
+
+@pytest.fixture(scope="module")
+def loop_run(ray_cluster, tmp_path_factory) -> tuple[LoopConfig, dict]:
+    cfg = tiny_config(tmp_path_factory.mktemp("loop") / "run")
+    return cfg, run_loop(cfg)
+
+
+def results(cfg: LoopConfig) -> dict[str, dict]:
+    loop = Path(cfg.output) / "loop"
+    return {a: json.loads((loop / f"result-{a}-seed0.json").read_text()) for a in cfg.arms}
+
+
+def unit(cfg: LoopConfig, rnd: int, arm: str) -> dict:
+    return json.loads((unit_dir(Path(cfg.output), rnd, arm, 0) / RESULT).read_text())
+
+
+def test_every_arm_trains_the_same_tokens_and_learns(loop_run):
+    cfg, summary = loop_run
+    res = results(cfg)
+    assert set(res) == set(ARMS)
+    tokens = {a: r["tokens"] for a, r in res.items()}
+    assert all(t == tokens["random"] for t in tokens.values())
+    per_step = cfg.model.seq_len * cfg.model.batch_size
+    assert tokens["random"][-1] == cfg.rounds * cfg.steps_per_round * per_step
+    assert len(tokens["random"]) == 1 + cfg.rounds * cfg.model.evals_per_round
+    for r in res.values():
+        assert np.isfinite(r["heldout_loss"]).all()
+        assert r["heldout_loss"][-1] < r["heldout_loss"][0] - 0.5  # it learned something
+    assert {row["arm"] for row in summary["arms"]} == set(ARMS)
+    assert summary["pool_docs"] > 0 and 0.3 < summary["pool_junk_share"] < 0.7
+
+
+def test_units_select_disjoint_documents_within_budget(loop_run):
+    cfg, _ = loop_run
+    for arm in cfg.arms:
+        first, second = unit(cfg, 0, arm), unit(cfg, 1, arm)
+        assert not set(first["selected"]) & set(second["selected"])  # never the same doc twice
+        for u in (first, second):
+            # the budget is met by whole documents: at most one document over it
+            assert u["tokens_selected"] >= cfg.round_tokens
+            assert u["tokens_trained"] == cfg.steps_per_round * cfg.model.seq_len * 4
+
+
+def test_unit_export_follows_the_schedule(loop_run):
+    cfg, _ = loop_run
+    from connectors.bin import BinReader
+
+    out = unit_dir(Path(cfg.output), 1, "loop", 0)
+    order = pq.read_table(out / "order.parquet")
+    reader = BinReader(out / "export")
+    assert reader.doc_ids().to_pylist() == order["doc_id"].to_pylist()  # the export's order
+    phase = order["phase"].to_numpy()
+    assert (np.diff(phase) >= 0).all()  # phases in reading order
+    stage, n_tok = order["stage"].to_numpy(), order["n_tokens"].to_numpy()
+    plan = unit(cfg, 1, "loop")["plan"]
+    actual = np.zeros((3, 3))
+    np.add.at(actual, (phase, stage), n_tok)
+    assert actual.astype(int).tolist() == plan["phase_tokens"]
+    targets = np.asarray(plan["phase_targets"], float)
+    # each phase gets its target mix to within one document per stage
+    assert (np.abs(actual - targets) <= n_tok.max() + 1).all()
+    mix = load_schedule("phases", 3).mixes(np.ones(3))
+    assert np.allclose(targets / targets.sum(1, keepdims=True), mix, atol=0.05) or plan[
+        "left_out_tokens_per_stage"
+    ] == [0, 0, 0]
+
+
+def test_loop_uniform_trains_the_loop_selection_in_another_order(loop_run):
+    cfg, _ = loop_run
+    for rnd in range(cfg.rounds):
+        a, b = unit(cfg, rnd, "loop"), unit(cfg, rnd, "loop_uniform")
+        assert a["selected"] == b["selected"]
+        oa = pq.read_table(unit_dir(Path(cfg.output), rnd, "loop", 0) / "order.parquet")
+        ob = pq.read_table(unit_dir(Path(cfg.output), rnd, "loop_uniform", 0) / "order.parquet")
+        assert oa["doc_id"].to_pylist() != ob["doc_id"].to_pylist()
+        assert set(ob["phase"].to_pylist()) == {0}  # uniform: one phase, a global shuffle
+
+
+def test_static_policy_stays_and_loop_policy_moves(loop_run):
+    cfg, summary = loop_run
+    from safetensors.numpy import load_file
+
+    run = RunDir.at(cfg.output)
+    assert unit(cfg, 1, "static")["policy"] == str(policy_path(run, "static", 0, 0))
+    loop1 = policy_path(run, "loop", 0, 1)
+    assert unit(cfg, 1, "loop")["policy"] == str(loop1)
+    w0, w1 = load_file(str(policy_path(run, "static", 0, 0))), load_file(str(loop1))
+    assert any(not np.array_equal(w0[k], w1[k]) for k in w0 if k.startswith("net."))
+    assert [u["skipped"] for u in summary["updates"]] == [False]
+
+
+def test_deleted_units_and_policy_are_recomputed_identically(loop_run):
+    cfg, _ = loop_run
+    run = RunDir.at(cfg.output)
+    before = {a: unit(cfg, 1, a) for a in ("loop", "random")}
+    policy = policy_path(run, "loop", 0, 1)
+    from safetensors import safe_open
+    from safetensors.numpy import load_file
+
+    def policy_state(p):
+        with safe_open(str(p), framework="np") as f:
+            return load_file(str(p)), f.metadata()
+
+    old_weights, old_meta = policy_state(policy)
+    for arm in ("loop", "random"):
+        shutil.rmtree(unit_dir(run.root, 1, arm, 0))
+    policy.unlink()
+    run_loop(cfg)
+    new_weights, new_meta = policy_state(policy)
+    assert new_meta == old_meta
+    for k, v in old_weights.items():
+        np.testing.assert_array_equal(new_weights[k], v, err_msg=k)
+    for arm, old in before.items():
+        new = unit(cfg, 1, arm)
+        assert new["selected"] == old["selected"]
+        assert new["curve"] == old["curve"]
+
+
+def test_report_has_the_loop(loop_run):
+    cfg, _ = loop_run
+    page = (Path(cfg.output) / "report.html").read_text()
+    for heading in ("Filter funnel", "Closed loop", "Curriculum"):
+        assert heading in page
+    for arm in ARMS:
+        assert f"<td>{arm}</td>" in page
+
+
+def test_cli_resumes_a_finished_loop(loop_run, tmp_path):
+    from curator.cli import app
+
+    cfg, _ = loop_run
+    args = ["loop"] + [x for kv in [f"output={cfg.output}", *TINY] for x in ("--set", kv)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "closed loop" in result.output and "loop_uniform" in result.output
+
+
+def test_resume_with_another_config_fails_before_work(loop_run):
+    cfg, _ = loop_run
+    with pytest.raises(ConfigError, match="rounds"):
+        run_loop(tiny_config(Path(cfg.output), "rounds=3"))
+
+
+@pytest.mark.parametrize(
+    ("override", "field"),
+    [
+        ("arms=[loop, best]", "arms"),
+        ("round_tokens=10", "round_tokens"),
+        ("initial_policy=/no/such.safetensors", "initial_policy"),
+        ("pool.heldout_docs=2", "heldout"),
+    ],
+)
+def test_bad_config_names_the_field(tmp_path, override, field):
+    with pytest.raises(ConfigError, match=field):
+        tiny_config(tmp_path / "x", override)
