@@ -270,6 +270,13 @@ class TokenizerConfig(Section):
         "bpe", description="Sentencepiece algorithm when training."
     )
     vocab_size: int = Field(8000, gt=32, description="Vocabulary size when training.")
+    character_coverage: float = Field(
+        0.9995,
+        gt=0.5,
+        le=1,
+        description="Share of characters the vocabulary must cover (the rest encode as bytes); "
+        "lowered automatically when vocab_size cannot hold them.",
+    )
     sample_chars: int = Field(
         20_000_000, gt=0, description="Characters of kept text sampled to train on."
     )

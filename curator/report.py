@@ -4,18 +4,7 @@ Sections: run summary (stats.json); the filter funnel; score histograms per sour
 reason; the curriculum mix over training for a schedule; and, when `RUN/loop/result-*.json` exist,
 held-out loss vs tokens per arm with a table of final losses and tokens-to-target.
 
-Loop results (written by the closed loop, curator/loop/driver.py, one file per arm and seed,
-`RUN/loop/result-<arm>-seed<k>.json`):
-
-    {"arm": "agent", "seed": 0,
-     "tokens": [0, 65536, ...],          # training tokens at each evaluation
-     "heldout_loss": [10.4, 7.9, ...],   # held-out loss (nats/token) at those tokens
-     "target_loss": 5.1}                 # optional
-
-The target of tokens-to-target is, in order: the `target_loss` of the files if they give one,
-else the mean final loss of the `random` arm, else the worst arm's mean final loss. An arm's
-tokens-to-target is the mean over its seeds of the first evaluated token count whose loss is at
-or under the target (seeds that never reach it are counted as missing and shown as such).
+The loop section and the format of its result files: curator/loop/report.py.
 
 Aggregates come from DuckDB over the catalog (group-bys, never the manifest in memory); the
 curriculum plot needs the kept documents' stage and token counts (two small arrays).
@@ -23,9 +12,7 @@ curriculum plot needs the kept documents' stage and token counts (two small arra
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
 from pathlib import Path
 
@@ -33,6 +20,8 @@ import numpy as np
 
 from curator.catalog import FUNNEL_SQL, query
 from curator.config import ConfigError
+from curator.loop.report import loop_section
+from curator.plots import figure, hist_plot, html_table, png
 from curator.rundir import RunDir
 
 N_BINS = 40
@@ -40,45 +29,15 @@ MAX_SOURCES = 6
 SIGNAL_PREFERENCE = ["quality_score", "difficulty", "gopher_mean_word_length", "n_chars"]
 
 
-def _png(fig) -> str:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    data = base64.b64encode(buf.getvalue()).decode("ascii")
-    return f'<img alt="plot" src="data:image/png;base64,{data}">'
-
-
-def _table(columns: list[str], rows: list[tuple]) -> str:
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
-    body = "".join(
-        "<tr>"
-        + "".join(f"<td>{html.escape('' if v is None else str(v))}</td>" for v in r)
-        + "</tr>"
-        for r in rows
-    )
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def _figure(width: float = 8, height: float = 3.5):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt.subplots(figsize=(width, height))
-
-
 def funnel_section(run: RunDir) -> str:
     cols, rows = query(run, FUNNEL_SQL)
     labels = [f"{d}/{r}" if r else d for d, r, *_ in rows]
-    fig, ax = _figure(8, 0.3 * len(rows) + 1)
+    fig, ax = figure(8, 0.3 * len(rows) + 1)
     colors = {"kept": "tab:green", "dropped": "tab:orange", "quarantined": "tab:red"}
     ax.barh(labels[::-1], [r[2] for r in rows][::-1], color=[colors[r[0]] for r in rows][::-1])
     ax.set_xlabel("documents")
     ax.set_title("filter funnel: documents by final decision and reason")
-    return "<h2>Filter funnel</h2>" + _png(fig) + _table(cols, rows)
+    return "<h2>Filter funnel</h2>" + png(fig) + html_table(cols, rows)
 
 
 def _manifest_columns(run: RunDir) -> set[str]:
@@ -125,25 +84,13 @@ def histograms(run: RunDir, column: str, group: str, where: str) -> tuple[np.nda
     return np.linspace(lo, hi, N_BINS + 1), counts
 
 
-def _hist_plot(edges: np.ndarray, counts: dict, title: str, xlabel: str) -> str:
-    fig, ax = _figure()
-    centers = (edges[:-1] + edges[1:]) / 2
-    for name, c in sorted(counts.items()):
-        ax.step(centers, c / max(1, c.sum()), where="mid", label=f"{Path(name).name} ({c.sum()})")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("fraction of group")
-    ax.set_title(title)
-    ax.legend(fontsize=7)
-    return _png(fig)
-
-
 def scores_section(run: RunDir) -> str:
     parts = ["<h2>Score histograms</h2>"]
     kept = "decision = 'kept'"
     signal = pick_signal(run, SIGNAL_PREFERENCE, kept)
     if signal is not None:
         edges, counts = histograms(run, signal, "source", kept)
-        parts.append(_hist_plot(edges, counts, f"kept documents: {signal} per source", signal))
+        parts.append(hist_plot(edges, counts, f"kept documents: {signal} per source", signal))
     # Difficulty and the agent score exist for alive documents only; a rule signal or the
     # length compares the dropped reasons with the kept documents.
     everyone = "decision <> 'quarantined'"
@@ -153,7 +100,7 @@ def scores_section(run: RunDir) -> str:
     if reason_signal is not None:
         group = "CASE WHEN decision = 'kept' THEN 'kept' ELSE reason END"
         edges, counts = histograms(run, reason_signal, group, everyone)
-        parts.append(_hist_plot(edges, counts, f"{reason_signal} per reason", reason_signal))
+        parts.append(hist_plot(edges, counts, f"{reason_signal} per reason", reason_signal))
     return "".join(parts)
 
 
@@ -180,7 +127,7 @@ def curriculum_section(run: RunDir, schedule_name: str, seed: int = 0) -> str:
     shares = np.zeros((n_stages, bins))
     np.add.at(shares, (stage[plan.order], where), tok)
     shares /= np.maximum(shares.sum(0, keepdims=True), 1)
-    fig, ax = _figure()
+    fig, ax = figure()
     names = ["easy", "medium", "hard"] if n_stages == 3 else [f"stage {k}" for k in range(n_stages)]
     ax.stackplot((np.arange(bins) + 0.5) / bins, shares, labels=names, alpha=0.85)
     ax.set_xlabel("fraction of training tokens")
@@ -194,91 +141,14 @@ def curriculum_section(run: RunDir, schedule_name: str, seed: int = 0) -> str:
         (p, f"{ph.until:.2f}", *[int(x) for x in summary["phase_tokens"][p]])
         for p, ph in enumerate(schedule.phases)
     ]
-    table = _table(["phase", "until", *names], rows_out)
+    table = html_table(["phase", "until", *names], rows_out)
     note = (
         f"<p>Difficulty score: {html.escape(str(marker['score']))}; cut points "
         f"{html.escape(str([round(c, 4) for c in marker.get('cuts', [])]))}. Tokens placed: "
         f"{summary['tokens']}; left out (a stage ran short, schedule kept exact): "
         f"{summary['left_out_tokens_per_stage']}.</p>"
     )
-    return "<h2>Curriculum</h2>" + _png(fig) + note + table
-
-
-def load_loop_results(loop_dir: Path) -> list[dict]:
-    out = []
-    for path in sorted(loop_dir.glob("result-*.json")):
-        rec = json.loads(path.read_text())
-        missing = {"arm", "tokens", "heldout_loss"} - set(rec)
-        if missing:
-            raise ValueError(f"{path}: loop result lacks {sorted(missing)}; see curator/report.py")
-        out.append(rec)
-    return out
-
-
-def loop_summary(records: list[dict]) -> tuple[float, list[dict]]:
-    """(target loss, one row per arm: seeds, final loss mean/std, tokens-to-target mean)."""
-    arms: dict[str, list[dict]] = {}
-    for r in records:
-        arms.setdefault(r["arm"], []).append(r)
-    finals = {a: np.mean([r["heldout_loss"][-1] for r in rs]) for a, rs in arms.items()}
-    given = [r["target_loss"] for r in records if r.get("target_loss") is not None]
-    target = float(given[0]) if given else float(finals.get("random", max(finals.values())))
-    rows = []
-    for arm, rs in sorted(arms.items()):
-        reach = []
-        for r in rs:
-            loss = np.asarray(r["heldout_loss"], dtype=float)
-            hit = np.flatnonzero(loss <= target)
-            reach.append(float(r["tokens"][hit[0]]) if len(hit) else None)
-        reached = [t for t in reach if t is not None]
-        final = [r["heldout_loss"][-1] for r in rs]
-        rows.append(
-            {
-                "arm": arm,
-                "seeds": len(rs),
-                "final_loss": float(np.mean(final)),
-                "final_loss_std": float(np.std(final)),
-                "tokens_to_target": float(np.mean(reached)) if reached else None,
-                "seeds_reaching_target": len(reached),
-            }
-        )
-    return target, rows
-
-
-def loop_section(run: RunDir) -> str:
-    loop_dir = run.root / "loop"
-    records = load_loop_results(loop_dir) if loop_dir.is_dir() else []
-    if not records:
-        return ""
-    target, rows = loop_summary(records)
-    fig, ax = _figure()
-    colors: dict[str, str] = {}
-    for r in records:  # one line per arm and seed; the legend names each arm once
-        first = r["arm"] not in colors
-        c = colors.setdefault(r["arm"], f"C{len(colors)}")
-        ax.plot(
-            r["tokens"], r["heldout_loss"], color=c, alpha=0.8, label=r["arm"] if first else None
-        )
-    ax.axhline(target, color="gray", ls="--", lw=1, label=f"target {target:.3f}")
-    ax.set_xlabel("training tokens")
-    ax.set_ylabel("held-out loss (nats/token)")
-    ax.set_title("closed loop: held-out loss vs tokens per arm")
-    ax.legend(fontsize=8)
-    table = _table(
-        ["arm", "seeds", "final loss", "std", "tokens to target", "seeds reaching"],
-        [
-            (
-                r["arm"],
-                r["seeds"],
-                f"{r['final_loss']:.4f}",
-                f"{r['final_loss_std']:.4f}",
-                "never" if r["tokens_to_target"] is None else f"{r['tokens_to_target']:.0f}",
-                r["seeds_reaching_target"],
-            )
-            for r in rows
-        ],
-    )
-    return "<h2>Closed loop</h2>" + _png(fig) + table
+    return "<h2>Curriculum</h2>" + png(fig) + note + table
 
 
 STYLE = """body{font-family:sans-serif;max-width:980px;margin:2em auto;color:#222}
@@ -293,7 +163,7 @@ def render_report(run: RunDir, schedule: str = "phases") -> str:
     ]
     body = [
         f"<h1>curator run report</h1><p>{html.escape(str(run.root))}</p>",
-        _table(["", "value"], brief) if brief else "",
+        html_table(["", "value"], brief) if brief else "",
         funnel_section(run),
         scores_section(run),
         curriculum_section(run, schedule),

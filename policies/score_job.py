@@ -66,8 +66,10 @@ def run_score(inputs: list[str], output: str, policy: str | None = None,
     ctx.enable_progress_bars = False
     ctx.execution_options.preserve_order = True  # output rows in input order
     t0 = time.time()
-    units_table = pa.table({"unit": pa.array([pickle.dumps(u) for u in units], pa.binary())})
-    ds = ray.data.from_arrow(units_table).repartition(max(1, len(units)))
+    # One block per unit, made at the source: a repartition here is an all-to-all task that
+    # can starve behind an actor pool holding every CPU of a small cluster.
+    ds = ray.data.from_items([{"unit": pickle.dumps(u)} for u in units],
+                             override_num_blocks=max(1, len(units)))
     ds = ds.map_batches(_read_units, batch_size=1, batch_format="pyarrow",
                         fn_kwargs={"read": ReadConfig().model_dump()})
     ds = ds.map_batches(_Score, fn_constructor_kwargs={"policy": policy},

@@ -7,13 +7,19 @@ from pathlib import Path
 
 from curator.config import CurateConfig
 from curator.config_reference import render_reference
+from curator.loop.config import LoopConfig
 
-START, END = "<!-- config-reference:start -->", "<!-- config-reference:end -->"
+BLOCKS = {"config-reference": CurateConfig, "loop-reference": LoopConfig}
 
 
 def updated(readme: str) -> str:
-    block = f"{START}\n{render_reference(CurateConfig)}{END}"
-    return re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: block, readme, flags=re.S)
+    for name, model in BLOCKS.items():
+        start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+        skip = ("agent", "ray") if model is LoopConfig else ()
+        block = f"{start}\n{render_reference(model, skip)}{end}"
+        readme = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _, b=block: b, readme,
+                        flags=re.S)
+    return readme
 
 
 if __name__ == "__main__":

@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 
 from curator.catalog import query
 from curator.cli import app
-from curator.report import loop_summary, write_report
+from curator.loop.report import loop_summary
+from curator.report import write_report
 from curator.rundir import RunDir
 from tests.test_curriculum import curate_in_process, sentence_corpus
 

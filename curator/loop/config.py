@@ -39,7 +39,8 @@ class LoopUpdateConfig(Section):
     batch_steps: int = Field(8, gt=0, description="Env steps whose gradients form one update.")
     env: EnvConfig = Field(
         EnvConfig(docs_per_step=32, step_tokens=2048, episode_steps=8, learner="trainer"),
-        description="Environment of the update (its learner is always the loop's trainer).",
+        description="Environment of the update; its learner is always the loop arm's own model "
+        "(model.*), so trainer_* and model_features are ignored here.",
     )
 
 

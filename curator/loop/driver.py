@@ -198,6 +198,8 @@ def run_loop(cfg: LoopConfig) -> dict[str, Any]:
     progress.close()
 
     write_results(cfg, run, pool, results)
+    if cfg.needs_agent:
+        write_scores(cfg, run, pool, ray.get(features_ref))
     summary = summarize(cfg, run, pool, results, updates, wall, unit_seconds)
     summary["wall_s"] = time.perf_counter() - t_start
     write_text_atomic(json.dumps(summary, indent=1), loop_dir(run) / "summary.json")
@@ -232,6 +234,26 @@ def write_results(
         write_text_atomic(json.dumps(rec), loop_dir(run) / f"result-{arm}-seed{seed}.json")
 
 
+def write_scores(cfg: LoopConfig, run: RunDir, pool: LoopPool, raw: np.ndarray) -> None:
+    """RUN/loop/scores.parquet: the round-0 policy's and each seed's last loop policy's score
+    of every pool document, with its label (the report's score histograms)."""
+    import pyarrow as pa
+
+    from connectors.fs import write_parquet_atomic
+    from curator.loop.select import arm_scores
+
+    cols = {"doc_id": pool.doc_ids, "label": pool.labels}
+    policies = {"round-0 policy": policy_path(run, "static", 0, 0)}
+    if "loop" in cfg.arms:
+        seed = cfg.seeds[0]
+        policies[f"loop policy, round {cfg.rounds - 1}, seed {seed}"] = policy_path(
+            run, "loop", seed, cfg.rounds - 1
+        )
+    for name, path in policies.items():
+        cols[name] = pa.array(arm_scores("static", pool.texts, str(path), 0, 0, raw))
+    write_parquet_atomic(pa.table(cols), loop_dir(run) / "scores.parquet")
+
+
 def summarize(
     cfg: LoopConfig,
     run: RunDir,
@@ -241,7 +263,7 @@ def summarize(
     wall: dict[str, float],
     unit_seconds: dict[str, float],
 ) -> dict[str, Any]:
-    from curator.report import load_loop_results, loop_summary
+    from curator.loop.report import load_loop_results, loop_summary
 
     target, rows = loop_summary(load_loop_results(loop_dir(run)))
     per_arm = {}

@@ -1,0 +1,34 @@
+"""The run's sentencepiece training: a small vocabulary over many distinct characters."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import sentencepiece as spm
+
+from curator.config import TokenizerConfig
+from curator.tokenizer_train import train_tokenizer
+
+ENGLISH = [f"The quick brown fox jumps over the lazy dog, time number {i}." for i in range(2000)]
+
+
+def cjk_lines(n: int, alphabet: int = 3000, seed: int = 0) -> list[str]:
+    rng = random.Random(seed)
+    return ["".join(chr(0x4E00 + rng.randrange(alphabet)) for _ in range(50)) for _ in range(n)]
+
+
+def test_coverage_is_lowered_until_the_characters_fit(tmp_path):
+    # ~1400 distinct characters at 0.9995 coverage do not fit in 1000 pieces; lower ones do
+    texts = ENGLISH + cjk_lines(30)
+    path = train_tokenizer(texts, TokenizerConfig(vocab_size=1000), tmp_path / "t.model")
+    sp = spm.SentencePieceProcessor(model_file=str(path))
+    assert sp.get_piece_size() == 1000
+    assert all(sp.decode(sp.encode(t)) == t for t in texts[-30:])  # byte fallback: lossless
+
+
+def test_a_vocabulary_too_small_names_the_fix(tmp_path):
+    with pytest.raises(ValueError, match="raise tokenizer.vocab_size"):
+        train_tokenizer(ENGLISH + cjk_lines(400), TokenizerConfig(vocab_size=1000),
+                        tmp_path / "t.model")
+    assert not (tmp_path / "t.model").exists()
