@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-import torch
 
 from curator.config import LanguageConfig, QualityConfig
 from curator.stages.language import LanguageId
 from curator.step import alive_mask
-from policies.features import alive_table, as_string_array, ngram_counts, rule_steps
+from policies.features import alive_table, as_string_array, rule_steps
+from policies.ngrams import ngram_counts
+from policies.target import dsir_logratio, dsir_weights, fit_classifier, tfidf_rows
 
 
 def random_scores(n: int, seed: int) -> np.ndarray:
@@ -52,43 +53,20 @@ def perplexity_band_scores(doc_losses: np.ndarray, reference_losses: np.ndarray)
     return -np.abs(np.nan_to_num(doc_losses, nan=1e6) - center)
 
 
-def _tfidf_rows(counts: np.ndarray) -> np.ndarray:
-    x = np.log1p(np.abs(counts))
-    norm = np.linalg.norm(x, axis=1, keepdims=True)
-    return (x / np.where(norm > 0, norm, 1.0)).astype(np.float32)
-
-
 def ngram_classifier_scores(pool_texts: pa.Array, reference_texts: pa.Array, dim: int = 4096,
                             steps: int = 300, seed: int = 0) -> np.ndarray:
     """Logistic regression (L2, Adam) on hashed n-grams: reference = positive, pool = negative."""
-    pool_x = _tfidf_rows(ngram_counts(pool_texts, dim))
-    ref_x = _tfidf_rows(ngram_counts(reference_texts, dim))
-    x = torch.from_numpy(np.concatenate([ref_x, pool_x]))
-    y = torch.cat([torch.ones(len(ref_x)), torch.zeros(len(pool_x))])
-    # class balance: the pool is much larger than the reference set
-    w = torch.where(y > 0, len(y) / (2 * max(len(ref_x), 1)), len(y) / (2 * max(len(pool_x), 1)))
-    torch.manual_seed(seed)
-    lin = torch.nn.Linear(dim, 1)
-    opt = torch.optim.Adam(lin.parameters(), lr=0.05, weight_decay=1e-4)
-    for _ in range(steps):
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(
-            lin(x).squeeze(-1), y, weight=w)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    with torch.no_grad():
-        return lin(torch.from_numpy(pool_x)).squeeze(-1).numpy().astype(np.float64)
+    pool_x = tfidf_rows(ngram_counts(pool_texts, dim))
+    ref_x = tfidf_rows(ngram_counts(reference_texts, dim))
+    w, b = fit_classifier(ref_x, pool_x, steps, seed)
+    return (pool_x @ w + b).astype(np.float64)
 
 
 def dsir_scores(pool_texts: pa.Array, target_texts: pa.Array, dim: int = 10_000,
                 alpha: float = 1.0) -> np.ndarray:
     raw = ngram_counts(pool_texts, dim)
     target = ngram_counts(target_texts, dim).sum(axis=0)
-    log_pt = np.log((target + alpha) / (target.sum() + alpha * dim))
-    raw_total = raw.sum(axis=0)
-    log_pr = np.log((raw_total + alpha) / (raw_total.sum() + alpha * dim))
-    n = raw.sum(axis=1)
-    return (raw @ (log_pt - log_pr)) / np.where(n > 0, n, 1.0)
+    return dsir_weights(raw, dsir_logratio(raw.sum(axis=0), target, alpha)).astype(np.float64)
 
 
 def oracle_scores(is_junk: np.ndarray, seed: int) -> np.ndarray:

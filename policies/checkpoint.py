@@ -1,7 +1,8 @@
 """Policy checkpoints as one self-contained safetensors file.
 
-Tensors: the network (`net.*`), the feature normalization (`norm.mean`, `norm.std`) and the
-sentencepiece model the features were computed with (`tokenizer`, uint8 bytes), so a policy
+Tensors: the network (`net.*`), the feature normalization (`norm.mean`, `norm.std`), the
+target-aware feature model when there is one (`target.*`), and the sentencepiece model the
+features were computed with (`tokenizer`, uint8 bytes), so a policy
 scores the same anywhere. Metadata (strings): format, feature names, network sizes, the
 training config as JSON and its sha256 (`config_hash`) to tell policies apart.
 """
@@ -19,6 +20,7 @@ import torch
 
 from policies.agent import PolicyNet
 from policies.features import FeatureNorm, FeatureSpec
+from policies.target import TargetModel
 
 FORMAT = "curator-policy/1"
 DEFAULT_POLICY = Path(__file__).parent / "default" / "policy.safetensors"
@@ -32,6 +34,7 @@ class Policy:
     tokenizer: bytes
     config: dict[str, Any]
     config_hash: str
+    target: TargetModel | None = None  # fitted target-aware feature model (spec.target_dim > 0)
 
 
 def config_hash(config: dict[str, Any]) -> str:
@@ -39,7 +42,8 @@ def config_hash(config: dict[str, Any]) -> str:
 
 
 def save_policy(path: str | Path, net: PolicyNet, norm: FeatureNorm, spec: FeatureSpec,
-                tokenizer: bytes, config: dict[str, Any]) -> Path:
+                tokenizer: bytes, config: dict[str, Any], target: TargetModel | None = None
+                ) -> Path:
     """Write atomically (temp name + rename): a reader never sees half a policy."""
     from safetensors.torch import save_file
 
@@ -49,11 +53,16 @@ def save_policy(path: str | Path, net: PolicyNet, norm: FeatureNorm, spec: Featu
     tensors["norm.mean"] = torch.from_numpy(np.ascontiguousarray(norm.mean, np.float32))
     tensors["norm.std"] = torch.from_numpy(np.ascontiguousarray(norm.std, np.float32))
     tensors["tokenizer"] = torch.from_numpy(np.frombuffer(tokenizer, np.uint8).copy())
+    if spec.target_dim:
+        if target is None:
+            raise ValueError("spec.target_dim > 0 but no TargetModel to save")
+        tensors.update(target.tensors())
     meta = {
         "format": FORMAT,
         "feature_names": json.dumps(spec.names),
         "sketch_dim": str(spec.sketch_dim),
         "model_features": json.dumps(spec.model_features),
+        "target_dim": str(spec.target_dim),
         "hidden": str(net.hidden),
         "config": json.dumps(config, sort_keys=True),
         "config_hash": config_hash(config),
@@ -77,7 +86,8 @@ def load_policy(path: str | Path) -> Policy:
             raise ValueError(f"{path} is not a curator policy (format={meta.get('format')!r}, "
                              f"expected {FORMAT!r})")
         tensors = {k: f.get_tensor(k) for k in f.keys()}
-    spec = FeatureSpec(int(meta["sketch_dim"]), json.loads(meta["model_features"]))
+    spec = FeatureSpec(int(meta["sketch_dim"]), json.loads(meta["model_features"]),
+                       int(meta.get("target_dim", "0")))
     names = json.loads(meta["feature_names"])
     if names != spec.names:
         raise ValueError(f"{path} was trained on features {len(names)} wide that this version "
@@ -86,8 +96,9 @@ def load_policy(path: str | Path) -> Policy:
     net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
     net.eval()
     norm = FeatureNorm(tensors["norm.mean"].numpy(), tensors["norm.std"].numpy())
+    target = TargetModel.from_tensors(tensors)
     return Policy(net, norm, spec, tensors["tokenizer"].numpy().tobytes(),
-                  json.loads(meta["config"]), meta["config_hash"])
+                  json.loads(meta["config"]), meta["config_hash"], target)
 
 
 class MetricsLog:

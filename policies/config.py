@@ -79,6 +79,11 @@ class AgentConfig(Section):
         None, description="sentencepiece model; null = the default policy's tokenizer."
     )
     sketch_dim: int = Field(64, gt=0, description="Width of the hashed n-gram sketch.")
+    target_dim: int = Field(
+        0, ge=0, description="> 0: add target-aware features (classifier logit, DSIR weight "
+        "against the pool's clean held-out text; policies/target.py) over this many hashed "
+        "n-gram buckets; 0 = off (a general-purpose policy, as shipped).",
+    )
     hidden: int = Field(64, gt=0, description="Hidden width of the policy MLP.")
     total_steps: int = Field(2000, gt=0, description="Environment steps to train for.")
     learning_rate: float = Field(3e-3, gt=0, description="Adam learning rate of the policy.")

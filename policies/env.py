@@ -30,6 +30,7 @@ from policies.config import AgentConfig, EnvConfig, PoolConfig
 from policies.features import FeatureExtractor, FeatureNorm, FeatureSpec
 from policies.pool import Pool, build_pool, corpora_sources, demo_sources
 from policies.reward import Learner, ProxyLearner, TrainerLearner, TrainerSpec, paired_reward
+from policies.target import TargetModel
 
 ENV_ID = "curator/Curation-v0"
 OBS_CLIP = 10.0  # FeatureNorm clips z-scores to +-10
@@ -159,6 +160,7 @@ class TrainingSetup:
     norm: FeatureNorm  # over spec.names (model columns: identity, the env z-scores them)
     spec: FeatureSpec
     pool: Pool
+    target: TargetModel | None = None
 
 
 def load_pool(cfg: PoolConfig) -> Pool:
@@ -180,16 +182,23 @@ def make_env(cfg: AgentConfig, pool: Pool | None = None, tokenizer: bytes | None
              ) -> TrainingSetup:
     """The training environment of an agent config (the pool is built unless given)."""
     pool = pool if pool is not None else load_pool(cfg.pool)
-    extractor = FeatureExtractor(tokenizer or resolve_tokenizer(cfg.tokenizer),
-                                 FeatureSpec(sketch_dim=cfg.sketch_dim))
+    target = None
+    if cfg.target_dim:
+        # the reward's own target: the clean held-out text the learner is evaluated on
+        target = TargetModel.fit(pool.texts, pa.array(pool.heldout, pa.string()), cfg.target_dim,
+                                 seed=cfg.seed)
+    base = FeatureSpec(sketch_dim=cfg.sketch_dim, target_dim=cfg.target_dim)
+    extractor = FeatureExtractor(tokenizer or resolve_tokenizer(cfg.tokenizer), base,
+                                 target=target)
     data, norm = env_data_from_pool(pool, extractor)
     env = gym.make(ENV_ID, data=data, cfg=cfg.env, disable_env_checker=True).unwrapped
-    spec = FeatureSpec(sketch_dim=cfg.sketch_dim, model_features=cfg.env.model_features)
+    spec = FeatureSpec(sketch_dim=cfg.sketch_dim, model_features=cfg.env.model_features,
+                       target_dim=cfg.target_dim)
     if spec.model_features:
         pad = N_MODEL_FEATURES
         norm = FeatureNorm(np.concatenate([norm.mean, np.zeros(pad, np.float32)]),
                            np.concatenate([norm.std, np.ones(pad, np.float32)]))
-    return TrainingSetup(env, extractor, norm, spec, pool)
+    return TrainingSetup(env, extractor, norm, spec, pool, target)
 
 
 register()

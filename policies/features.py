@@ -1,12 +1,14 @@
 """Document -> observation vector for the quality agent, computed for a whole batch at once.
 
-Four groups of columns, in a fixed order recorded with every policy (`FeatureSpec.names`):
+Four (or five) groups of columns, in a fixed order recorded with every policy (`FeatureSpec.names`):
 1. the backbone's signal columns, produced by running the rule steps of curator/stages on the
    batch (each family on its own copy with every row alive, so every document gets every signal
    even when an earlier family would have dropped it; the drop decisions are ignored here);
 2. cheap text statistics: zlib compression ratio, sentencepiece tokens per char, lexical
    diversity (distinct / total lowercased words), character-class fractions;
 3. a hashed word uni+bigram sketch of fixed width (signed feature hashing, L2-normalized);
+3b. optionally (`target_dim` > 0) two target-aware columns, a classifier logit and a DSIR weight
+   against the environment's clean held-out text (policies/target.py);
 4. optionally (model-aware, RHO-LOSS / MATES style) the document's mean token loss under the
    current trainer model and under a reference model, and their difference.
 
@@ -32,6 +34,8 @@ from curator.stages.fineweb import FineWebQuality
 from curator.stages.gopher_quality import GopherQuality
 from curator.stages.gopher_repetition import GopherRepetition
 from curator.stages.language import LanguageId
+from policies.ngrams import _words, ngram_counts
+from policies.target import TARGET_COLUMNS, TargetModel
 
 # Signal columns read from the rule steps, and whether they are counts (log1p'd).
 SIGNAL_COLUMNS: list[tuple[str, bool]] = [
@@ -77,12 +81,14 @@ class FeatureSpec:
 
     sketch_dim: int = 64
     model_features: bool = False
+    target_dim: int = 0  # > 0: target-aware columns from a TargetModel of this width
 
     @property
     def names(self) -> list[str]:
         sketch = [f"sketch_{i}" for i in range(self.sketch_dim)]
+        target = TARGET_COLUMNS if self.target_dim else []
         model = MODEL_COLUMNS if self.model_features else []
-        return [name for name, _ in SIGNAL_COLUMNS] + TEXT_COLUMNS + sketch + model
+        return [name for name, _ in SIGNAL_COLUMNS] + TEXT_COLUMNS + sketch + target + model
 
     @property
     def dim(self) -> int:
@@ -135,38 +141,6 @@ def _reusable_signals(signals: pa.Table | None, n: int) -> dict[str, np.ndarray]
     return {name: _column(signals, name) for name, _ in SIGNAL_COLUMNS}
 
 
-def _words(texts: pa.Array) -> tuple[pa.Array, np.ndarray]:
-    """Lowercased whitespace words (empty strings from blank docs removed) and their doc index."""
-    words = pc.utf8_split_whitespace(pc.utf8_lower(texts))
-    flat = pc.list_flatten(words)
-    parents = pc.list_parent_indices(words).to_numpy().astype(np.int64)
-    nonempty = pc.greater(pc.utf8_length(flat), 0)
-    return pc.filter(flat, nonempty), parents[nonempty.to_numpy(zero_copy_only=False)]
-
-
-def word_ngram_keys(texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """(doc index, 64-bit hash) of every lowercased word unigram and in-doc bigram."""
-    flat, parents = _words(texts)
-    if len(flat) == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.uint64)
-    h = pl.from_arrow(flat).hash(seed=7).to_numpy()
-    with np.errstate(over="ignore"):
-        bigram = h[:-1] * np.uint64(0x9E3779B97F4A7C15) + h[1:]
-    same_doc = parents[:-1] == parents[1:]
-    return (np.concatenate([parents, parents[:-1][same_doc]]),
-            np.concatenate([h, bigram[same_doc]]))
-
-
-def ngram_counts(texts: pa.Array, dim: int, signed: bool = False) -> np.ndarray:
-    """(n_docs, dim) hashed uni+bigram counts; `signed` = feature hashing with a sign bit."""
-    docs, keys = word_ngram_keys(texts)
-    n = len(texts)
-    bucket = (keys % np.uint64(dim)).astype(np.int64)
-    weight = np.where((keys >> np.uint64(63)) == 1, -1.0, 1.0) if signed else None
-    flat = np.bincount(docs * dim + bucket, weights=weight, minlength=n * dim)
-    return flat.reshape(n, dim)
-
-
 def hashed_sketch(texts: pa.Array, dim: int) -> np.ndarray:
     """Signed feature hashing of lowercased word unigrams and bigrams, L2-normalized per doc."""
     out = ngram_counts(texts, dim, signed=True).astype(np.float32)
@@ -205,11 +179,16 @@ class FeatureExtractor:
     """Callable: texts -> raw feature matrix (float32, NaN where undefined), `spec.names` order."""
 
     def __init__(self, tokenizer: bytes | str | Path, spec: FeatureSpec | None = None,
-                 quality: QualityConfig | None = None) -> None:
-        """`tokenizer`: a sentencepiece model file, or its bytes (as embedded in a policy)."""
+                 quality: QualityConfig | None = None, target: TargetModel | None = None) -> None:
+        """`tokenizer`: a sentencepiece model file, or its bytes (as embedded in a policy);
+        `target`: the fitted target model when `spec.target_dim` > 0."""
         import sentencepiece as spm
 
         self.spec = spec or FeatureSpec()
+        if self.spec.target_dim and (target is None or target.dim != self.spec.target_dim):
+            raise ValueError(f"feature spec wants target-aware columns of width "
+                             f"{self.spec.target_dim}; pass the policy's fitted TargetModel")
+        self.target = target if self.spec.target_dim else None
         if isinstance(tokenizer, bytes):
             self.tokenizer_proto = tokenizer
         else:
@@ -268,6 +247,8 @@ class FeatureExtractor:
         text_stats.append(lang_is_en.astype(np.float64))
         sketch = hashed_sketch(texts, self.spec.sketch_dim)
         parts = [signals_x, np.stack(text_stats, axis=1), sketch]
+        if self.target is not None:
+            parts.append(self.target(texts))
         if self.spec.model_features:
             if model_losses is None:
                 raise ValueError("this policy was trained with model_features=True; pass "

@@ -41,7 +41,7 @@ def main(cfg: AgentConfig, pool: Pool | None = None, tokenizer: bytes | None = N
     summary = train_policy(net, setup.env, cfg, log, reset_seed=cfg.seed)
     log.close()
     save_policy(cfg.output, net, setup.norm, setup.spec,
-                setup.extractor.tokenizer_proto, cfg.model_dump(mode="json"))
+                setup.extractor.tokenizer_proto, cfg.model_dump(mode="json"), setup.target)
     return {"output": cfg.output, "setup_s": setup_s, **summary}
 
 

@@ -49,7 +49,8 @@ class PolicyScorer:
             if self.policy.spec.model_features:
                 raise ValueError(f"policy {policy} needs per-document trainer losses "
                                  "(model_features); the scorer stage cannot provide them")
-            self.extractor = FeatureExtractor(self.policy.tokenizer, self.policy.spec)
+            self.extractor = FeatureExtractor(self.policy.tokenizer, self.policy.spec,
+                                              target=self.policy.target)
 
     @property
     def feature_names(self) -> list[str]:

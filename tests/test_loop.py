@@ -213,3 +213,41 @@ def test_resume_with_another_config_fails_before_work(loop_run):
 def test_bad_config_names_the_field(tmp_path, override, field):
     with pytest.raises(ConfigError, match=field):
         tiny_config(tmp_path / "x", override)
+
+
+def test_ray_job_submit_runs_the_loop(ray_cluster, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from curator.config import dump_yaml
+
+    cfg = tiny_config(tmp_path / "submitted", "rounds=1", "arms=[static, random]")
+    config = tmp_path / "loop.yaml"
+    config.write_text(dump_yaml(cfg))
+    ray_bin = str(Path(sys.executable).parent / "ray")
+    proc = subprocess.run(
+        [
+            ray_bin,
+            "job",
+            "submit",
+            "--address",
+            ray_cluster.dashboard_url,
+            "--",
+            sys.executable,
+            "-m",
+            "jobs.loop",
+            "--config",
+            str(config),
+        ],
+        cwd=Path(__file__).resolve().parents[1],
+        env={**os.environ, "RAY_AUTH_MODE": "disabled"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "succeeded" in (proc.stdout + proc.stderr).lower()
+    summary = json.loads((tmp_path / "submitted" / "loop" / "summary.json").read_text())
+    assert {r["arm"] for r in summary["arms"]} == {"static", "random"}
+    assert (tmp_path / "submitted" / "report.html").exists()

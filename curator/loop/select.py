@@ -26,7 +26,7 @@ def pool_features(policy_path: str, texts: pa.Array) -> np.ndarray:
     from policies.features import FeatureExtractor
 
     policy = load_policy(policy_path)
-    return FeatureExtractor(policy.tokenizer, policy.spec)(texts)
+    return FeatureExtractor(policy.tokenizer, policy.spec, target=policy.target)(texts)
 
 
 def arm_scores(
@@ -48,7 +48,8 @@ def arm_scores(
         assert policy_path is not None, f"arm {arm} needs a policy"
         policy = load_policy(policy_path)
         if raw_features is None:
-            raw_features = FeatureExtractor(policy.tokenizer, policy.spec)(texts)
+            extractor = FeatureExtractor(policy.tokenizer, policy.spec, target=policy.target)
+            raw_features = extractor(texts)
         x = torch.from_numpy(policy.norm(raw_features))
         return policy.net.score(x).numpy().astype(np.float64)
     if arm == "random":

@@ -9,7 +9,8 @@ the documents the arm already used), so re-running a killed unit reproduces it:
   curriculum order of `curator.schedules.plan_order` (uniform for `loop_uniform`), with
   `on_exhausted=fill` so every selected token is used;
 - export: the ordered selection as a flat token `.bin` + `.idx` (connectors/bin.py), the same
-  format `curator export --format bin` writes;
+  format `curator export --format bin` writes, and `order.parquet` (doc_id, stage, phase,
+  n_tokens, difficulty per exported document, in reading order);
 - train: the bundled DSA model reads that export (`curator.trainer.data.load_corpus`) in order,
   `steps_per_round` optimizer steps from the previous round's checkpoint on one cosine schedule
   that spans the whole loop, held-out (test) loss `evals_per_round` times, checkpoint saved.

@@ -56,7 +56,8 @@ def update_policy(
         return {**summary, "skipped": True, "seconds": time.perf_counter() - t0}
 
     if raw_features is None:
-        raw_features = FeatureExtractor(policy.tokenizer, policy.spec)(pool.texts)
+        extractor = FeatureExtractor(policy.tokenizer, policy.spec, target=policy.target)
+        raw_features = extractor(pool.texts)
     features = policy.norm(raw_features[idx])
     data = EnvData(
         features, [pool.tokens[i] for i in idx], pool.validation, pool.vocab_size, pool.is_junk[idx]
@@ -92,7 +93,8 @@ def update_policy(
     result = train_policy(policy.net, env, agent_cfg, log, reset_seed=agent_cfg.seed)
     log.close()
     config = {**policy.config, f"loop_update_round_{rnd}": agent_cfg.model_dump(mode="json")}
-    save_policy(policy_out, policy.net, policy.norm, policy.spec, policy.tokenizer, config)
+    save_policy(policy_out, policy.net, policy.norm, policy.spec, policy.tokenizer, config,
+                policy.target)
     return {
         **summary,
         "skipped": False,
