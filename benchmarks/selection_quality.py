@@ -151,6 +151,8 @@ def main() -> None:
     ap.add_argument("--budget", type=int, default=60_000, help="tokens at the full budget")
     ap.add_argument("--pool-docs", type=int, default=600)
     ap.add_argument("--agent-steps", type=int, default=3000)
+    ap.add_argument("--target-dim", type=int, default=4096,
+                    help="agent's target-aware features (0 = off, as the shipped default policy)")
     ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args()
     torch.set_num_threads(1)  # shared machine; also makes "per core" numbers honest
@@ -170,6 +172,7 @@ def main() -> None:
         output=str(Path(tempfile.gettempdir()) / "sq_agent.safetensors"),
         total_steps=args.agent_steps,
         seed=0,
+        target_dim=args.target_dim,
         env=EnvConfig(learner="proxy", docs_per_step=32, step_tokens=4096, episode_steps=16),
         pool=PoolConfig(
             source="corpora", corpora_dir=args.corpora, n_docs=1200, noise=0.5, seed=100
@@ -278,7 +281,8 @@ def write_results(
         "",
         f"    .venv/bin/python benchmarks/selection_quality.py --corpora {args.corpora} "
         f"--noise {' '.join(str(n) for n in args.noise)} --seeds {args.seeds} "
-        f"--budget {B} --pool-docs {args.pool_docs} --agent-steps {args.agent_steps}",
+        f"--budget {B} --pool-docs {args.pool_docs} --agent-steps {args.agent_steps} "
+        f"--target-dim {args.target_dim}",
         "",
         f"Budget B = {B} tokens; pool {args.pool_docs} docs; tiny DSA GPT (2 layers, d=64, "
         "seq 128, block 32, top-2 blocks), cosine LR fully decayed in every run; 1 torch "
@@ -286,7 +290,9 @@ def write_results(
         f"Total wall time {total_s / 60:.1f} min on a shared 2-core CPU.",
         "",
         f"Agent: REINFORCE, proxy learner, {args.agent_steps} env steps on its own pool "
-        f"draw (50% noise); training incl. featurization {agent_train_s:.0f} s.",
+        f"draw (50% noise); target-aware features (policies/target.py) of width "
+        f"{args.target_dim} fitted on that draw's 60 clean held-out documents (0 = off); "
+        f"training incl. featurization {agent_train_s:.0f} s.",
         "",
     ]
     lines += [
