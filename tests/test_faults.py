@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 from curator.cli import app
 from curator.executor import run_curate
 from tests.corpus import build_corpus, real_paragraphs
+from tests.ray_jobs import submit_job
 from tests.test_curate_e2e import curate_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -139,28 +140,7 @@ def test_ray_job_submit_runs_the_curate_entrypoint(corpus_and_reference, ray_clu
     corpus, ref, root = corpus_and_reference
     out = root / "submitted"
     cfg = write_config(root / "submitted.yaml", corpus.root, out)
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
-    ray_bin = str(Path(sys.executable).parent / "ray")
-    proc = subprocess.run(
-        [
-            ray_bin,
-            "job",
-            "submit",
-            "--address",
-            ray_cluster.dashboard_url,
-            "--",
-            sys.executable,
-            "-m",
-            "jobs.curate",
-            "--config",
-            str(cfg),
-        ],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    proc = submit_job(ray_cluster.dashboard_url, "jobs.curate", cfg)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "succeeded" in (proc.stdout + proc.stderr).lower()
     assert_same_run(ref, out)

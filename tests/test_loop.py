@@ -205,6 +205,7 @@ def test_resume_with_another_config_fails_before_work(loop_run):
     ("override", "field"),
     [
         ("arms=[loop, best]", "arms"),
+        ("arms=[random, loop_uniform]", "arms"),
         ("round_tokens=10", "round_tokens"),
         ("initial_policy=/no/such.safetensors", "initial_policy"),
         ("pool.heldout_docs=2", "heldout"),
@@ -216,36 +217,13 @@ def test_bad_config_names_the_field(tmp_path, override, field):
 
 
 def test_ray_job_submit_runs_the_loop(ray_cluster, tmp_path):
-    import os
-    import subprocess
-    import sys
-
     from curator.config import dump_yaml
+    from tests.ray_jobs import submit_job
 
     cfg = tiny_config(tmp_path / "submitted", "rounds=1", "arms=[static, random]")
     config = tmp_path / "loop.yaml"
     config.write_text(dump_yaml(cfg))
-    ray_bin = str(Path(sys.executable).parent / "ray")
-    proc = subprocess.run(
-        [
-            ray_bin,
-            "job",
-            "submit",
-            "--address",
-            ray_cluster.dashboard_url,
-            "--",
-            sys.executable,
-            "-m",
-            "jobs.loop",
-            "--config",
-            str(config),
-        ],
-        cwd=Path(__file__).resolve().parents[1],
-        env={**os.environ, "RAY_AUTH_MODE": "disabled"},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    proc = submit_job(ray_cluster.dashboard_url, "jobs.loop", config)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "succeeded" in (proc.stdout + proc.stderr).lower()
     summary = json.loads((tmp_path / "submitted" / "loop" / "summary.json").read_text())

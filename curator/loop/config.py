@@ -98,6 +98,8 @@ class LoopConfig(Section):
         unknown = [a for a in v if a not in ARMS]
         if unknown or not v or len(set(v)) != len(v):
             raise ValueError(f"arms {v}: each must be one of {list(ARMS)}, once, at least one")
+        if "loop_uniform" in v and "loop" not in v:
+            raise ValueError("arms: loop_uniform trains the loop arm's selection; add 'loop'")
         return v
 
     @model_validator(mode="after")
