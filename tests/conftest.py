@@ -43,6 +43,14 @@ def ray_cluster():
 
     ray_bin = str(Path(sys.executable).parent / "ray")
     gcs_port, dash_port = _free_port(), _free_port()
+    # The node's agents get free ports too: their defaults (e.g. 52365) collide with any other
+    # Ray on the machine (an embedded cluster of a benchmark), and a dashboard agent that cannot
+    # bind leaves `ray job submit` answering "No available agent".
+    agent_ports = [
+        f"--dashboard-agent-listen-port={_free_port()}",
+        f"--dashboard-agent-grpc-port={_free_port()}",
+        f"--runtime-env-agent-port={_free_port()}",
+    ]
     temp_dir = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # short: socket paths are length-limited
     cmd = [
         ray_bin,
@@ -55,6 +63,7 @@ def ray_cluster():
         "--dashboard-host=127.0.0.1",
         "--include-dashboard=true",
         "--num-cpus=4",
+        *agent_ports,
         f"--temp-dir={temp_dir}",
         "--disable-usage-stats",
     ]
