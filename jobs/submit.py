@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--address", required=True, help="dashboard address, e.g. http://127.0.0.1:8265"
     )
-    parser.add_argument("job", choices=["curate", "train", "export", "loop"])
+    parser.add_argument("job", choices=["curate", "train", "export", "agent", "loop"])
     parser.add_argument("args", nargs=argparse.REMAINDER)
     ns = parser.parse_args(argv)
     job_id, status = submit(ns.address, ns.job, ns.args)
