@@ -229,3 +229,39 @@ def test_ray_job_submit_runs_the_loop(ray_cluster, tmp_path):
     summary = json.loads((tmp_path / "submitted" / "loop" / "summary.json").read_text())
     assert {r["arm"] for r in summary["arms"]} == {"static", "random"}
     assert (tmp_path / "submitted" / "report.html").exists()
+
+
+def test_killed_loop_resumes_to_the_same_result(loop_run, ray_cluster, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from curator.config import dump_yaml
+
+    cfg, _ = loop_run
+    out = tmp_path / "killed"
+    killed_cfg = cfg.model_copy(update={"output": str(out)})
+    config = tmp_path / "loop.yaml"
+    config.write_text(dump_yaml(killed_cfg))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jobs.loop", "--config", str(config)],
+        cwd=Path(__file__).resolve().parents[1],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.time() + 300
+    while not list((out / "loop" / "units").glob("round=0/arm=*/seed=0/result.json")):
+        assert proc.poll() is None, "the loop ended before it could be killed"
+        assert time.time() < deadline, "no unit finished"
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver process group, mid-round
+    proc.wait()
+    assert not (out / "loop" / "summary.json").exists()
+    run_loop(killed_cfg)
+    reference = results(cfg)
+    for arm, rec in results(killed_cfg).items():
+        assert rec["tokens"] == reference[arm]["tokens"]
+        assert rec["heldout_loss"] == reference[arm]["heldout_loss"], arm
