@@ -20,8 +20,14 @@ LICENSE_FILE = re.compile(r"(^|/)(LICEN[CS]E|COPYING|NOTICE|AUTHORS)[^/]*$", re.
 
 
 def _distributions() -> list[md.Distribution]:
+    """Packages installed in this interpreter's site-packages, by name. Not `sys.path` as a
+    whole: `ray.init` appends ray/thirdparty_files to it, and the corpus must not change with
+    whether Ray was started in this process."""
+    import sysconfig
+
+    paths = sorted({sysconfig.get_paths()[k] for k in ("purelib", "platlib")})
     seen: dict[str, md.Distribution] = {}
-    for dist in md.distributions():
+    for dist in md.distributions(path=paths):
         name = (dist.metadata["Name"] or "").lower()
         if name and name not in seen:
             seen[name] = dist
