@@ -16,8 +16,9 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -29,6 +30,9 @@ from curator.loop.select import POLICY_ARMS
 from curator.loop.unit import RESULT, run_unit, unit_dir
 from curator.loop.update import update_policy
 from curator.rundir import RunDir
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 RETRIES = 2  # Ray re-runs a task whose worker process died (OOM, node loss)
 
@@ -103,7 +107,8 @@ def remaining_after(results: list[dict], n_docs: int) -> np.ndarray:
     return left
 
 
-def _remote(fn):
+def _remote(fn: Callable[..., Any]) -> Any:
+    """`fn` as a Ray remote function: one CPU, retried if its worker process dies."""
     import ray
 
     return ray.remote(num_cpus=1, max_retries=RETRIES, retry_exceptions=False)(fn)
@@ -209,7 +214,7 @@ def run_loop(cfg: LoopConfig) -> dict[str, Any]:
     return summary
 
 
-def _progress(cfg: LoopConfig, total: int):
+def _progress(cfg: LoopConfig, total: int) -> tqdm:
     from tqdm import tqdm
 
     return tqdm(total=total, desc="loop units", disable=cfg.quiet, unit="unit")

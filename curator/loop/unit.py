@@ -22,6 +22,7 @@ import json
 import shutil
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -31,6 +32,13 @@ from curator.loop.config import LoopConfig
 from curator.loop.pool import LoopPool
 from curator.loop.select import arm_scores, select_round
 
+if TYPE_CHECKING:
+    import torch
+
+    from curator.trainer.config import TrainConfig
+    from curator.trainer.model import GPT
+    from policies.reward import TrainerSpec
+
 RESULT = "result.json"
 
 
@@ -38,7 +46,7 @@ def unit_dir(root: Path, rnd: int, arm: str, seed: int) -> Path:
     return root / "loop" / "units" / f"round={rnd}" / f"arm={arm}" / f"seed={seed}"
 
 
-def trainer_spec(cfg: LoopConfig):
+def trainer_spec(cfg: LoopConfig) -> TrainerSpec:
     from policies.reward import TrainerSpec
 
     m = cfg.model
@@ -53,7 +61,9 @@ def trainer_spec(cfg: LoopConfig):
     )
 
 
-def build_trainer(cfg: LoopConfig, vocab_size: int, seed: int, checkpoint: Path | None):
+def build_trainer(
+    cfg: LoopConfig, vocab_size: int, seed: int, checkpoint: Path | None
+) -> tuple[TrainConfig, GPT, torch.optim.AdamW]:
     """(train config, model, optimizer) of an arm, restored from `checkpoint` when given."""
     from curator.trainer.checkpoint import load_checkpoint
     from curator.trainer.engine import build_model, build_optimizer

@@ -93,8 +93,9 @@ def update_policy(
     result = train_policy(policy.net, env, agent_cfg, log, reset_seed=agent_cfg.seed)
     log.close()
     config = {**policy.config, f"loop_update_round_{rnd}": agent_cfg.model_dump(mode="json")}
-    save_policy(policy_out, policy.net, policy.norm, policy.spec, policy.tokenizer, config,
-                policy.target)
+    save_policy(
+        policy_out, policy.net, policy.norm, policy.spec, policy.tokenizer, config, policy.target
+    )
     return {
         **summary,
         "skipped": False,
