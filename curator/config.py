@@ -457,3 +457,28 @@ def load_model(
 
 def dump_yaml(cfg: BaseModel) -> str:
     return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+
+
+# Sections that may change between a killed run and its resume (they do not change the output).
+RESUMABLE_DIFFERENCES = frozenset({"ray", "quiet"})
+
+
+def check_or_record_config(cfg: BaseModel, path: Path, what: str) -> None:
+    """Resume guard: an existing `path` must hold this same config (up to the sections in
+    RESUMABLE_DIFFERENCES), else ConfigError before any work; a missing one is written."""
+    from connectors.fs import write_text_atomic
+
+    if not path.exists():
+        write_text_atomic(dump_yaml(cfg), path)
+        return
+    previous, resolved = yaml.safe_load(path.read_text()), cfg.model_dump(mode="json")
+    diff = sorted(
+        k
+        for k in set(previous) | set(resolved)
+        if k not in RESUMABLE_DIFFERENCES and previous.get(k) != resolved.get(k)
+    )
+    if diff:
+        raise ConfigError(
+            f"{path.parent} holds a {what} with a different config (sections {diff} differ); "
+            "use a new output, or delete the directory to start over"
+        )

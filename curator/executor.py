@@ -18,44 +18,19 @@ from tqdm import tqdm
 
 from connectors.registry import expand_inputs
 from curator.catalog import build_catalog, query
-from curator.config import ConfigError, CurateConfig, dump_yaml
+from curator.config import ConfigError, CurateConfig, check_or_record_config
 from curator.passes import Pass1Worker, Pass2Worker, unit_item
 from curator.ray_runtime import default_concurrency, ensure_ray, run_units
 from curator.rundir import RunDir
 from curator.schema import KEPT
 from curator.stats import UnitStats
 
-# Config sections that may change between a killed run and its resume (they do not change output).
-RESUMABLE_DIFFERENCES = {"ray", "quiet"}
-
-
-def _comparable(cfg_dump: dict) -> dict:
-    return {k: v for k, v in cfg_dump.items() if k not in RESUMABLE_DIFFERENCES}
-
 
 def prepare_run_dir(cfg: CurateConfig) -> RunDir:
     """Create RUN or check that an existing RUN belongs to this very job (resume)."""
-    import yaml
-
     run = RunDir.at(cfg.output)
-    resolved = cfg.model_dump(mode="json")
-    if run.config.exists():
-        previous = yaml.safe_load(run.config.read_text())
-        if _comparable(previous) != _comparable(resolved):
-            diff = sorted(
-                k
-                for k in set(previous) | set(resolved)
-                if k not in RESUMABLE_DIFFERENCES and previous.get(k) != resolved.get(k)
-            )
-            raise ConfigError(
-                f"output {run.root} holds a run with a different config (sections {diff} differ); "
-                "use a new --output, or delete the directory to start over"
-            )
-    else:
-        run.root.mkdir(parents=True, exist_ok=True)
-        from connectors.fs import write_text_atomic
-
-        write_text_atomic(dump_yaml(cfg), run.config)
+    run.root.mkdir(parents=True, exist_ok=True)
+    check_or_record_config(cfg, run.config, "run")
     return run
 
 

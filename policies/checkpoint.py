@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from policies.agent import PolicyNet
-from policies.features import FeatureNorm, FeatureSpec
+from policies.features import FeatureExtractor, FeatureNorm, FeatureSpec
 from policies.target import TargetModel
 
 FORMAT = "curator-policy/1"
@@ -35,6 +35,10 @@ class Policy:
     config: dict[str, Any]
     config_hash: str
     target: TargetModel | None = None  # fitted target-aware feature model (spec.target_dim > 0)
+
+    def feature_extractor(self) -> FeatureExtractor:
+        """The extractor that rebuilds this policy's features exactly (tokenizer, spec, target)."""
+        return FeatureExtractor(self.tokenizer, self.spec, target=self.target)
 
 
 def config_hash(config: dict[str, Any]) -> str:

@@ -34,7 +34,7 @@ from curator.stages.fineweb import FineWebQuality
 from curator.stages.gopher_quality import GopherQuality
 from curator.stages.gopher_repetition import GopherRepetition
 from curator.stages.language import LanguageId
-from policies.ngrams import _words, ngram_counts
+from policies.ngrams import NgramKeys, _words, ngram_counts, word_ngram_keys
 from policies.target import TARGET_COLUMNS, TargetModel
 
 # Signal columns read from the rule steps, and whether they are counts (log1p'd).
@@ -141,9 +141,9 @@ def _reusable_signals(signals: pa.Table | None, n: int) -> dict[str, np.ndarray]
     return {name: _column(signals, name) for name, _ in SIGNAL_COLUMNS}
 
 
-def hashed_sketch(texts: pa.Array, dim: int) -> np.ndarray:
+def hashed_sketch(texts: pa.Array, dim: int, keys: NgramKeys | None = None) -> np.ndarray:
     """Signed feature hashing of lowercased word unigrams and bigrams, L2-normalized per doc."""
-    out = ngram_counts(texts, dim, signed=True).astype(np.float32)
+    out = ngram_counts(texts, dim, signed=True, keys=keys).astype(np.float32)
     norm = np.linalg.norm(out, axis=1, keepdims=True)
     return out / np.where(norm > 0, norm, 1.0)
 
@@ -245,10 +245,11 @@ class FeatureExtractor:
         for pattern in _CHAR_CLASSES.values():
             text_stats.append(pc.count_substring_regex(texts, pattern).to_numpy() / safe)
         text_stats.append(lang_is_en.astype(np.float64))
-        sketch = hashed_sketch(texts, self.spec.sketch_dim)
+        keys = word_ngram_keys(texts)  # shared by the sketch and the target columns
+        sketch = hashed_sketch(texts, self.spec.sketch_dim, keys)
         parts = [signals_x, np.stack(text_stats, axis=1), sketch]
         if self.target is not None:
-            parts.append(self.target(texts))
+            parts.append(self.target(texts, keys))
         if self.spec.model_features:
             if model_losses is None:
                 raise ValueError("this policy was trained with model_features=True; pass "

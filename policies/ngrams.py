@@ -27,13 +27,21 @@ def word_ngram_keys(texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     with np.errstate(over="ignore"):
         bigram = h[:-1] * np.uint64(0x9E3779B97F4A7C15) + h[1:]
     same_doc = parents[:-1] == parents[1:]
-    return (np.concatenate([parents, parents[:-1][same_doc]]),
-            np.concatenate([h, bigram[same_doc]]))
+    return (
+        np.concatenate([parents, parents[:-1][same_doc]]),
+        np.concatenate([h, bigram[same_doc]]),
+    )
 
 
-def ngram_counts(texts: pa.Array, dim: int, signed: bool = False) -> np.ndarray:
-    """(n_docs, dim) hashed uni+bigram counts; `signed` = feature hashing with a sign bit."""
-    docs, keys = word_ngram_keys(texts)
+NgramKeys = tuple[np.ndarray, np.ndarray]
+
+
+def ngram_counts(
+    texts: pa.Array, dim: int, signed: bool = False, keys: NgramKeys | None = None
+) -> np.ndarray:
+    """(n_docs, dim) hashed uni+bigram counts; `signed` = feature hashing with a sign bit.
+    `keys`: `word_ngram_keys(texts)` when the caller already has them (hashing is the cost)."""
+    docs, keys = keys if keys is not None else word_ngram_keys(texts)
     n = len(texts)
     bucket = (keys % np.uint64(dim)).astype(np.int64)
     weight = np.where((keys >> np.uint64(63)) == 1, -1.0, 1.0) if signed else None

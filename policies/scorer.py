@@ -33,7 +33,6 @@ class PolicyScorer:
         import torch
 
         from policies.checkpoint import DEFAULT_POLICY, load_policy
-        from policies.features import FeatureExtractor
 
         if threshold is not None and keep_fraction is not None:
             raise ValueError("set threshold or keep_fraction, not both")
@@ -49,8 +48,7 @@ class PolicyScorer:
             if self.policy.spec.model_features:
                 raise ValueError(f"policy {policy} needs per-document trainer losses "
                                  "(model_features); the scorer stage cannot provide them")
-            self.extractor = FeatureExtractor(self.policy.tokenizer, self.policy.spec,
-                                              target=self.policy.target)
+            self.extractor = self.policy.feature_extractor()
 
     @property
     def feature_names(self) -> list[str]:
@@ -60,7 +58,6 @@ class PolicyScorer:
                     ) -> tuple[np.ndarray, np.ndarray | None]:
         """(scores float32, raw features or None) for a string array; `signals`: see
         FeatureExtractor (rows aligned with texts carrying the rule steps' signal columns)."""
-        import torch
 
         if self.heuristic:
             from policies.baselines import heuristic_scores
@@ -68,8 +65,15 @@ class PolicyScorer:
             return heuristic_scores(texts).astype(np.float32), None
         assert self.policy is not None
         raw = self.extractor(texts, signals=signals)
+        return self.score_features(raw), raw
+
+    def score_features(self, raw: np.ndarray) -> np.ndarray:
+        """Scores (float32) of raw feature rows, as this policy's extractor computes them."""
+        import torch
+
+        assert self.policy is not None, "the heuristic scorer has no features"
         x = torch.from_numpy(self.policy.norm(raw))
-        return self.policy.net.score(x).numpy().astype(np.float32), raw
+        return self.policy.net.score(x).numpy().astype(np.float32)
 
     def __call__(self, table: pa.Table) -> pa.Table:
         alive = alive_mask(table).to_numpy(zero_copy_only=False)

@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from policies.ngrams import ngram_counts
+from policies.ngrams import NgramKeys, ngram_counts
 
 TARGET_COLUMNS = ["target_classifier", "target_dsir"]
 
@@ -31,8 +31,9 @@ def tfidf_rows(counts: np.ndarray) -> np.ndarray:
     return (x / np.where(norm > 0, norm, 1.0)).astype(np.float32)
 
 
-def fit_classifier(pos: np.ndarray, neg: np.ndarray, steps: int = 300, seed: int = 0
-                   ) -> tuple[np.ndarray, float]:
+def fit_classifier(
+    pos: np.ndarray, neg: np.ndarray, steps: int = 300, seed: int = 0
+) -> tuple[np.ndarray, float]:
     """Class-balanced L2 logistic regression (Adam, full batch) on tf-idf rows: (weight, bias)."""
     x = torch.from_numpy(np.concatenate([pos, neg]))
     y = torch.cat([torch.ones(len(pos)), torch.zeros(len(neg))])
@@ -42,16 +43,16 @@ def fit_classifier(pos: np.ndarray, neg: np.ndarray, steps: int = 300, seed: int
     lin = torch.nn.Linear(x.shape[1], 1)
     opt = torch.optim.Adam(lin.parameters(), lr=0.05, weight_decay=1e-4)
     for _ in range(steps):
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(
-            lin(x).squeeze(-1), y, weight=w)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(lin(x).squeeze(-1), y, weight=w)
         opt.zero_grad()
         loss.backward()
         opt.step()
     return lin.weight.detach().numpy()[0].astype(np.float32), float(lin.bias.item())
 
 
-def dsir_logratio(pool_counts: np.ndarray, target_counts: np.ndarray, alpha: float = 1.0
-                  ) -> np.ndarray:
+def dsir_logratio(
+    pool_counts: np.ndarray, target_counts: np.ndarray, alpha: float = 1.0
+) -> np.ndarray:
     """log p_target - log p_pool per hashed n-gram (add-alpha smoothed), from summed counts."""
     dim = len(pool_counts)
     log_pt = np.log((target_counts + alpha) / (target_counts.sum() + alpha * dim))
@@ -76,17 +77,18 @@ class TargetModel:
         return len(self.clf_weight)
 
     @classmethod
-    def fit(cls, pool_texts: pa.Array, target_texts: pa.Array, dim: int = 4096,
-            seed: int = 0) -> TargetModel:
+    def fit(
+        cls, pool_texts: pa.Array, target_texts: pa.Array, dim: int = 4096, seed: int = 0
+    ) -> TargetModel:
         if len(target_texts) == 0:
             raise ValueError("the target-aware features need target text (the held-out split)")
         pool, target = ngram_counts(pool_texts, dim), ngram_counts(target_texts, dim)
         w, b = fit_classifier(tfidf_rows(target), tfidf_rows(pool), seed=seed)
         return cls(w, b, dsir_logratio(pool.sum(axis=0), target.sum(axis=0)))
 
-    def __call__(self, texts: pa.Array) -> np.ndarray:
-        """(n, 2) float64: classifier logit, DSIR weight."""
-        counts = ngram_counts(texts, self.dim)
+    def __call__(self, texts: pa.Array, keys: NgramKeys | None = None) -> np.ndarray:
+        """(n, 2) float64: classifier logit, DSIR weight; `keys`: see ngrams.ngram_counts."""
+        counts = ngram_counts(texts, self.dim, keys=keys)
         logit = tfidf_rows(counts) @ self.clf_weight + self.clf_bias
         return np.stack([logit.astype(np.float64), dsir_weights(counts, self.dsir)], axis=1)
 
@@ -101,5 +103,8 @@ class TargetModel:
     def from_tensors(cls, tensors: dict[str, torch.Tensor]) -> TargetModel | None:
         if "target.clf_weight" not in tensors:
             return None
-        return cls(tensors["target.clf_weight"].numpy(), float(tensors["target.clf_bias"][0]),
-                   tensors["target.dsir"].numpy())
+        return cls(
+            tensors["target.clf_weight"].numpy(),
+            float(tensors["target.clf_bias"][0]),
+            tensors["target.dsir"].numpy(),
+        )

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from connectors.fs import write_text_atomic
-from curator.config import ConfigError, dump_yaml
+from connectors.fs import atomic_open, write_text_atomic
+from curator.config import ConfigError, check_or_record_config
 from curator.loop.config import LoopConfig
 from curator.loop.pool import LoopPool, curate_pool, load_loop_pool
 from curator.loop.select import POLICY_ARMS
@@ -48,27 +48,6 @@ def policy_path(run: RunDir, arm: str, seed: int, rnd: int) -> Path:
     return loop_dir(run) / "policies" / f"seed={seed}" / f"round-{rnd}.safetensors"
 
 
-def check_config(cfg: LoopConfig, run: RunDir) -> None:
-    """A re-run must be the same loop (resume); else fail before any work."""
-    path = loop_dir(run) / "config.yaml"
-    resolved = dump_yaml(cfg)
-    if path.exists():
-        import yaml
-
-        before, now = yaml.safe_load(path.read_text()), yaml.safe_load(resolved)
-        for volatile in ("quiet", "ray"):
-            before.pop(volatile, None)
-            now.pop(volatile, None)
-        if before != now:
-            diff = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
-            raise ConfigError(
-                f"{run.root} holds a loop with a different config (fields {diff} differ); use "
-                "a new output, or delete the directory to start over"
-            )
-    else:
-        write_text_atomic(resolved, path)
-
-
 def initial_policy(cfg: LoopConfig, run: RunDir, pool: LoopPool) -> dict[str, Any]:
     """Round-0 policy: trained on the proxy environment over this pool, shipped, or given."""
     out = policy_path(run, "static", 0, 0)
@@ -79,8 +58,7 @@ def initial_policy(cfg: LoopConfig, run: RunDir, pool: LoopPool) -> dict[str, An
         from policies import reinforce
         from policies.pool import Pool
 
-        held = json.loads((loop_dir(run) / "pool" / "heldout.json").read_text())
-        proxy_pool = Pool(pool.texts, pool.labels, held[: len(held) // 2])  # validation only
+        proxy_pool = Pool(pool.texts, pool.labels, pool.validation_texts)  # never the test half
         agent = cfg.agent.model_copy(
             update={
                 "output": str(out),
@@ -92,10 +70,8 @@ def initial_policy(cfg: LoopConfig, run: RunDir, pool: LoopPool) -> dict[str, An
         from policies.checkpoint import DEFAULT_POLICY
 
         src = DEFAULT_POLICY if cfg.initial_policy == "default" else Path(cfg.initial_policy)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".tmp")
-        shutil.copyfile(src, tmp)
-        tmp.replace(out)
+        with atomic_open(out) as f, open(src, "rb") as s:
+            shutil.copyfileobj(s, f)
     return {"skipped": False, "seconds": time.perf_counter() - t0}
 
 
@@ -123,7 +99,7 @@ def run_loop(cfg: LoopConfig) -> dict[str, Any]:
     t_start = time.perf_counter()
     run = RunDir.at(cfg.output)
     run.root.mkdir(parents=True, exist_ok=True)
-    check_config(cfg, run)
+    check_or_record_config(cfg, loop_dir(run) / "config.yaml", "loop")
     wall: dict[str, float] = {}
 
     t0 = time.perf_counter()
@@ -240,12 +216,12 @@ def write_results(
 
 
 def write_scores(cfg: LoopConfig, run: RunDir, pool: LoopPool, raw: np.ndarray) -> None:
-    """RUN/loop/scores.parquet: the round-0 policy's and each seed's last loop policy's score
-    of every pool document, with its label (the report's score histograms)."""
+    """RUN/loop/scores.parquet: the round-0 policy's and the first seed's last loop policy's
+    score of every pool document, with its label (the report's score histograms)."""
     import pyarrow as pa
 
     from connectors.fs import write_parquet_atomic
-    from curator.loop.select import arm_scores
+    from policies.scorer import PolicyScorer
 
     cols = {"doc_id": pool.doc_ids, "label": pool.labels}
     policies = {"round-0 policy": policy_path(run, "static", 0, 0)}
@@ -255,7 +231,7 @@ def write_scores(cfg: LoopConfig, run: RunDir, pool: LoopPool, raw: np.ndarray) 
             run, "loop", seed, cfg.rounds - 1
         )
     for name, path in policies.items():
-        cols[name] = pa.array(arm_scores("static", pool.texts, str(path), 0, 0, raw))
+        cols[name] = pa.array(PolicyScorer(str(path)).score_features(raw).astype(np.float64))
     write_parquet_atomic(pa.table(cols), loop_dir(run) / "scores.parquet")
 
 

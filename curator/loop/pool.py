@@ -40,16 +40,24 @@ class LoopPool:
 
     doc_ids: pa.Array  # string
     texts: pa.Array  # string: the pool's raw text (what policies are trained and scored on)
-    tokens: list[np.ndarray]  # token ids under RUN/tokenizer.model, EOS appended
+    tokens: pa.ListArray  # list<uint32>: token ids under RUN/tokenizer.model, EOS appended
     labels: pa.Array  # "clean" or the junk kind; evaluation only
-    validation: np.ndarray  # clean held-out token stream for rewards
+    validation_texts: list[str]  # clean held-out documents for rewards ...
+    validation: np.ndarray  # ... and their token stream
     test: np.ndarray  # clean held-out token stream for reported losses
     vocab_size: int
     eos_id: int
 
     @property
     def n_tokens(self) -> np.ndarray:
-        return np.array([len(t) for t in self.tokens], np.int64)
+        return pc.list_value_length(self.tokens).to_numpy(zero_copy_only=False).astype(np.int64)
+
+    def docs(self, idx: np.ndarray) -> list[np.ndarray]:
+        """Token ids (int64) of the documents at `idx`, one array each."""
+        sub = self.tokens.take(pa.array(idx, pa.int64()))
+        flat = sub.flatten().to_numpy(zero_copy_only=False).astype(np.int64)
+        lengths = pc.list_value_length(sub).to_numpy(zero_copy_only=False)
+        return np.split(flat, np.cumsum(lengths)[:-1])
 
     @property
     def is_junk(self) -> np.ndarray:
@@ -120,14 +128,15 @@ def load_loop_pool(run: RunDir) -> LoopPool:
     """Kept documents of the curated run joined with the pool's text and labels by doc_id."""
     import sentencepiece as spm
 
-    from curator.trainer.data import read_shards
+    from curator.trainer.data import shard_files
 
-    corpus = read_shards(run.root)
+    kept = pa.concat_tables(
+        pq.read_table(f, columns=["doc_id", "tokens"]) for f in shard_files(run.root)
+    )
+    # sorted by doc_id: the pool's order does not depend on the shard layout
+    kept = kept.take(pc.sort_indices(kept, sort_keys=[("doc_id", "ascending")]))
+    doc_ids = kept["doc_id"].combine_chunks()
     labels = pq.read_table(pool_dir(run) / "labels.parquet")
-    # sort kept docs by doc_id: the pool's order does not depend on shard layout
-    order = np.argsort(np.asarray(corpus.doc_ids.to_pylist(), dtype=object), kind="stable")
-    doc_ids = corpus.doc_ids.take(pa.array(order))
-    docs = corpus.docs()
     pos = pc.index_in(doc_ids, value_set=labels["doc_id"])
     if pos.null_count:
         raise RuntimeError(f"{run.root}: kept documents missing from the pool's labels.parquet")
@@ -142,8 +151,9 @@ def load_loop_pool(run: RunDir) -> LoopPool:
     return LoopPool(
         doc_ids=doc_ids,
         texts=meta["text"].combine_chunks(),
-        tokens=[np.asarray(docs[i], np.int64) for i in order],
+        tokens=kept["tokens"].combine_chunks(),
         labels=meta["label"].combine_chunks(),
+        validation_texts=heldout[:half],
         validation=stream(heldout[:half]),
         test=stream(heldout[half:]),
         vocab_size=sp.get_piece_size(),

@@ -23,10 +23,8 @@ def pool_features(policy_path: str, texts: pa.Array) -> np.ndarray:
     """Raw (unnormalized) policy features of the pool. Every loop policy descends from the
     round-0 policy (same tokenizer and feature spec), so the driver computes them once."""
     from policies.checkpoint import load_policy
-    from policies.features import FeatureExtractor
 
-    policy = load_policy(policy_path)
-    return FeatureExtractor(policy.tokenizer, policy.spec, target=policy.target)(texts)
+    return load_policy(policy_path).feature_extractor()(texts)
 
 
 def arm_scores(
@@ -40,18 +38,13 @@ def arm_scores(
     """Scores (higher = better) of `texts` for `arm` at round `rnd`; `raw_features`: rows
     aligned with `texts` from `pool_features` (else the features are computed here)."""
     if arm in POLICY_ARMS:
-        import torch
-
-        from policies.checkpoint import load_policy
-        from policies.features import FeatureExtractor
+        from policies.scorer import PolicyScorer
 
         assert policy_path is not None, f"arm {arm} needs a policy"
-        policy = load_policy(policy_path)
+        scorer = PolicyScorer(policy_path)
         if raw_features is None:
-            extractor = FeatureExtractor(policy.tokenizer, policy.spec, target=policy.target)
-            raw_features = extractor(texts)
-        x = torch.from_numpy(policy.norm(raw_features))
-        return policy.net.score(x).numpy().astype(np.float64)
+            return scorer.score_texts(texts)[0].astype(np.float64)
+        return scorer.score_features(raw_features).astype(np.float64)
     if arm == "random":
         return bl.random_scores(len(texts), seed * 1000 + rnd)
     if arm == "heuristic":

@@ -47,18 +47,10 @@ def unit_dir(root: Path, rnd: int, arm: str, seed: int) -> Path:
 
 
 def trainer_spec(cfg: LoopConfig) -> TrainerSpec:
+    """The model every arm trains; the env's learner in the loop update is the same."""
     from policies.reward import TrainerSpec
 
-    m = cfg.model
-    return TrainerSpec(
-        seq_len=m.seq_len,
-        n_layer=m.n_layer,
-        n_head=m.n_head,
-        d_model=m.d_model,
-        batch_size=m.batch_size,
-        lr=m.lr,
-        eval_batches=m.eval_batches,
-    )
+    return TrainerSpec(**cfg.model.model_dump(exclude={"evals_per_round"}))
 
 
 def build_trainer(
@@ -95,7 +87,7 @@ def difficulty(cfg: LoopConfig, pool: LoopPool, chosen: np.ndarray, model) -> np
     if cfg.difficulty == "length":
         return pool.n_tokens[chosen].astype(np.float64)
     if cfg.difficulty == "model_loss" and model is not None:
-        return per_document_loss(model, [pool.tokens[i] for i in chosen], batch_size=32)
+        return per_document_loss(model, pool.docs(chosen), batch_size=32)
     return compression_ratio(pool.texts.take(pa.array(chosen)))
 
 
@@ -120,6 +112,7 @@ def run_unit(
     from curator.trainer.checkpoint import save_checkpoint
     from curator.trainer.data import TokenStream, load_corpus
     from curator.trainer.engine import evaluate, to_batch, train_steps
+    from policies.reward import cycle_to
 
     torch.set_num_threads(1)  # one unit per core; Ray runs units side by side
     if out.exists():
@@ -156,13 +149,13 @@ def run_unit(
 
     # 3. export the ordered selection as .bin/.idx; the trainer reads it back
     export = out / "export"
-    tokens = pa.array([pool.tokens[i] for i in ordered], pa.list_(pa.uint32()))
-    write_bin(export, tokens, pool.vocab_size, pool.eos_id, pool.doc_ids.take(pa.array(ordered)))
+    rows = pa.array(ordered, pa.int64())
+    write_bin(export, pool.tokens.take(rows), pool.vocab_size, pool.eos_id, pool.doc_ids.take(rows))
     # the curriculum facts of the export, row for row (what the report and tests check)
     write_parquet_atomic(
         pa.table(
             {
-                "doc_id": pool.doc_ids.take(pa.array(ordered)),
+                "doc_id": pool.doc_ids.take(rows),
                 "stage": pa.array(stage[plan.order], pa.int32()),
                 "phase": pa.array(plan.phase[plan.order], pa.int32()),
                 "n_tokens": pa.array(n_tok[plan.order], pa.int64()),
@@ -176,11 +169,9 @@ def run_unit(
 
     # 4. train steps_per_round steps in curriculum order; evaluate the test split along the way
     per_step = tcfg.tokens_per_step()
-    need = cfg.steps_per_round * per_step + 1
-    stream = np.asarray(corpus.tokens, np.int64)
-    if len(stream) < need:  # a short selection (the arm ran out of fresh data) repeats
-        stream = np.tile(stream, -(-need // max(1, len(stream))))
-    windows = TokenStream(stream[:need], tcfg.model.seq_len, order="curriculum")
+    # a short selection (the arm ran out of fresh data) repeats
+    stream = cycle_to(np.asarray(corpus.tokens, np.int64), cfg.steps_per_round * per_step + 1)
+    windows = TokenStream(stream, tcfg.model.seq_len, order="curriculum")
     heldout = TokenStream(pool.test, tcfg.model.seq_len)
     eval_batch = 2 * tcfg.batch_size
     curve: list[tuple[int, float]] = []

@@ -38,7 +38,6 @@ def update_policy(
     from policies.checkpoint import MetricsLog, load_policy, save_policy
     from policies.config import AgentConfig
     from policies.env import CurationEnv, EnvData
-    from policies.features import FeatureExtractor
     from policies.reinforce import train_policy
     from policies.reward import TrainerLearner
 
@@ -56,12 +55,9 @@ def update_policy(
         return {**summary, "skipped": True, "seconds": time.perf_counter() - t0}
 
     if raw_features is None:
-        extractor = FeatureExtractor(policy.tokenizer, policy.spec, target=policy.target)
-        raw_features = extractor(pool.texts)
+        raw_features = policy.feature_extractor()(pool.texts)
     features = policy.norm(raw_features[idx])
-    data = EnvData(
-        features, [pool.tokens[i] for i in idx], pool.validation, pool.vocab_size, pool.is_junk[idx]
-    )
+    data = EnvData(features, pool.docs(idx), pool.validation, pool.vocab_size, pool.is_junk[idx])
     _, model, optimizer = build_trainer(cfg, pool.vocab_size, seed, latest(model_dir))
     start = (model.state_dict(), optimizer.state_dict())
     spec = trainer_spec(cfg)
