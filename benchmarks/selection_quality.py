@@ -150,7 +150,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--budget", type=int, default=60_000, help="tokens at the full budget")
     ap.add_argument("--pool-docs", type=int, default=600)
-    ap.add_argument("--agent-steps", type=int, default=3000)
+    ap.add_argument("--agent-steps", type=int, default=1500)
     ap.add_argument("--target-dim", type=int, default=4096,
                     help="agent's target-aware features (0 = off, as the shipped default policy)")
     ap.add_argument("--out", default=str(RESULTS))
@@ -289,8 +289,9 @@ def write_results(
         f"thread; {args.seeds} paired seed(s) (same init and batch order for every method). "
         f"Total wall time {total_s / 60:.1f} min on a shared 2-core CPU.",
         "",
-        f"Agent: REINFORCE, proxy learner, {args.agent_steps} env steps on its own pool "
-        f"draw (50% noise); target-aware features (policies/target.py) of width "
+        f"Agent: REINFORCE with a leave-one-out baseline ({AgentConfig().samples_per_step} "
+        f"masks scored per candidate batch), proxy learner, {args.agent_steps} env steps on its "
+        f"own pool draw (50% noise); target-aware features (policies/target.py) of width "
         f"{args.target_dim} fitted on that draw's 60 clean held-out documents (0 = off); "
         f"training incl. featurization {agent_train_s:.0f} s.",
         "",

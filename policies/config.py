@@ -97,6 +97,11 @@ class AgentConfig(Section):
         250, ge=0, description="REINFORCE: steps between greedy evaluation episodes (best "
         "weights are saved); 0 = save the last weights.",
     )
+    samples_per_step: int = Field(
+        8, gt=0, description="REINFORCE: keep/drop masks sampled per candidate batch, each "
+        "rewarded from the same learner state; each mask's baseline is the mean reward of the "
+        "others (RLOO). 1 = one mask per step and the moving-average baseline (plain DVRL).",
+    )
     baseline_beta: float = Field(
         0.05, gt=0, le=1, description="REINFORCE: rate of the moving-average reward baseline."
     )

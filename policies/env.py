@@ -129,11 +129,30 @@ class CurationEnv(gym.Env):
         self._t = 0
         return self._draw(), {"candidates": self._idx.copy()}
 
-    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+    def _keep_flags(self, action: np.ndarray) -> np.ndarray:
         keep = np.asarray(action).astype(bool).reshape(-1)
         if keep.shape != (self.cfg.docs_per_step,):
             raise ValueError(f"action has shape {keep.shape}; expected "
                              f"({self.cfg.docs_per_step},) keep/drop flags")
+        return keep
+
+    def peek(self, action: np.ndarray) -> float:
+        """The reward `step(action)` would return now, without advancing the episode.
+
+        REINFORCE's leave-one-out baseline (reinforce.py) scores several sampled selections of
+        the same candidates from the same learner state: the learner is snapshotted and
+        restored around the paired reward, so the episode goes on exactly as if not called.
+        """
+        keep = self._keep_flags(action)
+        docs = [self.data.doc_tokens[i] for i in self._idx]
+        start = self.learner.state()
+        reward, _ = paired_reward(self.learner, docs, keep, self._t, self._seed,
+                                  self.cfg.target_keep, self.cfg.budget_weight)
+        self.learner.load_state(start)
+        return float(reward)
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        keep = self._keep_flags(action)
         docs = [self.data.doc_tokens[i] for i in self._idx]
         reward, info = paired_reward(self.learner, docs, keep, self._t, self._seed,
                                      self.cfg.target_keep, self.cfg.budget_weight)

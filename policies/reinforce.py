@@ -61,24 +61,37 @@ def train_policy(net: PolicyNet, env: CurationEnv, cfg: AgentConfig, log: Metric
     best_return, best_state, eval_returns = -np.inf, copy.deepcopy(net.state_dict()), []
     start = time.time()
     optimizer.zero_grad()
+    k = cfg.samples_per_step
     for step in range(cfg.total_steps):
-        # 1. act: sample keep/drop per candidate
+        # 1. act: sample k keep/drop masks of the same candidates; k-1 are only scored (same
+        #    learner state), the last one is the action the episode goes on with
         obs_t = torch.from_numpy(obs)
         dist = net.dist(obs_t)
-        action = dist.sample()
-        next_obs, reward, terminated, truncated, info = env.step(action.numpy().astype(np.int8))
+        actions = dist.sample((k,))
+        masks = actions.numpy().astype(np.int8)
+        peeked = [env.peek(m) for m in masks[:-1]]
+        next_obs, reward, terminated, truncated, info = env.step(masks[-1])
         episodic_return += reward
         rewards.append(reward)
+        step_rewards = np.array([*peeked, reward])
 
-        # 2. advantage against the moving-average baseline (DVRL), scaled by a running std
-        advantage = (reward - baseline) / np.sqrt(var + 1e-8)
-        baseline += beta * (reward - baseline)
-        var += beta * ((reward - baseline) ** 2 - var)
+        # 2. advantages. k > 1: leave-one-out (RLOO), each mask against the mean of the
+        #    others -- a baseline of this very state, which the moving average is not (how
+        #    much any selection can gain depends on how much junk the candidates hold).
+        #    k = 1: DVRL's moving average. Both scaled by a running std so the step size
+        #    does not depend on the reward's units.
+        if k > 1:
+            raw = step_rewards - (step_rewards.sum() - step_rewards) / (k - 1)
+        else:
+            raw = step_rewards - baseline
+            baseline += beta * (reward - baseline)
+        var += beta * (float(np.mean(raw**2)) - var)
+        advantage = torch.from_numpy(raw / np.sqrt(var + 1e-8)).float()
 
-        # 3. policy gradient on the joint log-prob of this step's decisions, averaged over
-        #    `batch_steps` env steps per update (one step's scalar reward is a noisy judge of
-        #    32 decisions)
-        policy_loss = -advantage * dist.log_prob(action).sum()
+        # 3. policy gradient on the joint log-prob of each mask's decisions, averaged over
+        #    the masks and over `batch_steps` env steps per update (one scalar reward is a
+        #    noisy judge of 32 decisions)
+        policy_loss = -(advantage * dist.log_prob(actions).sum(-1)).mean()
         entropy = dist.entropy().mean()
         loss = (policy_loss - ent_coef * entropy) / cfg.batch_steps
         loss.backward()
@@ -89,7 +102,8 @@ def train_policy(net: PolicyNet, env: CurationEnv, cfg: AgentConfig, log: Metric
 
         metrics = {"charts/reward": reward, "charts/keep_rate": info["keep_rate"],
                    "charts/gain_pct": info["gain_pct"], "losses/policy_loss": policy_loss.item(),
-                   "losses/entropy": entropy.item(), "charts/baseline": baseline}
+                   "losses/entropy": entropy.item(), "charts/baseline": baseline,
+                   "charts/reward_spread": float(step_rewards.std())}
         if "junk_keep_rate" in info:
             metrics["charts/junk_keep_rate"] = info["junk_keep_rate"]
             metrics["charts/clean_keep_rate"] = info["clean_keep_rate"]

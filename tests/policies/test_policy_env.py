@@ -43,6 +43,29 @@ def test_episode_terminates_and_is_reproducible(data):
     assert info["keep_rate"] == 1.0
 
 
+def test_peek_scores_without_advancing_the_episode(data):
+    """RLOO scores extra masks with peek(): the episode must go on exactly as without them."""
+    env = CurationEnv(data, CFG)
+    rng = np.random.default_rng(0)
+    masks = rng.integers(0, 2, size=(CFG.episode_steps, 3, CFG.docs_per_step)).astype(np.int8)
+    plain, peeked = [], []
+    for rewards, with_peek in ((plain, False), (peeked, True)):
+        env.reset(seed=5)
+        for t in range(CFG.episode_steps):
+            if with_peek:
+                first = env.peek(masks[t, 0])
+                assert env.peek(masks[t, 0]) == first  # same state, same mask, same reward
+                env.peek(masks[t, 1])
+            _, r, _, _, _ = env.step(masks[t, 2])
+            rewards.append(r)
+    assert plain == peeked
+    # and a peeked mask's reward is the reward stepping it would have returned
+    env.reset(seed=5)
+    r_peek = env.peek(masks[0, 0])
+    _, r_step, _, _, _ = env.step(masks[0, 0])
+    assert r_peek == r_step
+
+
 def test_bad_action_shape_raises(data):
     env = CurationEnv(data, CFG)
     env.reset(seed=0)

@@ -52,6 +52,18 @@ def test_reinforce_learns_to_rank_clean_above_junk(tmp_path, pool, tokenizer):
     assert _auc(scores, ~pool.is_junk) > 0.7
 
 
+def test_reinforce_single_sample_moving_average_baseline_still_learns(tmp_path, pool, tokenizer):
+    """samples_per_step=1 is plain DVRL (moving-average baseline), kept as an option."""
+    cfg = _cfg(tmp_path, "reinforce", 600).model_copy(update={"samples_per_step": 1})
+    summary = reinforce.main(cfg, pool=pool, tokenizer=tokenizer)
+    policy = load_policy(summary["output"])
+    from policies.features import FeatureExtractor
+
+    x = FeatureExtractor(policy.tokenizer, policy.spec)(pool.texts)
+    scores = policy.net.score(torch.from_numpy(policy.norm(x))).numpy()
+    assert _auc(scores, ~pool.is_junk) > 0.6
+
+
 def test_ppo_runs_and_logs_cleanrl_metrics(tmp_path, pool, tokenizer):
     cfg = _cfg(tmp_path, "ppo", 64)
     summary = ppo.main(cfg, pool=pool, tokenizer=tokenizer)
