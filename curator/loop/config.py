@@ -37,6 +37,10 @@ class LoopUpdateConfig(Section):
     steps: int = Field(48, ge=0, description="Environment steps per round; 0 = never update.")
     learning_rate: float = Field(1e-3, gt=0, description="Adam LR of the policy update.")
     batch_steps: int = Field(8, gt=0, description="Env steps whose gradients form one update.")
+    samples_per_step: int = Field(
+        4, gt=0, description="Keep/drop masks scored per candidate batch from the same "
+        "checkpoint state (REINFORCE leave-one-out baseline); 1 = moving-average baseline.",
+    )
     env: EnvConfig = Field(
         EnvConfig(docs_per_step=32, step_tokens=2048, episode_steps=8, learner="trainer"),
         description="Environment of the update; its learner is always the loop arm's own model "

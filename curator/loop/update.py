@@ -77,6 +77,7 @@ def update_policy(
         total_steps=cfg.update.steps,
         learning_rate=cfg.update.learning_rate,
         batch_steps=cfg.update.batch_steps,
+        samples_per_step=cfg.update.samples_per_step,
         eval_interval=0,
         seed=seed * 1000 + rnd,
         hidden=policy.net.hidden,
