@@ -1,13 +1,15 @@
-"""REINFORCE with a moving-average baseline (DVRL, Yoon et al. 2020), one readable file.
+"""REINFORCE for the curation environment (DVRL, Yoon et al. 2020), one readable file.
 
 The policy keeps each candidate with probability sigmoid(logit(features)); the environment
 returns one scalar reward per step for the whole selection (held-out gain vs a random equal-
-token selection, minus the keep-rate budget term). DVRL's estimator: advantage = reward minus
-an exponential moving average of past rewards, gradient = advantage * sum of the log-probs of
-the sampled keep/drop decisions, scaled by a running std so the step size does not depend on
-the reward's units; gradients are averaged over `batch_steps` steps per update, and the
-weights with the best greedy return on fixed evaluation episodes are the ones saved (model
-selection on the reward alone, never on labels). `main(cfg)` is importable (tests and jobs
+token selection, minus the keep-rate budget term). Estimator: `samples_per_step` masks of the
+same candidates are scored from the same learner state (`env.peek`, the last one is stepped),
+advantage = a mask's reward minus the mean reward of the others (leave-one-out, "RLOO", Kool
+et al. 2019); with one mask it is DVRL's reward minus an exponential moving average. Gradient =
+advantage * sum of the log-probs of the mask's keep/drop decisions, scaled by a running std so
+the step size does not depend on the reward's units; gradients are averaged over
+`batch_steps` steps per update, and the weights with the best greedy return on fixed
+evaluation episodes are the ones saved (model selection on the reward alone, never on labels). `main(cfg)` is importable (tests and jobs
 call it); metrics use cleanrl's names in a JSONL log; the result is a safetensors policy
 checkpoint.
 """
@@ -82,6 +84,7 @@ def train_policy(net: PolicyNet, env: CurationEnv, cfg: AgentConfig, log: Metric
         #    does not depend on the reward's units.
         if k > 1:
             raw = step_rewards - (step_rewards.sum() - step_rewards) / (k - 1)
+            baseline = float(step_rewards.mean())  # logged: this state's mean reward
         else:
             raw = step_rewards - baseline
             baseline += beta * (reward - baseline)
