@@ -66,9 +66,9 @@ def table(cfg, res: dict, summary: dict, command: str, wall: float) -> list[str]
         f", one cosine schedule over the whole loop, fully decayed at B; curriculum schedule "
         f"'{cfg.schedule}' by {cfg.difficulty}; {len(seeds)} paired seeds (same init per seed for "
         f"every arm). Loop update: {cfg.update.steps} REINFORCE env steps per round, "
-        f"{cfg.update.samples_per_step} masks scored per step (leave-one-out baseline), against "
-        f"the loop arm's own checkpoint (validation half of the held-out text; the reported loss is on "
-        f"the test half). Wall time {wall / 60:.1f} min on a shared 2-core CPU.",
+        f"{cfg.update.samples_per_step} masks scored per step (leave-one-out baseline), "
+        f"against the loop arm's own checkpoint (validation half of the held-out text; the "
+        f"reported loss is on the test half). Wall time {wall / 60:.1f} min on a shared 2-core CPU.",
         "",
         "| arm | final loss (mean ± sd) | tokens to reach random's final loss | seeds reaching "
         "| junk share of selected tokens |",

@@ -9,9 +9,9 @@ et al. 2019); with one mask it is DVRL's reward minus an exponential moving aver
 advantage * sum of the log-probs of the mask's keep/drop decisions, scaled by a running std so
 the step size does not depend on the reward's units; gradients are averaged over
 `batch_steps` steps per update, and the weights with the best greedy return on fixed
-evaluation episodes are the ones saved (model selection on the reward alone, never on labels). `main(cfg)` is importable (tests and jobs
-call it); metrics use cleanrl's names in a JSONL log; the result is a safetensors policy
-checkpoint.
+evaluation episodes are the ones saved (model selection on the reward alone, never on labels).
+`main(cfg)` is importable (tests and jobs call it); metrics use cleanrl's names in a JSONL log;
+the result is a safetensors policy checkpoint.
 """
 
 from __future__ import annotations
