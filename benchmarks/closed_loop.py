@@ -68,7 +68,8 @@ def table(cfg, res: dict, summary: dict, command: str, wall: float) -> list[str]
         f"every arm). Loop update: {cfg.update.steps} REINFORCE env steps per round, "
         f"{cfg.update.samples_per_step} masks scored per step (leave-one-out baseline), "
         f"against the loop arm's own checkpoint (validation half of the held-out text; the "
-        f"reported loss is on the test half). Wall time {wall / 60:.1f} min on a shared 2-core CPU.",
+        f"reported loss is on the test half). Wall time {wall / 60:.1f} min on a shared "
+        "2-core CPU.",
         "",
         "| arm | final loss (mean ± sd) | tokens to reach random's final loss | seeds reaching "
         "| junk share of selected tokens |",
