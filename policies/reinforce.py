@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.distributions import Bernoulli
 
 from policies.agent import PolicyNet
 from policies.checkpoint import MetricsLog, save_policy
@@ -48,18 +49,24 @@ def main(cfg: AgentConfig, pool: Pool | None = None, tokenizer: bytes | None = N
 
 
 def train_policy(net: PolicyNet, env: CurationEnv, cfg: AgentConfig, log: MetricsLog,
-                 reset_seed: int) -> dict[str, Any]:
+                 reset_seed: int, logit_affine: tuple[float, float] = (0.0, 1.0)
+                 ) -> dict[str, Any]:
     """REINFORCE on `env` for `cfg.total_steps` steps, updating `net` in place.
 
     Also the closed loop's per-round update (curator/loop/update.py): there `net` is the
     current policy and `env` starts every episode from the loop's current model checkpoint.
+    `logit_affine` = (center, temperature): masks are sampled from sigmoid((logit - center) /
+    temperature). The loop selects by the ranking of the logits only, which this leaves
+    unchanged, while a trained policy's raw keep probabilities are near 0 or 1 -- every
+    sampled mask would be the same and the leave-one-out advantages zero.
     """
+    center, temperature = logit_affine
     optimizer = torch.optim.Adam(net.parameters(), lr=cfg.learning_rate)
     ent_coef = cfg.ent_coef  # keeps early decisions exploratory until the baseline settles
     baseline, var, beta = 0.0, 1.0, cfg.baseline_beta
 
     obs, _ = env.reset(seed=reset_seed)
-    episodic_return, returns, rewards = 0.0, [], []
+    episodic_return, returns, rewards, spreads = 0.0, [], [], []
     best_return, best_state, eval_returns = -np.inf, copy.deepcopy(net.state_dict()), []
     start = time.time()
     optimizer.zero_grad()
@@ -68,7 +75,7 @@ def train_policy(net: PolicyNet, env: CurationEnv, cfg: AgentConfig, log: Metric
         # 1. act: sample k keep/drop masks of the same candidates; k-1 are only scored (same
         #    learner state), the last one is the action the episode goes on with
         obs_t = torch.from_numpy(obs)
-        dist = net.dist(obs_t)
+        dist = Bernoulli(logits=(net.keep_logits(obs_t) - center) / temperature)
         actions = dist.sample((k,))
         masks = actions.numpy().astype(np.int8)
         peeked = [env.peek(m) for m in masks[:-1]]
@@ -76,6 +83,7 @@ def train_policy(net: PolicyNet, env: CurationEnv, cfg: AgentConfig, log: Metric
         episodic_return += reward
         rewards.append(reward)
         step_rewards = np.array([*peeked, reward])
+        spreads.append(float(step_rewards.std()))
 
         # 2. advantages. k > 1: leave-one-out (RLOO), each mask against the mean of the
         #    others -- a baseline of this very state, which the moving average is not (how
@@ -133,7 +141,8 @@ def train_policy(net: PolicyNet, env: CurationEnv, cfg: AgentConfig, log: Metric
         net.load_state_dict(best_state)
     return {"steps": cfg.total_steps, "train_s": time.time() - start,
             "episodic_returns": returns, "eval_returns": eval_returns,
-            "best_eval_return": best_return, "mean_reward": float(np.mean(rewards))}
+            "best_eval_return": best_return, "mean_reward": float(np.mean(rewards)),
+            "mean_reward_spread": float(np.mean(spreads))}
 
 
 EVAL_SEEDS = (10_001, 10_002)

@@ -37,7 +37,7 @@ def update_policy(
 
     from policies.checkpoint import MetricsLog, load_policy, save_policy
     from policies.config import AgentConfig
-    from policies.env import CurationEnv, EnvData
+    from policies.env import OBS_CLIP, CurationEnv, EnvData
     from policies.reinforce import train_policy
     from policies.reward import TrainerLearner
 
@@ -87,7 +87,12 @@ def update_policy(
     torch.manual_seed(agent_cfg.seed)
     policy.net.train()
     log = MetricsLog(policy_out.with_suffix(".metrics.jsonl"))
-    result = train_policy(policy.net, env, agent_cfg, log, reset_seed=agent_cfg.seed)
+    # explore around the current ranking's median (see train_policy's logit_affine)
+    with torch.no_grad():
+        logits = policy.net.score(torch.from_numpy(np.clip(features, -OBS_CLIP, OBS_CLIP))).numpy()
+    affine = (float(np.median(logits)), max(float(np.std(logits)), 1e-3))
+    result = train_policy(policy.net, env, agent_cfg, log, reset_seed=agent_cfg.seed,
+                          logit_affine=affine)
     log.close()
     config = {**policy.config, f"loop_update_round_{rnd}": agent_cfg.model_dump(mode="json")}
     save_policy(
@@ -97,6 +102,8 @@ def update_policy(
         **summary,
         "skipped": False,
         "mean_reward": result["mean_reward"],
+        "logit_center": affine[0],
+        "logit_temperature": affine[1],
         "episodic_returns": result["episodic_returns"],
         "seconds": time.perf_counter() - t0,
     }

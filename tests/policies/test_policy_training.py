@@ -64,6 +64,31 @@ def test_reinforce_single_sample_moving_average_baseline_still_learns(tmp_path, 
     assert _auc(scores, ~pool.is_junk) > 0.6
 
 
+def test_tempered_sampling_explores_a_confident_policy(tmp_path, pool, tokenizer):
+    """A confident policy samples the same mask every time (zero leave-one-out advantage);
+    sampling around its median logit at its logit spread (the loop update) explores."""
+    from policies.agent import PolicyNet
+    from policies.checkpoint import MetricsLog
+    from policies.env import make_env
+
+    cfg = _cfg(tmp_path, "reinforce", 8).model_copy(update={"eval_interval": 0})
+    setup = make_env(cfg, pool, tokenizer)
+    spreads = {}
+    for tempered in (False, True):
+        torch.manual_seed(0)
+        net = PolicyNet(setup.env.observation_space.shape[1], cfg.hidden)
+        with torch.no_grad():
+            net.keep_head.weight.mul_(1e5)  # keep probabilities saturate at 0 / 1
+            logits = net.score(torch.from_numpy(setup.env.data.features)).numpy()
+        affine = (float(np.median(logits)), float(np.std(logits))) if tempered else (0.0, 1.0)
+        log = MetricsLog(tmp_path / f"m{tempered}.jsonl")
+        out = reinforce.train_policy(net, setup.env, cfg, log, reset_seed=0, logit_affine=affine)
+        log.close()
+        spreads[tempered] = out["mean_reward_spread"]
+    assert spreads[False] == 0.0
+    assert spreads[True] > 0.0
+
+
 def test_ppo_runs_and_logs_cleanrl_metrics(tmp_path, pool, tokenizer):
     cfg = _cfg(tmp_path, "ppo", 64)
     summary = ppo.main(cfg, pool=pool, tokenizer=tokenizer)
