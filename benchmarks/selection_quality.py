@@ -44,6 +44,7 @@ from policies.reward import TrainerLearner, TrainerSpec  # noqa: E402
 from policies.scorer import PolicyScorer  # noqa: E402
 
 FRACTIONS = (0.25, 0.5, 1.0)
+AGENT = "agent (RL, REINFORCE)"
 RESULTS = Path(__file__).parent / "results" / "selection_quality.md"
 
 
@@ -209,7 +210,7 @@ def main() -> None:
         speed[noise] = (standalone, len(pool) / (time.time() - t0))
         pool_loss, ref_loss = reference_model_losses(docs, ref_docs, heldout, vocab, args.budget)
         scores = {
-            "agent (RL, REINFORCE)": agent_scores.astype(np.float64),
+            AGENT: agent_scores.astype(np.float64),
             "default policy": default.score_texts(pool.texts)[0].astype(np.float64),
             "heuristic rules": bl.heuristic_scores(pool.texts),
             "perplexity band": bl.perplexity_band_scores(pool_loss, ref_loss),
@@ -263,6 +264,33 @@ def main() -> None:
                 )
                 print(json.dumps(rows[-1]), flush=True)
     write_results(args, rows, pr_rows, speed, agent_train_s, time.time() - t_start)
+
+
+def paired_lines(rows: list[dict], noises: list[float], first: str = AGENT) -> list[str]:
+    """Per-seed differences of loss@B, `first` minus every other method (negative = `first`
+    better): paired seeds share init and batch order, so this is the comparison that counts."""
+    lines = [
+        f"## Paired differences at B: {first} minus each method",
+        "",
+        "Negative = the agent ends lower. Same seed = same init and batch order for both.",
+        "",
+        "| noise | method | mean diff | sd | seeds where the agent is better |",
+        "|---|---|---|---|---|",
+    ]
+    for noise in noises:
+        final = {
+            (r["method"], r["seed"]): r["curve"][1.0] for r in rows if r["noise"] == noise
+        }
+        seeds = sorted({s for m, s in final if m == first})
+        for m in dict.fromkeys(m for m, _ in final):
+            if m == first:
+                continue
+            d = np.array([final[(first, s)] - final[(m, s)] for s in seeds if (m, s) in final])
+            lines.append(
+                f"| {noise:.2f} | {m} | {d.mean():+.4f} | {d.std():.4f} | "
+                f"{int((d < 0).sum())}/{len(d)} |"
+            )
+    return lines + [""]
 
 
 def write_results(
@@ -328,8 +356,8 @@ def write_results(
                 f"| {noise:.2f} | {m} | {c[0.25]:.4f} | {c[0.5]:.4f} | {c[1.0]:.4f} ± "
                 f"{sd:.4f} | {reach_s} | {gain:.2f} | {junk:.2f} |"
             )
+    lines += ["", *paired_lines(rows, args.noise)]
     lines += [
-        "",
         "## Junk discovery (scores vs corruption labels, evaluation pool)",
         "",
         "AUC: P(clean doc scores above junk doc). Precision/recall of dropped docs: the "
