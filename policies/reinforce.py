@@ -114,7 +114,7 @@ def train_policy(net: PolicyNet, env: CurationEnv, cfg: AgentConfig, log: Metric
         metrics = {"charts/reward": reward, "charts/keep_rate": info["keep_rate"],
                    "charts/gain_pct": info["gain_pct"], "losses/policy_loss": policy_loss.item(),
                    "losses/entropy": entropy.item(), "charts/baseline": baseline,
-                   "charts/reward_spread": float(step_rewards.std())}
+                   "charts/reward_spread": spreads[-1]}
         if "junk_keep_rate" in info:
             metrics["charts/junk_keep_rate"] = info["junk_keep_rate"]
             metrics["charts/clean_keep_rate"] = info["clean_keep_rate"]
