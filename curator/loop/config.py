@@ -34,9 +34,11 @@ class LoopUpdateConfig(Section):
     """The loop agent's per-round update: REINFORCE in the curation environment whose episodes
     start from the loop arm's current checkpoint (the real trainer, not the proxy)."""
 
-    steps: int = Field(48, ge=0, description="Environment steps per round; 0 = never update.")
+    steps: int = Field(
+        12, ge=0, description="Environment steps (candidate batches) per round; 0 = never update."
+    )
     learning_rate: float = Field(1e-3, gt=0, description="Adam LR of the policy update.")
-    batch_steps: int = Field(8, gt=0, description="Env steps whose gradients form one update.")
+    batch_steps: int = Field(2, gt=0, description="Env steps whose gradients form one update.")
     samples_per_step: int = Field(
         4, gt=0, description="Keep/drop masks scored per candidate batch from the same "
         "checkpoint state (REINFORCE leave-one-out baseline); 1 = moving-average baseline.",
