@@ -23,17 +23,20 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import sentencepiece as spm
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.selection_quality import auc, split_reference  # noqa: E402
-from curator.config import TokenizerConfig, load_model  # noqa: E402
-from curator.tokenizer_train import train_tokenizer  # noqa: E402
+from benchmarks.selection_quality import (  # noqa: E402
+    agent_config,
+    agent_pool,
+    auc,
+    benchmark_data,
+    eval_pool,
+)
 from policies import baselines as bl  # noqa: E402
 from policies import reinforce  # noqa: E402
-from policies.config import AgentConfig  # noqa: E402
-from policies.pool import build_pool, corpora_sources  # noqa: E402
 from policies.reward import ProxyLearner  # noqa: E402
 from policies.scorer import PolicyScorer  # noqa: E402
 
@@ -45,37 +48,19 @@ def main() -> None:
     ap.add_argument("--set", dest="overrides", action="append", default=[])
     args = ap.parse_args()
     torch.set_num_threads(1)
-    import sentencepiece as spm
-
-    sources, reference = split_reference(corpora_sources(args.corpora), 60, seed=999)
-    tmp = Path(tempfile.mkdtemp(prefix="agent-diag-"))
-    tokenizer = train_tokenizer(
-        sources.clean[:2000], TokenizerConfig(vocab_size=2048), tmp / "tok.model"
-    ).read_bytes()
+    sources, reference, tokenizer = benchmark_data(args.corpora)
     sp = spm.SentencePieceProcessor(model_proto=tokenizer)
-    base = {  # selection_quality.py's agent
-        "algorithm": "reinforce", "output": str(tmp / "agent.safetensors"),
-        "total_steps": 1500, "seed": 0, "target_dim": 4096,
-        "env": {"learner": "proxy", "docs_per_step": 32, "step_tokens": 4096,
-                "episode_steps": 16},
-        "pool": {"source": "corpora", "corpora_dir": args.corpora, "n_docs": 1200,
-                 "noise": 0.5, "seed": 100},
-    }
-    cfg = load_model(AgentConfig, None, args.overrides, base=base)
-    assert isinstance(cfg, AgentConfig)
+    out = Path(tempfile.mkdtemp(prefix="agent-diag-")) / "agent.safetensors"
+    cfg = agent_config(args.corpora, str(out), args.overrides)
     t0 = time.time()
-    summary = reinforce.main(cfg, build_pool(sources, 1200, 0.5, seed=100, heldout_docs=60),
-                             tokenizer)
+    summary = reinforce.main(cfg, agent_pool(sources), tokenizer)
     print(f"agent: {time.time() - t0:.0f} s, best greedy return "
           f"{summary['best_eval_return']:.2f}, overrides {args.overrides}")
     agent = PolicyScorer(cfg.output)
     ref = pa.array(reference, pa.string())
     for noise in (0.25, 0.5):
-        pool = build_pool(sources, 600, noise, seed=1, heldout_docs=50)
-        docs = [np.asarray(d, np.int64)
-                for d in sp.EncodeAsNumpy(pool.texts.to_pylist(), add_eos=True)]
+        pool, docs, held = eval_pool(sources, sp, noise, 600)
         n_tok = np.array([len(d) for d in docs])
-        held = np.concatenate(sp.EncodeAsNumpy(pool.heldout, add_eos=True)).astype(np.int64)
         scores = {
             "agent": agent.score_texts(pool.texts)[0].astype(np.float64),
             "DSIR": bl.dsir_scores(pool.texts, ref),

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import sentencepiece as spm
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -144,6 +145,51 @@ def split_reference(sources: Sources, n_ref: int, seed: int) -> tuple[Sources, l
     return Sources(rest, sources.junk), ref
 
 
+def benchmark_data(corpora: str) -> tuple[Sources, list[str], bytes]:
+    """(pool sources, the 60-document clean reference the target-aware baselines see, the
+    benchmark's sentencepiece model) -- the same for every run of this benchmark."""
+    sources, reference = split_reference(corpora_sources(corpora), 60, seed=999)
+    with tempfile.TemporaryDirectory() as tmp:
+        tok_path = train_tokenizer(
+            sources.clean[:2000], TokenizerConfig(vocab_size=2048), Path(tmp) / "tok.model"
+        )
+        return sources, reference, tok_path.read_bytes()
+
+
+def agent_config(corpora: str, output: str, overrides: list[str]) -> AgentConfig:
+    """The benchmark's agent: REINFORCE in the proxy environment on its own 50%-noise pool
+    draw (`agent_pool`); `overrides`: `--set` strings of AgentConfig fields."""
+    from curator.config import load_model
+
+    base = AgentConfig(
+        algorithm="reinforce",
+        output=output,
+        total_steps=1500,
+        seed=0,
+        target_dim=4096,
+        env=EnvConfig(learner="proxy", docs_per_step=32, step_tokens=4096, episode_steps=16),
+        pool=PoolConfig(source="corpora", corpora_dir=corpora, n_docs=1200, noise=0.5, seed=100),
+    ).model_dump(mode="json")
+    cfg = load_model(AgentConfig, None, overrides, base=base)
+    assert isinstance(cfg, AgentConfig)
+    return cfg
+
+
+def agent_pool(sources: Sources) -> Pool:
+    """The agent's training pool (as `agent_config`'s pool section says)."""
+    return build_pool(sources, 1200, 0.5, seed=100, heldout_docs=60)
+
+
+def eval_pool(sources: Sources, sp: spm.SentencePieceProcessor, noise: float, n_docs: int
+              ) -> tuple[Pool, list[np.ndarray], np.ndarray]:
+    """An evaluation pool at `noise` (never the agent's draw), its documents' token ids
+    (EOS appended) and its clean held-out token stream."""
+    pool = build_pool(sources, n_docs, noise, seed=1, heldout_docs=50)
+    docs = [np.asarray(d, np.int64) for d in sp.EncodeAsNumpy(pool.texts.to_pylist(), add_eos=True)]
+    heldout = np.concatenate(sp.EncodeAsNumpy(pool.heldout, add_eos=True)).astype(np.int64)
+    return pool, docs, heldout
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--corpora", default="../shared/corpora")
@@ -159,44 +205,26 @@ def main() -> None:
     torch.set_num_threads(1)  # shared machine; also makes "per core" numbers honest
     t_start = time.time()
 
-    sources = corpora_sources(args.corpora)
-    sources, reference = split_reference(sources, 60, seed=999)
-    with tempfile.TemporaryDirectory() as tmp:
-        tok_path = train_tokenizer(
-            sources.clean[:2000], TokenizerConfig(vocab_size=2048), Path(tmp) / "tok.model"
-        )
-        tokenizer = tok_path.read_bytes()
+    sources, reference, tokenizer = benchmark_data(args.corpora)
 
     # 1. train the agent once, on its own pool draw at 50% noise (`curator agent train` path)
-    agent_cfg = AgentConfig(
-        algorithm="reinforce",
-        output=str(Path(tempfile.gettempdir()) / "sq_agent.safetensors"),
-        total_steps=args.agent_steps,
-        seed=0,
-        target_dim=args.target_dim,
-        env=EnvConfig(learner="proxy", docs_per_step=32, step_tokens=4096, episode_steps=16),
-        pool=PoolConfig(
-            source="corpora", corpora_dir=args.corpora, n_docs=1200, noise=0.5, seed=100
-        ),
+    agent_cfg = agent_config(
+        args.corpora,
+        str(Path(tempfile.gettempdir()) / "sq_agent.safetensors"),
+        [f"total_steps={args.agent_steps}", f"target_dim={args.target_dim}"],
     )
-    train_pool = build_pool(sources, 1200, 0.5, seed=100, heldout_docs=60)
+    train_pool = agent_pool(sources)
     agent_summary = reinforce.main(agent_cfg, pool=train_pool, tokenizer=tokenizer)
     agent_train_s = agent_summary["setup_s"] + agent_summary["train_s"]
     agent = PolicyScorer(agent_cfg.output)
     default = PolicyScorer(None)
-    import sentencepiece as spm
-
     sp = spm.SentencePieceProcessor(model_proto=tokenizer)
     vocab = sp.get_piece_size()
 
     rows, pr_rows, speed = [], [], {}
     for noise in args.noise:
-        pool: Pool = build_pool(sources, args.pool_docs, noise, seed=1, heldout_docs=50)
-        docs = [
-            np.asarray(d, np.int64) for d in sp.EncodeAsNumpy(pool.texts.to_pylist(), add_eos=True)
-        ]
+        pool, docs, heldout = eval_pool(sources, sp, noise, args.pool_docs)
         n_tok = np.array([len(d) for d in docs])
-        heldout = np.concatenate(sp.EncodeAsNumpy(pool.heldout, add_eos=True)).astype(np.int64)
         ref_docs = [np.asarray(d, np.int64) for d in sp.EncodeAsNumpy(reference, add_eos=True)]
         junk = pool.is_junk
         ref_arr = pa.array(reference, pa.string())

@@ -136,6 +136,13 @@ class CurationEnv(gym.Env):
                              f"({self.cfg.docs_per_step},) keep/drop flags")
         return keep
 
+    def _reward(self, keep: np.ndarray) -> tuple[float, dict[str, Any]]:
+        """Paired reward of keeping `keep` of the current candidates; leaves the learner in
+        the agent's branch."""
+        docs = [self.data.doc_tokens[i] for i in self._idx]
+        return paired_reward(self.learner, docs, keep, self._t, self._seed,
+                             self.cfg.target_keep, self.cfg.budget_weight)
+
     def peek(self, action: np.ndarray) -> float:
         """The reward `step(action)` would return now, without advancing the episode.
 
@@ -143,19 +150,14 @@ class CurationEnv(gym.Env):
         the same candidates from the same learner state: the learner is snapshotted and
         restored around the paired reward, so the episode goes on exactly as if not called.
         """
-        keep = self._keep_flags(action)
-        docs = [self.data.doc_tokens[i] for i in self._idx]
         start = self.learner.state()
-        reward, _ = paired_reward(self.learner, docs, keep, self._t, self._seed,
-                                  self.cfg.target_keep, self.cfg.budget_weight)
+        reward, _ = self._reward(self._keep_flags(action))
         self.learner.load_state(start)
         return float(reward)
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         keep = self._keep_flags(action)
-        docs = [self.data.doc_tokens[i] for i in self._idx]
-        reward, info = paired_reward(self.learner, docs, keep, self._t, self._seed,
-                                     self.cfg.target_keep, self.cfg.budget_weight)
+        reward, info = self._reward(keep)
         if self.data.is_junk is not None:
             junk = self.data.is_junk[self._idx]
             info["junk_keep_rate"] = float(keep[junk].mean()) if junk.any() else float("nan")

@@ -37,7 +37,7 @@ def update_policy(
 
     from policies.checkpoint import MetricsLog, load_policy, save_policy
     from policies.config import AgentConfig
-    from policies.env import OBS_CLIP, CurationEnv, EnvData
+    from policies.env import CurationEnv, EnvData
     from policies.reinforce import train_policy
     from policies.reward import TrainerLearner
 
@@ -88,8 +88,7 @@ def update_policy(
     policy.net.train()
     log = MetricsLog(policy_out.with_suffix(".metrics.jsonl"))
     # explore around the current ranking's median (see train_policy's logit_affine)
-    with torch.no_grad():
-        logits = policy.net.score(torch.from_numpy(np.clip(features, -OBS_CLIP, OBS_CLIP))).numpy()
+    logits = policy.net.score(torch.from_numpy(features)).numpy()
     affine = (float(np.median(logits)), max(float(np.std(logits)), 1e-3))
     result = train_policy(policy.net, env, agent_cfg, log, reset_seed=agent_cfg.seed,
                           logit_affine=affine)
