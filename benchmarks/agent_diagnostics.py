@@ -46,6 +46,8 @@ def main() -> None:
     ap.add_argument("--corpora", default="../shared/corpora")
     ap.add_argument("--budget", type=int, default=60_000)
     ap.add_argument("--set", dest="overrides", action="append", default=[])
+    ap.add_argument("--dedup", action=argparse.BooleanOptionalAction, default=True,
+                    help="near-duplicate removal first, as selection_quality.py does")
     args = ap.parse_args()
     torch.set_num_threads(1)
     sources, reference, tokenizer = benchmark_data(args.corpora)
@@ -53,13 +55,13 @@ def main() -> None:
     out = Path(tempfile.mkdtemp(prefix="agent-diag-")) / "agent.safetensors"
     cfg = agent_config(args.corpora, str(out), args.overrides)
     t0 = time.time()
-    summary = reinforce.main(cfg, agent_pool(sources), tokenizer)
+    summary = reinforce.main(cfg, agent_pool(sources, args.dedup), tokenizer)
     print(f"agent: {time.time() - t0:.0f} s, best greedy return "
           f"{summary['best_eval_return']:.2f}, overrides {args.overrides}")
     agent = PolicyScorer(cfg.output)
     ref = pa.array(reference, pa.string())
     for noise in (0.25, 0.5):
-        pool, docs, held = eval_pool(sources, sp, noise, 600)
+        pool, docs, held = eval_pool(sources, sp, noise, 600, args.dedup)
         n_tok = np.array([len(d) for d in docs])
         scores = {
             "agent": agent.score_texts(pool.texts)[0].astype(np.float64),

@@ -20,6 +20,7 @@ Results go to benchmarks/results/selection_quality.md.
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import sys
 import tempfile
@@ -34,6 +35,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from curator.config import TokenizerConfig  # noqa: E402
+from curator.stages.dedup_memory import near_duplicate_copies  # noqa: E402
 from curator.tokenizer_train import train_tokenizer  # noqa: E402
 from curator.trainer.data import TokenStream  # noqa: E402
 from curator.trainer.engine import evaluate, per_document_loss, to_batch, train_steps  # noqa: E402
@@ -47,6 +49,7 @@ from policies.scorer import PolicyScorer  # noqa: E402
 FRACTIONS = (0.25, 0.5, 1.0)
 AGENT = "agent (RL, REINFORCE)"
 RESULTS = Path(__file__).parent / "results" / "selection_quality.md"
+NEAR_DUP_NOTE = "MinHash LSH, 3-word shingles, 20x5 bands, signature Jaccard >= 0.6"
 
 
 def train_eval(
@@ -175,19 +178,32 @@ def agent_config(corpora: str, output: str, overrides: list[str]) -> AgentConfig
     return cfg
 
 
-def agent_pool(sources: Sources) -> Pool:
-    """The agent's training pool (as `agent_config`'s pool section says)."""
-    return build_pool(sources, 1200, 0.5, seed=100, heldout_docs=60)
+def deduplicated(pool: Pool, dedup: bool) -> Pool:
+    """The pool after near-duplicate removal (curate's order: dedup, then quality scoring)."""
+    return pool.without(near_duplicate_copies(pool.texts)) if dedup else pool
 
 
-def eval_pool(sources: Sources, sp: spm.SentencePieceProcessor, noise: float, n_docs: int
-              ) -> tuple[Pool, list[np.ndarray], np.ndarray]:
-    """An evaluation pool at `noise` (never the agent's draw), its documents' token ids
-    (EOS appended) and its clean held-out token stream."""
-    pool = build_pool(sources, n_docs, noise, seed=1, heldout_docs=50)
+def agent_pool(sources: Sources, dedup: bool = True) -> Pool:
+    """The agent's training pool (as `agent_config`'s pool section says), deduplicated like
+    the pools it is evaluated on."""
+    return deduplicated(build_pool(sources, 1200, 0.5, seed=100, heldout_docs=60), dedup)
+
+
+def eval_pool(sources: Sources, sp: spm.SentencePieceProcessor, noise: float, n_docs: int,
+              dedup: bool = True) -> tuple[Pool, list[np.ndarray], np.ndarray]:
+    """An evaluation pool at `noise` (never the agent's draw; `n_docs` before dedup), its
+    documents' token ids (EOS appended) and its clean held-out token stream."""
+    pool = deduplicated(build_pool(sources, n_docs, noise, seed=1, heldout_docs=50), dedup)
     docs = [np.asarray(d, np.int64) for d in sp.EncodeAsNumpy(pool.texts.to_pylist(), add_eos=True)]
     heldout = np.concatenate(sp.EncodeAsNumpy(pool.heldout, add_eos=True)).astype(np.int64)
     return pool, docs, heldout
+
+
+def removed_by_label(sources: Sources, noise: float, n_docs: int) -> dict[str, int]:
+    """What near-duplicate removal takes out of `eval_pool`'s pool, counted by label."""
+    pool = build_pool(sources, n_docs, noise, seed=1, heldout_docs=50)
+    labels = np.asarray(pool.labels.to_pylist())[near_duplicate_copies(pool.texts)]
+    return dict(sorted(collections.Counter(labels.tolist()).items()))
 
 
 def main() -> None:
@@ -200,6 +216,9 @@ def main() -> None:
     ap.add_argument("--agent-steps", type=int, default=1500)
     ap.add_argument("--target-dim", type=int, default=4096,
                     help="agent's target-aware features (0 = off, as the shipped default policy)")
+    ap.add_argument("--dedup", action=argparse.BooleanOptionalAction, default=True,
+                    help="remove near-duplicate copies from every pool first, as curate does "
+                    "before scoring (curator/stages/dedup_memory.py)")
     ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args()
     torch.set_num_threads(1)  # shared machine; also makes "per core" numbers honest
@@ -213,7 +232,7 @@ def main() -> None:
         str(Path(tempfile.gettempdir()) / "sq_agent.safetensors"),
         [f"total_steps={args.agent_steps}", f"target_dim={args.target_dim}"],
     )
-    train_pool = agent_pool(sources)
+    train_pool = agent_pool(sources, args.dedup)
     agent_summary = reinforce.main(agent_cfg, pool=train_pool, tokenizer=tokenizer)
     agent_train_s = agent_summary["setup_s"] + agent_summary["train_s"]
     agent = PolicyScorer(agent_cfg.output)
@@ -221,9 +240,10 @@ def main() -> None:
     sp = spm.SentencePieceProcessor(model_proto=tokenizer)
     vocab = sp.get_piece_size()
 
-    rows, pr_rows, speed = [], [], {}
+    rows, pr_rows, speed, removed = [], [], {}, {}
     for noise in args.noise:
-        pool, docs, heldout = eval_pool(sources, sp, noise, args.pool_docs)
+        pool, docs, heldout = eval_pool(sources, sp, noise, args.pool_docs, args.dedup)
+        removed[noise] = removed_by_label(sources, noise, args.pool_docs) if args.dedup else {}
         n_tok = np.array([len(d) for d in docs])
         ref_docs = [np.asarray(d, np.int64) for d in sp.EncodeAsNumpy(reference, add_eos=True)]
         junk = pool.is_junk
@@ -291,7 +311,7 @@ def main() -> None:
                     }
                 )
                 print(json.dumps(rows[-1]), flush=True)
-    write_results(args, rows, pr_rows, speed, agent_train_s, time.time() - t_start)
+    write_results(args, removed, rows, pr_rows, speed, agent_train_s, time.time() - t_start)
 
 
 def paired_lines(rows: list[dict], noises: list[float], first: str = AGENT) -> list[str]:
@@ -323,6 +343,7 @@ def paired_lines(rows: list[dict], noises: list[float], first: str = AGENT) -> l
 
 def write_results(
     args: argparse.Namespace,
+    removed: dict[float, dict[str, int]],
     rows: list[dict],
     pr_rows: list[dict],
     speed: dict[float, tuple[float, float]],
@@ -330,6 +351,11 @@ def write_results(
     total_s: float,
 ) -> None:
     B = args.budget
+    pool_desc = f"pool {args.pool_docs} docs"
+    if args.dedup:
+        pool_desc += (f" before near-duplicate removal, which every method's pool (and the "
+                      f"agent's training pool) goes through first ({NEAR_DUP_NOTE}; removed "
+                      f"by label: {removed})")
     lines = [
         "# Selection quality: RL agent vs baselines",
         "",
@@ -338,9 +364,9 @@ def write_results(
         f"    .venv/bin/python benchmarks/selection_quality.py --corpora {args.corpora} "
         f"--noise {' '.join(str(n) for n in args.noise)} --seeds {args.seeds} "
         f"--budget {B} --pool-docs {args.pool_docs} --agent-steps {args.agent_steps} "
-        f"--target-dim {args.target_dim}",
+        f"--target-dim {args.target_dim} {'--dedup' if args.dedup else '--no-dedup'}",
         "",
-        f"Budget B = {B} tokens; pool {args.pool_docs} docs; tiny DSA GPT (2 layers, d=64, "
+        f"Budget B = {B} tokens; {pool_desc}; tiny DSA GPT (2 layers, d=64, "
         "seq 128, block 32, top-2 blocks), cosine LR fully decayed in every run; 1 torch "
         f"thread; {args.seeds} paired seed(s) (same init and batch order for every method). "
         f"Total wall time {total_s / 60:.1f} min on a shared 2-core CPU.",

@@ -4,6 +4,12 @@ The keep logit of a document depends on its own features only, so the same netwo
 document at a time inside the scorer (its logit is the `quality_score`) and a whole candidate
 batch inside the environment (independent Bernoulli keep/drop per document). The value head
 reads the mean of the candidates' hidden vectors: the value of a step depends on the batch.
+
+keep logit = MLP(x) + w . x ("wide and deep"): the linear path `w` starts at zero and learns
+from the reward like the MLP. It lets a noisy reward weigh one informative column (the DSIR
+weight, a rule signal) directly, which the tanh MLP from its small init learns slowly:
+benchmarks/agent_diagnostics.py (deduplicated pools), 50% noise: AUC 0.903 without it,
+0.927 with it.
 """
 
 from __future__ import annotations
@@ -25,10 +31,13 @@ class PolicyNet(nn.Module):
         # small last-layer init (cleanrl's std=0.01): start near keep-prob 0.5 everywhere
         nn.init.normal_(self.keep_head.weight, std=0.01)
         nn.init.zeros_(self.keep_head.bias)
+        # a zero tensor, not nn.Linear, whose init would draw from the torch RNG: seeded runs
+        # sample the same masks as they did before the linear path existed
+        self.linear = nn.Parameter(torch.zeros(n_features))
 
     def keep_logits(self, obs: Tensor) -> Tensor:
         """(..., docs, features) -> (..., docs) keep logits."""
-        return self.keep_head(self.body(obs)).squeeze(-1)
+        return self.keep_head(self.body(obs)).squeeze(-1) + obs @ self.linear
 
     def value(self, obs: Tensor) -> Tensor:
         """(..., docs, features) -> (...) state value."""

@@ -97,7 +97,10 @@ def load_policy(path: str | Path) -> Policy:
         raise ValueError(f"{path} was trained on features {len(names)} wide that this version "
                          f"no longer builds ({spec.dim} now); retrain the policy")
     net = PolicyNet(spec.dim, int(meta["hidden"]))
-    net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
+    state = {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}
+    # policies saved before the linear path existed score as if it were zero
+    state.setdefault("linear", torch.zeros(spec.dim))
+    net.load_state_dict(state)
     net.eval()
     norm = FeatureNorm(tensors["norm.mean"].numpy(), tensors["norm.std"].numpy())
     target = TargetModel.from_tensors(tensors)

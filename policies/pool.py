@@ -45,6 +45,11 @@ class Pool:
     def __len__(self) -> int:
         return len(self.texts)
 
+    def without(self, drop: np.ndarray) -> Pool:
+        """The pool minus the documents where `drop` is True (e.g. near-duplicate copies)."""
+        keep = pa.array(~np.asarray(drop, bool))
+        return Pool(self.texts.filter(keep), self.labels.filter(keep), self.heldout)
+
 
 def chunk_lines(text: str, lines_per_doc: int = 30, min_chars: int = 400) -> list[str]:
     """Cut a long text into documents of `lines_per_doc` non-blank lines (book paragraphs)."""
