@@ -50,6 +50,17 @@ def load(loop: Path, arms: list[str], seeds: list[int]) -> dict[tuple[str, int],
     }
 
 
+def trial_line(summary: dict) -> str:
+    """How many updates their trial round adopted, and the validation losses it compared."""
+    trials = [u for u in summary["updates"] if "accepted" in u]
+    if not trials:
+        return "no update reached it"
+    gain = [u["trial_loss_current"] - u["trial_loss_proposed"] for u in trials]
+    return (f"{sum(u['accepted'] for u in trials)} of {len(trials)} updates adopted "
+            f"(validation loss of the proposed minus the current policy's selection: mean "
+            f"{-np.mean(gain):+.4f}, range {-max(gain):+.4f} to {-min(gain):+.4f})")
+
+
 def table(cfg, res: dict, summary: dict, command: str, wall: float) -> list[str]:
     arms, seeds = cfg.arms, cfg.seeds
     budget = res[(arms[0], seeds[0])]["tokens"][-1]
@@ -68,8 +79,12 @@ def table(cfg, res: dict, summary: dict, command: str, wall: float) -> list[str]
         f"every arm). Loop update: {cfg.update.steps} REINFORCE env steps per round, "
         f"{cfg.update.samples_per_step} masks scored per step (leave-one-out baseline), "
         f"against the loop arm's own checkpoint (validation half of the held-out text; the "
-        f"reported loss is on the test half). Wall time {wall / 60:.1f} min on a shared "
-        "2-core CPU.",
+        f"reported loss is on the test half); candidates: "
+        + (f"the best-ranked remaining documents ({cfg.update.candidate_rounds:g} rounds' "
+           "tokens)" if cfg.update.candidate_rounds else "all remaining documents")
+        + (f"; trial round before adoption: {trial_line(summary)}" if cfg.update.trial_round
+           else "")
+        + f". Wall time {wall / 60:.1f} min on a shared 2-core CPU.",
         "",
         "| arm | final loss (mean ± sd) | tokens to reach random's final loss | seeds reaching "
         "| junk share of selected tokens |",

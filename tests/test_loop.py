@@ -20,6 +20,8 @@ from typer.testing import CliRunner
 from curator.config import ConfigError
 from curator.loop.config import ARMS, LoopConfig, load_loop_config
 from curator.loop.driver import policy_path, run_loop
+from curator.loop.pool import load_loop_pool
+from curator.loop.trial import trial_loss
 from curator.loop.unit import RESULT, unit_dir
 from curator.rundir import RunDir
 from curator.schedules import load_schedule
@@ -138,7 +140,7 @@ def test_loop_uniform_trains_the_loop_selection_in_another_order(loop_run):
         assert set(ob["phase"].to_pylist()) == {0}  # uniform: one phase, a global shuffle
 
 
-def test_static_policy_stays_and_loop_policy_moves(loop_run):
+def test_static_policy_stays_and_loop_policy_follows_its_trial(loop_run):
     cfg, summary = loop_run
     from safetensors.numpy import load_file
 
@@ -147,8 +149,30 @@ def test_static_policy_stays_and_loop_policy_moves(loop_run):
     loop1 = policy_path(run, "loop", 0, 1)
     assert unit(cfg, 1, "loop")["policy"] == str(loop1)
     w0, w1 = load_file(str(policy_path(run, "static", 0, 0))), load_file(str(loop1))
-    assert any(not np.array_equal(w0[k], w1[k]) for k in w0 if k.startswith("net."))
-    assert [u["skipped"] for u in summary["updates"]] == [False]
+    moved = any(not np.array_equal(w0[k], w1[k]) for k in w0 if k.startswith("net."))
+    (update,) = summary["updates"]
+    assert update["skipped"] is False
+    # the update is adopted exactly when its trial round's validation loss is not higher
+    assert update["accepted"] == (update["trial_loss_proposed"] <= update["trial_loss_current"])
+    assert moved == update["accepted"]
+    assert update["candidates"] < len(load_loop_pool(run))  # the top of the ranking only
+
+
+def test_trial_round_tells_a_clean_selection_from_a_junk_one(loop_run):
+    cfg, _ = loop_run
+    run = RunDir.at(cfg.output)
+    pool = load_loop_pool(run)
+    model = unit_dir(run.root, 0, "random", 0) / "model"
+    left = np.ones(len(pool), bool)
+    noise = np.random.default_rng(0).random(len(pool))  # order within each group
+    labels = np.asarray(pool.labels.to_pylist())
+    # junk whose tokens differ from the text's (near-copies and shuffles share its unigrams,
+    # which is most of what a one-round model of this size learns)
+    soup = np.isin(labels, ["char_soup", "off_language"])
+    clean = trial_loss(cfg, pool, 0, 0, model, (labels == "clean") + noise, left)
+    junk = trial_loss(cfg, pool, 0, 0, model, soup + noise, left)
+    assert clean < junk
+    assert trial_loss(cfg, pool, 0, 0, model, (labels == "clean") + noise, left) == clean
 
 
 def test_deleted_units_and_policy_are_recomputed_identically(loop_run):

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from curator.config import RayConfig, Section, load_model
+from curator.config import DedupConfig, RayConfig, Section, load_model
 from policies.config import AgentConfig, EnvConfig, PoolConfig
 
 ARMS = ("loop", "static", "random", "heuristic", "loop_uniform")
@@ -42,6 +42,16 @@ class LoopUpdateConfig(Section):
     samples_per_step: int = Field(
         4, gt=0, description="Keep/drop masks scored per candidate batch from the same "
         "checkpoint state (REINFORCE leave-one-out baseline); 1 = moving-average baseline.",
+    )
+    candidate_rounds: float = Field(
+        3.0, ge=0, description="Candidates of the update: the best-ranked remaining documents "
+        "holding this many rounds' tokens (where the next selections will come from); 0 = all "
+        "remaining documents.",
+    )
+    trial_round: bool = Field(
+        True, description="Trial round before the update is adopted: the arm's checkpoint "
+        "trains one round on the current and on the updated policy's selection, and the update "
+        "is kept only if its validation loss is not higher (curator/loop/trial.py).",
     )
     env: EnvConfig = Field(
         EnvConfig(docs_per_step=32, step_tokens=2048, episode_steps=8, learner="trainer"),
@@ -95,6 +105,9 @@ class LoopConfig(Section):
     )
     update: LoopUpdateConfig = LoopUpdateConfig()
     model: LoopModelConfig = LoopModelConfig()
+    dedup: DedupConfig = Field(
+        DedupConfig(), description="Dedup of the pool's curate run (exact + MinHash near)."
+    )
     ray: RayConfig = RayConfig()
     quiet: bool = Field(False, description="No progress bars.")
 

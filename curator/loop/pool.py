@@ -86,6 +86,7 @@ def curate_config(cfg: LoopConfig, pool_file: Path) -> CurateConfig:
         output=cfg.output,
         language=LanguageConfig(enabled=rules),
         quality=quality,
+        dedup=cfg.dedup,
         tokenizer=TokenizerConfig(vocab_size=cfg.vocab_size),
         curriculum=CurriculumConfig(score="compression_ratio", n_stages=cfg.n_stages),
         ray=cfg.ray,

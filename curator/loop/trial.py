@@ -1,0 +1,61 @@
+"""A trial round: what one ranking's next selection would do to the loop arm's model, measured.
+
+The loop update (curator/loop/update.py) proposes a new policy from noisy REINFORCE rewards.
+Before the loop adopts it, both the current and the proposed policy select the next round's
+documents from what the arm has left (the same `select_round` rule as the units), the arm's
+checkpoint trains one round on each selection (same seed, same batch order rule, the loop's LR
+schedule continued), and the validation half of the held-out text judges. The test half, which
+every arm's reported loss uses, is never read here. The selection in the trial is read in a
+seeded random order, not the curriculum's: what is compared is which documents, not their order.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from curator.loop.config import LoopConfig
+from curator.loop.pool import LoopPool
+from curator.loop.select import select_round
+from curator.loop.unit import build_trainer, latest
+
+
+def trial_loss(
+    cfg: LoopConfig,
+    pool: LoopPool,
+    seed: int,
+    rnd: int,
+    model_dir: Path,
+    scores: np.ndarray,
+    remaining: np.ndarray,
+) -> float:
+    """Validation loss after training round `rnd + 1` on the selection `scores` make.
+
+    `scores`: one per pool document (only `remaining` ones are read); `model_dir`: the arm's
+    checkpoint after round `rnd`.
+    """
+    import torch
+
+    from curator.trainer.data import TokenStream
+    from curator.trainer.engine import evaluate, to_batch, train_steps
+    from policies.reward import cycle_to
+
+    chosen = select_round(scores, pool.n_tokens, remaining, cfg.round_tokens)
+    order = np.random.default_rng(seed * 1000 + rnd + 1).permutation(len(chosen))
+    docs = pool.docs(chosen[order])
+    tcfg, model, optimizer = build_trainer(cfg, pool.vocab_size, seed, latest(model_dir))
+    per_step = tcfg.tokens_per_step()
+    stream = cycle_to(
+        np.concatenate(docs) if docs else np.zeros(0, np.int64),
+        cfg.steps_per_round * per_step + 1,
+    )
+    windows = TokenStream(stream, tcfg.model.seq_len, order="curriculum")
+    first = (rnd + 1) * cfg.steps_per_round
+    dev = torch.device("cpu")
+    batches = (
+        [to_batch(windows.batch(i, tcfg.batch_size), dev)] for i in range(cfg.steps_per_round)
+    )
+    train_steps(model, optimizer, batches, tcfg, cfg.total_steps, start_step=first)
+    validation = TokenStream(pool.validation, tcfg.model.seq_len)
+    return float(evaluate(model, validation, 2 * tcfg.batch_size, cfg.model.eval_batches))
