@@ -205,10 +205,13 @@ def test_deleted_units_and_policy_are_recomputed_identically(loop_run):
 def test_report_has_the_loop(loop_run):
     cfg, _ = loop_run
     page = (Path(cfg.output) / "report.html").read_text()
-    for heading in ("Filter funnel", "Closed loop", "Curriculum"):
+    for heading in ("Filter funnel", "Closed loop", "Curriculum", "Policy updates"):
         assert heading in page
     for arm in ARMS:
         assert f"<td>{arm}</td>" in page
+    (update,) = json.loads((Path(cfg.output) / "loop" / "summary.json").read_text())["updates"]
+    adopted = "yes" if update["accepted"] else "no"
+    assert f"<td>{update['trial_loss_proposed']:.4f}</td><td>{adopted}</td>" in page
 
 
 def test_cli_resumes_a_finished_loop(loop_run, tmp_path):

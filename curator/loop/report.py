@@ -12,7 +12,8 @@ The target of tokens-to-target is, in order: the `target_loss` of the files if t
 else the mean final loss of the `random` arm, else the worst arm's mean final loss. An arm's
 tokens-to-target is the mean over its seeds of the first evaluated token count whose loss is at
 or under the target (seeds that never reach it are counted as missing and shown as such).
-`RUN/loop/scores.parquet` (doc_id, label, one column per policy) gives the score histograms.
+`RUN/loop/scores.parquet` (doc_id, label, one column per policy) gives the score histograms,
+and the `updates` of `RUN/loop/summary.json` the table of the loop agent's policy updates.
 """
 
 from __future__ import annotations
@@ -102,12 +103,42 @@ def loop_section(run: RunDir) -> str:
             for r in rows
         ],
     )
-    parts = ["<h2>Closed loop</h2>", png(fig), table]
+    parts = ["<h2>Closed loop</h2>", png(fig), table, updates_table(loop_dir / "summary.json")]
     mix = curriculum_mix_plot(records)
     if mix:
         parts.append(mix)
     parts += score_plots(loop_dir / "scores.parquet")
     return "".join(parts)
+
+
+def updates_table(summary_path: Path) -> str:
+    """The loop agent's update after each round: its reward and its trial round's verdict."""
+    if not summary_path.exists():
+        return ""
+    updates = json.loads(summary_path.read_text()).get("updates", [])
+    if not updates:
+        return ""
+
+    def num(u: dict, key: str) -> str | None:
+        return None if u.get(key) is None else f"{u[key]:.4f}"
+
+    rows = [
+        (
+            u["seed"],
+            u["round"],
+            u.get("candidates"),
+            "skipped" if u.get("skipped") else num(u, "mean_reward"),
+            num(u, "trial_loss_current"),
+            num(u, "trial_loss_proposed"),
+            {True: "yes", False: "no"}.get(u.get("accepted"), "no trial"),
+        )
+        for u in sorted(updates, key=lambda u: (u["seed"], u["round"]))
+    ]
+    head = ["seed", "after round", "candidates", "mean reward", "trial loss, current policy",
+            "trial loss, updated policy", "adopted"]
+    return ("<h3>Policy updates of the loop agent</h3><p>Trial losses are on the validation "
+            "half of the held-out text after one round of training on each policy's "
+            "selection.</p>" + html_table(head, rows))
 
 
 def curriculum_mix_plot(records: list[dict]) -> str | None:
