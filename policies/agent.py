@@ -31,8 +31,8 @@ class PolicyNet(nn.Module):
         # small last-layer init (cleanrl's std=0.01): start near keep-prob 0.5 everywhere
         nn.init.normal_(self.keep_head.weight, std=0.01)
         nn.init.zeros_(self.keep_head.bias)
-        # a zero tensor, not nn.Linear, whose init would draw from the torch RNG: seeded runs
-        # sample the same masks as they did before the linear path existed
+        # a zero tensor, not nn.Linear, whose init would draw from the torch RNG: a seeded
+        # policy starts from the same weights as before the linear path existed
         self.linear = nn.Parameter(torch.zeros(n_features))
 
     def keep_logits(self, obs: Tensor) -> Tensor:
