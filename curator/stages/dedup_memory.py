@@ -1,9 +1,9 @@
 """Near-duplicate removal for one collection held in memory (a selection pool, a test fixture).
 
 The same MinHash signatures and LSH bands as the distributed dedup (curator/stages/dedup.py),
-without its shuffle files: bucket collisions become star edges to the bucket's first document,
-candidate pairs are kept when their signature Jaccard estimate reaches the threshold, and the
-connected components are found by min-label propagation. Of each component the first document
+without its shuffle files: `curator.stages.lsh.bucket_edges` turns bucket collisions into star
+edges to the bucket's first document, kept when their signature Jaccard estimate reaches the
+threshold, and the connected components are found here by min-label propagation. Of each component the first document
 (lowest index) is the one kept; every other member is flagged as a copy.
 
 `SELECTION_DEDUP` is tuned for copies with a few words changed (1 word in 30 swapped has a
@@ -19,26 +19,10 @@ import polars as pl
 import pyarrow as pa
 
 from curator.config import DedupConfig
+from curator.stages.lsh import band_rows, bucket_edges
 from curator.stages.minhash import MinHashSignature, band_hashes
 
 SELECTION_DEDUP = DedupConfig(shingle_size=3, bands=20, rows=5, threshold=0.6)
-
-
-def candidate_edges(bands: np.ndarray) -> np.ndarray:
-    """(m, 2) int64 pairs (doc, first doc of a shared bucket), doc > first, deduplicated."""
-    n, b = bands.shape
-    rows = pl.DataFrame({
-        "band": np.tile(np.arange(b, dtype=np.int32), n),
-        "hash": bands.reshape(-1),
-        "doc": np.repeat(np.arange(n, dtype=np.int64), b),
-    })
-    edges = (
-        rows.with_columns(first=pl.col("doc").min().over(["band", "hash"]))
-        .filter(pl.col("doc") != pl.col("first"))
-        .select("doc", "first")
-        .unique()
-    )
-    return edges.to_numpy().astype(np.int64).reshape(-1, 2)
 
 
 def component_labels(n: int, edges: np.ndarray) -> np.ndarray:
@@ -65,8 +49,11 @@ def near_duplicate_copies(texts: pa.Array | list[str], cfg: DedupConfig = SELECT
     if n == 0:
         return np.zeros(0, bool)
     sig = MinHashSignature(cfg).signatures(texts)
-    edges = candidate_edges(band_hashes(sig, cfg.bands, cfg.rows))
-    if cfg.threshold is not None and len(edges):
-        similar = (sig[edges[:, 0]] == sig[edges[:, 1]]).mean(axis=1) >= cfg.threshold
-        edges = edges[similar]
-    return component_labels(n, edges) != np.arange(n)
+    docs = pl.DataFrame({
+        "doc_id": np.arange(n, dtype=np.int64),
+        "minhash_bands": band_hashes(sig, cfg.bands, cfg.rows),
+        "minhash_sig": sig,
+    }).cast({"minhash_bands": pl.List(pl.UInt64), "minhash_sig": pl.List(pl.UInt32)})
+    edges = bucket_edges(band_rows(docs), cfg.threshold)
+    pairs = edges.select("src", "dst").to_numpy().astype(np.int64).reshape(-1, 2)
+    return component_labels(n, pairs) != np.arange(n)
