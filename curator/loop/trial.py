@@ -18,7 +18,7 @@ import numpy as np
 from curator.loop.config import LoopConfig
 from curator.loop.pool import LoopPool
 from curator.loop.select import select_round
-from curator.loop.unit import build_trainer, latest
+from curator.loop.unit import build_trainer, latest, round_windows, train_range
 
 
 def trial_loss(
@@ -35,27 +35,15 @@ def trial_loss(
     `scores`: one per pool document (only `remaining` ones are read); `model_dir`: the arm's
     checkpoint after round `rnd`.
     """
-    import torch
-
     from curator.trainer.data import TokenStream
-    from curator.trainer.engine import evaluate, to_batch, train_steps
-    from policies.reward import cycle_to
+    from curator.trainer.engine import evaluate
 
     chosen = select_round(scores, pool.n_tokens, remaining, cfg.round_tokens)
     order = np.random.default_rng(seed * 1000 + rnd + 1).permutation(len(chosen))
     docs = pool.docs(chosen[order])
     tcfg, model, optimizer = build_trainer(cfg, pool.vocab_size, seed, latest(model_dir))
-    per_step = tcfg.tokens_per_step()
-    stream = cycle_to(
-        np.concatenate(docs) if docs else np.zeros(0, np.int64),
-        cfg.steps_per_round * per_step + 1,
-    )
-    windows = TokenStream(stream, tcfg.model.seq_len, order="curriculum")
-    first = (rnd + 1) * cfg.steps_per_round
-    dev = torch.device("cpu")
-    batches = (
-        [to_batch(windows.batch(i, tcfg.batch_size), dev)] for i in range(cfg.steps_per_round)
-    )
-    train_steps(model, optimizer, batches, tcfg, cfg.total_steps, start_step=first)
+    tokens = np.concatenate(docs) if docs else np.zeros(0, np.int64)
+    windows = round_windows(cfg, tcfg, tokens)
+    train_range(cfg, tcfg, model, optimizer, windows, rnd + 1, 0, cfg.steps_per_round)
     validation = TokenStream(pool.validation, tcfg.model.seq_len)
     return float(evaluate(model, validation, 2 * tcfg.batch_size, cfg.model.eval_batches))

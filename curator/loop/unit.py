@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     import torch
 
     from curator.trainer.config import TrainConfig
+    from curator.trainer.data import TokenStream
     from curator.trainer.model import GPT
     from policies.reward import TrainerSpec
 
@@ -80,6 +81,40 @@ def latest(model_dir: Path | None) -> Path | None:
     return found
 
 
+def round_windows(cfg: LoopConfig, tcfg: TrainConfig, tokens: np.ndarray) -> TokenStream:
+    """One round's training windows over `tokens` in reading order (a short selection -- the
+    arm ran out of fresh data -- repeats)."""
+    from curator.trainer.data import TokenStream
+    from policies.reward import cycle_to
+
+    n = cfg.steps_per_round * tcfg.tokens_per_step() + 1
+    return TokenStream(cycle_to(np.asarray(tokens, np.int64), n), tcfg.model.seq_len,
+                       order="curriculum")
+
+
+def train_range(
+    cfg: LoopConfig,
+    tcfg: TrainConfig,
+    model: GPT,
+    optimizer: torch.optim.AdamW,
+    windows: TokenStream,
+    rnd: int,
+    lo: int,
+    hi: int,
+) -> list[float]:
+    """Train steps [lo, hi) of round `rnd` on `windows`, on the loop's one LR schedule;
+    returns the training losses."""
+    import torch
+
+    from curator.trainer.engine import to_batch, train_steps
+
+    dev = torch.device("cpu")
+    batches = ([to_batch(windows.batch(i, tcfg.batch_size), dev)] for i in range(lo, hi))
+    start = rnd * cfg.steps_per_round + lo
+    return [s.loss for s in train_steps(model, optimizer, batches, tcfg, cfg.total_steps,
+                                        start_step=start)]
+
+
 def difficulty(cfg: LoopConfig, pool: LoopPool, chosen: np.ndarray, model) -> np.ndarray:
     from curator.stages.curriculum import compression_ratio
     from curator.trainer.engine import per_document_loss
@@ -111,8 +146,7 @@ def run_unit(
     from curator.stages.curriculum import quantile_stages
     from curator.trainer.checkpoint import save_checkpoint
     from curator.trainer.data import TokenStream, load_corpus
-    from curator.trainer.engine import evaluate, to_batch, train_steps
-    from policies.reward import cycle_to
+    from curator.trainer.engine import evaluate
 
     torch.set_num_threads(1)  # one unit per core; Ray runs units side by side
     if out.exists():
@@ -169,9 +203,7 @@ def run_unit(
 
     # 4. train steps_per_round steps in curriculum order; evaluate the test split along the way
     per_step = tcfg.tokens_per_step()
-    # a short selection (the arm ran out of fresh data) repeats
-    stream = cycle_to(np.asarray(corpus.tokens, np.int64), cfg.steps_per_round * per_step + 1)
-    windows = TokenStream(stream, tcfg.model.seq_len, order="curriculum")
+    windows = round_windows(cfg, tcfg, corpus.tokens)
     heldout = TokenStream(pool.test, tcfg.model.seq_len)
     eval_batch = 2 * tcfg.batch_size
     curve: list[tuple[int, float]] = []
@@ -180,11 +212,8 @@ def run_unit(
         curve.append((0, float(evaluate(model, heldout, eval_batch, cfg.model.eval_batches))))
     cuts_at = np.linspace(0, cfg.steps_per_round, cfg.model.evals_per_round + 1).round()
     losses: list[float] = []
-    dev = torch.device("cpu")
     for lo, hi in zip(cuts_at[:-1].astype(int), cuts_at[1:].astype(int), strict=True):
-        batches = ([to_batch(windows.batch(i, tcfg.batch_size), dev)] for i in range(lo, hi))
-        stats = train_steps(model, optimizer, batches, tcfg, cfg.total_steps, start_step=first + lo)
-        losses += [s.loss for s in stats]
+        losses += train_range(cfg, tcfg, model, optimizer, windows, rnd, lo, hi)
         lap("train")
         loss = evaluate(model, heldout, eval_batch, cfg.model.eval_batches)
         curve.append((int((first + hi) * per_step), float(loss)))

@@ -66,7 +66,7 @@ def update_policy(
     if cfg.update.candidate_rounds:
         budget = int(cfg.update.candidate_rounds * cfg.round_tokens)
         top = select_by_score(current, pool.n_tokens[left], budget)
-        if len(left[top]) >= env_cfg.docs_per_step:
+        if top.sum() >= env_cfg.docs_per_step:
             idx, features, logits = left[top], left_features[top], current[top]
     summary: dict = {"seed": seed, "round": rnd, "candidates": int(len(idx))}
     if cfg.update.steps == 0 or len(idx) < env_cfg.docs_per_step:

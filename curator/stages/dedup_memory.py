@@ -3,8 +3,9 @@
 The same MinHash signatures and LSH bands as the distributed dedup (curator/stages/dedup.py),
 without its shuffle files: `curator.stages.lsh.bucket_edges` turns bucket collisions into star
 edges to the bucket's first document, kept when their signature Jaccard estimate reaches the
-threshold, and the connected components are found here by min-label propagation. Of each component the first document
-(lowest index) is the one kept; every other member is flagged as a copy.
+threshold, and the connected components are found here by min-label propagation. Of each
+component the first document (lowest index) is the one kept; every other member is flagged as
+a copy.
 
 `SELECTION_DEDUP` is tuned for copies with a few words changed (1 word in 30 swapped has a
 5-word-shingle Jaccard of ~0.7, where the curate default of 14x8 bands catches ~60%): 3-word
