@@ -16,6 +16,7 @@ ORDER = [
     "train_throughput.md",
     "selection_quality.md",
     "closed_loop.md",
+    "loop_margin_probe.md",
 ]
 
 HEADER = """# Benchmarks

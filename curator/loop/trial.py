@@ -12,6 +12,7 @@ seeded random order, not the curriculum's: what is compared is which documents, 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,6 +20,9 @@ from curator.loop.config import LoopConfig
 from curator.loop.pool import LoopPool
 from curator.loop.select import select_round
 from curator.loop.unit import build_trainer, latest, round_windows, train_range
+
+if TYPE_CHECKING:
+    from curator.trainer.model import GPT
 
 
 def trial_loss(
@@ -39,11 +43,20 @@ def trial_loss(
     from curator.trainer.engine import evaluate
 
     chosen = select_round(scores, pool.n_tokens, remaining, cfg.round_tokens)
+    model = trial_model(cfg, pool, seed, rnd, model_dir, chosen)
+    validation = TokenStream(pool.validation, cfg.model.seq_len)
+    return float(evaluate(model, validation, 2 * cfg.model.batch_size, cfg.model.eval_batches))
+
+
+def trial_model(
+    cfg: LoopConfig, pool: LoopPool, seed: int, rnd: int, model_dir: Path, chosen: np.ndarray
+) -> GPT:
+    """The arm's checkpoint after round `rnd`, trained one more round on the documents
+    `chosen` (pool indices) in a seeded random order."""
     order = np.random.default_rng(seed * 1000 + rnd + 1).permutation(len(chosen))
     docs = pool.docs(chosen[order])
     tcfg, model, optimizer = build_trainer(cfg, pool.vocab_size, seed, latest(model_dir))
     tokens = np.concatenate(docs) if docs else np.zeros(0, np.int64)
     windows = round_windows(cfg, tcfg, tokens)
     train_range(cfg, tcfg, model, optimizer, windows, rnd + 1, 0, cfg.steps_per_round)
-    validation = TokenStream(pool.validation, tcfg.model.seq_len)
-    return float(evaluate(model, validation, 2 * tcfg.batch_size, cfg.model.eval_batches))
+    return model
