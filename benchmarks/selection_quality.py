@@ -190,18 +190,19 @@ def agent_pool(sources: Sources, dedup: bool = True) -> Pool:
 
 
 def eval_pool(sources: Sources, sp: spm.SentencePieceProcessor, noise: float, n_docs: int,
-              dedup: bool = True) -> tuple[Pool, list[np.ndarray], np.ndarray]:
-    """An evaluation pool at `noise` (never the agent's draw; `n_docs` before dedup), its
-    documents' token ids (EOS appended) and its clean held-out token stream."""
-    pool = deduplicated(build_pool(sources, n_docs, noise, seed=1, heldout_docs=50), dedup)
+              dedup: bool = True, draw: int = 1) -> tuple[Pool, list[np.ndarray], np.ndarray]:
+    """An evaluation pool at `noise` (draw seed `draw`, never the agent's draw 100; `n_docs`
+    before dedup), its documents' token ids (EOS appended) and its clean held-out stream."""
+    pool = deduplicated(build_pool(sources, n_docs, noise, seed=draw, heldout_docs=50), dedup)
     docs = [np.asarray(d, np.int64) for d in sp.EncodeAsNumpy(pool.texts.to_pylist(), add_eos=True)]
     heldout = np.concatenate(sp.EncodeAsNumpy(pool.heldout, add_eos=True)).astype(np.int64)
     return pool, docs, heldout
 
 
-def removed_by_label(sources: Sources, noise: float, n_docs: int) -> dict[str, int]:
+def removed_by_label(sources: Sources, noise: float, n_docs: int, draw: int = 1
+                     ) -> dict[str, int]:
     """What near-duplicate removal takes out of `eval_pool`'s pool, counted by label."""
-    pool = build_pool(sources, n_docs, noise, seed=1, heldout_docs=50)
+    pool = build_pool(sources, n_docs, noise, seed=draw, heldout_docs=50)
     labels = np.asarray(pool.labels.to_pylist())[near_duplicate_copies(pool.texts)]
     return dict(sorted(collections.Counter(labels.tolist()).items()))
 
@@ -219,6 +220,10 @@ def main() -> None:
     ap.add_argument("--dedup", action=argparse.BooleanOptionalAction, default=True,
                     help="remove near-duplicate copies from every pool first, as curate does "
                     "before scoring (curator/stages/dedup_memory.py)")
+    ap.add_argument("--pool-draws", choices=["per-seed", "one"], default="per-seed",
+                    help="per-seed: seed k evaluates on its own pool draw (draw seed k+1: its "
+                    "own candidates, corruptions and held-out text), so the spread includes "
+                    "the data; one: every seed on draw 1 (only init and batch order vary)")
     ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args()
     torch.set_num_threads(1)  # shared machine; also makes "per core" numbers honest
@@ -241,77 +246,79 @@ def main() -> None:
     vocab = sp.get_piece_size()
 
     rows, pr_rows, speed, removed = [], [], {}, {}
+    ref_docs = [np.asarray(d, np.int64) for d in sp.EncodeAsNumpy(reference, add_eos=True)]
+    ref_arr = pa.array(reference, pa.string())
     for noise in args.noise:
-        pool, docs, heldout = eval_pool(sources, sp, noise, args.pool_docs, args.dedup)
-        removed[noise] = removed_by_label(sources, noise, args.pool_docs) if args.dedup else {}
-        n_tok = np.array([len(d) for d in docs])
-        ref_docs = [np.asarray(d, np.int64) for d in sp.EncodeAsNumpy(reference, add_eos=True)]
-        junk = pool.is_junk
-        ref_arr = pa.array(reference, pa.string())
+        removed[noise] = collections.Counter()
+        draws = {seed: seed + 1 if args.pool_draws == "per-seed" else 1
+                 for seed in range(args.seeds)}
+        for draw in sorted(set(draws.values())):
+            pool, docs, heldout = eval_pool(sources, sp, noise, args.pool_docs, args.dedup, draw)
+            if args.dedup:
+                removed[noise].update(removed_by_label(sources, noise, args.pool_docs, draw))
+            n_tok = np.array([len(d) for d in docs])
+            junk = pool.is_junk
 
-        t0 = time.time()
-        agent_scores, _ = agent.score_texts(pool.texts)
-        standalone = len(pool) / (time.time() - t0)
-        signals = upstream_signals(pool.texts)  # what the curate stage's alive rows carry
-        t0 = time.time()
-        agent.score_texts(pool.texts, signals)
-        speed[noise] = (standalone, len(pool) / (time.time() - t0))
-        pool_loss, ref_loss = reference_model_losses(docs, ref_docs, heldout, vocab, args.budget)
-        scores = {
-            AGENT: agent_scores.astype(np.float64),
-            "default policy": default.score_texts(pool.texts)[0].astype(np.float64),
-            "heuristic rules": bl.heuristic_scores(pool.texts),
-            "perplexity band": bl.perplexity_band_scores(pool_loss, ref_loss),
-            "n-gram classifier": bl.ngram_classifier_scores(pool.texts, ref_arr),
-            "DSIR": bl.dsir_scores(pool.texts, ref_arr),
-        }
-        for name, s in scores.items():
-            p, r = prec_recall(
-                s
-                < (
-                    0.0
-                    if "policy" in name or "agent" in name
-                    else np.quantile(s, noise)
-                    if noise
-                    else -np.inf
-                ),
-                junk,
-            )
-            pr_rows.append(
-                {"noise": noise, "method": name, "auc": auc(s, ~junk), "precision": p, "recall": r}
-            )
-        hp, hr = prec_recall(bl.heuristic_scores(pool.texts) < 5.0, junk)
-        pr_rows.append(
-            {
-                "noise": noise,
-                "method": "heuristic rules (own decisions)",
-                "auc": float("nan"),
-                "precision": hp,
-                "recall": hr,
+            t0 = time.time()
+            agent_scores, _ = agent.score_texts(pool.texts)
+            standalone = len(pool) / (time.time() - t0)
+            signals = upstream_signals(pool.texts)  # what the curate stage's alive rows carry
+            t0 = time.time()
+            agent.score_texts(pool.texts, signals)
+            speed.setdefault(noise, (standalone, len(pool) / (time.time() - t0)))
+            pool_loss, ref_loss = reference_model_losses(docs, ref_docs, heldout, vocab,
+                                                         args.budget)
+            scores = {
+                AGENT: agent_scores.astype(np.float64),
+                "default policy": default.score_texts(pool.texts)[0].astype(np.float64),
+                "heuristic rules": bl.heuristic_scores(pool.texts),
+                "perplexity band": bl.perplexity_band_scores(pool_loss, ref_loss),
+                "n-gram classifier": bl.ngram_classifier_scores(pool.texts, ref_arr),
+                "DSIR": bl.dsir_scores(pool.texts, ref_arr),
             }
-        )
-
-        for seed in range(args.seeds):
-            per_seed = dict(scores)
-            per_seed["random"] = bl.random_scores(len(pool), seed)
-            per_seed["oracle"] = bl.oracle_scores(junk, seed)
-            for name, s in per_seed.items():
-                curve = {}
-                for f in FRACTIONS:
-                    keep = bl.select_by_score(s, n_tok, int(f * args.budget))
-                    curve[f] = train_eval(docs, keep, int(f * args.budget), heldout, vocab, seed)
-                sel = bl.select_by_score(s, n_tok, args.budget)
-                rows.append(
-                    {
-                        "noise": noise,
-                        "seed": seed,
-                        "method": name,
-                        "curve": curve,
-                        "junk_tokens": float(n_tok[sel & junk].sum() / n_tok[sel].sum()),
-                    }
-                )
-                print(json.dumps(rows[-1]), flush=True)
+            pr_rows += junk_rows(noise, draw, scores, junk, bl.heuristic_scores(pool.texts))
+            for seed in (k for k, d in draws.items() if d == draw):
+                per_seed = dict(scores)
+                per_seed["random"] = bl.random_scores(len(pool), seed)
+                per_seed["oracle"] = bl.oracle_scores(junk, seed)
+                for name, s in per_seed.items():
+                    curve = {}
+                    for f in FRACTIONS:
+                        keep = bl.select_by_score(s, n_tok, int(f * args.budget))
+                        curve[f] = train_eval(docs, keep, int(f * args.budget), heldout, vocab,
+                                              seed)
+                    sel = bl.select_by_score(s, n_tok, args.budget)
+                    rows.append(
+                        {
+                            "noise": noise,
+                            "seed": seed,
+                            "draw": draw,
+                            "method": name,
+                            "curve": curve,
+                            "junk_tokens": float(n_tok[sel & junk].sum() / n_tok[sel].sum()),
+                        }
+                    )
+                    print(json.dumps(rows[-1]), flush=True)
+        removed[noise] = dict(sorted(removed[noise].items()))
     write_results(args, removed, rows, pr_rows, speed, agent_train_s, time.time() - t_start)
+
+
+def junk_rows(noise: float, draw: int, scores: dict[str, np.ndarray], junk: np.ndarray,
+              heuristic: np.ndarray) -> list[dict]:
+    """AUC and precision/recall of each method's drops on one pool draw."""
+    out = []
+    for name, s in scores.items():
+        if "policy" in name or "agent" in name:
+            cut = 0.0  # the policies' own decision: keep logit < 0
+        else:
+            cut = np.quantile(s, noise) if noise else -np.inf
+        p, r = prec_recall(s < cut, junk)
+        out.append({"noise": noise, "draw": draw, "method": name, "auc": auc(s, ~junk),
+                    "precision": p, "recall": r})
+    hp, hr = prec_recall(heuristic < 5.0, junk)
+    out.append({"noise": noise, "draw": draw, "method": "heuristic rules (own decisions)",
+                "auc": float("nan"), "precision": hp, "recall": hr})
+    return out
 
 
 def paired_lines(rows: list[dict], noises: list[float], first: str = AGENT) -> list[str]:
@@ -320,7 +327,8 @@ def paired_lines(rows: list[dict], noises: list[float], first: str = AGENT) -> l
     lines = [
         f"## Paired differences at B: {first} minus each method",
         "",
-        "Negative = the agent ends lower. Same seed = same init and batch order for both.",
+        "Negative = the agent ends lower. Same seed = same pool draw, init and batch order "
+        "for both.",
         "",
         "| noise | method | mean diff | sd | seeds where the agent is better |",
         "|---|---|---|---|---|",
@@ -364,11 +372,15 @@ def write_results(
         f"    .venv/bin/python benchmarks/selection_quality.py --corpora {args.corpora} "
         f"--noise {' '.join(str(n) for n in args.noise)} --seeds {args.seeds} "
         f"--budget {B} --pool-docs {args.pool_docs} --agent-steps {args.agent_steps} "
-        f"--target-dim {args.target_dim} {'--dedup' if args.dedup else '--no-dedup'}",
+        f"--target-dim {args.target_dim} {'--dedup' if args.dedup else '--no-dedup'} "
+        f"--pool-draws {args.pool_draws}",
         "",
         f"Budget B = {B} tokens; {pool_desc}; tiny DSA GPT (2 layers, d=64, "
         "seq 128, block 32, top-2 blocks), cosine LR fully decayed in every run; 1 torch "
-        f"thread; {args.seeds} paired seed(s) (same init and batch order for every method). "
+        f"thread; {args.seeds} paired seed(s) (same init and batch order for every method; "
+        + ("each seed on its own pool draw: candidates, corruptions and held-out text, draw "
+           "seed = seed + 1). " if args.pool_draws == "per-seed" else "all on pool draw 1). ")
+        + f"Removed counts are summed over the draws. "
         f"Total wall time {total_s / 60:.1f} min on a shared 2-core CPU.",
         "",
         f"Agent: REINFORCE with a leave-one-out baseline ({AgentConfig().samples_per_step} "
@@ -417,15 +429,18 @@ def write_results(
         "AUC: P(clean doc scores above junk doc). Precision/recall of dropped docs: the "
         "policies drop where their keep logit < 0 (their own decision); the heuristic "
         "rules drop a doc failing any rule family; other baselines drop their lowest "
-        "`noise` fraction.",
+        "`noise` fraction. Means over the pool draws.",
         "",
         "| noise | method | AUC | precision | recall |",
         "|---|---|---|---|---|",
     ]
-    for r in pr_rows:
+    for key in dict.fromkeys((r["noise"], r["method"]) for r in pr_rows):
+        sub = [r for r in pr_rows if (r["noise"], r["method"]) == key]
+        mean = {k: np.nanmean([r[k] for r in sub]) if any(np.isfinite(r[k]) for r in sub)
+                else float("nan") for k in ("auc", "precision", "recall")}
         lines.append(
-            f"| {r['noise']:.2f} | {r['method']} | {r['auc']:.3f} | "
-            f"{r['precision']:.3f} | {r['recall']:.3f} |"
+            f"| {key[0]:.2f} | {key[1]} | {mean['auc']:.3f} | "
+            f"{mean['precision']:.3f} | {mean['recall']:.3f} |"
         )
     lines += [
         "",
