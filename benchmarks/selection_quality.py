@@ -3,9 +3,10 @@
     .venv/bin/python benchmarks/selection_quality.py --corpora ../shared/corpora \
         --noise 0 0.25 0.5 --seeds 3 --budget 60000
 
-For each noise rate: a pool (policies/pool.py: book chunks + English web articles as clean; page
-boilerplate, WARC spam, non-English articles and labelled corruptions as junk), a clean held-out
-split never in the pool, and a clean reference split (the "target" the DSIR / classifier /
+For each noise rate and paired seed: a pool (policies/pool.py: book chunks + English web
+articles as clean; page boilerplate, WARC spam, non-English articles and labelled corruptions as
+junk; by default each seed has its own draw, `--pool-draws`), a clean held-out split never in
+the pool, and a clean reference split (the "target" the DSIR / classifier /
 perplexity-band baselines may look at). Every method ranks the pool; the top-ranked documents
 up to budget*f tokens (f = 1/4, 1/2, 1) train the tiny DSA model from the same seeded init on
 the same seeded batch order, cosine LR fully decayed at the end of every run; held-out loss is
