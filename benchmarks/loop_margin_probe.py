@@ -47,21 +47,33 @@ from curator.rundir import RunDir  # noqa: E402
 RESULTS = Path(__file__).parent / "results" / "loop_margin_probe.md"
 
 
+def flat_gradient(model):
+    """All parameters' gradients as one vector (zeros where a parameter got none, e.g. the
+    sparse-attention indexer on a sequence its local window covers)."""
+    import torch
+
+    return torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1)
+                      for p in model.parameters()])
+
+
 def document_gradients(model, docs: list[np.ndarray], seq_len: int):
     """One flattened loss gradient per document (its full seq_len windows as one batch)."""
     import torch
 
     grads = []
     model.train()
+    size = sum(p.numel() for p in model.parameters())
     for d in docs:
+        if len(d) < 2:  # nothing to predict: no influence either way
+            grads.append(torch.zeros(size))
+            continue
         n = max(1, (len(d) - 1) // seq_len)
         width = min(seq_len, len(d) - 1)
         x = np.stack([d[i * width : (i + 1) * width] for i in range(n)])
         y = np.stack([d[i * width + 1 : (i + 1) * width + 1] for i in range(n)])
         model.zero_grad()
         model(torch.from_numpy(x), torch.from_numpy(y)).loss.backward()
-        grads.append(torch.cat([p.grad.reshape(-1) for p in model.parameters()
-                                if p.grad is not None]))
+        grads.append(flat_gradient(model))
     return torch.stack(grads)
 
 
@@ -78,7 +90,7 @@ def stream_gradient(model, tokens: np.ndarray, seq_len: int, batch_size: int, ba
     for i in range(n):
         x, y = to_batch(stream.batch(i, batch_size), torch.device("cpu"))
         (model(x, y).loss / n).backward()
-    return torch.cat([p.grad.reshape(-1) for p in model.parameters() if p.grad is not None])
+    return flat_gradient(model)
 
 
 def cosine_influence(doc_grads, target) -> np.ndarray:
