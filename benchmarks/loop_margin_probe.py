@@ -42,6 +42,7 @@ from curator.loop.pool import LoopPool, load_loop_pool, pool_dir  # noqa: E402
 from curator.loop.select import arm_scores, select_round  # noqa: E402
 from curator.loop.trial import trial_model  # noqa: E402
 from curator.loop.unit import build_trainer, latest, unit_dir  # noqa: E402
+from curator.loop.update import update_candidates  # noqa: E402
 from curator.rundir import RunDir  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "loop_margin_probe.md"
@@ -147,7 +148,6 @@ def probe(run_root: Path, corpora: str | None) -> tuple[list[dict], dict]:
 
     from curator.trainer.data import TokenStream
     from curator.trainer.engine import evaluate
-    from policies.baselines import select_by_score
 
     torch.set_num_threads(1)
     cfg = load_loop_config(run_root / "loop" / "config.yaml")
@@ -164,9 +164,8 @@ def probe(run_root: Path, corpora: str | None) -> tuple[list[dict], dict]:
             results.append(json.loads((unit / "result.json").read_text()))
             left = remaining_after(results, len(pool))
             idx = np.flatnonzero(left)
-            top = select_by_score(static[idx], pool.n_tokens[idx],
-                                  int(cfg.update.candidate_rounds * cfg.round_tokens))
-            cand = idx[top]
+            cand = idx[update_candidates(cfg, static[idx], pool.n_tokens[idx],
+                                         cfg.update.env.docs_per_step)]
             _, model, _ = build_trainer(cfg, pool.vocab_size, seed, latest(unit / "model"))
             row = {"seed": seed, "round": rnd, "candidates": len(cand)}
             for name, s in rerankings(cfg, pool, model, cand, static[cand], extra).items():

@@ -277,7 +277,7 @@ def main() -> None:
                 "n-gram classifier": bl.ngram_classifier_scores(pool.texts, ref_arr),
                 "DSIR": bl.dsir_scores(pool.texts, ref_arr),
             }
-            pr_rows += junk_rows(noise, draw, scores, junk, bl.heuristic_scores(pool.texts))
+            pr_rows += junk_rows(noise, draw, scores, junk, scores["heuristic rules"])
             for seed in (k for k, d in draws.items() if d == draw):
                 per_seed = dict(scores)
                 per_seed["random"] = bl.random_scores(len(pool), seed)

@@ -31,6 +31,22 @@ from curator.loop.trial import trial_loss
 from curator.loop.unit import build_trainer, latest, trainer_spec
 
 
+def update_candidates(
+    cfg: LoopConfig, ranking: np.ndarray, n_tokens: np.ndarray, min_docs: int
+) -> np.ndarray:
+    """Mask of the update's candidates among the remaining documents (`ranking`, `n_tokens`
+    aligned with them): the best-ranked ones holding `update.candidate_rounds` rounds' tokens,
+    or all of them when that is off or would leave fewer than `min_docs` (one env step)."""
+    from policies.baselines import select_by_score
+
+    if cfg.update.candidate_rounds:
+        top = select_by_score(ranking, n_tokens, int(cfg.update.candidate_rounds *
+                                                     cfg.round_tokens))
+        if top.sum() >= min_docs:
+            return top
+    return np.ones(len(ranking), bool)
+
+
 def update_policy(
     cfg: LoopConfig,
     pool: LoopPool,
@@ -45,7 +61,6 @@ def update_policy(
     """Train `policy_in` for `cfg.update.steps` env steps; write `policy_out` atomically."""
     import torch
 
-    from policies.baselines import select_by_score
     from policies.checkpoint import MetricsLog, load_policy, save_policy
     from policies.config import AgentConfig
     from policies.env import CurationEnv, EnvData
@@ -62,12 +77,8 @@ def update_policy(
     left_features = policy.norm(raw_features[left])
     # the ranking the loop selects by (PolicyScorer: the keep logit of the normalized features)
     current = policy.net.score(torch.from_numpy(left_features)).numpy()
-    idx, features, logits = left, left_features, current
-    if cfg.update.candidate_rounds:
-        budget = int(cfg.update.candidate_rounds * cfg.round_tokens)
-        top = select_by_score(current, pool.n_tokens[left], budget)
-        if top.sum() >= env_cfg.docs_per_step:
-            idx, features, logits = left[top], left_features[top], current[top]
+    top = update_candidates(cfg, current, pool.n_tokens[left], env_cfg.docs_per_step)
+    idx, features, logits = left[top], left_features[top], current[top]
     summary: dict = {"seed": seed, "round": rnd, "candidates": int(len(idx))}
     if cfg.update.steps == 0 or len(idx) < env_cfg.docs_per_step:
         # nothing (or too little) left to learn from: the policy goes on unchanged
