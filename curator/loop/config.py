@@ -53,11 +53,27 @@ class LoopUpdateConfig(Section):
         "trains one round on the current and on the updated policy's selection, and the update "
         "is kept only if its validation loss is not higher (curator/loop/trial.py).",
     )
+    signal_weights: list[float] = Field(
+        [], description="Weights of the context gain under the arm's model "
+        "(curator/loop/signal.py) the trial round also tries, each added to the current "
+        "policy's z-scored logits; the best choice is kept. Empty = REINFORCE only. Needs "
+        "trial_round.",
+    )
     env: EnvConfig = Field(
         EnvConfig(docs_per_step=32, step_tokens=2048, episode_steps=8, learner="trainer"),
         description="Environment of the update; its learner is always the loop arm's own model "
         "(model.*), so trainer_* and model_features are ignored here.",
     )
+
+
+    @model_validator(mode="after")
+    def _signal_needs_trial(self) -> LoopUpdateConfig:
+        if any(w < 0 for w in self.signal_weights):
+            raise ValueError(f"update.signal_weights {self.signal_weights}: each must be >= 0")
+        if self.signal_weights and not self.trial_round:
+            raise ValueError("update.signal_weights are chosen by the trial round; set "
+                             "update.trial_round=true or signal_weights=[]")
+        return self
 
 
 class LoopConfig(Section):

@@ -31,6 +31,7 @@ from connectors.fs import write_parquet_atomic, write_text_atomic
 from curator.loop.config import LoopConfig
 from curator.loop.pool import LoopPool
 from curator.loop.select import arm_scores, select_round
+from curator.loop.signal import context_gain, loop_ranking, policy_signal_weight
 
 if TYPE_CHECKING:
     import torch
@@ -161,16 +162,22 @@ def run_unit(
         seconds[name] = seconds.get(name, 0.0) + now - t
         t = now
 
-    # 1. score the arm's remaining documents and take the best up to the round's budget
+    # 1. score the arm's remaining documents and take the best up to the round's budget; a
+    # loop policy may add the context gain under the arm's current model (curator/loop/signal)
+    tcfg, model, optimizer = build_trainer(cfg, pool.vocab_size, seed, latest(prev_model))
     scores = np.full(len(pool), np.nan)
     idx = np.flatnonzero(remaining)
     feats = raw_features[idx] if raw_features is not None else None
-    scores[idx] = arm_scores(arm, pool.texts.take(pa.array(idx)), policy_path, seed, rnd, feats)
+    own = arm_scores(arm, pool.texts.take(pa.array(idx)), policy_path, seed, rnd, feats)
+    if policy_path is not None and prev_model is not None:
+        weight = policy_signal_weight(policy_path)
+        own = loop_ranking(own, context_gain(model, pool.docs(idx), pool.validation,
+                                             pool.vocab_size) if weight else None, weight)
+    scores[idx] = own
     chosen = select_round(scores, pool.n_tokens, remaining, cfg.round_tokens)
     lap("score")
 
     # 2. stage by difficulty under the arm's current model and order by the schedule
-    tcfg, model, optimizer = build_trainer(cfg, pool.vocab_size, seed, latest(prev_model))
     diff = difficulty(cfg, pool, chosen, model if prev_model is not None else None)
     stage, cuts = quantile_stages(diff, cfg.n_stages)
     schedule = load_schedule("uniform" if arm == "loop_uniform" else cfg.schedule, cfg.n_stages)

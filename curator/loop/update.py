@@ -12,9 +12,13 @@ current weights (`policies.reinforce.train_policy`) and the result is the next r
 The test split is never seen here: rewards use the validation half of the held-out text.
 
 REINFORCE from a few dozen noisy rewards can make the ranking worse as easily as better, so
-with `update.trial_round` the proposal is adopted only if a trial round (curator/loop/trial.py)
-on the arm's own checkpoint says its selection lowers the validation loss at least as much as
-the current policy's; otherwise the next round's policy is the current one again.
+with `update.trial_round` a trial round (curator/loop/trial.py) on the arm's own checkpoint
+compares the next selection of every choice on the validation half and the best one becomes
+the next round's policy (ties keep the current one). The choices: the current policy, the
+REINFORCE proposal, and the current network with each of `update.signal_weights` as the weight
+of the context gain under the arm's model (curator/loop/signal.py), which the policy file then
+carries. That weight is the loop's other handle on its model: where REINFORCE's per-batch
+rewards are too noisy to move the ranking, one scalar judged by a whole trial round is not.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import numpy as np
 
 from curator.loop.config import LoopConfig
 from curator.loop.pool import LoopPool
+from curator.loop.signal import SIGNAL_KEY, context_gain, loop_ranking
 from curator.loop.trial import trial_loss
 from curator.loop.unit import build_trainer, latest, trainer_spec
 
@@ -61,11 +66,7 @@ def update_policy(
     """Train `policy_in` for `cfg.update.steps` env steps; write `policy_out` atomically."""
     import torch
 
-    from policies.checkpoint import MetricsLog, load_policy, save_policy
-    from policies.config import AgentConfig
-    from policies.env import CurationEnv, EnvData
-    from policies.reinforce import train_policy
-    from policies.reward import TrainerLearner
+    from policies.checkpoint import load_policy, save_policy
 
     torch.set_num_threads(1)
     t0 = time.perf_counter()
@@ -75,16 +76,91 @@ def update_policy(
     if raw_features is None:
         raw_features = policy.feature_extractor()(pool.texts)
     left_features = policy.norm(raw_features[left])
-    # the ranking the loop selects by (PolicyScorer: the keep logit of the normalized features)
-    current = policy.net.score(torch.from_numpy(left_features)).numpy()
+    # the ranking the loop selects by: the policy's keep logits (PolicyScorer), plus the
+    # context gain under the arm's checkpoint when the policy carries a weight for it
+    logits_left = policy.net.score(torch.from_numpy(left_features)).numpy()
+    weight = float(policy.config.get(SIGNAL_KEY, 0.0))
+    gain = None
+    if weight or cfg.update.signal_weights:
+        _, model, _ = build_trainer(cfg, pool.vocab_size, seed, latest(model_dir))
+        gain = context_gain(model, pool.docs(left), pool.validation, pool.vocab_size)
+    current = loop_ranking(logits_left, gain, weight)
     top = update_candidates(cfg, current, pool.n_tokens[left], env_cfg.docs_per_step)
-    idx, features, logits = left[top], left_features[top], current[top]
+    idx, features, logits = left[top], left_features[top], logits_left[top]
     summary: dict = {"seed": seed, "round": rnd, "candidates": int(len(idx))}
-    if cfg.update.steps == 0 or len(idx) < env_cfg.docs_per_step:
+    reinforce = cfg.update.steps > 0 and len(idx) >= env_cfg.docs_per_step
+    if not reinforce and not cfg.update.signal_weights:
         # nothing (or too little) left to learn from: the policy goes on unchanged
         save_policy(policy_out, policy.net, policy.norm, policy.spec, policy.tokenizer,
                     policy.config, policy.target)
         return {**summary, "skipped": True, "seconds": time.perf_counter() - t0}
+
+    before = copy.deepcopy(policy.net.state_dict())
+    result: dict = {}
+    agent_cfg = None
+    affine = (float("nan"), float("nan"))
+    if reinforce:
+        # explore around the current ranking's median (see train_policy's logit_affine)
+        affine = (float(np.median(logits)), max(float(np.std(logits)), 1e-3))
+        agent_cfg, result = _reinforce(cfg, pool, seed, rnd, policy, idx, features, model_dir,
+                                       env_cfg, policy_out, affine)
+    after = copy.deepcopy(policy.net.state_dict())
+
+    # the choices the trial round compares: (net weights, context-gain weight)
+    choices = {"current": (before, weight)}
+    if reinforce:
+        choices["proposed"] = (after, weight)
+    for w in cfg.update.signal_weights:
+        if w != weight:
+            choices[f"signal {w:g}"] = (before, float(w))
+    trial: dict = {}
+    chosen = "proposed" if reinforce else "current"
+    if cfg.update.trial_round and len(choices) > 1:
+        losses = {}
+        for name, (state, w) in choices.items():
+            policy.net.load_state_dict(state)
+            ranking = loop_ranking(policy.net.score(torch.from_numpy(left_features)).numpy(),
+                                   gain, w)
+            scores = np.full(len(pool), np.nan)
+            scores[left] = ranking
+            losses[name] = trial_loss(cfg, pool, seed, rnd, model_dir, scores, remaining)
+        chosen = min(losses, key=lambda k: (losses[k], k != "current"))  # ties: keep current
+        trial = {"trial_losses": losses, "chosen": chosen, "accepted": chosen != "current",
+                 "trial_loss_current": losses["current"],
+                 "trial_loss_proposed": losses[min(
+                     (k for k in losses if k != "current"), key=losses.__getitem__)]}
+    state, weight = choices[chosen]
+    policy.net.load_state_dict(state)
+    config = {**policy.config, SIGNAL_KEY: weight}
+    if agent_cfg is not None:
+        config[f"loop_update_round_{rnd}"] = agent_cfg.model_dump(mode="json")
+    save_policy(
+        policy_out, policy.net, policy.norm, policy.spec, policy.tokenizer, config, policy.target
+    )
+    return {
+        **summary,
+        "skipped": False,
+        "mean_reward": result.get("mean_reward", float("nan")),
+        "logit_center": affine[0],
+        "logit_temperature": affine[1],
+        "episodic_returns": result.get("episodic_returns", []),
+        "signal_weight": weight,
+        **trial,
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+def _reinforce(cfg, pool, seed, rnd, policy, idx, features, model_dir, env_cfg, policy_out,
+               affine):
+    """REINFORCE on the curation environment whose learner restarts from the arm's checkpoint
+    after round `rnd`; trains `policy.net` in place. Returns (agent config, train result)."""
+    import torch
+
+    from policies.checkpoint import MetricsLog
+    from policies.config import AgentConfig
+    from policies.env import CurationEnv, EnvData
+    from policies.reinforce import train_policy
+    from policies.reward import TrainerLearner
 
     data = EnvData(features, pool.docs(idx), pool.validation, pool.vocab_size, pool.is_junk[idx])
     _, model, optimizer = build_trainer(cfg, pool.vocab_size, seed, latest(model_dir))
@@ -114,38 +190,9 @@ def update_policy(
         env=env_cfg,
     )
     torch.manual_seed(agent_cfg.seed)
-    before = copy.deepcopy(policy.net.state_dict())
     policy.net.train()
     log = MetricsLog(policy_out.with_suffix(".metrics.jsonl"))
-    # explore around the current ranking's median (see train_policy's logit_affine)
-    affine = (float(np.median(logits)), max(float(np.std(logits)), 1e-3))
     result = train_policy(policy.net, env, agent_cfg, log, reset_seed=agent_cfg.seed,
                           logit_affine=affine)
     log.close()
-    trial: dict = {}
-    if cfg.update.trial_round:
-        proposed = policy.net.score(torch.from_numpy(left_features)).numpy()
-        losses = {}
-        for name, ranking in (("current", current), ("proposed", proposed)):
-            scores = np.full(len(pool), np.nan)
-            scores[left] = ranking
-            losses[name] = trial_loss(cfg, pool, seed, rnd, model_dir, scores, remaining)
-        accepted = losses["proposed"] <= losses["current"]
-        if not accepted:
-            policy.net.load_state_dict(before)
-        trial = {"trial_loss_current": losses["current"],
-                 "trial_loss_proposed": losses["proposed"], "accepted": bool(accepted)}
-    config = {**policy.config, f"loop_update_round_{rnd}": agent_cfg.model_dump(mode="json")}
-    save_policy(
-        policy_out, policy.net, policy.norm, policy.spec, policy.tokenizer, config, policy.target
-    )
-    return {
-        **summary,
-        "skipped": False,
-        "mean_reward": result["mean_reward"],
-        "logit_center": affine[0],
-        "logit_temperature": affine[1],
-        "episodic_returns": result["episodic_returns"],
-        **trial,
-        "seconds": time.perf_counter() - t0,
-    }
+    return agent_cfg, result

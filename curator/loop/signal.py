@@ -1,0 +1,77 @@
+"""The loop's model-aware ranking signal: how much of a document the arm's own model explains.
+
+    context_gain(doc) = loss(doc | unigram model of the validation text)
+                        - loss(doc | the arm's current checkpoint)          (nats per token)
+
+The first term is what target statistics alone predict (no context, no training on the pool);
+the second is what the model the loop is training predicts now. Their difference is large for
+text whose structure the model has learned to use (coherent language like the target's) and
+small or negative for text it cannot (other languages, page chrome, spam, character soup): the
+tokens are rarer under the target's unigram statistics *and* the model's context does not help.
+Only the loop has this signal: it needs the arm's own checkpoint, and it sharpens as that model
+trains. RHO-LOSS (Mindermann et al., 2022) ranks by the same two kinds of loss the other way
+around (learnable but not yet learned); here the aim is the opposite margin: keep out what the
+model cannot learn from when the clean supply runs short.
+
+The loop ranks by `z(policy logit) + w * z(context_gain)` over the documents an arm has left;
+`w` is part of the loop policy (`SIGNAL_KEY` in its config), 0 for the round-0 policy, and the
+loop update picks it by trial rounds (curator/loop/update.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from curator.trainer.model import GPT
+
+SIGNAL_KEY = "loop_signal_weight"
+
+
+def unigram_logprob(tokens: np.ndarray, vocab_size: int) -> np.ndarray:
+    """Log-probability of every token id under add-one smoothed unigram counts of `tokens`."""
+    counts = np.bincount(np.asarray(tokens, np.int64), minlength=vocab_size)[:vocab_size] + 1.0
+    return np.log(counts / counts.sum())
+
+
+def context_gain(
+    model: GPT, docs: Sequence[np.ndarray], validation: np.ndarray, vocab_size: int
+) -> np.ndarray:
+    """Per-document unigram (validation) loss minus loss under `model`, over the tokens the
+    model predicts (all but each document's first); 0 for documents with fewer than 2 tokens."""
+    from curator.trainer.engine import per_document_loss
+
+    logp = unigram_logprob(validation, vocab_size)
+    lengths = np.fromiter((len(d) for d in docs), np.int64, count=len(docs))
+    predicted = np.maximum(lengths - 1, 0)
+    flat = np.concatenate([np.asarray(d[1:], np.int64) for d in docs]) if len(docs) else \
+        np.zeros(0, np.int64)
+    owner = np.repeat(np.arange(len(docs)), predicted)
+    unigram = np.bincount(owner, -logp[flat], minlength=len(docs)) / np.maximum(predicted, 1)
+    model_loss = per_document_loss(model, docs, batch_size=32)
+    gain = unigram - model_loss
+    return np.where(predicted > 0, np.nan_to_num(gain), 0.0)
+
+
+def zscore(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, np.float64)
+    return (x - x.mean()) / max(float(x.std()), 1e-12) if len(x) else x
+
+
+def loop_ranking(policy_scores: np.ndarray, gain: np.ndarray | None, weight: float) -> np.ndarray:
+    """The loop arm's ranking of the documents it has left: the policy's keep logits, plus
+    `weight` times the context gain, both z-scored over those documents (so `weight` means the
+    same whatever the scales); the policy's logits alone when the weight is 0."""
+    if weight == 0 or gain is None:
+        return np.asarray(policy_scores, np.float64)
+    return zscore(policy_scores) + weight * zscore(gain)
+
+
+def policy_signal_weight(policy_path: str) -> float:
+    """The context-gain weight a loop policy file carries (0 for the round-0 policy)."""
+    from policies.checkpoint import load_policy
+
+    return float(load_policy(policy_path).config.get(SIGNAL_KEY, 0.0))
