@@ -51,14 +51,41 @@ def load(loop: Path, arms: list[str], seeds: list[int]) -> dict[tuple[str, int],
 
 
 def trial_line(summary: dict) -> str:
-    """How many updates their trial round adopted, and the validation losses it compared."""
+    """What the trial rounds chose, and each choice's validation loss against the current's."""
     trials = [u for u in summary["updates"] if "accepted" in u]
     if not trials:
         return "no update reached it"
-    gain = [u["trial_loss_current"] - u["trial_loss_proposed"] for u in trials]
-    return (f"{sum(u['accepted'] for u in trials)} of {len(trials)} updates adopted "
-            f"(validation loss of the proposed minus the current policy's selection: mean "
-            f"{-np.mean(gain):+.4f}, range {-max(gain):+.4f} to {-min(gain):+.4f})")
+    if "trial_losses" not in trials[0]:  # a run from before the signal weights
+        gain = [u["trial_loss_current"] - u["trial_loss_proposed"] for u in trials]
+        return (f"{sum(u['accepted'] for u in trials)} of {len(trials)} updates adopted "
+                f"(validation loss of the proposed minus the current policy's selection: mean "
+                f"{-np.mean(gain):+.4f}, range {-max(gain):+.4f} to {-min(gain):+.4f})")
+    names = sorted({k for u in trials for k in u["trial_losses"]})
+    chosen = {n: sum(u["chosen"] == n for u in trials) for n in names}
+    delta = {n: [u["trial_losses"][n] - u["trial_losses"]["current"] for u in trials
+                 if n in u["trial_losses"]] for n in names if n != "current"}
+    return (f"{len(trials)} updates; chosen: "
+            + ", ".join(f"{n} {c}" for n, c in chosen.items())
+            + "; validation loss of each choice's selection minus the current policy's (mean): "
+            + ", ".join(f"{n} {np.mean(d):+.4f}" for n, d in delta.items()))
+
+
+def choice_table(summary: dict) -> list[str]:
+    """The loop policy's trial choice after every round, per seed."""
+    trials = [u for u in summary["updates"] if "chosen" in u]
+    if not trials:
+        return []
+    rounds = sorted({u["round"] for u in trials})
+    seeds = sorted({u["seed"] for u in trials})
+    got = {(u["seed"], u["round"]): u["chosen"] for u in trials}
+    return [
+        "",
+        "The loop policy's trial choice after each round (the next round ranks by it):",
+        "",
+        "| seed | " + " | ".join(f"after round {r}" for r in rounds) + " |",
+        "|---|" + "---|" * len(rounds),
+        *[f"| {s} | " + " | ".join(got.get((s, r), "-") for r in rounds) + " |" for s in seeds],
+    ]
 
 
 def table(cfg, res: dict, summary: dict, command: str, wall: float) -> list[str]:
@@ -82,6 +109,8 @@ def table(cfg, res: dict, summary: dict, command: str, wall: float) -> list[str]
         f"reported loss is on the test half); candidates: "
         + (f"the best-ranked remaining documents ({cfg.update.candidate_rounds:g} rounds' "
            "tokens)" if cfg.update.candidate_rounds else "all remaining documents")
+        + (f"; context-gain weights tried: {cfg.update.signal_weights}"
+           if cfg.update.signal_weights else "")
         + (f"; trial round before adoption: {trial_line(summary)}" if cfg.update.trial_round
            else "")
         + f". Wall time {wall / 60:.1f} min on a shared 2-core CPU.",
@@ -123,6 +152,7 @@ def table(cfg, res: dict, summary: dict, command: str, wall: float) -> list[str]
                 f"| {a} - {b} | {d.mean():+.4f} | {d.std():.4f} | "
                 f"{int((d < 0).sum())}/{len(seeds)} |"
             )
+    lines += choice_table(summary)
     stage = summary["unit_seconds_by_stage"]
     phases = summary["wall_by_phase_s"]
     upd = sum(v for k, v in phases.items() if k.endswith("_update"))

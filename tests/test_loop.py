@@ -2,8 +2,10 @@
 
 Checks: equal training tokens for every arm; the curriculum export of a unit follows its
 schedule; loop and loop_uniform train on the same documents in different orders; the static
-policy never changes while the loop policy does; a deleted unit or policy is recomputed to the
-same result (resume); report.html carries the loop; bad configs fail before any work.
+policy never changes while the loop policy follows its trial (current, REINFORCE proposal or a
+context-gain weight) and its next round ranks by that choice; a deleted unit or policy is
+recomputed to the same result (resume); report.html carries the loop; bad configs fail before
+any work.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
@@ -21,8 +24,10 @@ from curator.config import ConfigError
 from curator.loop.config import ARMS, LoopConfig, load_loop_config
 from curator.loop.driver import policy_path, run_loop
 from curator.loop.pool import load_loop_pool
+from curator.loop.select import arm_scores, select_round
+from curator.loop.signal import context_gain, loop_ranking, policy_signal_weight, zscore
 from curator.loop.trial import trial_loss
-from curator.loop.unit import RESULT, unit_dir
+from curator.loop.unit import RESULT, build_trainer, latest, unit_dir
 from curator.rundir import RunDir
 from curator.schedules import load_schedule
 
@@ -55,6 +60,7 @@ TINY = [
     "update.env.docs_per_step=8",
     "update.env.step_tokens=256",
     "update.env.episode_steps=2",
+    "update.signal_weights=[1.0]",
     "quiet=true",
 ]
 
@@ -152,10 +158,65 @@ def test_static_policy_stays_and_loop_policy_follows_its_trial(loop_run):
     moved = any(not np.array_equal(w0[k], w1[k]) for k in w0 if k.startswith("net."))
     (update,) = summary["updates"]
     assert update["skipped"] is False
-    # the update is adopted exactly when its trial round's validation loss is not higher
-    assert update["accepted"] == (update["trial_loss_proposed"] <= update["trial_loss_current"])
-    assert moved == update["accepted"]
+    # the trial compared the current policy, the REINFORCE proposal and the context-gain weight
+    losses = update["trial_losses"]
+    assert set(losses) == {"current", "proposed", "signal 1"}
+    best = min(losses.values())
+    assert losses[update["chosen"]] == best
+    assert update["chosen"] == "current" or losses["current"] > best  # ties keep the current
+    assert update["accepted"] == (update["chosen"] != "current")
+    assert moved == (update["chosen"] == "proposed")
+    assert policy_signal_weight(str(loop1)) == (1.0 if update["chosen"] == "signal 1" else 0.0)
+    assert update["signal_weight"] == policy_signal_weight(str(loop1))
     assert update["candidates"] < len(load_loop_pool(run))  # the top of the ranking only
+
+
+def test_loop_round_ranks_by_its_policy_and_the_chosen_signal_weight(loop_run):
+    """The loop unit of round 1 selects what the trial's choice ranks first: the policy's
+    logits plus (when chosen) the context gain under the loop arm's round-0 model."""
+    cfg, summary = loop_run
+    run = RunDir.at(cfg.output)
+    pool = load_loop_pool(run)
+    first = unit(cfg, 0, "loop")
+    left = np.ones(len(pool), bool)
+    left[first["selected"]] = False
+    idx = np.flatnonzero(left)
+    pol = str(policy_path(run, "loop", 0, 1))
+    logits = arm_scores("loop", pool.texts.take(pa.array(idx)), pol, 0, 1)
+    _, model, _ = build_trainer(cfg, pool.vocab_size, 0, latest(unit_dir(run.root, 0, "loop", 0)
+                                                                  / "model"))
+    gain = context_gain(model, pool.docs(idx), pool.validation, pool.vocab_size)
+    scores = np.full(len(pool), np.nan)
+    scores[idx] = loop_ranking(logits, gain, policy_signal_weight(pol))
+    expect = select_round(scores, pool.n_tokens, left, cfg.round_tokens)
+    assert sorted(unit(cfg, 1, "loop")["selected"]) == sorted(expect.tolist())
+
+
+def test_context_gain_is_higher_for_text_the_model_can_learn(loop_run):
+    cfg, _ = loop_run
+    run = RunDir.at(cfg.output)
+    pool = load_loop_pool(run)
+    _, model, _ = build_trainer(cfg, pool.vocab_size, 0,
+                                latest(unit_dir(run.root, 1, "random", 0) / "model"))
+    labels = np.asarray(pool.labels.to_pylist())
+    gain = context_gain(model, pool.docs(np.arange(len(pool))), pool.validation, pool.vocab_size)
+    assert np.isfinite(gain).all()
+    clean, soup = gain[labels == "clean"], gain[labels == "char_soup"]
+    assert len(clean) and len(soup)
+    # a model this small (one layer, 12K tokens) barely uses context yet; it still tells
+    # character soup from text
+    assert clean.mean() > soup.mean()
+    # the definition, for one document: unigram (validation) loss minus the model's
+    from curator.trainer.engine import per_document_loss
+
+    doc = pool.docs(np.array([int(np.argmax(labels == "clean"))]))[0]
+    counts = np.bincount(pool.validation, minlength=pool.vocab_size) + 1.0
+    unigram = -np.log(counts[doc[1:]] / counts.sum()).mean()
+    expect = unigram - per_document_loss(model, [doc])[0]
+    assert gain[int(np.argmax(labels == "clean"))] == pytest.approx(expect, rel=1e-6)
+    # ranking: the weight means the same whatever the scales; weight 0 is the policy alone
+    np.testing.assert_array_equal(loop_ranking(gain, gain * 7, 0.0), gain)
+    np.testing.assert_allclose(loop_ranking(gain, gain * 7 + 3, 1.0), 2 * zscore(gain))
 
 
 def test_trial_round_tells_a_clean_selection_from_a_junk_one(loop_run):
@@ -238,6 +299,8 @@ def test_resume_with_another_config_fails_before_work(loop_run):
         ("round_tokens=10", "round_tokens"),
         ("initial_policy=/no/such.safetensors", "initial_policy"),
         ("pool.heldout_docs=2", "heldout"),
+        ("update.trial_round=false", "signal_weights"),
+        ("update.signal_weights=[-1]", "signal_weights"),
     ],
 )
 def test_bad_config_names_the_field(tmp_path, override, field):

@@ -50,8 +50,9 @@ class LoopUpdateConfig(Section):
     )
     trial_round: bool = Field(
         True, description="Trial round before the update is adopted: the arm's checkpoint "
-        "trains one round on the current and on the updated policy's selection, and the update "
-        "is kept only if its validation loss is not higher (curator/loop/trial.py).",
+        "trains one round on the selection of each choice (the current policy, the REINFORCE "
+        "proposal, each of signal_weights) and the one with the lowest validation loss is kept, "
+        "the current policy on ties (curator/loop/trial.py).",
     )
     signal_weights: list[float] = Field(
         [], description="Weights of the context gain under the arm's model "
