@@ -28,7 +28,7 @@ from curator.loop.config import LoopConfig
 from curator.loop.pool import LoopPool, curate_pool, load_loop_pool
 from curator.loop.select import POLICY_ARMS
 from curator.loop.unit import RESULT, run_unit, unit_dir
-from curator.loop.update import update_policy
+from curator.loop.update import update_policy, update_record
 from curator.rundir import RunDir
 
 if TYPE_CHECKING:
@@ -159,7 +159,8 @@ def run_loop(cfg: LoopConfig) -> dict[str, Any]:
             refs = []
             for seed in cfg.seeds:
                 out = policy_path(run, "loop", seed, rnd + 1)
-                if out.exists():
+                if out.exists():  # done before a kill: its record says what the update did
+                    updates.append(json.loads(update_record(out).read_text()))
                     continue
                 refs.append(
                     update_task.remote(

@@ -24,11 +24,13 @@ rewards are too noisy to move the ranking, one scalar judged by a whole trial ro
 from __future__ import annotations
 
 import copy
+import json
 import time
 from pathlib import Path
 
 import numpy as np
 
+from connectors.fs import write_text_atomic
 from curator.loop.config import LoopConfig
 from curator.loop.pool import LoopPool
 from curator.loop.signal import SIGNAL_KEY, context_gain, loop_ranking
@@ -52,6 +54,21 @@ def update_candidates(
     return np.ones(len(ranking), bool)
 
 
+def update_record(policy_out: Path) -> Path:
+    """What an update did (trial losses, choice, timings), written before its policy file."""
+    return policy_out.with_suffix(".update.json")
+
+
+def _finish(policy_out: Path, record: dict, policy, config: dict) -> dict:
+    """Write the update's record, then its policy (the marker that the update is done)."""
+    from policies.checkpoint import save_policy
+
+    write_text_atomic(json.dumps(record, default=float), update_record(policy_out))
+    save_policy(policy_out, policy.net, policy.norm, policy.spec, policy.tokenizer, config,
+                policy.target)
+    return record
+
+
 def update_policy(
     cfg: LoopConfig,
     pool: LoopPool,
@@ -66,7 +83,7 @@ def update_policy(
     """Train `policy_in` for `cfg.update.steps` env steps; write `policy_out` atomically."""
     import torch
 
-    from policies.checkpoint import load_policy, save_policy
+    from policies.checkpoint import load_policy
 
     torch.set_num_threads(1)
     t0 = time.perf_counter()
@@ -91,9 +108,8 @@ def update_policy(
     reinforce = cfg.update.steps > 0 and len(idx) >= env_cfg.docs_per_step
     if not reinforce and not cfg.update.signal_weights:
         # nothing (or too little) left to learn from: the policy goes on unchanged
-        save_policy(policy_out, policy.net, policy.norm, policy.spec, policy.tokenizer,
-                    policy.config, policy.target)
-        return {**summary, "skipped": True, "seconds": time.perf_counter() - t0}
+        return _finish(policy_out, {**summary, "skipped": True,
+                                    "seconds": time.perf_counter() - t0}, policy, policy.config)
 
     before = copy.deepcopy(policy.net.state_dict())
     result: dict = {}
@@ -134,10 +150,7 @@ def update_policy(
     config = {**policy.config, SIGNAL_KEY: weight}
     if agent_cfg is not None:
         config[f"loop_update_round_{rnd}"] = agent_cfg.model_dump(mode="json")
-    save_policy(
-        policy_out, policy.net, policy.norm, policy.spec, policy.tokenizer, config, policy.target
-    )
-    return {
+    return _finish(policy_out, {
         **summary,
         "skipped": False,
         "mean_reward": result.get("mean_reward", float("nan")),
@@ -147,7 +160,7 @@ def update_policy(
         "signal_weight": weight,
         **trial,
         "seconds": time.perf_counter() - t0,
-    }
+    }, policy, config)
 
 
 def _reinforce(cfg, pool, seed, rnd, policy, idx, features, model_dir, env_cfg, policy_out,
