@@ -66,7 +66,6 @@ class LoopUpdateConfig(Section):
         "(model.*), so trainer_* and model_features are ignored here.",
     )
 
-
     @model_validator(mode="after")
     def _signal_needs_trial(self) -> LoopUpdateConfig:
         if any(w < 0 for w in self.signal_weights):

@@ -27,6 +27,7 @@ import copy
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -36,6 +37,10 @@ from curator.loop.pool import LoopPool
 from curator.loop.signal import SIGNAL_KEY, context_gain, loop_ranking
 from curator.loop.trial import trial_loss
 from curator.loop.unit import build_trainer, latest, trainer_spec
+
+if TYPE_CHECKING:
+    from policies.checkpoint import Policy
+    from policies.config import AgentConfig, EnvConfig
 
 
 def update_candidates(
@@ -59,7 +64,7 @@ def update_record(policy_out: Path) -> Path:
     return policy_out.with_suffix(".update.json")
 
 
-def _finish(policy_out: Path, record: dict, policy, config: dict) -> dict:
+def _finish(policy_out: Path, record: dict, policy: Policy, config: dict) -> dict:
     """Write the update's record, then its policy (the marker that the update is done)."""
     from policies.checkpoint import save_policy
 
@@ -80,7 +85,9 @@ def update_policy(
     policy_out: Path,
     raw_features: np.ndarray | None = None,
 ) -> dict:
-    """Train `policy_in` for `cfg.update.steps` env steps; write `policy_out` atomically."""
+    """The next round's loop policy: REINFORCE for `cfg.update.steps` env steps from the arm's
+    checkpoint, then the trial round's choice among the current policy, that proposal and the
+    context-gain weights; writes the record and `policy_out` atomically."""
     import torch
 
     from policies.checkpoint import load_policy
@@ -163,8 +170,19 @@ def update_policy(
     }, policy, config)
 
 
-def _reinforce(cfg, pool, seed, rnd, policy, idx, features, model_dir, env_cfg, policy_out,
-               affine):
+def _reinforce(
+    cfg: LoopConfig,
+    pool: LoopPool,
+    seed: int,
+    rnd: int,
+    policy: Policy,
+    idx: np.ndarray,
+    features: np.ndarray,
+    model_dir: Path,
+    env_cfg: EnvConfig,
+    policy_out: Path,
+    affine: tuple[float, float],
+) -> tuple[AgentConfig, dict]:
     """REINFORCE on the curation environment whose learner restarts from the arm's checkpoint
     after round `rnd`; trains `policy.net` in place. Returns (agent config, train result)."""
     import torch
