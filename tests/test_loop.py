@@ -27,7 +27,14 @@ from curator.loop.pool import load_loop_pool
 from curator.loop.select import arm_scores, select_round
 from curator.loop.signal import context_gain, loop_ranking, policy_signal_weight, zscore
 from curator.loop.trial import trial_loss
-from curator.loop.unit import RESULT, build_trainer, latest, unit_dir
+from curator.loop.unit import (
+    RESULT,
+    build_trainer,
+    latest,
+    round_windows,
+    train_range,
+    unit_dir,
+)
 from curator.rundir import RunDir
 from curator.schedules import load_schedule
 
@@ -196,16 +203,20 @@ def test_context_gain_is_higher_for_text_the_model_can_learn(loop_run):
     cfg, _ = loop_run
     run = RunDir.at(cfg.output)
     pool = load_loop_pool(run)
-    _, model, _ = build_trainer(cfg, pool.vocab_size, 0,
-                                latest(unit_dir(run.root, 1, "random", 0) / "model"))
     labels = np.asarray(pool.labels.to_pylist())
+    # a model trained two rounds on clean text only, as the loop arm's mostly clean selection
+    # is (one trained on junk would also predict that junk's tokens better than the target's
+    # unigram statistics do: the gain measures against what the model has learned)
+    tcfg, model, optimizer = build_trainer(cfg, pool.vocab_size, 0, None)
+    clean_docs = pool.docs(np.flatnonzero(labels == "clean"))
+    windows = round_windows(cfg, tcfg, np.concatenate(clean_docs))
+    for rnd in range(cfg.rounds):
+        train_range(cfg, tcfg, model, optimizer, windows, rnd, 0, cfg.steps_per_round)
     gain = context_gain(model, pool.docs(np.arange(len(pool))), pool.validation, pool.vocab_size)
     assert np.isfinite(gain).all()
     clean, soup = gain[labels == "clean"], gain[labels == "char_soup"]
     assert len(clean) and len(soup)
-    # a model this small (one layer, 12K tokens) barely uses context yet; it still tells
-    # character soup from text
-    assert clean.mean() > soup.mean()
+    assert clean.mean() > soup.mean() + 0.1
     # the definition, for one document: unigram (validation) loss minus the model's
     from curator.trainer.engine import per_document_loss
 
