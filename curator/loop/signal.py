@@ -8,6 +8,9 @@ the second is what the model the loop is training predicts now. Their difference
 text whose structure the model has learned to use (coherent language like the target's) and
 small or negative for text it cannot (other languages, page chrome, spam, character soup): the
 tokens are rarer under the target's unigram statistics *and* the model's context does not help.
+The gain is measured against what the model has learned: a model trained on some junk also
+predicts that junk's tokens better than the target's unigram statistics do. In the loop the
+model is the arm's own, trained on its (mostly clean) selection, so that is the text it favours.
 Only the loop has this signal: it needs the arm's own checkpoint, and it sharpens as that model
 trains. RHO-LOSS (Mindermann et al., 2022) ranks by the same two kinds of loss the other way
 around (learnable but not yet learned); here the aim is the opposite margin: keep out what the
