@@ -40,6 +40,7 @@ from curator.loop.config import load_loop_config  # noqa: E402
 from curator.loop.driver import remaining_after  # noqa: E402
 from curator.loop.pool import LoopPool, load_loop_pool, pool_dir  # noqa: E402
 from curator.loop.select import arm_scores, select_round  # noqa: E402
+from curator.loop.signal import zscore  # noqa: E402
 from curator.loop.trial import trial_model  # noqa: E402
 from curator.loop.unit import build_trainer, latest, unit_dir  # noqa: E402
 from curator.loop.update import update_candidates  # noqa: E402
@@ -97,10 +98,6 @@ def stream_gradient(model, tokens: np.ndarray, seq_len: int, batch_size: int, ba
 def cosine_influence(doc_grads, target) -> np.ndarray:
     dot = (doc_grads @ target).numpy()
     return dot / (doc_grads.norm(dim=1).numpy() * float(target.norm()) + 1e-12)
-
-
-def zscore(x: np.ndarray) -> np.ndarray:
-    return (x - x.mean()) / max(float(x.std()), 1e-12)
 
 
 def extra_clean_stream(run: RunDir, corpora: str, n_docs: int, seed: int = 7) -> np.ndarray:

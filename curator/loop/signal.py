@@ -50,10 +50,12 @@ def context_gain(
     logp = unigram_logprob(validation, vocab_size)
     lengths = np.fromiter((len(d) for d in docs), np.int64, count=len(docs))
     predicted = np.maximum(lengths - 1, 0)
-    flat = np.concatenate([np.asarray(d[1:], np.int64) for d in docs]) if len(docs) else \
-        np.zeros(0, np.int64)
-    owner = np.repeat(np.arange(len(docs)), predicted)
-    unigram = np.bincount(owner, -logp[flat], minlength=len(docs)) / np.maximum(predicted, 1)
+    flat = np.concatenate(docs).astype(np.int64) if len(docs) else np.zeros(0, np.int64)
+    owner = np.repeat(np.arange(len(docs)), lengths)
+    targets = np.ones(len(flat), bool)  # every token but a document's first is predicted
+    targets[(np.cumsum(lengths) - lengths)[lengths > 0]] = False
+    unigram = np.bincount(owner[targets], -logp[flat[targets]], minlength=len(docs)) / \
+        np.maximum(predicted, 1)
     model_loss = per_document_loss(model, docs, batch_size=32)
     gain = unigram - model_loss
     return np.where(predicted > 0, np.nan_to_num(gain), 0.0)

@@ -127,12 +127,11 @@ def update_policy(
         affine = (float(np.median(logits)), max(float(np.std(logits)), 1e-3))
         agent_cfg, result = _reinforce(cfg, pool, seed, rnd, policy, idx, features, model_dir,
                                        env_cfg, policy_out, affine)
-    after = copy.deepcopy(policy.net.state_dict())
 
     # the choices the trial round compares: (net weights, context-gain weight)
     choices = {"current": (before, weight)}
     if reinforce:
-        choices["proposed"] = (after, weight)
+        choices["proposed"] = (copy.deepcopy(policy.net.state_dict()), weight)
     for w in cfg.update.signal_weights:
         if w != weight:
             choices[f"signal {w:g}"] = (before, float(w))
