@@ -42,11 +42,44 @@ def tokens_to_reach(tokens: list[int], losses: list[float], target: float) -> fl
     return float("inf")
 
 
-def load(loop: Path, arms: list[str], seeds: list[int]) -> dict[tuple[str, int], dict]:
+def load(loop: Path, arms: list[str], seeds: list[int], draw: int) -> dict[tuple, dict]:
+    """Results by (arm, (draw, seed)): a pair is one pool draw and one seed."""
     return {
-        (a, s): json.loads((loop / f"result-{a}-seed{s}.json").read_text())
+        (a, (draw, s)): json.loads((loop / f"result-{a}-seed{s}.json").read_text())
         for a in arms
         for s in seeds
+    }
+
+
+def pair_label(pair: tuple[int, int], draws: int) -> str:
+    return f"draw {pair[0]} seed {pair[1]}" if draws > 1 else str(pair[1])
+
+
+def merge(summaries: list[dict]) -> dict:
+    """One summary over the draws: pool figures as ranges, updates with their draw, seconds
+    summed (draws run one after another)."""
+
+    def span(key: str, fmt: str) -> str:
+        v = [x[key] for x in summaries]
+        return format(min(v), fmt) + ("" if min(v) == max(v) else "-" + format(max(v), fmt))
+
+    walls: dict[str, float] = {}
+    stages: dict[str, float] = {}
+    for x in summaries:
+        for k, v in x["wall_by_phase_s"].items():
+            walls[k] = walls.get(k, 0.0) + v
+        for k, v in x["unit_seconds_by_stage"].items():
+            stages[k] = stages.get(k, 0.0) + v
+    return {
+        "pool_docs": span("pool_docs", "d"),
+        "pool_tokens": span("pool_tokens", ",d"),
+        "pool_junk_share": span("pool_junk_share", ".2f"),
+        "tokens_per_round_trained": summaries[0]["tokens_per_round_trained"],
+        "updates": [{**u, "seed": pair_label((k, u["seed"]), len(summaries))}
+                    for k, x in enumerate(summaries) for u in x["updates"]],
+        "wall_by_phase_s": walls,
+        "unit_seconds_by_stage": stages,
+        "wall_s": sum(x.get("wall_s", 0.0) for x in summaries),
     }
 
 
@@ -76,7 +109,7 @@ def choice_table(summary: dict) -> list[str]:
     if not trials:
         return []
     rounds = sorted({u["round"] for u in trials})
-    seeds = sorted({u["seed"] for u in trials})
+    seeds = list(dict.fromkeys(u["seed"] for u in trials))
     got = {(u["seed"], u["round"]): u["chosen"] for u in trials}
     return [
         "",
@@ -88,22 +121,27 @@ def choice_table(summary: dict) -> list[str]:
     ]
 
 
-def table(cfg, res: dict, summary: dict, command: str, wall: float) -> list[str]:
-    arms, seeds = cfg.arms, cfg.seeds
+def table(cfg, res: dict, summary: dict, command: str, wall: float, draws: int) -> list[str]:
+    arms = cfg.arms
+    seeds = [(d, s) for d in range(draws) for s in cfg.seeds]  # the paired units of comparison
     budget = res[(arms[0], seeds[0])]["tokens"][-1]
     final = {a: np.array([res[(a, s)]["heldout_loss"][-1] for s in seeds]) for a in arms}
+    pairs = (f"{len(seeds)} pairs ({draws} pool draws, pool.seed {cfg.pool.seed} to "
+             f"{cfg.pool.seed + draws - 1}, x seeds {cfg.seeds}; every arm of a pair shares its "
+             "pool, round-0 policy and init)" if draws > 1 else
+             f"{len(seeds)} paired seeds (same init per seed for every arm)")
     lines = [
         "## Closed loop: agent updated each round vs static agent vs baselines (CPU)",
         "",
         f"Command (repo root): `{command}`",
         "",
-        f"Pool: {summary['pool_docs']} documents after curate ({summary['pool_tokens']:,} tokens,"
-        f" junk share {summary['pool_junk_share']:.2f}); {cfg.rounds} rounds x "
+        f"Pool: {summary['pool_docs']} documents after curate ({summary['pool_tokens']} tokens,"
+        f" junk share {summary['pool_junk_share']}); {cfg.rounds} rounds x "
         f"{summary['tokens_per_round_trained']:,} training tokens per arm (B = {budget:,}); "
         f"tiny DSA GPT ({cfg.model.n_layer} layers, d={cfg.model.d_model}, seq {cfg.model.seq_len})"
         f", one cosine schedule over the whole loop, fully decayed at B; curriculum schedule "
-        f"'{cfg.schedule}' by {cfg.difficulty}; {len(seeds)} paired seeds (same init per seed for "
-        f"every arm). Loop update: {cfg.update.steps} REINFORCE env steps per round, "
+        f"'{cfg.schedule}' by {cfg.difficulty}; {pairs}. Loop update: {cfg.update.steps} "
+        "REINFORCE env steps per round, "
         f"{cfg.update.samples_per_step} masks scored per step (leave-one-out baseline), "
         f"against the loop arm's own checkpoint (validation half of the held-out text; the "
         f"reported loss is on the test half); candidates: "
@@ -179,14 +217,23 @@ def main() -> None:
     ap.add_argument("--config", default="configs/loop_corpora.yaml")
     ap.add_argument("--set", dest="overrides", action="append", default=[])
     ap.add_argument("--out", default=str(RESULTS))
+    ap.add_argument("--draws", type=int, default=1,
+                    help="pool draws (pool.seed, pool.seed+1, ...), each a loop of its own "
+                    "under OUTPUT/draw-K with every seed; pairs = draws x seeds")
     args = ap.parse_args()
     cfg = load_loop_config(args.config, args.overrides)
     t0 = time.time()
-    summary = run_loop(cfg)
+    summaries, res = [], {}
+    for k in range(args.draws):
+        run_cfg = cfg if args.draws == 1 else cfg.model_copy(update={
+            "output": str(Path(cfg.output) / f"draw-{k}"),
+            "pool": cfg.pool.model_copy(update={"seed": cfg.pool.seed + k})})
+        summaries.append(run_loop(run_cfg))
+        res.update(load(Path(run_cfg.output) / "loop", cfg.arms, cfg.seeds, k))
+    summary = merge(summaries)
     wall = time.time() - t0
-    res = load(Path(cfg.output) / "loop", cfg.arms, cfg.seeds)
     command = "python -m benchmarks.closed_loop " + " ".join(sys.argv[1:])
-    lines = table(cfg, res, summary, command.strip(), summary.get("wall_s", wall))
+    lines = table(cfg, res, summary, command.strip(), summary.get("wall_s", wall), args.draws)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

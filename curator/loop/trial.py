@@ -7,6 +7,11 @@ checkpoint trains one round on each selection (same seed, same batch order rule,
 schedule continued), and the validation half of the held-out text judges. The test half, which
 every arm's reported loss uses, is never read here. The selection in the trial is read in a
 seeded random order, not the curriculum's: what is compared is which documents, not their order.
+
+Choices are compared with common random numbers: every pool document gets one seeded random key
+per (seed, round), and a trial reads its selection in key order, so the documents two choices
+share keep their relative order and the comparison sees their difference, not two unrelated
+shuffles. The validation loss is over every validation window, not the first `eval_batches`.
 """
 
 from __future__ import annotations
@@ -45,18 +50,23 @@ def trial_loss(
     chosen = select_round(scores, pool.n_tokens, remaining, cfg.round_tokens)
     model = trial_model(cfg, pool, seed, rnd, model_dir, chosen)
     validation = TokenStream(pool.validation, cfg.model.seq_len)
-    return float(evaluate(model, validation, 2 * cfg.model.batch_size, cfg.model.eval_batches))
+    batch = 2 * cfg.model.batch_size
+    return float(evaluate(model, validation, batch, -(-validation.n_windows // batch)))
 
 
 def trial_model(
     cfg: LoopConfig, pool: LoopPool, seed: int, rnd: int, model_dir: Path, chosen: np.ndarray
 ) -> GPT:
     """The arm's checkpoint after round `rnd`, trained one more round on the documents
-    `chosen` (pool indices) in a seeded random order."""
-    order = np.random.default_rng(seed * 1000 + rnd + 1).permutation(len(chosen))
-    docs = pool.docs(chosen[order])
+    `chosen` (pool indices) in the order of their seeded random keys (one per pool document)."""
+    keys = np.random.default_rng(seed * 1000 + rnd + 1).random(len(pool))
+    docs = pool.docs(chosen[np.argsort(keys[chosen], kind="stable")])
     tcfg, model, optimizer = build_trainer(cfg, pool.vocab_size, seed, latest(model_dir))
     tokens = np.concatenate(docs) if docs else np.zeros(0, np.int64)
     windows = round_windows(cfg, tcfg, tokens)
-    train_range(cfg, tcfg, model, optimizer, windows, rnd + 1, 0, cfg.steps_per_round)
+    n = cfg.steps_per_round
+    # annealed: the loop's LR times a linear ramp to zero over the round, so the loss judges
+    # what the selection taught, not where the last few high-LR steps happened to leave it
+    scale = 1.0 - np.arange(n) / n if cfg.update.trial_anneal else None
+    train_range(cfg, tcfg, model, optimizer, windows, rnd + 1, 0, n, lr_scale=scale)
     return model

@@ -102,9 +102,10 @@ def train_range(
     rnd: int,
     lo: int,
     hi: int,
+    lr_scale: np.ndarray | None = None,
 ) -> list[float]:
-    """Train steps [lo, hi) of round `rnd` on `windows`, on the loop's one LR schedule;
-    returns the training losses."""
+    """Train steps [lo, hi) of round `rnd` on `windows`, on the loop's one LR schedule
+    (times `lr_scale`, one per step, when given); returns the training losses."""
     import torch
 
     from curator.trainer.engine import to_batch, train_steps
@@ -113,7 +114,7 @@ def train_range(
     batches = ([to_batch(windows.batch(i, tcfg.batch_size), dev)] for i in range(lo, hi))
     start = rnd * cfg.steps_per_round + lo
     return [s.loss for s in train_steps(model, optimizer, batches, tcfg, cfg.total_steps,
-                                        start_step=start)]
+                                        start_step=start, lr_scale=lr_scale)]
 
 
 def difficulty(cfg: LoopConfig, pool: LoopPool, chosen: np.ndarray, model) -> np.ndarray:

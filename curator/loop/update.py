@@ -14,11 +14,13 @@ The test split is never seen here: rewards use the validation half of the held-o
 REINFORCE from a few dozen noisy rewards can make the ranking worse as easily as better, so
 with `update.trial_round` a trial round (curator/loop/trial.py) on the arm's own checkpoint
 compares the next selection of every choice on the validation half and the best one becomes
-the next round's policy (ties keep the current one). The choices: the current policy, the
+the next round's policy if it leads the current one by more than `update.trial_margin` (the
+trial's noise; otherwise the current policy stays). The choices: the current policy, the
 REINFORCE proposal, and the current network with each of `update.signal_weights` as the weight
 of the context gain under the arm's model (curator/loop/signal.py), which the policy file then
-carries. That weight is the loop's other handle on its model: where REINFORCE's per-batch
-rewards are too noisy to move the ranking, one scalar judged by a whole trial round is not.
+carries (and, once a weight is carried, the network alone: w=0). That weight is the loop's
+other handle on its model: where REINFORCE's per-batch rewards are too noisy to move the
+ranking, one scalar judged by a whole trial round is not.
 """
 
 from __future__ import annotations
@@ -57,6 +59,21 @@ def update_candidates(
         if top.sum() >= min_docs:
             return top
     return np.ones(len(ranking), bool)
+
+
+def signal_choices(weight: float, signal_weights: list[float]) -> dict[str, float]:
+    """The context-gain weights a trial tries besides the current policy's `weight`, by name.
+    Once a weight is carried, w=0 (the network alone) is among them: the gain can turn on the
+    loop when its model has learned some off-target text (curator/loop/signal.py)."""
+    weights = sorted({0.0, *signal_weights} if weight else set(signal_weights))
+    return {f"signal {w:g}": float(w) for w in weights if w != weight}
+
+
+def trial_choice(losses: dict[str, float], margin: float) -> str:
+    """The trial's choice: the lowest validation loss if it leads "current" by more than
+    `margin` (the trial's own noise), else "current"."""
+    best = min(losses, key=lambda k: (losses[k], k != "current"))
+    return best if losses[best] < losses["current"] - margin else "current"
 
 
 def update_record(policy_out: Path) -> Path:
@@ -132,9 +149,8 @@ def update_policy(
     choices = {"current": (before, weight)}
     if reinforce:
         choices["proposed"] = (copy.deepcopy(policy.net.state_dict()), weight)
-    for w in cfg.update.signal_weights:
-        if w != weight:
-            choices[f"signal {w:g}"] = (before, float(w))
+    for name, w in signal_choices(weight, cfg.update.signal_weights).items():
+        choices[name] = (before, w)
     trial: dict = {}
     chosen = "proposed" if reinforce else "current"
     if cfg.update.trial_round and len(choices) > 1:
@@ -146,7 +162,7 @@ def update_policy(
             scores = np.full(len(pool), np.nan)
             scores[left] = ranking
             losses[name] = trial_loss(cfg, pool, seed, rnd, model_dir, scores, remaining)
-        chosen = min(losses, key=lambda k: (losses[k], k != "current"))  # ties: keep current
+        chosen = trial_choice(losses, cfg.update.trial_margin)
         trial = {"trial_losses": losses, "chosen": chosen, "accepted": chosen != "current",
                  "trial_loss_current": losses["current"],
                  "trial_loss_proposed": losses[min(

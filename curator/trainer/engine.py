@@ -186,17 +186,20 @@ def train_steps(
     start_step: int = 0,
     scaler: torch.amp.GradScaler | None = None,
     world: int = 1,
+    lr_scale: Sequence[float] | None = None,
 ) -> list[StepStats]:
-    """Run one step per item of `batches` on the cfg schedule (decayed at `total_steps`)."""
+    """Run one step per item of `batches` on the cfg schedule (decayed at `total_steps`);
+    `lr_scale[i]` multiplies the i-th step's LR (e.g. a loop trial's anneal to zero)."""
     stats = []
     for i, micro in enumerate(batches):
         step = start_step + i
+        scale = 1.0 if lr_scale is None else float(lr_scale[i])
         stats.append(
             train_step(
                 model,
                 optimizer,
                 micro,
-                lr=lr_at(step, total_steps, cfg.optim),
+                lr=lr_at(step, total_steps, cfg.optim) * scale,
                 dense=step < cfg.dsa.dense_warmup_steps,
                 precision=cfg.precision,
                 grad_clip=cfg.optim.grad_clip,
