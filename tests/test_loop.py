@@ -32,7 +32,7 @@ from curator.loop.signal import (
     rank_scale,
     zscore,
 )
-from curator.loop.trial import trial_loss
+from curator.loop.trial import trial_loss, trial_order
 from curator.loop.unit import (
     RESULT,
     build_trainer,
@@ -185,6 +185,19 @@ def test_static_policy_stays_and_loop_policy_follows_its_trial(loop_run):
     assert policy_signal_weight(str(loop1)) == (1.0 if update["chosen"] == "signal 1" else 0.0)
     assert update["signal_weight"] == policy_signal_weight(str(loop1))
     assert update["candidates"] < len(load_loop_pool(run))  # the top of the ranking only
+
+
+def test_trial_choices_read_their_shared_documents_in_one_order():
+    """Common random numbers: two selections that share documents read those in the same
+    relative order, whatever else each holds; another round reshuffles."""
+    rng = np.random.default_rng(0)
+    a = rng.choice(500, 120, replace=False)
+    b = np.r_[a[:90], rng.choice(np.setdiff1d(np.arange(500), a), 30, replace=False)]
+    oa, ob = trial_order(500, 3, 1, a), trial_order(500, 3, 1, b)
+    assert sorted(oa) == sorted(a) and sorted(ob) == sorted(b)
+    shared = set(a[:90])
+    assert [d for d in oa if d in shared] == [d for d in ob if d in shared]
+    assert not np.array_equal(trial_order(500, 3, 2, a), oa)
 
 
 def test_trial_choice_needs_a_lead_above_the_margin_and_offers_the_network_alone():

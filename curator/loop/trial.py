@@ -54,13 +54,19 @@ def trial_loss(
     return float(evaluate(model, validation, batch, -(-validation.n_windows // batch)))
 
 
+def trial_order(n_pool: int, seed: int, rnd: int, chosen: np.ndarray) -> np.ndarray:
+    """`chosen` (pool indices) sorted by one seeded random key per pool document: the reading
+    order of a trial, shared by every choice's selection of the same (seed, round)."""
+    keys = np.random.default_rng(seed * 1000 + rnd + 1).random(n_pool)
+    return chosen[np.argsort(keys[chosen], kind="stable")]
+
+
 def trial_model(
     cfg: LoopConfig, pool: LoopPool, seed: int, rnd: int, model_dir: Path, chosen: np.ndarray
 ) -> GPT:
     """The arm's checkpoint after round `rnd`, trained one more round on the documents
     `chosen` (pool indices) in the order of their seeded random keys (one per pool document)."""
-    keys = np.random.default_rng(seed * 1000 + rnd + 1).random(len(pool))
-    docs = pool.docs(chosen[np.argsort(keys[chosen], kind="stable")])
+    docs = pool.docs(trial_order(len(pool), seed, rnd, chosen))
     tcfg, model, optimizer = build_trainer(cfg, pool.vocab_size, seed, latest(model_dir))
     tokens = np.concatenate(docs) if docs else np.zeros(0, np.int64)
     windows = round_windows(cfg, tcfg, tokens)

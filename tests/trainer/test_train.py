@@ -22,6 +22,7 @@ from curator.trainer.engine import (
     lr_at,
     to_batch,
     train_step,
+    train_steps,
 )
 from curator.trainer.train import train
 
@@ -45,6 +46,21 @@ def test_bf16_autocast_step_keeps_fp32_params_and_finite_loss(
         v.dtype == torch.float32 for s in opt.state.values() for k, v in s.items() if k != "step"
     )
     assert all(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+
+
+def test_lr_scale_multiplies_the_schedule_step_by_step(run_dir: Path, tmp_path: Path) -> None:
+    """A loop trial's anneal: `lr_scale[i]` scales step i's LR; a zero scale leaves the weights
+    as they were (AdamW's decay is scaled by the LR too)."""
+    cfg = TrainConfig.model_validate(tiny_config(run_dir, tmp_path))
+    corpus = load_corpus(run_dir)
+    model = build_model(cfg, corpus.vocab_size)
+    opt = build_optimizer(model, cfg.optim)
+    batch = to_batch(TokenStream(corpus.tokens, 128).batch(0, 4), torch.device("cpu"))
+    train_steps(model, opt, [[batch]], cfg, 100, start_step=20, lr_scale=[0.25])
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.25 * lr_at(20, 100, cfg.optim))
+    before = [p.detach().clone() for p in model.parameters()]
+    train_steps(model, opt, [[batch]], cfg, 100, start_step=21, lr_scale=[0.0])
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
 
 
 def test_lr_schedule_warms_up_and_fully_decays() -> None:
