@@ -147,7 +147,7 @@ def table(cfg, res: dict, summary: dict, command: str, wall: float, draws: int) 
         f"reported loss is on the test half); candidates: "
         + (f"the best-ranked remaining documents ({cfg.update.candidate_rounds:g} rounds' "
            "tokens)" if cfg.update.candidate_rounds else "all remaining documents")
-        + (f"; context-gain weights tried: {cfg.update.signal_weights}"
+        + (f"; {cfg.update.signal} weights tried: {cfg.update.signal_weights}"
            if cfg.update.signal_weights else "")
         + (f"; trial round before adoption: {trial_line(summary)}" if cfg.update.trial_round
            else "")

@@ -66,11 +66,16 @@ class LoopUpdateConfig(Section):
         "sd 0.0015 at configs/loop_corpora.yaml's 32-step rounds, 0.013 at "
         "configs/loop_constrained.yaml's 96-step rounds.",
     )
+    signal: Literal["order_gain", "context_gain"] = Field(
+        "order_gain", description="The loop's model-aware signal (curator/loop/signal.py): "
+        "order_gain = the arm model's loss on the document with its words shuffled minus on "
+        "the document as written; context_gain = the validation text's unigram loss minus the "
+        "arm model's loss.",
+    )
     signal_weights: list[float] = Field(
-        [], description="Weights of the context gain under the arm's model "
-        "(curator/loop/signal.py) the trial round also tries, each added to the current "
-        "policy's z-scored logits; the best choice is kept. Empty = REINFORCE only. Needs "
-        "trial_round.",
+        [], description="Weights of `signal` under the arm's model the trial round also tries, "
+        "its rank-scaled values added to the current policy's z-scored logits; the best choice "
+        "is kept. Empty = REINFORCE only. Needs trial_round.",
     )
     env: EnvConfig = Field(
         EnvConfig(docs_per_step=32, step_tokens=2048, episode_steps=8, learner="trainer"),

@@ -47,6 +47,7 @@ class LoopPool:
     test: np.ndarray  # clean held-out token stream for reported losses
     vocab_size: int
     eos_id: int
+    word_start: np.ndarray  # bool per token id: its piece begins a word (sentencepiece's \u2581)
 
     @property
     def n_tokens(self) -> np.ndarray:
@@ -159,4 +160,6 @@ def load_loop_pool(run: RunDir) -> LoopPool:
         test=stream(heldout[half:]),
         vocab_size=sp.get_piece_size(),
         eos_id=int(sp.eos_id()),
+        word_start=np.array([sp.id_to_piece(i).startswith("\u2581") or sp.is_control(i)
+                             for i in range(sp.get_piece_size())]),
     )

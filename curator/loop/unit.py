@@ -31,7 +31,7 @@ from connectors.fs import write_parquet_atomic, write_text_atomic
 from curator.loop.config import LoopConfig
 from curator.loop.pool import LoopPool
 from curator.loop.select import arm_scores, select_round
-from curator.loop.signal import context_gain, loop_ranking, policy_signal_weight
+from curator.loop.signal import loop_ranking, model_signal, policy_signal_weight
 
 if TYPE_CHECKING:
     import torch
@@ -164,7 +164,7 @@ def run_unit(
         t = now
 
     # 1. score the arm's remaining documents and take the best up to the round's budget; a
-    # loop policy may add the context gain under the arm's current model (curator/loop/signal)
+    # loop policy may add the model signal under the arm's current model (curator/loop/signal)
     tcfg, model, optimizer = build_trainer(cfg, pool.vocab_size, seed, latest(prev_model))
     scores = np.full(len(pool), np.nan)
     idx = np.flatnonzero(remaining)
@@ -172,8 +172,9 @@ def run_unit(
     own = arm_scores(arm, pool.texts.take(pa.array(idx)), policy_path, seed, rnd, feats)
     if policy_path is not None and prev_model is not None:
         weight = policy_signal_weight(policy_path)
-        own = loop_ranking(own, context_gain(model, pool.docs(idx), pool.validation,
-                                             pool.vocab_size) if weight else None, weight)
+        gain = model_signal(cfg.update.signal, model, pool.docs(idx), pool.validation,
+                            pool.word_start) if weight else None
+        own = loop_ranking(own, gain, weight)
     scores[idx] = own
     chosen = select_round(scores, pool.n_tokens, remaining, cfg.round_tokens)
     lap("score")

@@ -17,10 +17,10 @@ compares the next selection of every choice on the validation half and the best 
 the next round's policy if it leads the current one by more than `update.trial_margin` (the
 trial's noise; otherwise the current policy stays). The choices: the current policy, the
 REINFORCE proposal, and the current network with each of `update.signal_weights` as the weight
-of the context gain under the arm's model (curator/loop/signal.py), which the policy file then
-carries (and, once a weight is carried, the network alone: w=0). That weight is the loop's
-other handle on its model: where REINFORCE's per-batch rewards are too noisy to move the
-ranking, one scalar judged by a whole trial round is not.
+of the model signal (`update.signal`, curator/loop/signal.py) under the arm's model, which the
+policy file then carries (and, once a weight is carried, the network alone: w=0). That weight
+is the loop's other handle on its model: where REINFORCE's per-batch rewards are too noisy to
+move the ranking, one scalar judged by a whole trial round is not.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ import numpy as np
 from connectors.fs import write_text_atomic
 from curator.loop.config import LoopConfig
 from curator.loop.pool import LoopPool
-from curator.loop.signal import SIGNAL_KEY, context_gain, loop_ranking
+from curator.loop.signal import SIGNAL_KEY, loop_ranking, model_signal
 from curator.loop.trial import trial_loss
 from curator.loop.unit import build_trainer, latest, trainer_spec
 
@@ -62,8 +62,8 @@ def update_candidates(
 
 
 def signal_choices(weight: float, signal_weights: list[float]) -> dict[str, float]:
-    """The context-gain weights a trial tries besides the current policy's `weight`, by name.
-    Once a weight is carried, w=0 (the network alone) is among them: the gain can turn on the
+    """The model-signal weights a trial tries besides the current policy's `weight`, by name.
+    Once a weight is carried, w=0 (the network alone) is among them: a signal can turn on the
     loop when its model has learned some off-target text (curator/loop/signal.py)."""
     weights = sorted({0.0, *signal_weights} if weight else set(signal_weights))
     return {f"signal {w:g}": float(w) for w in weights if w != weight}
@@ -104,7 +104,7 @@ def update_policy(
 ) -> dict:
     """The next round's loop policy: REINFORCE for `cfg.update.steps` env steps from the arm's
     checkpoint, then the trial round's choice among the current policy, that proposal and the
-    context-gain weights; writes the record and `policy_out` atomically."""
+    model-signal weights; writes the record and `policy_out` atomically."""
     import torch
 
     from policies.checkpoint import load_policy
@@ -118,13 +118,14 @@ def update_policy(
         raw_features = policy.feature_extractor()(pool.texts)
     left_features = policy.norm(raw_features[left])
     # the ranking the loop selects by: the policy's keep logits (PolicyScorer), plus the
-    # context gain under the arm's checkpoint when the policy carries a weight for it
+    # model signal under the arm's checkpoint when the policy carries a weight for it
     logits_left = policy.net.score(torch.from_numpy(left_features)).numpy()
     weight = float(policy.config.get(SIGNAL_KEY, 0.0))
     gain = None
     if weight or cfg.update.signal_weights:
         _, model, _ = build_trainer(cfg, pool.vocab_size, seed, latest(model_dir))
-        gain = context_gain(model, pool.docs(left), pool.validation, pool.vocab_size)
+        gain = model_signal(cfg.update.signal, model, pool.docs(left), pool.validation,
+                            pool.word_start)
     current = loop_ranking(logits_left, gain, weight)
     top = update_candidates(cfg, current, pool.n_tokens[left], env_cfg.docs_per_step)
     idx, features, logits = left[top], left_features[top], logits_left[top]
@@ -145,7 +146,7 @@ def update_policy(
         agent_cfg, result = _reinforce(cfg, pool, seed, rnd, policy, idx, features, model_dir,
                                        env_cfg, policy_out, affine)
 
-    # the choices the trial round compares: (net weights, context-gain weight)
+    # the choices the trial round compares: (net weights, signal weight)
     choices = {"current": (before, weight)}
     if reinforce:
         choices["proposed"] = (copy.deepcopy(policy.net.state_dict()), weight)
