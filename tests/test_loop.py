@@ -302,11 +302,19 @@ def test_order_gain_is_near_zero_for_word_shuffled_text(clean_model):
     assert np.isfinite(gain).all()
     clean, shuffled = gain[labels == "clean"], gain[labels == "token_shuffle"]
     assert len(clean) and len(shuffled)
-    # word order helps the model on the text it learned from, and not on a word shuffle
-    # (measured with this fixture: medians 0.029 and 0.001, AUC 0.84)
+    # word order helps the model on the text it learned from, and not on a word shuffle (the
+    # pool's word-shuffled documents: medians 0.03 and 0.00 in the measured fixture)
     assert np.median(clean) > np.median(shuffled) + 0.015
     assert abs(np.median(shuffled)) < 0.01
-    assert (clean[:, None] > shuffled[None, :]).mean() > 0.75
+    # paired: every clean document against a word-shuffled copy of itself (0.78 and 0.82 of
+    # the pairs in the two installs measured; this tiny model's per-document gains are noisy)
+    docs = pool.docs(np.flatnonzero(labels == "clean"))
+    lengths = [len(d) for d in docs]
+    copies = np.split(shuffle_words(docs, pool.word_start, seed=1), np.cumsum(lengths)[:-1])
+    copy_gain = order_gain(model, copies, pool.word_start)
+    assert (clean > copy_gain).mean() > 0.7
+    assert np.median(clean) > np.median(copy_gain) + 0.015
+    assert abs(np.median(copy_gain)) < 0.01
     # the definition, for one document: loss with its words shuffled minus as written
     from curator.trainer.engine import per_document_loss
 
