@@ -488,3 +488,18 @@ def test_killed_loop_resumes_to_the_same_result(loop_run, ray_cluster, tmp_path)
     for arm, rec in results(killed_cfg).items():
         assert rec["tokens"] == reference[arm]["tokens"]
         assert rec["heldout_loss"] == reference[arm]["heldout_loss"], arm
+
+
+def test_junk_kinds_split_each_arms_reported_junk_share(loop_run):
+    from benchmarks.loop_junk_kinds import junk_shares
+
+    cfg, _ = loop_run
+    n_tokens = load_loop_pool(RunDir.at(cfg.output)).n_tokens
+    for arm in ("random", "loop"):
+        shares = junk_shares(Path(cfg.output), arm)
+        assert sum(shares.values()) == pytest.approx(1.0)
+        units = [unit(cfg, rnd, arm) for rnd in range(cfg.rounds)]
+        selected = [n_tokens[u["selected"]].sum() for u in units]
+        junk = sum(u["junk_share_tokens"] * n
+                   for u, n in zip(units, selected, strict=True)) / sum(selected)
+        assert 1.0 - shares["clean"] == pytest.approx(junk, rel=1e-6)
