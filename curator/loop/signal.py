@@ -10,15 +10,15 @@ Two signals, chosen by `update.signal`:
 The order gain (the default) is how much the document's word order helps the model the loop is
 training: large for coherent language the model has learned to use, about 0 for text whose order
 carries nothing the model can use -- word-shuffled pages, character soup, other languages and
-scripts, spam and link lists. Shuffling whole words (sentencepiece pieces grouped at their
+scripts. Shuffling whole words (sentencepiece pieces grouped at their
 word-start marks), not tokens, keeps the within-word structure in both terms, so a word-shuffled
 document scores about 0 where a token shuffle would still credit it with its spelling. Measured
-on the constrained loop's pool (draw 0, the loop arm's round-2 checkpoint): it separates clean
-text from word-shuffled text with AUC 0.997, where the bag-of-words features of the round-0 policy
-let 2-6% of every arm's selected tokens be word-shuffled copies; from off-language text 0.999,
-character soup 0.998, boilerplate 0.98. The context gain's AUC against word-shuffled text there
-was 0.92 and it also credits text the model has memorized (near-duplicates of what it trained
-on), the same way it credits learned language.
+on the constrained loop's pool (stop 11's draw 0, its loop arm's round-2 checkpoint), the AUC of
+clean against each junk kind: word-shuffled text 0.998 (the bag-of-words features of the round-0
+policy let 2-6% of every arm's selected tokens be word-shuffled copies there), character soup
+0.997, boilerplate 0.975, off-language 0.946, crawl spam 0.77; the context gain's against
+word-shuffled text was 0.92, and it also credits text the model has memorized (near-duplicates
+of what it trained on) the way it credits learned language.
 
 Only the loop has these signals: they need the arm's own checkpoint, and they sharpen as that
 model trains. RHO-LOSS (Mindermann et al., 2022) ranks by two kinds of loss the other way around
