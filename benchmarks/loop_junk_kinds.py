@@ -28,19 +28,22 @@ from curator.loop.unit import RESULT, unit_dir  # noqa: E402
 from curator.rundir import RunDir  # noqa: E402
 
 
-def junk_shares(root: Path, arm: str) -> dict[str, float]:
-    """Share of `arm`'s selected tokens (all rounds and seeds of the run at `root`) per label."""
+def junk_shares(root: Path, arms: list[str]) -> dict[str, dict[str, float]]:
+    """Per arm, the share of its selected tokens (all rounds and seeds of the run at `root`)
+    per label; the pool is loaded once for all arms."""
     cfg = load_loop_config(root / "loop" / "config.yaml")
     pool = load_loop_pool(RunDir.at(root))
-    labels = np.asarray(pool.labels.to_pylist())
-    kinds, codes = np.unique(labels, return_inverse=True)
-    tokens = np.zeros(len(kinds))
-    for seed in cfg.seeds:
-        for rnd in range(cfg.rounds):
-            sel = np.asarray(json.loads((unit_dir(root, rnd, arm, seed) / RESULT).read_text())
-                             ["selected"], np.int64)
-            tokens += np.bincount(codes[sel], pool.n_tokens[sel], minlength=len(kinds))
-    return dict(zip(kinds.tolist(), (tokens / tokens.sum()).tolist(), strict=True))
+    kinds, codes = np.unique(np.asarray(pool.labels.to_pylist()), return_inverse=True)
+    shares = {}
+    for arm in arms:
+        tokens = np.zeros(len(kinds))
+        for seed in cfg.seeds:
+            for rnd in range(cfg.rounds):
+                unit = json.loads((unit_dir(root, rnd, arm, seed) / RESULT).read_text())
+                sel = np.asarray(unit["selected"], np.int64)
+                tokens += np.bincount(codes[sel], pool.n_tokens[sel], minlength=len(kinds))
+        shares[arm] = dict(zip(kinds.tolist(), (tokens / tokens.sum()).tolist(), strict=True))
+    return shares
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -49,7 +52,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--arms", default="static,loop")
     args = ap.parse_args(argv)
     arms = args.arms.split(",")
-    shares = {a: [junk_shares(r, a) for r in args.runs] for a in arms}
+    per_run = [junk_shares(r, arms) for r in args.runs]
+    shares = {a: [run[a] for run in per_run] for a in arms}
     kinds = sorted({k for a in arms for s in shares[a] for k in s} - {"clean"})
     print(f"Selected-token share by junk kind, mean over {len(args.runs)} runs "
           f"({', '.join(str(r) for r in args.runs)}):\n")

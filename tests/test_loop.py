@@ -495,8 +495,8 @@ def test_junk_kinds_split_each_arms_reported_junk_share(loop_run):
 
     cfg, _ = loop_run
     n_tokens = load_loop_pool(RunDir.at(cfg.output)).n_tokens
-    for arm in ("random", "loop"):
-        shares = junk_shares(Path(cfg.output), arm)
+    per_arm = junk_shares(Path(cfg.output), ["random", "loop"])
+    for arm, shares in per_arm.items():
         assert sum(shares.values()) == pytest.approx(1.0)
         units = [unit(cfg, rnd, arm) for rnd in range(cfg.rounds)]
         selected = [n_tokens[u["selected"]].sum() for u in units]
