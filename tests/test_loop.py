@@ -26,6 +26,7 @@ from curator.loop.driver import policy_path, run_loop
 from curator.loop.pool import load_loop_pool
 from curator.loop.select import arm_scores, select_round
 from curator.loop.signal import (
+    SIGNAL_KEY,
     context_gain,
     loop_ranking,
     model_signal,
@@ -35,12 +36,14 @@ from curator.loop.signal import (
     shuffle_words,
     zscore,
 )
+from curator.loop.signal_cache import load_signal, save_signal, signal_cache_path
 from curator.loop.trial import trial_loss, trial_order
 from curator.loop.unit import (
     RESULT,
     build_trainer,
     latest,
     round_windows,
+    run_unit,
     train_range,
     unit_dir,
 )
@@ -234,6 +237,67 @@ def test_loop_round_ranks_by_its_policy_and_the_chosen_signal_weight(loop_run):
     scores[idx] = loop_ranking(logits, gain, policy_signal_weight(pol))
     expect = select_round(scores, pool.n_tokens, left, cfg.round_tokens)
     assert sorted(unit(cfg, 1, "loop")["selected"]) == sorted(expect.tolist())
+    # the update kept the signal it computed of the same documents under the same checkpoint
+    cached = load_signal(signal_cache_path(pol), cfg.update.signal, idx,
+                         latest(unit_dir(run.root, 0, "loop", 0) / "model"))
+    assert cached is not None
+    np.testing.assert_allclose(cached, gain, rtol=1e-5, atol=1e-6)
+
+
+def test_signal_cache_fits_only_its_signal_documents_and_checkpoint(loop_run, tmp_path):
+    cfg, _ = loop_run
+    root = Path(cfg.output)
+    ckpt0 = latest(unit_dir(root, 0, "loop", 0) / "model")
+    ckpt1 = latest(unit_dir(root, 0, "random", 0) / "model")  # another arm's model
+    docs, gain = np.array([4, 9, 11]), np.array([0.5, -0.1, 2.0])
+    path = tmp_path / "round-1.signal.npz"
+    assert load_signal(path, "order_gain", docs, ckpt0) is None  # none written yet
+    save_signal(path, "order_gain", docs, ckpt0, gain)
+    np.testing.assert_array_equal(load_signal(path, "order_gain", docs, ckpt0), gain)
+    assert load_signal(path, "context_gain", docs, ckpt0) is None
+    assert load_signal(path, "order_gain", docs[::-1], ckpt0) is None
+    assert load_signal(path, "order_gain", docs[:2], ckpt0) is None
+    assert load_signal(path, "order_gain", docs, ckpt1) is None
+    path.write_bytes(path.read_bytes()[:40])  # a torn file is recomputed, never trusted
+    assert load_signal(path, "order_gain", docs, ckpt0) is None
+
+
+def test_loop_unit_ranks_by_the_cached_signal_and_recomputes_without_it(loop_run, tmp_path):
+    """A round-1 loop unit whose policy carries a signal weight takes the gain from the update's
+    file when it fits (a negated gain, to tell the two apart) and computes it otherwise."""
+    from policies.checkpoint import load_policy, save_policy
+
+    cfg, _ = loop_run
+    run = RunDir.at(cfg.output)
+    pool = load_loop_pool(run)
+    left = np.ones(len(pool), bool)
+    left[unit(cfg, 0, "loop")["selected"]] = False
+    idx = np.flatnonzero(left)
+    prev = unit_dir(run.root, 0, "loop", 0) / "model"
+    policy = load_policy(str(policy_path(run, "loop", 0, 1)))
+    weighted = tmp_path / "round-1.safetensors"
+    save_policy(weighted, policy.net, policy.norm, policy.spec, policy.tokenizer,
+                {**policy.config, SIGNAL_KEY: 4.0}, policy.target)
+    _, model, _ = build_trainer(cfg, pool.vocab_size, 0, latest(prev))
+    gain = model_signal(cfg.update.signal, model, pool.docs(idx), pool.validation,
+                        pool.word_start)
+    logits = arm_scores("loop", pool.texts.take(pa.array(idx)), str(weighted), 0, 1)
+
+    def expected(g: np.ndarray) -> list[int]:
+        scores = np.full(len(pool), np.nan)
+        scores[idx] = loop_ranking(logits, g, 4.0)
+        return sorted(select_round(scores, pool.n_tokens, left, cfg.round_tokens).tolist())
+
+    assert expected(gain) != expected(-gain)
+    save_signal(signal_cache_path(weighted), cfg.update.signal, idx, latest(prev), -gain)
+    hit = run_unit(cfg, pool, "loop", 0, 1, str(weighted), prev, left, tmp_path / "hit")
+    assert hit["signal_cached"] is True
+    assert sorted(hit["selected"]) == expected(-gain)
+    signal_cache_path(weighted).unlink()
+    miss = run_unit(cfg, pool, "loop", 0, 1, str(weighted), prev, left, tmp_path / "miss")
+    assert miss["signal_cached"] is False
+    assert sorted(miss["selected"]) == expected(gain)
+    assert unit(cfg, 1, "static")["signal_cached"] is None  # the static arm has no signal
 
 
 @pytest.fixture(scope="module")

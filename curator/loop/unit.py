@@ -32,6 +32,7 @@ from curator.loop.config import LoopConfig
 from curator.loop.pool import LoopPool
 from curator.loop.select import arm_scores, select_round
 from curator.loop.signal import loop_ranking, model_signal, policy_signal_weight
+from curator.loop.signal_cache import load_signal, signal_cache_path
 
 if TYPE_CHECKING:
     import torch
@@ -165,15 +166,24 @@ def run_unit(
 
     # 1. score the arm's remaining documents and take the best up to the round's budget; a
     # loop policy may add the model signal under the arm's current model (curator/loop/signal)
-    tcfg, model, optimizer = build_trainer(cfg, pool.vocab_size, seed, latest(prev_model))
+    checkpoint = latest(prev_model)
+    tcfg, model, optimizer = build_trainer(cfg, pool.vocab_size, seed, checkpoint)
     scores = np.full(len(pool), np.nan)
     idx = np.flatnonzero(remaining)
     feats = raw_features[idx] if raw_features is not None else None
     own = arm_scores(arm, pool.texts.take(pa.array(idx)), policy_path, seed, rnd, feats)
-    if policy_path is not None and prev_model is not None:
+    signal_cached = None
+    if policy_path is not None and checkpoint is not None:
         weight = policy_signal_weight(policy_path)
-        gain = model_signal(cfg.update.signal, model, pool.docs(idx), pool.validation,
-                            pool.word_start) if weight else None
+        gain = None
+        if weight:
+            # the update that wrote this policy computed it already when it is the same model
+            gain = load_signal(signal_cache_path(policy_path), cfg.update.signal, idx,
+                               checkpoint)
+            signal_cached = gain is not None
+            if gain is None:
+                gain = model_signal(cfg.update.signal, model, pool.docs(idx), pool.validation,
+                                    pool.word_start)
         own = loop_ranking(own, gain, weight)
     scores[idx] = own
     chosen = select_round(scores, pool.n_tokens, remaining, cfg.round_tokens)
@@ -242,6 +252,7 @@ def run_unit(
         "tokens_trained": int(cfg.steps_per_round * per_step),
         "junk_share_tokens": float(n_tok[junk].sum() / max(1, n_tok.sum())),
         "junk_docs": int(junk.sum()),
+        "signal_cached": signal_cached,  # None: no model signal in this unit's ranking
         "curve": curve,
         "train_loss_mean": float(np.mean(losses)) if losses else float("nan"),
         "stage_cuts": [float(c) for c in cuts],

@@ -37,6 +37,7 @@ from connectors.fs import write_text_atomic
 from curator.loop.config import LoopConfig
 from curator.loop.pool import LoopPool
 from curator.loop.signal import SIGNAL_KEY, loop_ranking, model_signal
+from curator.loop.signal_cache import save_signal, signal_cache_path
 from curator.loop.trial import trial_loss
 from curator.loop.unit import build_trainer, latest, trainer_spec
 
@@ -123,9 +124,12 @@ def update_policy(
     weight = float(policy.config.get(SIGNAL_KEY, 0.0))
     gain = None
     if weight or cfg.update.signal_weights:
-        _, model, _ = build_trainer(cfg, pool.vocab_size, seed, latest(model_dir))
+        checkpoint = latest(model_dir)
+        _, model, _ = build_trainer(cfg, pool.vocab_size, seed, checkpoint)
         gain = model_signal(cfg.update.signal, model, pool.docs(left), pool.validation,
                             pool.word_start)
+        # the next round's unit ranks these documents under this checkpoint: it reads them back
+        save_signal(signal_cache_path(policy_out), cfg.update.signal, left, checkpoint, gain)
     current = loop_ranking(logits_left, gain, weight)
     top = update_candidates(cfg, current, pool.n_tokens[left], env_cfg.docs_per_step)
     idx, features, logits = left[top], left_features[top], logits_left[top]
