@@ -20,7 +20,9 @@ REINFORCE proposal, and the current network with each of `update.signal_weights`
 of the model signal (`update.signal`, curator/loop/signal.py) under the arm's model, which the
 policy file then carries (and, once a weight is carried, the network alone: w=0). That weight
 is the loop's other handle on its model: where REINFORCE's per-batch rewards are too noisy to
-move the ranking, one scalar judged by a whole trial round is not.
+move the ranking, one scalar judged by a whole trial round is not. The signal computed here is
+kept next to the policy file for the next round's unit, which ranks the same documents under
+the same checkpoint (curator/loop/signal_cache.py).
 """
 
 from __future__ import annotations
