@@ -9,7 +9,8 @@ then reads RUN/loop/ and writes benchmarks/results/closed_loop.md:
   final loss of the same seed (linear interpolation between evaluations; "> B" if never);
   junk share of the selected tokens;
 - paired differences per seed: loop vs static, random, heuristic; loop vs loop_uniform (the
-  curriculum ablation: the same documents, schedule order vs a global shuffle);
+  curriculum ablation: the same documents, schedule order vs a global shuffle), with the
+  population and sample sd, the paired t and an exact sign-flip p (benchmarks/paired_stats.py);
 - wall time by stage, summed over all units and seeds.
 """
 
@@ -25,6 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.paired_stats import paired_t, sign_flip_p  # noqa: E402
 from curator.loop.config import load_loop_config  # noqa: E402
 from curator.loop.driver import run_loop  # noqa: E402
 
@@ -179,16 +181,17 @@ def table(cfg, res: dict, summary: dict, command: str, wall: float, draws: int) 
         "",
         "Paired differences of final loss (negative = the first arm is better):",
         "",
-        "| comparison | mean diff | sd | seeds where first is better |",
-        "|---|---|---|---|",
+        "| comparison | mean diff | sd | sample sd | paired t | sign-flip p | seeds where first "
+        "is better |",
+        "|---|---|---|---|---|---|---|",
     ]
     pairs = [("loop", b) for b in ("static", "random", "heuristic", "loop_uniform")]
     for a, b in pairs:
         if a in arms and b in arms:
             d = final[a] - final[b]
             lines.append(
-                f"| {a} - {b} | {d.mean():+.4f} | {d.std():.4f} | "
-                f"{int((d < 0).sum())}/{len(seeds)} |"
+                f"| {a} - {b} | {d.mean():+.4f} | {d.std():.4f} | {d.std(ddof=1):.4f} | "
+                f"{paired_t(d):+.2f} | {sign_flip_p(d):.3f} | {int((d < 0).sum())}/{len(seeds)} |"
             )
     lines += choice_table(summary)
     stage = summary["unit_seconds_by_stage"]

@@ -1,0 +1,32 @@
+"""The paired statistics the closed-loop tables report (benchmarks/paired_stats.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import benchmarks.paired_stats as ps
+
+
+def test_paired_t_uses_the_sample_sd():
+    assert np.isclose(ps.paired_t(np.array([1.0, 2.0, 3.0])), 2 * np.sqrt(3))
+    assert ps.paired_t(np.array([-0.5, -0.5])) == -np.inf
+    assert ps.paired_t(np.zeros(4)) == 0.0
+    assert np.isnan(ps.paired_t(np.array([1.0])))
+
+
+def test_sign_flip_p_counts_the_patterns_that_reach_the_observed_mean():
+    # of the 8 sign patterns of (1, 2, 3) only all-plus and all-minus reach |mean| = 2
+    assert ps.sign_flip_p(np.array([1.0, 2.0, 3.0])) == 0.25
+    # (3, -1): patterns (3,-1) (-3,1) reach |mean| 1, and (3,1) (-3,-1) reach 2: all 4
+    assert ps.sign_flip_p(np.array([3.0, -1.0])) == 1.0
+    assert ps.sign_flip_p(np.zeros(5)) == 1.0
+    assert ps.sign_flip_p(-np.ones(10)) == 2 / 2**10
+
+
+def test_sign_flip_monte_carlo_agrees_with_the_exact_count(monkeypatch):
+    d = np.random.default_rng(3).normal(-0.3, 1.0, 12)
+    exact = ps.sign_flip_p(d)
+    monkeypatch.setattr(ps, "EXACT_UP_TO", 4)
+    sampled = ps.sign_flip_p(d, samples=100_000, seed=1)
+    assert 0.02 < exact < 0.98  # a case where the two could disagree
+    assert abs(sampled - exact) < 0.01
