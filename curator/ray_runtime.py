@@ -43,8 +43,8 @@ def run_units(
     """Run `worker_cls` (a callable class over one-row pyarrow batches) on every item.
 
     Ray Data gives the actor pool, backpressure and scheduling; actors that die are restarted
-    and their in-flight unit retried (`max_restarts`/`max_task_retries`), which is safe because
-    each unit writes its outputs atomically and is idempotent.
+    and their in-flight unit retried (Ray Data's default `max_restarts`/`max_task_retries` of
+    -1), which is safe because each unit writes its outputs atomically and is idempotent.
     """
     if not items:
         return
@@ -63,8 +63,8 @@ def run_units(
         batch_format="pyarrow",
         compute=ray.data.ActorPoolStrategy(size=min(concurrency, len(items))),
         num_cpus=num_cpus,
-        max_restarts=-1,
-        max_task_retries=-1,
+        # no max_restarts/max_task_retries here: Ray Data's actor pools default to both = -1
+        # (restart dead actors, retry their tasks) and passing them is deprecated in Ray 2.60
     )
     for row in ds.iter_rows():
         on_result(row)
