@@ -34,6 +34,7 @@ from curator.loop.signal import (
     policy_signal_weight,
     rank_scale,
     shuffle_words,
+    shuffled_copies,
     zscore,
 )
 from curator.loop.signal_cache import load_signal, save_signal, signal_cache_path
@@ -339,7 +340,6 @@ def test_context_gain_is_higher_for_text_the_model_can_learn(clean_model):
                                zscore(gain) + rank_scale(gain))
 
 
-
 def test_shuffle_words_permutes_whole_words_inside_each_document():
     word_start = np.array([False, True, False, True, True])  # ids 1, 3, 4 begin a word
     docs = [np.array([1, 2, 2, 3, 4, 2]), np.array([2, 1]), np.array([3]), np.array([], int)]
@@ -373,9 +373,7 @@ def test_order_gain_is_near_zero_for_word_shuffled_text(clean_model):
     # paired: every clean document against a word-shuffled copy of itself (0.78 and 0.82 of
     # the pairs in the two installs measured; this tiny model's per-document gains are noisy)
     docs = pool.docs(np.flatnonzero(labels == "clean"))
-    lengths = [len(d) for d in docs]
-    copies = np.split(shuffle_words(docs, pool.word_start, seed=1), np.cumsum(lengths)[:-1])
-    copy_gain = order_gain(model, copies, pool.word_start)
+    copy_gain = order_gain(model, shuffled_copies(docs, pool.word_start, seed=1), pool.word_start)
     assert (clean > copy_gain).mean() > 0.7
     assert np.median(clean) > np.median(copy_gain) + 0.015
     assert abs(np.median(copy_gain)) < 0.01
@@ -390,6 +388,7 @@ def test_order_gain_is_near_zero_for_word_shuffled_text(clean_model):
         pytest.approx(expect, rel=1e-6)
     with pytest.raises(ValueError, match="order_gain or context_gain"):
         model_signal("loss", model, doc, pool.validation, pool.word_start)
+
 
 def test_rank_scale_bounds_an_outlier_of_the_gain():
     """One document whose gain is far above the rest (learned off-target text) moves the loop

@@ -95,6 +95,14 @@ def shuffle_words(
     return flat[np.argsort(key, kind="stable")]
 
 
+def shuffled_copies(
+    docs: Sequence[np.ndarray], word_start: np.ndarray, seed: int = 0
+) -> list[np.ndarray]:
+    """`shuffle_words` split back into one word-shuffled copy per document."""
+    lengths = np.fromiter((len(d) for d in docs), np.int64, count=len(docs))
+    return np.split(shuffle_words(docs, word_start, seed), np.cumsum(lengths)[:-1])
+
+
 def order_gain(
     model: GPT, docs: Sequence[np.ndarray], word_start: np.ndarray, seed: int = 0
 ) -> np.ndarray:
@@ -103,8 +111,7 @@ def order_gain(
     from curator.trainer.engine import per_document_loss
 
     lengths = np.fromiter((len(d) for d in docs), np.int64, count=len(docs))
-    shuffled = np.split(shuffle_words(docs, word_start, seed), np.cumsum(lengths)[:-1])
-    gain = per_document_loss(model, shuffled, batch_size=32) - \
+    gain = per_document_loss(model, shuffled_copies(docs, word_start, seed), batch_size=32) - \
         per_document_loss(model, docs, batch_size=32)
     return np.where(lengths > 1, np.nan_to_num(gain), 0.0)
 
