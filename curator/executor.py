@@ -78,8 +78,13 @@ def _tokenizer_sample(run: RunDir, n_units: int, fraction: float, seed: int) -> 
                     yield text
 
 
-def prepare_tokenizer(cfg: CurateConfig, run: RunDir, alive_chars: int, n_units: int) -> None:
-    if run.tokenizer.exists():
+def prepare_tokenizer(
+    cfg: CurateConfig, run: RunDir, alive_docs: int, alive_chars: int, n_units: int
+) -> None:
+    """Train (or copy) RUN/tokenizer.model. With no surviving document there is nothing to
+    train on and nothing to encode: no tokenizer is written, and pass 2 only writes the
+    manifest (a run where everything is dropped still finishes and says why)."""
+    if run.tokenizer.exists() or (alive_docs == 0 and not cfg.tokenizer.model_path):
         return
     if cfg.tokenizer.model_path:
         shutil.copyfile(cfg.tokenizer.model_path, run.tokenizer)
@@ -156,7 +161,7 @@ def run_curate(cfg: CurateConfig) -> dict:
     wall["curriculum"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    prepare_tokenizer(cfg, run, pass1.chars_alive, len(items))
+    prepare_tokenizer(cfg, run, pass1.by_decision()[KEPT], pass1.chars_alive, len(items))
     wall["tokenizer_train"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()

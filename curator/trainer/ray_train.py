@@ -39,14 +39,15 @@ def train_distributed(cfg: TrainConfig) -> dict:
 
     Returns rank 0's summary plus `workers`: every worker's summary.
     """
-    import ray
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
+    from curator.config import RayConfig
+    from curator.ray_runtime import ensure_ray
+
     if cfg.workers < 1:
         raise ValueError("train_distributed needs workers >= 1; use train() for in-process runs")
-    if not ray.is_initialized():
-        ray.init()
+    ensure_ray(RayConfig())  # RAY_ADDRESS, else an embedded cluster on free ports
     out = Path(cfg.out_dir).resolve()
     cfg = cfg.model_copy(update={"out_dir": str(out)})
     trainer = TorchTrainer(

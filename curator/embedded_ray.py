@@ -1,0 +1,162 @@
+"""An embedded single-node Ray cluster that starts beside any other Ray on the machine.
+
+`ray.init()` with no address starts a local cluster whose agents bind fixed default ports
+(dashboard agent 52365, Ray client 10001, ...): a second Ray on the host (a benchmark, a
+notebook, a test cluster) makes it time out with "The current node timed out during startup".
+`ray.init` exposes no option for those ports, so the embedded cluster is a `ray start --head
+--block` child with a free port for every listening process, its own short temp dir (socket
+paths are length-limited) and loopback addresses only. The child dies with its parent
+(PR_SET_PDEATHSIG on Linux; the caller stops it at exit), so a killed job leaves no cluster.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+# The ports `ray start --head` would otherwise take at fixed defaults or pick itself.
+PORT_FLAGS = (
+    "--port",
+    "--dashboard-port",
+    "--dashboard-agent-listen-port",
+    "--dashboard-agent-grpc-port",
+    "--runtime-env-agent-port",
+    "--metrics-export-port",
+    "--ray-client-server-port",
+    "--node-manager-port",
+    "--object-manager-port",
+)
+START_TIMEOUT_S = 180.0  # a loaded 2-core machine has taken ~60 s to bring a head node up
+ATTEMPTS = 2  # a port picked free can be taken before Ray binds it: retry once, fresh ports
+
+
+class RayStartError(RuntimeError):
+    """The embedded cluster could not start; the message says what to do."""
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now (the OS's pick for an ephemeral bind)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class EmbeddedCluster:
+    address: str
+    proc: subprocess.Popen
+    temp_dir: str
+    log_path: Path
+
+    def stop(self, grace_s: float = 10.0) -> None:
+        """SIGINT lets `ray start --block` stop its node; whatever of the process group is
+        left after the grace period is killed."""
+        for sig in (signal.SIGINT, signal.SIGKILL):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, sig)
+            try:
+                self.proc.wait(timeout=grace_s)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        with contextlib.suppress(ProcessLookupError):  # children that outlived the head process
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: ask Linux to send SIGINT when the parent dies."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGINT)
+
+
+def start_command(num_cpus: int | None, temp_dir: str, include_dashboard: bool) -> list[str]:
+    ray_bin = str(Path(sys.executable).parent / "ray")
+    if not Path(ray_bin).exists():
+        ray_bin = shutil.which("ray") or "ray"
+    cmd = [
+        ray_bin,
+        "start",
+        "--head",
+        "--block",
+        "--node-ip-address=127.0.0.1",
+        "--dashboard-host=127.0.0.1",
+        f"--include-dashboard={'true' if include_dashboard else 'false'}",
+        f"--temp-dir={temp_dir}",
+        "--disable-usage-stats",
+    ]
+    cmd += [f"{flag}={free_port()}" for flag in PORT_FLAGS]
+    if num_cpus is not None:
+        cmd.append(f"--num-cpus={num_cpus}")
+    return cmd
+
+
+def _wait_until_up(proc: subprocess.Popen, temp_dir: str, timeout_s: float) -> str | None:
+    """The GCS address once `ray start` has written it (the node is up), None if it failed."""
+    address_file = Path(temp_dir) / "ray_current_cluster"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return None
+        if address_file.exists() and (text := address_file.read_text().strip()):
+            return text
+        time.sleep(0.25)
+    return None
+
+
+def _log_tail(path: Path, lines: int = 15) -> str:
+    with contextlib.suppress(OSError):
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    return ""
+
+
+def start_embedded_cluster(
+    num_cpus: int | None,
+    include_dashboard: bool = False,
+    timeout_s: float = START_TIMEOUT_S,
+    attempts: int = ATTEMPTS,
+) -> EmbeddedCluster:
+    """Start a loopback-only head node on free ports; retry once; raise RayStartError."""
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    env.pop("RAY_ADDRESS", None)
+    last_log = Path()
+    for _ in range(attempts):
+        temp_dir = tempfile.mkdtemp(prefix="cr", dir="/tmp")  # short: unix socket paths
+        log_path = Path(temp_dir) / "ray-start.log"
+        with open(log_path, "w") as log:
+            proc = subprocess.Popen(
+                start_command(num_cpus, temp_dir, include_dashboard),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,  # its own process group, stopped as one
+                preexec_fn=_die_with_parent,
+            )
+        cluster = EmbeddedCluster("", proc, temp_dir, log_path)
+        address = _wait_until_up(proc, temp_dir, timeout_s)
+        if address is not None:
+            cluster.address = address
+            return cluster
+        last_log = Path(tempfile.gettempdir()) / f"curator-ray-start-{os.getpid()}.log"
+        with contextlib.suppress(OSError):
+            shutil.copyfile(log_path, last_log)
+        cluster.stop(grace_s=5.0)
+    raise RayStartError(
+        f"could not start an embedded Ray cluster ({attempts} tries on free ports, "
+        f"{timeout_s:.0f} s each; `ray start` log: {last_log}):\n{_log_tail(last_log)}\n"
+        "Fix: join a running cluster with --set ray.address=HOST:PORT (or RAY_ADDRESS), or free "
+        "memory/CPU for a new one; `ray status` shows what runs on this machine."
+    )
