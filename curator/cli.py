@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -126,10 +126,22 @@ def export(
         str, typer.Option(help="phases, linear, step, uniform, or a schedule YAML file.")
     ] = "phases",
     seed: Annotated[int, typer.Option(help="Seed of the shuffles.")] = 0,
+    on_exhausted: Annotated[
+        Literal["fill", "truncate"],
+        typer.Option(
+            help="When a stage runs out of documents: 'fill' places every kept document (its "
+            "share goes to the nearest stage); 'truncate' follows the schedule exactly and "
+            "leaves out the documents that do not fit.",
+        ),
+    ] = "fill",
+    with_text: Annotated[
+        bool, typer.Option(help="parquet: add the run's normalized text as a `text` column.")
+    ] = False,
     set: SetOpt = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing export.")] = False,
 ) -> None:
-    """Export a run's kept documents in curriculum order (see curator/export.py for formats)."""
+    """Export a run's kept documents in curriculum order (see curator/export.py for formats);
+    prints the tokens placed per phase and stage, and any left out."""
     from curator.export import ExportConfig, run_export
 
     base = {
@@ -138,6 +150,8 @@ def export(
         "format": format,
         "schedule": schedule,
         "seed": seed,
+        "on_exhausted": on_exhausted,
+        "with_text": with_text,
         "overwrite": overwrite,
     }
     try:
@@ -145,8 +159,43 @@ def export(
         summary = run_export(cfg)  # type: ignore[arg-type]
     except ConfigError as err:
         _fail(err)
-    brief = {k: summary[k] for k in ("format", "docs", "tokens", "left_out_tokens_per_stage")}
-    console.print(f"[green]done[/green] {output}: {json.dumps(brief)}")
+    _print_placement(summary)
+    console.print(f"[green]done[/green] {output}")
+
+
+def _print_placement(summary: dict) -> None:
+    """Tokens per phase and stage (with each phase's scheduled and actual mix), then placed vs
+    kept, on stderr: the export's stdout stays free for scripts."""
+    placed = summary["phase_tokens"]
+    k = summary["n_stages"]
+    names = ["easy", "medium", "hard"] if k == 3 else [f"stage {i}" for i in range(k)]
+    table = Table(
+        title=f"export placement: schedule '{summary['schedule']['name']}', "
+        f"on_exhausted={summary['on_exhausted']} (tokens)"
+    )
+    for c in ["phase", "until", *names, "total", "mix %", "actual %"]:
+        table.add_column(c, justify="left" if "%" in c or c == "phase" else "right")
+    for i, (phase, row) in enumerate(zip(summary["schedule"]["phases"], placed, strict=True)):
+        mix = phase["mix"]
+        want = "as kept" if mix is None else "/".join(f"{100 * m / sum(mix):.0f}" for m in mix)
+        got = "/".join(f"{100 * t / max(1, sum(row)):.0f}" for t in row)
+        table.add_row(
+            str(i), f"{phase['until']:g}", *(f"{t:,}" for t in row), f"{sum(row):,}", want, got
+        )
+    left = summary["left_out_tokens_per_stage"]
+    if any(left):
+        table.add_row("left out", "", *(f"{t:,}" for t in left), f"{sum(left):,}", "", "")
+    console.print(table)
+    console.print(
+        f"placed {summary['tokens']:,} of {summary['kept_tokens']:,} kept tokens "
+        f"({summary['docs']:,} of {summary['kept_docs']:,} documents)"
+    )
+    if summary["left_out_docs"]:
+        console.print(
+            f"[yellow]left out[/yellow] {summary['left_out_tokens']:,} tokens "
+            f"({summary['left_out_docs']:,} documents) to follow the schedule exactly; "
+            "--on-exhausted fill keeps every kept document"
+        )
 
 
 @app.command()

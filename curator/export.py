@@ -2,8 +2,10 @@
 
 Formats (OUT/ is the `output` folder):
 - `parquet`: OUT/part-00000.parquet, ... in reading order (file name, then row), columns
-  doc_id, source, tokens (list<uint32>), n_tokens, quality_score, difficulty, stage, phase,
-  position. Plain files with no partition folders, so polars, DuckDB, pyarrow.dataset and
+  doc_id, source, tokens (list<uint32>), n_tokens, quality_score, difficulty, stage, the input
+  metadata the manifest holds (INPUT_METADATA: url, date, metadata, lang, lang_score, where
+  present), phase, position; with `with_text`, also `text` (joined as for jsonl, below). Plain
+  files with no partition folders, so polars, DuckDB, pyarrow.dataset and
   `datasets.load_dataset("parquet", data_files=...)` read them as is.
 - `jsonl`: OUT/part-00000.jsonl, ... one JSON object per document with `text` and the same
   metadata minus tokens. The text is the run's normalized text (the exact string that was
@@ -12,9 +14,12 @@ Formats (OUT/ is the `output` folder):
   run's _work/ has been deleted.
 - `bin`: OUT/tokens.bin + tokens.idx + header.json + doc_ids.parquet (connectors/bin.py), which
   `curator.trainer.data.load_corpus(OUT)` and nanoGPT-style `np.memmap` loaders read.
+By default (`on_exhausted="fill"`) every kept document is placed; `truncate` follows the schedule
+exactly and leaves out what does not fit (curator/schedules.py).
 OUT/_export.json (written last: a folder with it is complete) records the schedule, the tokens
-per phase and stage (target and actual) and the tokens left out; its leading underscore makes
-folder readers such as pyarrow.dataset skip it (Spark's `_SUCCESS` convention).
+per phase and stage (target and actual), the tokens and documents kept, placed and left out; its
+leading underscore makes folder readers such as pyarrow.dataset skip it (Spark's `_SUCCESS`
+convention).
 
 Memory: the order is held as arrays over kept documents (a few int64 per document). Documents
 flow through a bucketed external shuffle: pass A streams the shards and appends each row to the
@@ -46,6 +51,9 @@ from curator.trainer.data import shard_files
 
 ExportFormat = Literal["parquet", "jsonl", "bin"]
 META = ["doc_id", "source", "n_tokens", "quality_score", "difficulty", "stage"]
+# Input metadata the manifest may hold (the connectors' url/date/metadata, language id's
+# lang/lang_score); the exports join the ones a run has by doc_id.
+INPUT_METADATA = ("url", "date", "metadata", "lang", "lang_score")
 OUR_FILES = (
     "part-*.parquet",
     "part-*.jsonl",
@@ -68,10 +76,16 @@ class ExportConfig(Section):
     )
     seed: int = Field(0, description="Seed of the within-stage and within-phase shuffles.")
     on_exhausted: OnExhausted = Field(
-        "truncate",
-        description="When a stage runs out: 'truncate' scales the budget so the schedule holds "
-        "exactly (documents that do not fit are left out); 'fill' uses every document and "
-        "gives an exhausted stage's share to the others.",
+        "fill",
+        description="When a stage runs out: 'fill' places every kept document, giving an "
+        "exhausted stage's share to the nearest stage(s) that still have documents; "
+        "'truncate' scales the budget so the schedule holds exactly and leaves out the "
+        "documents that do not fit (reported as left_out_docs/left_out_tokens).",
+    )
+    with_text: bool = Field(
+        False,
+        description="parquet: add a `text` column (the run's normalized text, as jsonl "
+        "carries). jsonl always has it; bin has no text.",
     )
     difficulty: Literal["run", "model_loss"] = Field(
         "run",
@@ -131,28 +145,32 @@ def _prepare_output(cfg: ExportConfig) -> Path:
     return out
 
 
+def _unit_index(shard: Path) -> int:
+    return int(shard.stem.split("-")[1])  # shards/stage=k/part-<unit>.parquet
+
+
 def _text_batches(
-    run: RunDir, shard: Path, batch_rows: int
+    run: RunDir, shard: Path, batch_rows: int, with_tokens: bool
 ) -> Iterator[tuple[np.ndarray, pa.Table]]:
-    """(rows within `shard`, table with META + text) joined by doc_id from the unit's pass-1
-    file; the unit's metadata is held (one shard file's META), its text streams."""
-    idx = int(shard.stem.split("-")[1])
-    meta = pq.read_table(shard, columns=META)
-    pass1 = run.pass1(idx)
+    """(rows within `shard`, table with META [+ tokens] + text) joined by doc_id from the unit's
+    pass-1 file; the shard file's columns are held (one unit and stage), its text streams."""
+    columns = META + (["tokens"] if with_tokens else [])
+    pass1 = run.pass1(_unit_index(shard))
     if not pass1.exists():
-        yield from _decoded_batches(run, shard, batch_rows)
+        yield from _decoded_batches(run, shard, batch_rows, columns)
         return
+    meta = pq.read_table(shard, columns=columns)
     for rb in pq.ParquetFile(pass1).iter_batches(batch_size=batch_rows, columns=["doc_id", "text"]):
         pos = pc.index_in(rb.column(0), value_set=meta["doc_id"])
         hit = pc.is_valid(pos)
         rows = pc.filter(pos, hit).to_numpy(zero_copy_only=False).astype(np.int64)
         if len(rows):
-            table = meta.take(rows).append_column("text", pc.filter(rb.column(1), hit))
-            yield rows, table
+            text = pc.filter(rb.column(1), hit).cast(pa.string())  # one schema for every file
+            yield rows, meta.take(rows).append_column("text", text)
 
 
 def _decoded_batches(
-    run: RunDir, shard: Path, batch_rows: int
+    run: RunDir, shard: Path, batch_rows: int, columns: list[str]
 ) -> Iterator[tuple[np.ndarray, pa.Table]]:
     import sentencepiece as spm
 
@@ -165,10 +183,37 @@ def _decoded_batches(
         text = sp.decode(lists) if lists else []
         rows = np.arange(start, start + table.num_rows)
         start += table.num_rows
-        yield (
-            rows,
-            table.drop_columns(["tokens"]).append_column("text", pa.array(text, pa.string())),
-        )
+        yield rows, table.select(columns).append_column("text", pa.array(text, pa.string()))
+
+
+def metadata_schema(run: RunDir) -> pa.Schema:
+    """The INPUT_METADATA columns any manifest part holds: one schema for every output file,
+    even when units differ (an input without urls, language id turned off)."""
+    found: dict[str, pa.Field] = {}
+    for part in sorted(run.manifest.glob("part-*.parquet")):
+        for field in pq.read_schema(part):
+            if field.name in INPUT_METADATA and field.name not in found:
+                found[field.name] = field.with_nullable(True)
+    return pa.schema([found[n] for n in INPUT_METADATA if n in found])
+
+
+def _shard_metadata(run: RunDir, shard: Path, schema: pa.Schema) -> pa.Table | None:
+    """`schema`'s columns for each row of `shard`, joined by doc_id from its unit's manifest
+    part (null where the unit lacks a column)."""
+    if not len(schema):
+        return None
+    ids = pq.read_table(shard, columns=["doc_id"])["doc_id"]
+    part = run.manifest_part(_unit_index(shard))
+    have = [n for n in schema.names if n in pq.read_schema(part).names] if part.exists() else []
+    manifest = pq.read_table(part, columns=["doc_id", *have]) if have else None
+    pos = pc.index_in(ids, value_set=manifest["doc_id"]) if manifest is not None else None
+    columns = [
+        manifest[f.name].take(pos).cast(f.type)
+        if manifest is not None and f.name in have
+        else pa.nulls(len(ids), f.type)
+        for f in schema
+    ]
+    return pa.Table.from_arrays(columns, schema=schema)
 
 
 def _token_batches(shard: Path, batch_rows: int) -> Iterator[tuple[np.ndarray, pa.Table]]:
@@ -226,10 +271,15 @@ def _restage(cfg: ExportConfig, docs: KeptDocs) -> tuple[np.ndarray, np.ndarray,
 
 
 def run_export(cfg: ExportConfig) -> dict:
-    """Write the export; returns the summary also written to OUT/export.json."""
+    """Write the export; returns the summary also written to OUT/_export.json."""
     run = RunDir.at(cfg.run)
     if not run.tokenizer.exists() or not run.shards.is_dir():
         raise ConfigError(f"{run.root} is not a finished curator run (no shards/ or tokenizer)")
+    if cfg.with_text and cfg.format == "bin":
+        raise ConfigError(
+            "with_text applies to format=parquet (jsonl always carries text, bin has none); "
+            "drop --with-text or use --format parquet"
+        )
     docs = kept_documents(run)
     schedule = load_schedule(cfg.schedule, docs.n_stages)
     out = _prepare_output(cfg)
@@ -256,6 +306,7 @@ def run_export(cfg: ExportConfig) -> dict:
         "format": cfg.format,
         "seed": cfg.seed,
         "on_exhausted": cfg.on_exhausted,
+        "with_text": cfg.with_text or cfg.format == "jsonl",
         "difficulty": cfg.difficulty,
         "n_stages": docs.n_stages,
         "files": files,
@@ -277,13 +328,20 @@ def _scatter(
     restaged: tuple[np.ndarray, np.ndarray, list[float]] | None,
     buckets: _Buckets,
 ) -> None:
+    # bin keeps only tokens and doc_id; parquet and jsonl carry the input metadata.
+    meta_schema = metadata_schema(run) if cfg.format != "bin" else pa.schema([])
     for f, shard in enumerate(docs.files):
         batches = (
-            _text_batches(run, shard, cfg.batch_rows)
-            if cfg.format == "jsonl"
+            _text_batches(run, shard, cfg.batch_rows, with_tokens=cfg.format == "parquet")
+            if cfg.format == "jsonl" or cfg.with_text
             else _token_batches(shard, cfg.batch_rows)
         )
+        extra = _shard_metadata(run, shard, meta_schema)
         for rows, table in batches:
+            if extra is not None:
+                taken = extra.take(pa.array(rows))
+                for name in taken.column_names:
+                    table = table.append_column(name, taken[name])
             g = docs.base[f] + rows
             pos = position[g]
             placed = pos >= 0

@@ -13,12 +13,14 @@ token share of each stage, easy -> hard). Built in:
 - any YAML file `{phases: [{until: 0.3, mix: [0.7, 0.2, 0.1]}, ...]}`.
 
 When a stage runs out of documents (`on_exhausted`):
-- `truncate` (default): the token budget is scaled down to the largest one every stage can
-  supply at the schedule's mix, so the order follows the schedule exactly; the documents that
-  do not fit are left out of the export (their tokens are reported per stage).
-- `fill`: every document is used; from the phase in which a stage runs out, its share goes to
-  the stages that still have documents, in proportion to their mix (or to what they have left
-  when their mix is 0). The schedule is followed exactly up to that phase.
+- `fill` (default): every kept document is used. The schedule is followed exactly until a stage
+  runs out; from then on, the share that stage can no longer supply goes to the nearest stage(s)
+  that still have documents (hard -> medium, medium -> easy and hard in proportion to their mix),
+  so the order stays as close to the schedule's difficulty profile as the data allows.
+- `truncate`: the token budget is scaled down to the largest one every stage can supply at the
+  schedule's mix, so the order follows the schedule exactly; the documents that do not fit are
+  left out of the export (their tokens and count are reported). An explicit choice, since on a
+  skewed run it can leave out most of the corpus.
 
 Placement: within each stage, documents are shuffled (seeded) and laid along that stage's
 cumulative token targets; a document belongs to the phase its token midpoint falls in, so each
@@ -137,20 +139,36 @@ def phase_targets(
         return budget * widths[:, None] * mix
     out = np.zeros_like(mix)
     remaining = available.copy()
-    for p in range(len(widths)):  # phases x stages, never documents
-        budget = total * widths[p]
-        weights = mix[p].copy()
-        while budget > 1e-9 * total and remaining.sum() > 1e-9 * total:
-            live = remaining > 1e-9 * total
-            w = weights * live
-            if w.sum() == 0:
-                w = remaining * live
-            take = np.minimum(budget * w / w.sum(), remaining)
+    eps = 1e-9 * total
+    for p in range(len(widths)):  # phases x stages x stages, never documents
+        want = total * widths[p] * mix[p]
+        while want.sum() > eps:
+            take = np.minimum(want, remaining)
             out[p] += take
             remaining -= take
-            budget -= take.sum()
-            weights = w
+            want = _to_nearest(want - take, remaining > eps, mix[p], remaining)
     return out
+
+
+def _to_nearest(
+    unmet: np.ndarray, live: np.ndarray, mix: np.ndarray, remaining: np.ndarray
+) -> np.ndarray:
+    """Move each exhausted stage's unmet tokens to the nearest live stage(s): ties (a stage on
+    each side) split in proportion to the phase's mix, or to what they have left when that mix
+    is 0. Nothing live: nothing to move (every token is placed)."""
+    k = len(unmet)
+    want = np.zeros(k)
+    if not live.any():
+        return want
+    stages = np.arange(k)
+    for s in np.flatnonzero(unmet > 0):
+        dist = np.where(live, np.abs(stages - s), k)
+        nearest = dist == dist.min()
+        w = mix * nearest
+        if w.sum() == 0:
+            w = remaining * nearest
+        want += unmet[s] * w / w.sum()
+    return want
 
 
 @dataclass(frozen=True)
@@ -165,12 +183,17 @@ class Plan:
     schedule: Schedule
 
     def summary(self, n_tokens: np.ndarray, stage: np.ndarray) -> dict:
+        """`docs`/`tokens` placed, `kept_*` given, `left_out_*` = kept - placed."""
         out = n_tokens[self.phase < 0]
         left = np.bincount(stage[self.phase < 0], weights=out, minlength=self.targets.shape[1])
         return {
             "schedule": self.schedule.model_dump(mode="json"),
             "docs": int(len(self.order)),
             "tokens": int(n_tokens[self.order].sum()),
+            "kept_docs": int(len(n_tokens)),
+            "kept_tokens": int(n_tokens.sum()),
+            "left_out_docs": int(len(out)),
+            "left_out_tokens": int(out.sum()),
             "phase_targets": np.round(self.targets).astype(np.int64).tolist(),
             "phase_tokens": self.actual.astype(np.int64).tolist(),
             "left_out_tokens_per_stage": left.astype(np.int64).tolist(),
@@ -183,7 +206,7 @@ def plan_order(
     schedule: Schedule,
     n_stages: int,
     seed: int = 0,
-    on_exhausted: OnExhausted = "truncate",
+    on_exhausted: OnExhausted = "fill",
 ) -> Plan:
     """Order documents (given as aligned stage / n_tokens arrays) to follow `schedule`."""
     stage = np.asarray(stage, dtype=np.int64)
@@ -200,6 +223,8 @@ def plan_order(
         bounds = np.cumsum(targets[:, k])
         # Tiny slack: float sums of the targets may land a hair under the exact stage total.
         ph = np.searchsorted(bounds * (1 + 1e-12), mid, side="right")
+        if on_exhausted == "fill":  # every document is placed, whatever float slack remains
+            ph = np.minimum(ph, n_phases - 1)
         phase[rows] = np.where(ph < n_phases, ph, -1)
     placed = np.flatnonzero(phase >= 0)
     shuffle_key = rng.random(len(placed))

@@ -25,7 +25,7 @@ from curator.config import CurriculumConfig
 from curator.executor import _curriculum_cuts, prepare_run_dir, prepare_tokenizer
 from curator.passes import Pass1Worker, Pass2Worker, unit_item
 from curator.rundir import RunDir
-from curator.schema import doc_table
+from curator.schema import KEPT, doc_table
 from curator.stages.curriculum import (
     Difficulty,
     assign_stage,
@@ -76,13 +76,14 @@ def curate_in_process(corpus_root: Path, out: Path, **sets: object) -> RunDir:
     items = [unit_item(i, u) for i, u in enumerate(expand_inputs(cfg.inputs))]
     run = prepare_run_dir(cfg)
     pass1 = Pass1Worker(cfg.model_dump_json(), str(run.root))
-    alive = 0
+    alive_docs = alive_chars = 0
     for item in items:
         stats = pass1.process(item)
         run.write_marker(stats.to_json(), "pass1", item["idx"])
-        alive += stats.chars_alive
+        alive_docs += stats.by_decision()[KEPT]
+        alive_chars += stats.chars_alive
     run.write_marker(_curriculum_cuts(cfg, run), "curriculum")
-    prepare_tokenizer(cfg, run, alive, len(items))
+    prepare_tokenizer(cfg, run, alive_docs, alive_chars, len(items))
     pass2 = Pass2Worker(cfg.model_dump_json(), str(run.root), num_threads=1)
     for item in items:
         run.write_marker(pass2.process(item).to_json(), "pass2", item["idx"])

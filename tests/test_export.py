@@ -19,7 +19,7 @@ from curator.cli import app
 from curator.config import ConfigError
 from curator.export import ExportConfig, run_export
 from curator.rundir import RunDir
-from curator.schedules import builtin_schedule, load_schedule, plan_order
+from curator.schedules import builtin_schedule, load_schedule, phase_targets, plan_order
 from curator.trainer.data import TokenStream, load_corpus
 from tests.test_curriculum import curate_in_process, sentence_corpus
 
@@ -30,6 +30,21 @@ PHASES = [(0.3, [0.7, 0.2, 0.1]), (0.7, [0.2, 0.5, 0.3]), (1.0, [0.1, 0.3, 0.6])
 def run(tmp_path_factory) -> RunDir:
     root = tmp_path_factory.mktemp("export")
     return curate_in_process(sentence_corpus(root / "corpus", n_docs=900), root / "run")
+
+
+@pytest.fixture(scope="module")
+def skewed(tmp_path_factory) -> RunDir:
+    """Stages by length: the short (easy) third holds few tokens, and `phases` wants 32% of its
+    budget easy, so it cannot place every token at its mix. Language id on (keeping every
+    language): the manifest holds lang/lang_score, input metadata the exports carry."""
+    root = tmp_path_factory.mktemp("skewed")
+    sets = {
+        "curriculum.score": "length",
+        "language.enabled": "true",
+        "language.keep": "[]",
+        "language.min_score": "0",
+    }
+    return curate_in_process(sentence_corpus(root / "corpus", n_docs=300), root / "run", **sets)
 
 
 def phase_shares(stage: np.ndarray, n_tokens: np.ndarray, ends: list[float]) -> np.ndarray:
@@ -49,7 +64,8 @@ def test_plan_follows_each_builtin_schedule(name):
     stage = rng.integers(0, 3, 20_000)
     n_tokens = rng.integers(20, 400, 20_000)
     schedule = builtin_schedule(name, 3)
-    plan = plan_order(stage, n_tokens, schedule, 3, seed=5)
+    # truncate: the mix holds exactly even where a stage runs short (fill is tested below)
+    plan = plan_order(stage, n_tokens, schedule, 3, seed=5, on_exhausted="truncate")
     got = phase_shares(stage[plan.order], n_tokens[plan.order], [p.until for p in schedule.phases])
     want = schedule.mixes(np.bincount(stage, weights=n_tokens))
     np.testing.assert_allclose(got, want, atol=0.01)
@@ -72,6 +88,30 @@ def test_truncate_scales_the_budget_and_fill_uses_everything():
     # Up to the phase where hard runs out, the mix is still the schedule's.
     first = full.actual[0] / full.actual[0].sum()
     np.testing.assert_allclose(first, [0.7, 0.2, 0.1], atol=0.01)
+
+
+def test_fill_gives_an_exhausted_stage_share_to_the_nearest_stage():
+    phases = builtin_schedule("phases", 3)
+    # Hard runs out in phase 1: its unmet 130 tokens go to medium (nearest), none to easy; in
+    # phase 2 medium runs out too and the rest falls to easy.
+    t = phase_targets(phases, np.array([1000.0, 1000.0, 200.0]), "fill")
+    np.testing.assert_allclose(t, [[462, 132, 66], [176, 570, 134], [362, 298, 0]])
+    # Medium runs out in phase 0: its unmet 78 tokens split between its two neighbours by their
+    # mix, 0.7 : 0.1.
+    t = phase_targets(phases, np.array([3000.0, 300.0, 3000.0]), "fill")
+    np.testing.assert_allclose(t[0], [1323 + 68.25, 300, 189 + 9.75])
+    # Whatever the stage sizes: every token is placed, each phase gets its width of them.
+    rng = np.random.default_rng(0)
+    for name in ["phases", "linear", "step", "uniform"]:
+        schedule = builtin_schedule(name, 3)
+        for _ in range(30):
+            available = rng.integers(0, 10_000, 3) * (rng.random(3) > 0.2)
+            if available.sum() == 0:
+                continue
+            t = phase_targets(schedule, available, "fill")
+            assert (t >= 0).all()
+            np.testing.assert_allclose(t.sum(0), available, atol=1e-6)
+            np.testing.assert_allclose(t.sum(1), schedule.widths * available.sum(), atol=1e-6)
 
 
 def test_plan_is_deterministic_and_shuffled_within_phases():
@@ -114,8 +154,11 @@ def kept_manifest(run: RunDir) -> pl.DataFrame:
 
 
 def test_parquet_export_follows_the_schedule_per_the_manifest(run, tmp_path):
-    # Small buckets: the external shuffle must stitch many part files back in order.
-    summary = export(run, tmp_path / "pq", "parquet", bucket_tokens=5000, seed=3)
+    # Small buckets: the external shuffle must stitch many part files back in order. truncate:
+    # the schedule's mix holds exactly (fill's default is tested on a skewed run below).
+    summary = export(
+        run, tmp_path / "pq", "parquet", bucket_tokens=5000, seed=3, on_exhausted="truncate"
+    )
     files = sorted((tmp_path / "pq").glob("*.parquet"))
     assert len(files) == len(summary["files"]) > 3
     by_polars = pl.read_parquet(files)
@@ -137,7 +180,7 @@ def test_parquet_export_follows_the_schedule_per_the_manifest(run, tmp_path):
     assert summary["tokens"] == ordered["n_tokens"].sum()
     left = sum(summary["left_out_tokens_per_stage"])
     assert summary["tokens"] + left == m["n_tokens"].sum()
-    export(run, tmp_path / "pq2", "parquet", seed=3)
+    export(run, tmp_path / "pq2", "parquet", seed=3, on_exhausted="truncate")
     assert pl.read_parquet(tmp_path / "pq2" / "*.parquet")["doc_id"].equals(by_polars["doc_id"])
 
 
@@ -248,3 +291,96 @@ def test_export_cli_and_job_and_refusing_to_overwrite(run, tmp_path):
     )
     assert main(["--config", str(cfg)]) == 0
     assert (tmp_path / "job" / "header.json").exists()
+
+
+def test_default_export_places_every_kept_document_and_truncate_reports_the_rest(skewed, tmp_path):
+    kept = kept_manifest(skewed).select("doc_id", "stage", "n_tokens")
+    full = export(skewed, tmp_path / "fill", "parquet")
+    rows = pl.read_parquet(tmp_path / "fill" / "*.parquet")
+    assert sorted(rows["doc_id"].to_list()) == sorted(kept["doc_id"].to_list())
+    assert rows["n_tokens"].sum() == kept["n_tokens"].sum() == full["tokens"]
+    assert (full["on_exhausted"], full["left_out_docs"], full["left_out_tokens"]) == ("fill", 0, 0)
+    assert (full["docs"], full["tokens"]) == (full["kept_docs"], full["kept_tokens"])
+    assert (np.diff(rows["phase"].to_numpy()) >= 0).all()
+    # truncate must be asked for; on this run it leaves out a good part of the corpus, and
+    # says exactly what: per stage, in documents and in tokens.
+    cut = export(skewed, tmp_path / "truncate", "parquet", on_exhausted="truncate")
+    placed = pl.read_parquet(tmp_path / "truncate" / "*.parquet")
+    assert cut["tokens"] < 0.9 * cut["kept_tokens"] and cut["left_out_docs"] > 0
+    assert placed.height == cut["docs"] == cut["kept_docs"] - cut["left_out_docs"]
+    assert cut["tokens"] + cut["left_out_tokens"] == kept["n_tokens"].sum()
+    left = kept.filter(~pl.col("doc_id").is_in(placed["doc_id"].to_list()))
+    assert left.height == cut["left_out_docs"]
+    per_stage = np.bincount(left["stage"], weights=left["n_tokens"], minlength=3)
+    assert per_stage.astype(int).tolist() == cut["left_out_tokens_per_stage"]
+
+
+def test_export_cli_prints_where_the_tokens_went(skewed, tmp_path):
+    out = tmp_path / "cli"
+    result = CliRunner().invoke(app, ["export", str(skewed.root), "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    s = json.loads((out / "_export.json").read_text())
+    kt, kd = s["kept_tokens"], s["kept_docs"]
+    assert f"placed {kt:,} of {kt:,} kept tokens ({kd:,} of {kd:,} documents)" in result.output
+    assert "left out" not in result.output
+    for row in s["phase_tokens"]:  # one table row per phase, its stages' tokens and the total
+        assert all(f"{t:,}" in result.output for t in [*row, sum(row)])
+
+    args = ["export", str(skewed.root), "--on-exhausted", "truncate", "--output"]
+    result = CliRunner().invoke(app, args + [str(tmp_path / "cut")])
+    assert result.exit_code == 0, result.output
+    s = json.loads((tmp_path / "cut" / "_export.json").read_text())
+    assert f"placed {s['tokens']:,} of {s['kept_tokens']:,} kept tokens" in result.output
+    left = f"left out {s['left_out_tokens']:,} tokens ({s['left_out_docs']:,} documents)"
+    assert s["left_out_docs"] > 0 and left in result.output
+    bad = CliRunner().invoke(app, args[:-1] + ["drop", "--output", str(tmp_path / "bad")])
+    assert bad.exit_code != 0 and not (tmp_path / "bad").exists()
+    help_text = CliRunner().invoke(app, ["export", "--help"]).output
+    assert "--on-exhausted" in help_text and "--with-text" in help_text
+
+
+def test_parquet_with_text_and_both_formats_carry_the_input_metadata(skewed, tmp_path):
+    export(skewed, tmp_path / "pq", "parquet", with_text=True, schedule="uniform")
+    rows = pl.read_parquet(tmp_path / "pq" / "*.parquet")
+    assert rows.height == kept_manifest(skewed).height
+    pass1 = pl.read_parquet(skewed.work / "pass1" / "*.parquet").select("doc_id", "text")
+    joined = rows.join(pass1, on="doc_id", suffix="_run")
+    assert joined.height == rows.height and (joined["text"] == joined["text_run"]).all()
+    assert rows["tokens"].list.len().to_list() == rows["n_tokens"].to_list()
+    export(skewed, tmp_path / "plain", "parquet", schedule="uniform")
+    assert "text" not in pl.read_parquet(tmp_path / "plain" / "*.parquet").columns
+    export(skewed, tmp_path / "js", "jsonl", schedule="uniform")
+    lines = pl.read_ndjson(sorted((tmp_path / "js").glob("*.jsonl")))
+    manifest = kept_manifest(skewed).select("doc_id", "lang", "lang_score")
+    assert manifest["lang"].null_count() == 0
+    for got in (rows, lines):
+        both = got.join(manifest, on="doc_id", suffix="_m")
+        assert both.height == got.height
+        assert (both["lang"] == both["lang_m"]).all()
+        np.testing.assert_allclose(both["lang_score"], both["lang_score_m"], rtol=1e-6)
+    with pytest.raises(ConfigError, match="with_text"):
+        export(skewed, tmp_path / "bin", "bin", with_text=True)
+
+
+def test_metadata_one_unit_lacks_is_null_in_the_export(skewed, tmp_path):
+    import shutil
+
+    copy = RunDir.at(tmp_path / "run")
+    shutil.copytree(skewed.root, copy.root)
+    part = copy.manifest_part(0)  # only unit 0's input had urls
+    m = pl.read_parquet(part)
+    m.with_columns(url=pl.lit("https://example.org/") + pl.col("doc_id")).write_parquet(part)
+    unit0 = set(m["doc_id"].to_list())
+    for fmt in ("parquet", "jsonl"):
+        export(copy, tmp_path / fmt, fmt, schedule="uniform")
+        got = (
+            pl.read_parquet(tmp_path / fmt / "*.parquet")
+            if fmt == "parquet"
+            else (pl.read_ndjson(sorted((tmp_path / fmt).glob("*.jsonl"))))
+        )
+        has = got.filter(pl.col("doc_id").is_in(list(unit0)))
+        assert 0 < has.height < got.height
+        assert (has["url"] == "https://example.org/" + has["doc_id"]).all()
+        assert got.filter(~pl.col("doc_id").is_in(list(unit0)))["url"].null_count() == (
+            got.height - has.height
+        )
