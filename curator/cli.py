@@ -220,15 +220,24 @@ def report(
 
 
 @app.command()
-def train(config: ConfigOpt = None, set: SetOpt = None) -> None:
-    """Train the bundled DSA language model on a run's shards (see configs/train_tiny.yaml)."""
+def train(
+    config: ConfigOpt = None,
+    set: SetOpt = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No per-step progress lines.")
+    ] = False,
+) -> None:
+    """Train the bundled DSA language model on a run's shards (see configs/train_tiny.yaml).
+
+    Prints `step N/M: train X, val Y, tok/s Z, ETA mm:ss` lines as it goes; writes
+    OUT/summary.json (every step's loss) and OUT/loss.png (train and held-out loss)."""
     from curator.trainer.cli import train_command
 
     try:
-        result = train_command(str(config) if config else None, set or [])
+        result = train_command(str(config) if config else None, set or [], quiet=quiet)
     except ConfigError as err:
         _fail(err)
-    # Per-step curves live in OUT/summary.json; the console gets the headline numbers.
+    # Per-step curves live in OUT/summary.json and OUT/loss.png; the console gets the headline.
     brief = {k: v for k, v in result.items() if k not in {"losses", "heldout", "workers"}}
     console.print(json.dumps(brief, default=str))
 
@@ -281,7 +290,7 @@ def agent_train(config: ConfigOpt = None, set: SetOpt = None) -> None:
 def loop(config: ConfigOpt = None, set: SetOpt = None, quiet: QuietOpt = False) -> None:
     """Closed train-and-filter loop: arms side by side at equal tokens; writes RUN/report.html."""
     from curator.loop.config import load_loop_config
-    from curator.loop.driver import run_loop
+    from curator.loop.driver import loop_arm_verdict, run_loop
 
     try:
         cfg = load_loop_config(config, [*(set or []), *(["quiet=true"] if quiet else [])])
@@ -302,6 +311,8 @@ def loop(config: ConfigOpt = None, set: SetOpt = None, quiet: QuietOpt = False) 
             for r in summary["arms"]
         ],
     )
+    if "loop" in cfg.arms:  # a loop arm that never left the round-0 policy is the static arm
+        console.print(loop_arm_verdict(summary["updates"], "static" in cfg.arms))
     console.print(f"[green]report[/green] {Path(cfg.output) / 'report.html'}")
 
 

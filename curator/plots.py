@@ -10,13 +10,18 @@ from pathlib import Path
 import numpy as np
 
 
-def png(fig) -> str:
+def png_bytes(fig) -> bytes:
+    """The figure as PNG bytes (closed afterwards): what reports inline and runs write."""
     import matplotlib.pyplot as plt
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
     plt.close(fig)
-    data = base64.b64encode(buf.getvalue()).decode("ascii")
+    return buf.getvalue()
+
+
+def png(fig) -> str:
+    data = base64.b64encode(png_bytes(fig)).decode("ascii")
     return f'<img alt="plot" src="data:image/png;base64,{data}">'
 
 
@@ -50,3 +55,26 @@ def hist_plot(edges: np.ndarray, counts: dict, title: str, xlabel: str) -> str:
     ax.set_title(title)
     ax.legend(fontsize=7)
     return png(fig)
+
+
+def loss_plot(
+    train: dict[int, float], heldout: dict[int, float], tokens_per_step: int, title: str
+) -> bytes:
+    """PNG of a training run: per-step train loss and held-out loss vs step (bottom axis) and
+    training tokens (top axis); held-out points are the evals, taken before their step."""
+    fig, ax = figure()
+    steps = sorted(train)
+    ax.plot(steps, [train[s] for s in steps], lw=0.8, alpha=0.8, label="train (per step)")
+    if heldout:
+        at = sorted(heldout)
+        ax.plot(at, [heldout[s] for s in at], "o-", color="C1", label="held-out")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (nats/token)")
+    # tokens seen before a step = step * tokens per step, so the two axes are one linear map
+    top = ax.secondary_xaxis(
+        "top", functions=(lambda s: s * tokens_per_step, lambda t: t / tokens_per_step)
+    )
+    top.set_xlabel("training tokens")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    return png_bytes(fig)

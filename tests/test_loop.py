@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 from curator.config import ConfigError
 from curator.loop.config import ARMS, LoopConfig, load_loop_config
-from curator.loop.driver import policy_path, run_loop
+from curator.loop.driver import loop_arm_verdict, policy_path, run_loop, update_choice
 from curator.loop.pool import load_loop_pool
 from curator.loop.select import arm_scores, select_round
 from curator.loop.signal import (
@@ -216,6 +216,38 @@ def test_trial_choice_needs_a_lead_above_the_margin_and_offers_the_network_alone
     assert signal_choices(0.0, [0.5, 1.0]) == {"signal 0.5": 0.5, "signal 1": 1.0}
     assert signal_choices(1.0, [0.5, 1.0]) == {"signal 0": 0.0, "signal 0.5": 0.5}
     assert signal_choices(0.0, []) == {}
+
+
+def test_loop_arm_verdict_says_when_the_loop_never_left_the_static_policy():
+    """From the update records: kept (a trial's "current", a skipped update, no trial and no
+    REINFORCE) in every update -> the loop arm is the static arm; else which updates adopted
+    what."""
+    nan = float("nan")
+    kept = [
+        {"seed": 0, "round": 0, "skipped": False, "chosen": "current", "accepted": False},
+        {"seed": 1, "round": 0, "skipped": True},
+        {"seed": 0, "round": 1, "skipped": False, "mean_reward": nan},  # no trial, no REINFORCE
+    ]
+    assert [update_choice(u) for u in kept] == ["current"] * 3
+    assert loop_arm_verdict(kept) == (
+        "loop arm: kept the static policy in all 3 updates (its selection equals the static "
+        "arm's)"
+    )
+    assert "round-0 policy throughout" in loop_arm_verdict(kept, with_static_arm=False)
+    assert "kept the static policy in its one update" in loop_arm_verdict(kept[:1])
+    moved = [
+        *kept,
+        {"seed": 1, "round": 1, "skipped": False, "chosen": "signal 0.5", "accepted": True},
+        {"seed": 2, "round": 0, "skipped": False, "mean_reward": 0.01},  # untested proposal
+    ]
+    assert loop_arm_verdict(moved) == (
+        "loop arm: adopted a new policy in 2 of 5 updates (seed 1 after round 1: signal 0.5; "
+        "seed 2 after round 0: proposed); the others kept the policy they had"
+    )
+    assert loop_arm_verdict(moved[-1:]) == (
+        "loop arm: adopted a new policy in 1 of 1 updates (seed 2 after round 0: proposed)"
+    )
+    assert "no policy update ran" in loop_arm_verdict([])
 
 
 def test_loop_round_ranks_by_its_policy_and_the_chosen_signal_weight(loop_run):
@@ -469,6 +501,7 @@ def test_cli_resumes_a_finished_loop(loop_run, tmp_path):
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "closed loop" in result.output and "loop_uniform" in result.output
+    assert "loop arm: " in result.output  # whether the loop arm ever left the static policy
     # the resumed run's summary still says what each (skipped) policy update did
     resumed = json.loads((Path(cfg.output) / "loop" / "summary.json").read_text())
     def facts(updates: list[dict]) -> list[dict]:  # all but timings (an earlier test redid one)

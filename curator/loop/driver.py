@@ -14,6 +14,7 @@ worker died (`max_retries`); a unit retried after a crash starts over in a clean
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import time
 from collections.abc import Callable
@@ -189,6 +190,38 @@ def run_loop(cfg: LoopConfig) -> dict[str, Any]:
 
     write_report(run, schedule=cfg.schedule if cfg.n_stages == 3 else "linear")
     return summary
+
+
+def update_choice(update: dict) -> str:
+    """What one policy update (its record, curator/loop/update.py) made the next round's loop
+    policy: "current" (the policy it had, kept) or the choice it adopted ("proposed",
+    "signal <w>")."""
+    if update.get("skipped"):
+        return "current"
+    if "chosen" in update:  # the trial round's verdict
+        return str(update["chosen"])
+    # no trial round: a REINFORCE proposal (it has a mean reward) is adopted untested
+    reward = update.get("mean_reward")
+    return "proposed" if reward is not None and math.isfinite(reward) else "current"
+
+
+def loop_arm_verdict(updates: list[dict], with_static_arm: bool = True) -> str:
+    """One console line saying whether the loop arm ever left the static (round-0) policy. If
+    every update kept "current", it scored with the round-0 policy in every round, so it
+    selected exactly what the static arm selected: the loop comparison measured nothing."""
+    if not updates:
+        return "loop arm: no policy update ran (one round): it used the static policy"
+    ordered = sorted(updates, key=lambda u: (u["seed"], u["round"]))
+    adopted = [(u, c) for u in ordered if (c := update_choice(u)) != "current"]
+    if not adopted:
+        same = ("its selection equals the static arm's" if with_static_arm
+                else "it selected with the round-0 policy throughout")
+        every = f"all {len(updates)} updates" if len(updates) > 1 else "its one update"
+        return f"loop arm: kept the static policy in {every} ({same})"
+    what = "; ".join(f"seed {u['seed']} after round {u['round']}: {c}" for u, c in adopted)
+    rest = "; the others kept the policy they had" if len(adopted) < len(updates) else ""
+    n = f"{len(adopted)} of {len(updates)}"
+    return f"loop arm: adopted a new policy in {n} updates ({what}){rest}"
 
 
 def _progress(cfg: LoopConfig, total: int) -> tqdm:

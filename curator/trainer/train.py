@@ -3,6 +3,11 @@
 Each step: lr from the schedule -> eval/checkpoint -> forward/backward over micro-batches ->
 gradient sync (data parallel) -> clip -> AdamW -> log. The pieces live in engine.py, so the RL
 agent can call them without this loop.
+
+Progress goes to this module's logger only (`step N/M: train X, val Y, tok/s Z, ETA mm:ss`):
+library callers (the closed loop, tests, Ray Train workers) stay silent unless they configure
+logging; `curator train` shows it on the console (curator/trainer/cli.py, `--quiet` to silence).
+The end of a run writes OUT/summary.json and OUT/loss.png (train and held-out loss).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from connectors.fs import write_text_atomic
+from connectors.fs import atomic_open, write_text_atomic
 from curator.trainer.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from curator.trainer.config import TrainConfig
 from curator.trainer.data import TokenStream, load_corpus, split
@@ -114,32 +119,32 @@ def train(
         losses[step] = stats.loss
         tokens += stats.tokens * world
 
-        if step % cfg.log_interval == 0 or step == total - 1:
-            rate = tokens / (time.perf_counter() - t0)
+        # log: every log_interval steps, every eval step (so each val shows) and the last step
+        if step % cfg.log_interval == 0 or step in evals or step == total - 1:
+            spent = time.perf_counter() - t0
             line = {
                 "step": step,
                 "loss": stats.loss,
+                "heldout_loss": evals.get(step),  # of the weights this step's loss saw
                 "indexer_kl": stats.indexer_loss,
                 "grad_norm": stats.grad_norm,
                 "lr": lr,
                 "dense": dense,
-                "tokens_per_s": rate,
+                "tokens_per_s": tokens / spent,
+                # the mean step time so far, evals and checkpoints included, for the steps left
+                "eta_s": spent / (step + 1 - start) * (total - step - 1),
             }
             if lead:
-                log.info(
-                    "step %d/%d loss %.4f kl %.4f lr %.2e %.0f tok/s",
-                    step,
-                    total,
-                    stats.loss,
-                    stats.indexer_loss,
-                    lr,
-                    rate,
-                )
+                log.info(progress_line(line, total))
             if report is not None:
                 report(line)
 
     elapsed = time.perf_counter() - t0
     final_heldout = heldout(total)
+    if lead and final_heldout is not None:
+        rate = tokens / elapsed if elapsed > 0 else 0.0
+        last = {"step": total, "heldout_loss": final_heldout, "tokens_per_s": rate, "eta_s": 0.0}
+        log.info(progress_line(last, total))
     if lead and total > start:
         save_checkpoint(out, total, model, optimizer, scaler, keep=cfg.keep_checkpoints)
     summary = {
@@ -159,4 +164,34 @@ def train(
     }
     if lead:
         write_text_atomic(json.dumps(summary, indent=1), out / "summary.json")
+        if losses:
+            from curator.plots import loss_plot
+
+            title = f"{out.name}: train and held-out loss"
+            png = loss_plot(losses, evals, cfg.tokens_per_step(world), title)
+            with atomic_open(out / "loss.png") as f:
+                f.write(png)
+            log.info("wrote %s and %s", out / "summary.json", out / "loss.png")
     return summary
+
+
+def clock(seconds: float) -> str:
+    """mm:ss, or h:mm:ss from an hour on."""
+    m, s = divmod(int(round(seconds)), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+
+
+def progress_line(line: dict, total: int) -> str:
+    """nanoGPT-style console line of one log record:
+    `step N/M: train X, val Y, tok/s Z, ETA mm:ss | lr L, indexer kl K` (val at eval steps)."""
+    parts = []
+    if line.get("loss") is not None:
+        parts.append(f"train {line['loss']:.4f}")
+    if line.get("heldout_loss") is not None:
+        parts.append(f"val {line['heldout_loss']:.4f}")
+    parts += [f"tok/s {line['tokens_per_s']:.0f}", f"ETA {clock(line['eta_s'])}"]
+    text = f"step {line['step']}/{total}: " + ", ".join(parts)
+    if "lr" in line:
+        text += f" | lr {line['lr']:.2e}, indexer kl {line['indexer_kl']:.4f}"
+    return text

@@ -1,4 +1,5 @@
-"""Training: AMP step, schedule, golden loss curve, resume equality, learning real text."""
+"""Training: AMP step, schedule, golden loss curve, resume equality, learning real text, the
+progress line and the loss plot."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from curator.trainer.engine import (
     train_step,
     train_steps,
 )
-from curator.trainer.train import train
+from curator.trainer.train import clock, progress_line, train
 
 GOLDEN = Path(__file__).parent / "golden_tiny_loss.json"
 
@@ -138,3 +139,28 @@ def test_evaluate_is_deterministic_and_mode_neutral(run_dir: Path, tmp_path: Pat
     a = evaluate(model, stream, 4, 2)
     assert model.training and a == evaluate(model, stream, 4, 2)
     assert a == pytest.approx(math.log(corpus.vocab_size), rel=0.05)  # untrained ~ uniform
+
+
+def test_progress_line_has_val_only_when_evaluated() -> None:
+    rec = {"step": 20, "loss": 5.72331, "heldout_loss": None, "indexer_kl": 0.28, "lr": 3e-3,
+           "tokens_per_s": 13451.4, "eta_s": 754.6}
+    assert progress_line(rec, 195) == (
+        "step 20/195: train 5.7233, tok/s 13451, ETA 12:35 | lr 3.00e-03, indexer kl 0.2800"
+    )
+    rec["heldout_loss"] = 4.99571
+    assert progress_line(rec, 195).startswith("step 20/195: train 5.7233, val 4.9957, tok/s")
+    final = {"step": 195, "heldout_loss": 4.6433, "tokens_per_s": 15659.2, "eta_s": 0.0}
+    assert progress_line(final, 195) == "step 195/195: val 4.6433, tok/s 15659, ETA 00:00"
+    assert (clock(59.6), clock(3600 + 61)) == ("01:00", "1:01:01")
+
+
+def test_training_writes_a_loss_plot(run_dir: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    summary = train(TrainConfig.model_validate(tiny_config(run_dir, tmp_path, max_tokens=2048)))
+    path = tmp_path / "loss.png"
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with Image.open(path) as img:
+        img.verify()  # the whole file decodes, not just its header
+        assert img.format == "PNG" and img.size[0] > 300 and img.size[1] > 150
+    assert summary["steps"] == 4 and (tmp_path / "summary.json").exists()
