@@ -43,11 +43,15 @@ class RayStartError(RuntimeError):
     """The embedded cluster could not start; the message says what to do."""
 
 
-def free_port() -> int:
-    """A TCP port nothing listens on right now (the OS's pick for an ephemeral bind)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_ports(n: int) -> list[int]:
+    """`n` distinct TCP ports nothing listens on right now. The sockets stay bound until all
+    are picked: released one at a time, the OS may hand out the same port twice (seen: Ray
+    refused a start whose dashboard agent and runtime-env agent got one port)."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(n)]
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
 
 
 @dataclass
@@ -97,7 +101,8 @@ def start_command(num_cpus: int | None, temp_dir: str, include_dashboard: bool) 
         f"--temp-dir={temp_dir}",
         "--disable-usage-stats",
     ]
-    cmd += [f"{flag}={free_port()}" for flag in PORT_FLAGS]
+    ports = free_ports(len(PORT_FLAGS))
+    cmd += [f"{flag}={port}" for flag, port in zip(PORT_FLAGS, ports, strict=True)]
     if num_cpus is not None:
         cmd.append(f"--num-cpus={num_cpus}")
     return cmd

@@ -99,6 +99,12 @@ def prepare_tokenizer(
 
 
 def validate_before_work(cfg: CurateConfig) -> None:
+    out = Path(cfg.output)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(
+            f"output: {cfg.output} is a file, not a folder; give --output a new or existing "
+            "RUN folder"
+        )
     if cfg.tokenizer.model_path and not Path(cfg.tokenizer.model_path).is_file():
         raise ConfigError(
             f"tokenizer.model_path: {cfg.tokenizer.model_path} is not a file; point it at a "

@@ -73,3 +73,24 @@ class UnitStats:
         for key, n in self.outcomes.items():
             out[key.split("/", 1)[0]] += n
         return out
+
+
+def nothing_survived_note(stats: dict, top: int = 3) -> str | None:
+    """The line a run with zero kept documents ends with: how many records, and the reasons
+    that removed most of them (from RUN/stats.json's `outcomes`). None when something was kept.
+    """
+    if stats["kept"] > 0:
+        return None
+    records = stats["records"]
+    if records == 0:
+        return "nothing survived: the inputs held no record"
+    reasons = sorted(
+        ((n, key) for key, n in stats["outcomes"].items() if not key.startswith("kept")),
+        reverse=True,
+    )
+    parts = [f"{key.split('/', 1)[-1]} {n} ({100 * n / records:.0f}%)" for n, key in reasons[:top]]
+    return (
+        f"nothing survived: 0 of {records} records kept; most removed by " + ", ".join(parts)
+        + ". `curator show RUN` lists examples; a preset (--preset books|code) or looser "
+        "--set quality.* limits may fit this text better"
+    )

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import duckdb
@@ -13,9 +14,11 @@ import pytest
 import sentencepiece as spm
 from typer.testing import CliRunner
 
+from curator.catalog import open_catalog
 from curator.cli import app
 from curator.config import CurateConfig, load_model
 from curator.executor import run_curate
+from curator.rundir import RunDir
 from curator.schema import SHARD_SCHEMA
 from tests.corpus import Corpus, build_corpus
 
@@ -138,7 +141,7 @@ def test_shards_hold_kept_documents_with_eos_terminated_tokens(curated):
 
 def test_catalog_views_and_stats_command(curated):
     _, out, stats = curated
-    with duckdb.connect(str(out / "catalog.duckdb"), read_only=True) as con:
+    with open_catalog(RunDir.at(out)) as con:
         n = con.execute("SELECT count(*) FROM manifest").fetchone()[0]
         kept_tokens = con.execute("SELECT sum(n_tokens) FROM shards").fetchone()[0]
         funnel = dict(
@@ -151,6 +154,25 @@ def test_catalog_views_and_stats_command(curated):
     assert "exact_duplicate" in result.output and "per source" in result.output
     saved = json.loads((out / "stats.json").read_text())
     assert saved["records"] == stats["records"] and (out / "config.yaml").exists()
+
+
+def test_a_moved_run_still_opens_its_catalog(curated, tmp_path, monkeypatch):
+    """The views hold paths relative to the run: a copy elsewhere answers from its own files,
+    through `curator sql` and through plain DuckDB opened in the run folder."""
+    _, out, stats = curated
+    moved = tmp_path / "elsewhere" / "run"
+    shutil.copytree(out, moved)
+    # One more manifest part in the copy only: the copy's answer must count it, which a view
+    # pointing back at the original's files would not.
+    first_part = sorted((moved / "manifest").glob("*.parquet"))[0]
+    (moved / "manifest" / "extra.parquet").write_bytes(first_part.read_bytes())
+    expected = stats["records"] + pq.ParquetFile(first_part).metadata.num_rows
+    result = CliRunner().invoke(app, ["sql", str(moved), "SELECT count(*) AS n FROM manifest"])
+    assert result.exit_code == 0, result.output
+    assert f" {expected} " in result.output, result.output
+    monkeypatch.chdir(moved)
+    with duckdb.connect("catalog.duckdb", read_only=True) as con:
+        assert con.execute("SELECT sum(n_tokens) FROM shards").fetchone()[0] == stats["tokens"]
 
 
 def test_rerun_of_a_finished_run_changes_nothing(curated):
@@ -178,3 +200,41 @@ def test_dedup_command_gives_one_row_per_record_with_duplicate_of(ray_cluster, t
         assert by_id[dup] == original, dup
         assert by_id[original] is None
     assert by_id["doc0000"] is None
+
+
+def test_a_run_where_nothing_survives_finishes_and_says_why(ray_cluster, tmp_path):
+    """Every document dropped (too short) and one line malformed: the run still writes its
+    manifest, stats, catalog and report, and the CLI names the reasons that removed them."""
+    src = tmp_path / "in"
+    src.mkdir()
+    with open(src / "short.jsonl", "w") as f:
+        for i in range(12):
+            f.write(json.dumps({"id": f"s{i}", "text": f"Too short to keep, number {i}."}) + "\n")
+        f.write("{not json\n")
+    out = tmp_path / "run"
+    result = CliRunner().invoke(
+        app, ["curate", "--input", str(src), "--output", str(out), "--quiet"]
+    )
+    assert result.exit_code == 0, result.output
+    stats = json.loads((out / "stats.json").read_text())
+    assert (stats["records"], stats["kept"], stats["quarantined"], stats["tokens"]) == (13, 0, 1, 0)
+    assert manifest(out).height == 13
+    assert (out / "report.html").exists() and not (out / "tokenizer.model").exists()
+    assert "nothing survived: 0 of 13 records kept" in result.output
+    assert "malformed_json 1" in result.output
+    top = max((n, k) for k, n in stats["outcomes"].items() if k.startswith("dropped/"))[1]
+    assert top.split("/", 1)[1] in result.output
+    # the run's tables answer too
+    stats_out = CliRunner().invoke(app, ["stats", str(out)])
+    assert stats_out.exit_code == 0 and "quarantined" in stats_out.output
+
+
+def test_an_output_path_that_is_a_file_fails_before_any_work(tmp_path):
+    not_a_folder = tmp_path / "run.txt"
+    not_a_folder.write_text("x")
+    result = CliRunner().invoke(
+        app, ["curate", "--input", str(tmp_path), "--output", str(not_a_folder)]
+    )
+    assert result.exit_code == 2
+    assert "output:" in result.output and "is a file" in result.output
+    assert "Traceback" not in result.output

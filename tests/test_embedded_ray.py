@@ -1,0 +1,89 @@
+"""`curator curate` with no cluster to join starts its own: beside another Ray on the machine
+(the session's test cluster), with Ray's default ports already taken, quietly, and gone after.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import psutil
+import pytest
+
+from curator.embedded_ray import PORT_FLAGS, RayStartError, free_ports, start_embedded_cluster
+from tests.corpus import build_corpus
+
+# Fixed ports `ray.init()` / `ray start` take when not told otherwise: GCS, Ray client,
+# dashboard, dashboard agent (the one that broke the demo beside another Ray), metrics agent.
+RAY_DEFAULT_PORTS = (6379, 10001, 8265, 52365, 52366)
+
+
+@pytest.fixture
+def default_ports_taken() -> Iterator[list[int]]:
+    taken, socks = [], []
+    for port in RAY_DEFAULT_PORTS:
+        s = socket.socket()
+        try:
+            s.bind(("0.0.0.0", port))
+            s.listen()
+            socks.append(s)
+            taken.append(port)
+        except OSError:  # already held by something else: taken all the same
+            s.close()
+            taken.append(port)
+    yield taken
+    for s in socks:
+        s.close()
+
+
+def _ray_heads() -> set[int]:
+    """Pids of `ray start` head processes and GCS servers on this machine."""
+    pids = set()
+    for p in psutil.process_iter(["pid", "cmdline"]):
+        cmd = " ".join(p.info["cmdline"] or [])
+        if "gcs_server" in cmd or ("ray" in cmd and " start " in f" {cmd} " and "--head" in cmd):
+            pids.add(p.info["pid"])
+    return pids
+
+
+@pytest.mark.slow
+def test_curate_starts_its_own_cluster_beside_another_ray(ray_cluster, default_ports_taken,
+                                                          tmp_path):
+    corpus = build_corpus(tmp_path / "corpus", n_docs=20, n_files=2, bad_inputs=False)
+    before = _ray_heads()
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # nothing to join
+    proc = subprocess.run(
+        [sys.executable, "-m", "curator.cli", "curate", "--input", str(tmp_path / "corpus"),
+         "--output", str(tmp_path / "run"), "--set", "ray.num_cpus=1",
+         "--set", "tokenizer.vocab_size=300"],
+        env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    stats = json.loads((tmp_path / "run" / "stats.json").read_text())
+    assert stats["records"] == sum(corpus.files.values()) and stats["kept"] >= 10
+    # Ray's own lines stay off the console by default (curator --verbose shows them).
+    for noise in ("core_worker.cc", "Progress bars disabled", "streaming_executor"):
+        assert noise not in proc.stderr, proc.stderr[-3000:]
+    # The embedded cluster went with the job; the other Ray is still there.
+    assert _ray_heads() <= before
+    assert ray_cluster.proc.poll() is None
+
+
+def test_a_cluster_that_cannot_start_says_what_to_do():
+    # A real `ray start` that exits at once (Ray refuses a negative CPU count): both tries
+    # fail, and the error carries Ray's own reason and the fix.
+    with pytest.raises(RayStartError) as err:
+        start_embedded_cluster(-1, timeout_s=60, attempts=2)
+    message = str(err.value)
+    assert "2 tries" in message and "nonnegative" in message
+    assert "--set ray.address=" in message
+
+
+def test_free_ports_are_distinct():
+    for _ in range(20):
+        ports = free_ports(len(PORT_FLAGS))
+        assert len(set(ports)) == len(PORT_FLAGS)
