@@ -1,7 +1,9 @@
 """A DuckDB SQL query as an input: rows streamed in Arrow batches (a RecordBatchReader).
 
 `InputSpec.path` is a .duckdb file (opened read-only, so a curation run can never modify the
-user's database) or ':memory:' (queries over read_parquet()/read_csv() etc.).
+user's database) or ':memory:' (queries over read_parquet()/read_csv() etc.). With
+`input.html_field` the selected column holds HTML, extracted to text page by page
+(connectors/html.py).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from collections.abc import Iterator
 
 import pyarrow as pa
 
+from connectors.html import URL_FIELD, HtmlExtractor, html_field_docs, missing_field_fix
 from connectors.validate import WRONG_SCHEMA, columns_to_docs, quarantine_one, read_failure
 from curator.config import InputSpec, ReadConfig
 
@@ -40,18 +43,21 @@ def read_duckdb(source: str, spec: InputSpec, cfg: ReadConfig) -> Iterator[pa.Ta
         except Exception as exc:  # noqa: BLE001
             yield read_failure(exc, source, 0)
             return
-        if spec.text_field not in names:
+        # The column a document comes from: its text, or its HTML to extract text from.
+        field = spec.html_field or spec.text_field
+        setting = "input.html_field" if spec.html_field else "input.text_field"
+        if field not in names:
             yield quarantine_one(
                 source,
                 0,
                 WRONG_SCHEMA,
-                f"query result has no column {spec.text_field!r}; columns are {names}; "
-                "select it in input.query or set input.text_field",
+                f"query result has no column {field!r}; columns are {names}; "
+                f"{missing_field_fix(setting, names)} (or select it in input.query)",
             )
             return
-        id_field = (
-            spec.id_field if spec.id_field in names and spec.id_field != spec.text_field else None
-        )
+        extractor = HtmlExtractor(spec.html_extractor) if spec.html_field else None
+        id_field = spec.id_field if spec.id_field in names and spec.id_field != field else None
+        url_field = URL_FIELD if extractor is not None and URL_FIELD in names else None
         record = 0
         batches = None
         while True:
@@ -65,14 +71,21 @@ def read_duckdb(source: str, spec: InputSpec, cfg: ReadConfig) -> Iterator[pa.Ta
                 yield read_failure(exc, source, record)
                 return
             ids = batch.column(id_field) if id_field else None
-            yield columns_to_docs(
-                source,
-                record,
-                batch.column(spec.text_field),
-                ids,
-                spec.text_field,
-                cfg.max_doc_chars,
-            )
+            if extractor is not None:
+                yield html_field_docs(
+                    extractor,
+                    source,
+                    pa.array(range(record, record + batch.num_rows), pa.int64()),
+                    batch.column(field),
+                    ids,
+                    batch.column(url_field) if url_field else None,
+                    field,
+                    cfg.max_doc_chars,
+                )
+            else:
+                yield columns_to_docs(
+                    source, record, batch.column(field), ids, field, cfg.max_doc_chars
+                )
             record += batch.num_rows
 
 

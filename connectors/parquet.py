@@ -1,4 +1,8 @@
-"""Parquet files: one document per row, streamed with `iter_batches` over the needed columns."""
+"""Parquet files: one document per row, streamed with `iter_batches` over the needed columns.
+
+With `input.html_field` the document column holds HTML, extracted to text page by page
+(connectors/html.py), with the row's `url` column when there is one.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from connectors.html import URL_FIELD, HtmlExtractor, html_field_docs, missing_field_fix
 from connectors.validate import WRONG_SCHEMA, columns_to_docs, quarantine_one, read_failure
 from curator.config import InputSpec, ReadConfig
 
@@ -25,21 +30,24 @@ def read_parquet(source: str, spec: InputSpec, cfg: ReadConfig) -> Iterator[pa.T
             yield read_failure(exc, source, 0)
             return
         names = pf.schema_arrow.names
-        if spec.text_field not in names:
+        # The column a document comes from: its text, or its HTML to extract text from.
+        field = spec.html_field or spec.text_field
+        setting = "input.html_field" if spec.html_field else "input.text_field"
+        if field not in names:
             yield quarantine_one(
                 source,
                 0,
                 WRONG_SCHEMA,
-                f"column {spec.text_field!r} missing in {source}; columns are {names}; "
-                "set input.text_field",
+                f"column {field!r} missing in {source}; columns are {names}; "
+                + missing_field_fix(setting, names),
             )
             return
-        id_field = (
-            spec.id_field if spec.id_field in names and spec.id_field != spec.text_field else None
-        )
-        columns = [spec.text_field] + ([id_field] if id_field else [])
+        extractor = HtmlExtractor(spec.html_extractor) if spec.html_field else None
+        id_field = spec.id_field if spec.id_field in names and spec.id_field != field else None
+        url_field = URL_FIELD if extractor is not None and URL_FIELD in names else None
+        columns = list(dict.fromkeys(c for c in (field, id_field, url_field) if c))
         batches = pf.iter_batches(
-            batch_size=_rows_per_batch(pf, spec.text_field, cfg),
+            batch_size=_rows_per_batch(pf, field, cfg),
             columns=columns,
             use_threads=False,
         )
@@ -53,14 +61,21 @@ def read_parquet(source: str, spec: InputSpec, cfg: ReadConfig) -> Iterator[pa.T
                 yield read_failure(exc, source, record)
                 return
             ids = batch.column(id_field) if id_field else None
-            yield columns_to_docs(
-                source,
-                record,
-                batch.column(spec.text_field),
-                ids,
-                spec.text_field,
-                cfg.max_doc_chars,
-            )
+            if extractor is not None:
+                yield html_field_docs(
+                    extractor,
+                    source,
+                    pa.array(range(record, record + batch.num_rows), pa.int64()),
+                    batch.column(field),
+                    ids,
+                    batch.column(url_field) if url_field else None,
+                    field,
+                    cfg.max_doc_chars,
+                )
+            else:
+                yield columns_to_docs(
+                    source, record, batch.column(field), ids, field, cfg.max_doc_chars
+                )
             record += batch.num_rows
 
 

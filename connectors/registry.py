@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from connectors.duckdb_sql import query_columns, read_duckdb
 from connectors.fs import COMPRESSION_SUFFIXES
+from connectors.html import read_html
 from connectors.jsonl import read_jsonl
 from connectors.parquet import read_parquet
 from connectors.text import read_text
@@ -31,6 +32,7 @@ READERS: dict[str, Reader] = {
     "parquet": read_parquet,
     "text": read_text,
     "warc": read_warc,
+    "html": read_html,
     "duckdb": read_duckdb,
 }
 
@@ -40,8 +42,9 @@ FORMAT_SUFFIXES: dict[str, tuple[str, ...]] = {
     "parquet": (".parquet", ".pq"),
     "text": (".txt", ".md", ".text"),
     "warc": (".warc",),
+    "html": (".html", ".htm"),
 }
-STREAM_FORMATS = ("jsonl", "text", "warc")
+STREAM_FORMATS = ("jsonl", "text", "warc", "html")
 _GLOB_CHARS = "*?["
 
 
@@ -50,7 +53,7 @@ class SourceUnit:
     """One unit of work: one input file (or one DuckDB query)."""
 
     source: str  # the file path/URI as expanded (this is the manifest's `source`)
-    format: str  # jsonl | parquet | text | warc | duckdb (resolved, never 'auto')
+    format: str  # jsonl | parquet | text | warc | html | duckdb (resolved, never 'auto')
     spec: InputSpec
 
 

@@ -15,7 +15,7 @@ from typing import IO
 import pyarrow as pa
 
 from connectors.fs import open_input
-from connectors.html import html_extractor
+from connectors.html import HtmlExtractor
 from connectors.validate import NO_TEXT_EXTRACTED, RowBuffer, TruncatedInputError, read_failure
 from curator.config import InputSpec, ReadConfig
 
@@ -26,12 +26,13 @@ _HTML_TYPES = ("text/html", "application/xhtml+xml")
 class _Response:
     ordinal: int
     input_id: str | None
+    url: str | None  # WARC-Target-URI
     content_type: str | None
     html: bytes | None  # None: a response, but not HTML
 
 
 def read_warc(source: str, spec: InputSpec, cfg: ReadConfig) -> Iterator[pa.Table]:
-    extract = html_extractor(spec.html_extractor)
+    extractor = HtmlExtractor(spec.html_extractor)
     rows = RowBuffer(source, cfg.max_doc_chars)
     responses = _responses(source, spec.id_field)
     next_ordinal = 0
@@ -48,16 +49,11 @@ def read_warc(source: str, spec: InputSpec, cfg: ReadConfig) -> Iterator[pa.Tabl
         next_ordinal = response.ordinal + 1
         if response.html is None:
             continue
-        try:
-            text = extract(response.html, response.content_type)
-        except Exception as exc:  # noqa: BLE001 - a parser failure loses this page only
-            text, why = "", f"{type(exc).__name__}: {exc}"
+        text, why = extractor.page(response.html, response.content_type, response.url)
+        if text is None:
+            rows.add_bad(response.ordinal, NO_TEXT_EXTRACTED, why or "", response.input_id)
         else:
-            why = f"{spec.html_extractor} found no text in {len(response.html)} bytes of HTML"
-        if text.strip():
             rows.add(response.ordinal, text, response.input_id)
-        else:
-            rows.add_bad(response.ordinal, NO_TEXT_EXTRACTED, why, response.input_id)
         if len(rows) >= cfg.batch_size or rows.text_chars >= cfg.max_batch_bytes:
             yield rows.flush()
     if len(rows):
@@ -85,7 +81,8 @@ def _responses(source: str, id_field: str | None) -> Iterator[_Response]:
             )
             # The payload must be read before the iterator moves on to the next record.
             html = rec.content_stream().read() if is_html else None
-            yield _Response(ordinal, input_id, content_type, html)
+            url = headers.get_header("WARC-Target-URI")
+            yield _Response(ordinal, input_id, url, content_type, html)
             ordinal += 1
 
 

@@ -19,7 +19,7 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-InputFormat = Literal["auto", "jsonl", "parquet", "text", "warc", "duckdb"]
+InputFormat = Literal["auto", "jsonl", "parquet", "text", "warc", "html", "duckdb"]
 
 
 class InputSpec(Section):
@@ -37,14 +37,29 @@ class InputSpec(Section):
     query: str | None = Field(
         None, description="SQL query for format=duckdb; must return the text_field column."
     )
+    html_field: str | None = Field(
+        None,
+        description="Field/column holding raw HTML (jsonl, parquet, duckdb): its text is "
+        "extracted with html_extractor, as for WARC pages, and replaces text_field.",
+    )
     html_extractor: Literal["trafilatura", "resiliparse"] = Field(
-        "resiliparse", description="HTML-to-text extractor for WARC inputs."
+        "resiliparse",
+        description="HTML-to-text extractor for WARC pages, .html files and html_field.",
     )
 
     @model_validator(mode="after")
     def _query_needs_duckdb(self) -> InputSpec:
         if self.format == "duckdb" and not self.query:
             raise ValueError("format=duckdb needs `query` (SQL returning the text column)")
+        return self
+
+    @model_validator(mode="after")
+    def _html_field_needs_fields(self) -> InputSpec:
+        if self.html_field is not None and self.format in ("text", "warc", "html"):
+            raise ValueError(
+                f"html_field applies to jsonl, parquet and duckdb inputs; format={self.format} "
+                "has no fields (WARC and .html pages are always extracted): drop html_field"
+            )
         return self
 
 
