@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 from connectors.fs import AtomicParquetWriter
 from connectors.registry import expand_inputs
 from curator.config import CurateConfig
-from curator.executor import _run_pass
+from curator.executor import run_pass
 from curator.passes import Pass1Worker, apply_duplicates, unit_item
 from curator.ray_runtime import default_concurrency, ensure_ray
 from curator.rundir import RunDir
@@ -39,7 +39,7 @@ def run_dedup_only(cfg: CurateConfig, output: str) -> dict:
     ensure_ray(cfg.ray)
     items = [unit_item(i, u) for i, u in enumerate(units)]
     concurrency = default_concurrency(cfg.ray, len(items))
-    _run_pass(
+    run_pass(
         Pass1Worker,
         "pass1",
         work,

@@ -6,6 +6,7 @@ killed job resumes and, because units are deterministic, ends with the same file
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import time
@@ -14,12 +15,12 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import xxhash
-from tqdm import tqdm
 
 from connectors.registry import expand_inputs
 from curator.catalog import build_catalog, query
 from curator.config import ConfigError, CurateConfig, check_or_record_config
 from curator.passes import Pass1Worker, Pass2Worker, unit_item
+from curator.progress import PassBar, phase
 from curator.ray_runtime import default_concurrency, ensure_ray, run_units
 from curator.rundir import RunDir
 from curator.schema import KEPT
@@ -34,7 +35,7 @@ def prepare_run_dir(cfg: CurateConfig) -> RunDir:
     return run
 
 
-def _run_pass(
+def run_pass(
     worker_cls: type,
     phase: str,
     run: RunDir,
@@ -43,8 +44,10 @@ def _run_pass(
     concurrency: int,
     quiet: bool,
     num_cpus: float = 1,
+    total_docs: int | None = None,
 ) -> UnitStats:
-    """Run one pass over the unmarked units; return the stats of all units (marked included)."""
+    """Run one pass over the unmarked units; return the stats of all units (marked included).
+    The bar counts documents as workers handle them (against `total_docs` when known)."""
     total = UnitStats()
     pending = []
     for item in items:
@@ -53,16 +56,16 @@ def _run_pass(
             pending.append(item)
         else:
             total = total + UnitStats.from_json(marker)
-    with tqdm(
-        total=len(items), initial=len(items) - len(pending), desc=phase, unit="file", disable=quiet
-    ) as bar:
+    units = (len(items) - len(pending), len(items))
+    with PassBar(phase, total_docs, total.records, units, quiet) as bar:
 
         def on_result(row: dict) -> None:
             nonlocal total
             total = total + UnitStats.from_json(json.loads(row["stats"]))
-            bar.update(1)
+            bar.unit_done()
 
-        run_units(worker_cls, pending, ctor_kwargs, concurrency, on_result, num_cpus=num_cpus)
+        kwargs = {**ctor_kwargs, "progress": bar.board}
+        run_units(worker_cls, pending, kwargs, concurrency, on_result, num_cpus=num_cpus)
     return total
 
 
@@ -122,81 +125,112 @@ def run_curate(cfg: CurateConfig) -> dict:
     if done is not None:
         return json.loads(run.stats.read_text())
 
-    ensure_ray(cfg.ray)
+    quiet = cfg.quiet
+    with phase("ray", "joining or starting a cluster", quiet) as said:
+        resources = ensure_ray(cfg.ray)
+        said["text"] = f"{int(resources.get('CPU', 0))} CPUs"
     items = [unit_item(i, u) for i, u in enumerate(units)]
     concurrency = default_concurrency(cfg.ray, len(items))
     cfg_json = cfg.model_dump_json()
     wall: dict[str, float] = {}
 
-    t0 = time.perf_counter()
-    pass1 = _run_pass(
-        Pass1Worker,
-        "pass1",
-        run,
-        items,
-        {"cfg_json": cfg_json, "run_root": str(run.root)},
-        concurrency,
-        cfg.quiet,
-    )
-    wall["pass1"] = time.perf_counter() - t0
+    with phase("pass 1", f"read, normalize, filter {len(items)} input files", quiet) as said, \
+            timed(wall, "pass1"):
+        pass1 = run_pass(
+            Pass1Worker,
+            "pass1",
+            run,
+            items,
+            {"cfg_json": cfg_json, "run_root": str(run.root)},
+            concurrency,
+            quiet,
+        )
+        alive = pass1.by_decision()[KEPT]
+        said["text"] = f"{pass1.records:,} records, {alive:,} pass the rules"
 
-    t0 = time.perf_counter()
     dedup_summary = run.read_marker("dedup")
-    if dedup_summary is None:
-        dedup_summary = {}
-        if cfg.dedup.exact or cfg.dedup.near:
-            from dataclasses import asdict
+    with phase("dedup", _dedup_detail(cfg, alive), quiet) as said, timed(wall, "dedup"):
+        if dedup_summary is None:
+            dedup_summary = {}
+            if cfg.dedup.exact or cfg.dedup.near:
+                from dataclasses import asdict
 
-            from curator.stages.dedup import run_dedup
+                from curator.stages.dedup import run_dedup
 
-            summary = run_dedup(
-                [(i["idx"], str(run.pass1(i["idx"]))) for i in items],
-                str(run.dedup_work),
-                cfg.dedup,
-                concurrency,
-            )
-            dedup_summary = asdict(summary)
-        run.write_marker(dedup_summary, "dedup")
-    wall["dedup"] = time.perf_counter() - t0
+                summary = run_dedup(
+                    [(i["idx"], str(run.pass1(i["idx"]))) for i in items],
+                    str(run.dedup_work),
+                    cfg.dedup,
+                    concurrency,
+                )
+                dedup_summary = asdict(summary)
+            run.write_marker(dedup_summary, "dedup")
+        said["text"] = ", ".join(f"{k} {v:,}" for k, v in dedup_summary.items()
+                                 if isinstance(v, int))
 
-    t0 = time.perf_counter()
-    curriculum = run.read_marker("curriculum")
-    if curriculum is None:
-        curriculum = _curriculum_cuts(cfg, run)
-        run.write_marker(curriculum, "curriculum")
-    wall["curriculum"] = time.perf_counter() - t0
+    with timed(wall, "curriculum"):
+        curriculum = run.read_marker("curriculum")
+        if curriculum is None:
+            curriculum = _curriculum_cuts(cfg, run)
+            run.write_marker(curriculum, "curriculum")
 
-    t0 = time.perf_counter()
-    prepare_tokenizer(cfg, run, pass1.by_decision()[KEPT], pass1.chars_alive, len(items))
-    wall["tokenizer_train"] = time.perf_counter() - t0
+    with phase("tokenizer", _tokenizer_detail(cfg, run, alive), quiet), \
+            timed(wall, "tokenizer_train"):
+        prepare_tokenizer(cfg, run, alive, pass1.chars_alive, len(items))
 
-    t0 = time.perf_counter()
     threads = cfg.tokenizer.num_threads or max(
         1, int(ensure_ray(cfg.ray).get("CPU", 1)) // concurrency
     )
-    pass2 = _run_pass(
-        Pass2Worker,
-        "pass2",
-        run,
-        items,
-        {"cfg_json": cfg_json, "run_root": str(run.root), "num_threads": threads},
-        concurrency,
-        cfg.quiet,
-    )
-    wall["pass2"] = time.perf_counter() - t0
+    with phase("pass 2", "drop duplicates, tokenize, write shards + manifest", quiet) as said, \
+            timed(wall, "pass2"):
+        pass2 = run_pass(
+            Pass2Worker,
+            "pass2",
+            run,
+            items,
+            {"cfg_json": cfg_json, "run_root": str(run.root), "num_threads": threads},
+            concurrency,
+            quiet,
+            total_docs=pass1.records,
+        )
+        said["text"] = f"{pass2.by_decision()[KEPT]:,} kept, {pass2.tokens:,} tokens"
 
-    t0 = time.perf_counter()
-    build_catalog(run)
-    stats = _final_stats(run, items, pass1, pass2, dedup_summary, wall)
-    from connectors.fs import write_text_atomic
+    with phase("catalog + report", "", quiet):
+        build_catalog(run)
+        stats = _final_stats(run, items, pass1, pass2, dedup_summary, wall)
+        from connectors.fs import write_text_atomic
 
-    write_text_atomic(json.dumps(stats, indent=2), run.stats)
-    from curator.report import write_report
+        write_text_atomic(json.dumps(stats, indent=2), run.stats)
+        from curator.report import write_report
 
-    # Before the run marker: a failed report is redone by the re-run (passes stay marked).
-    write_report(run)
+        # Before the run marker: a failed report is redone by the re-run (passes stay marked).
+        write_report(run)
     run.write_marker({"finished": time.time()}, "run")
     return stats
+
+
+@contextlib.contextmanager
+def timed(wall: dict[str, float], key: str) -> Iterator[None]:
+    t0 = time.perf_counter()
+    yield
+    wall[key] = time.perf_counter() - t0
+
+
+def _dedup_detail(cfg: CurateConfig, alive: int) -> str:
+    kinds = [k for k, on in (("exact", cfg.dedup.exact), ("near (MinHash LSH)", cfg.dedup.near))
+             if on]
+    return f"{' + '.join(kinds) or 'off'} over {alive:,} documents"
+
+
+def _tokenizer_detail(cfg: CurateConfig, run: RunDir, alive: int) -> str:
+    if run.tokenizer.exists():
+        return "trained before (resumed)"
+    if cfg.tokenizer.model_path:
+        return f"using {cfg.tokenizer.model_path}"
+    if alive == 0:
+        return "nothing survived: no tokenizer to train"
+    return (f"training sentencepiece ({cfg.tokenizer.model_type}, vocab "
+            f"{cfg.tokenizer.vocab_size}) on up to {cfg.tokenizer.sample_chars:,} chars")
 
 
 def _curriculum_cuts(cfg: CurateConfig, run: RunDir) -> dict:
