@@ -36,6 +36,7 @@ def build_curate_config(
     config: Path | None,
     overrides: list[str] | None,
     quiet: bool,
+    preset: str | None = None,
 ) -> CurateConfig:
     base: dict[str, Any] = {}
     if inputs:
@@ -44,6 +45,10 @@ def build_curate_config(
         base["output"] = output
     if quiet:
         base["quiet"] = True
+    if preset is not None:  # preset under the --config file, section by section
+        from curator.presets import layered
+
+        base, config = layered(preset, config, base), None
     return load_model(CurateConfig, config, overrides, base=base)  # type: ignore[return-value]
 
 
@@ -68,12 +73,19 @@ def curate(
     config: ConfigOpt = None,
     set: SetOpt = None,
     quiet: QuietOpt = False,
+    preset: Annotated[
+        str | None,
+        typer.Option(
+            help="Rules for a kind of text: web (the defaults), books (long hard-wrapped "
+            "prose), code (source files); layered under --config and --set."
+        ),
+    ] = None,
 ) -> None:
     """Curate inputs into a RUN directory (shards, manifest, catalog, stats); resumes if killed."""
     from curator.executor import run_curate
 
     try:
-        cfg = build_curate_config(input, output, config, set, quiet)
+        cfg = build_curate_config(input, output, config, set, quiet, preset)
         stats = run_curate(cfg)
     except ConfigError as err:
         _fail(err)

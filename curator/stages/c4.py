@@ -7,7 +7,12 @@ terminal punctuation (. ? ! " ') or ending in '...'; fewer than `min_words_per_l
 policy phrases. Document level, looking only at lines that survived the checks before them:
 'lorem ipsum' -> `lorem_ipsum`, a '{' -> `curly_bracket` (whichever line comes first decides,
 as datatrove returns at the first), fewer than `min_sentences` sentences over the kept lines ->
-`too_few_sentences`.
+`too_few_sentences`. Not in C4: more than `max_removed_char_fraction` of the document's
+characters in removed lines -> `too_many_lines_removed`. The line rules were written for lines
+of extracted HTML; on text hard-wrapped mid-sentence (books, plain-text mail, man pages) they
+delete most lines, and the rewrite would ship what is left, fragments of sentences, as a
+document. Nav menus and cookie banners are many short lines, so on web text the removed
+fraction by characters stays low where the fraction by lines does not.
 
 Decision: with `rewrite_text` (default, as C4 and datatrove do) a document that passes has its
 text replaced by its kept lines joined with "\\n", and `n_chars` recomputed; dedup and the
@@ -15,7 +20,9 @@ tokenizer then see the cleaned text (no nav menus, cookie banners, "Share this" 
 documents keep their original text for the manifest. `rewrite_text: false` turns C4 into a pure
 document filter (same drop decisions, text untouched).
 
-Signals: c4_n_sentences (int32), c4_n_lines_removed (int32). Sentence counting differs from
+Signals: c4_n_sentences (int32), c4_n_lines_removed (int32), c4_removed_char_fraction (float32:
+characters of removed lines over characters of all lines, each line stripped; null for a blank
+document). Sentence counting differs from
 datatrove (spaCy's sentencizer): a sentence ends at a run of . ! ? (plus closing quotes and
 brackets) followed by whitespace, so "Mr. Smith" counts two sentences where spaCy counts one;
 only documents with about 5 sentences can flip.
@@ -35,6 +42,7 @@ from curator.stages.text_columns import (
     list_parents,
     per_doc_count,
     per_doc_sum,
+    safe_ratio,
     scatter,
     splitlines,
 )
@@ -67,7 +75,8 @@ class C4Quality:
         parents = list_parents(lines)
         line = pc.utf8_trim_whitespace(pc.list_flatten(lines))
         words = pc.utf8_split_whitespace(line)
-        n_words = np.where(char_lengths(line) == 0, 0, list_lengths(words))
+        line_chars = char_lengths(line)  # before the citation cut: what the source held
+        n_words = np.where(line_chars == 0, 0, list_lengths(words))
 
         reach = np.ones(len(line), dtype=bool)  # line still in the running
         if cfg.max_word_length > 0:
@@ -108,16 +117,27 @@ class C4Quality:
         sentences = pc.count_substring_regex(line, _SENTENCE_END).to_numpy() + 1
         n_sentences = per_doc_sum(sentences * kept, parents, n).astype(np.int64)
         n_removed = per_doc_count(~kept, parents, n)
+        removed_frac = safe_ratio(
+            per_doc_sum(line_chars * ~kept, parents, n), per_doc_sum(line_chars, parents, n)
+        )
 
         lorem = first_lorem < first_curly
         curly = first_curly < first_lorem
         few = n_sentences < cfg.min_sentences
         table = set_column(table, "c4_n_sentences", scatter(n_sentences, alive, pa.int32()))
         table = set_column(table, "c4_n_lines_removed", scatter(n_removed, alive, pa.int32()))
+        table = set_column(
+            table, "c4_removed_char_fraction", scatter(removed_frac, alive, pa.float32())
+        )
+        # compared in float64 (the float32 column is for storage); C4's own reasons first, so
+        # funnels that had them keep them
+        removed = scatter(removed_frac, alive, pa.float64())
+        gutted = pc.greater(removed, cfg.max_removed_char_fraction)
         conditions = [
             ("lorem_ipsum", scatter(lorem, alive, pa.bool_())),
             ("curly_bracket", scatter(curly, alive, pa.bool_())),
             ("too_few_sentences", scatter(few, alive, pa.bool_())),
+            ("too_many_lines_removed", gutted),
         ]
         table = apply_drops(table, first_reason(conditions, table.num_rows))
         if cfg.rewrite_text:

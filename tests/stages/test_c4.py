@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import pytest
 
 from curator.config import C4Config
@@ -78,3 +80,31 @@ def test_non_alive_rows_pass_through() -> None:
     assert out.column("reason").to_pylist() == [None, None]
     assert out.column("text").to_pylist() == ["x", "y"]
     assert out.column("c4_n_sentences").null_count == 2
+    assert out.column("c4_removed_char_fraction").null_count == 2
+
+
+# Plain-text editions wrap prose at ~70 columns: most lines break mid-sentence, so the
+# terminal-punctuation rule removes them and what survives is fragments.
+HARD_WRAPPED = "\n\n".join(textwrap.fill(" ".join(CLEAN.splitlines()), width=70) for _ in range(3))
+
+
+def test_hard_wrapped_prose_gutted_by_the_line_rules_is_dropped() -> None:
+    out = C4Quality(C4Config())(docs([HARD_WRAPPED]))
+    assert out.column("reason").to_pylist() == ["too_many_lines_removed"]
+    assert out.column("c4_removed_char_fraction")[0].as_py() > 0.7
+    assert out.column("text")[0].as_py() == HARD_WRAPPED  # dropped docs keep their text
+
+
+def test_removed_fraction_of_one_disables_the_drop() -> None:
+    out = C4Quality(C4Config(max_removed_char_fraction=1.0))(docs([HARD_WRAPPED]))
+    assert out.column("decision").to_pylist() == [KEPT]
+    assert len(out.column("text")[0].as_py()) < len(HARD_WRAPPED) * 0.3  # the fragments
+
+
+def test_web_doc_losing_a_nav_line_is_kept_with_its_removed_fraction() -> None:
+    nav = "Home | About | Contact"
+    out = C4Quality(C4Config())(docs([nav + "\n" + CLEAN]))
+    assert out.column("decision").to_pylist() == [KEPT]
+    assert out.column("text")[0].as_py() == CLEAN
+    expected = len(nav) / (len(nav) + len(CLEAN.replace("\n", "")))
+    assert out.column("c4_removed_char_fraction")[0].as_py() == pytest.approx(expected)
