@@ -24,6 +24,13 @@ SELECT source, count(*) AS records,
 FROM manifest GROUP BY source ORDER BY source
 """
 
+EMPTY_EXCLUDED_SQL = """
+SELECT NULL::VARCHAR AS doc_id, NULL::VARCHAR AS source, NULL::BIGINT AS record,
+       NULL::VARCHAR AS decision, NULL::VARCHAR AS reason, NULL::VARCHAR AS error,
+       NULL::VARCHAR AS duplicate_of, NULL::BIGINT AS n_chars, NULL::VARCHAR AS text
+WHERE false
+"""
+
 
 def build_catalog(run: RunDir) -> Path:
     """(Re)create views over this run's parquet files. Cheap, so it runs after every job and
@@ -44,6 +51,16 @@ def _create_views(con: duckdb.DuckDBPyConnection, run: RunDir) -> None:
         "CREATE OR REPLACE VIEW shards AS SELECT * FROM "
         f"read_parquet('{shards_glob}', hive_partitioning = false)"
     )
+    # excluded/ (curator/excluded.py) may hold no file (nothing dropped, excluded.enabled=false,
+    # a run older than it): the view is then empty with the base columns, so queries still bind.
+    excluded_glob = (run.excluded / "reason=*" / "*.parquet").as_posix()
+    excluded = (
+        f"SELECT * FROM read_parquet('{excluded_glob}', hive_partitioning = false, "
+        "union_by_name = true)"
+        if any(run.excluded.glob("reason=*/*.parquet"))
+        else EMPTY_EXCLUDED_SQL
+    )
+    con.execute(f"CREATE OR REPLACE VIEW excluded AS {excluded}")
     con.execute(f"CREATE OR REPLACE VIEW funnel AS {FUNNEL_SQL}")
     con.execute(f"CREATE OR REPLACE VIEW per_source AS {PER_SOURCE_SQL}")
     con.execute("CREATE OR REPLACE TABLE run_info AS SELECT ? AS root", [run.root.as_posix()])

@@ -128,6 +128,60 @@ def stats_command(run: Annotated[str, typer.Argument(help="RUN directory.")]) ->
 
 
 @app.command()
+def show(
+    run: Annotated[str, typer.Argument(help="RUN directory.")],
+    reason: Annotated[
+        str | None,
+        typer.Option("--reason", "-r", help="Print documents of this reason; omit to list them."),
+    ] = None,
+    n: Annotated[int, typer.Option("--n", "-n", min=1, help="Documents to print.")] = 5,
+    chars: Annotated[
+        int, typer.Option("--chars", min=1, help="Characters of each text to print.")
+    ] = 500,
+) -> None:
+    """Dropped and quarantined documents with their text, from RUN/excluded/ (a sample unless
+    the run set excluded.all=true)."""
+    from rich.panel import Panel
+    from rich.text import Text
+
+    from curator.excluded import read_excluded, reason_table
+    from curator.rundir import RunDir
+
+    rd = RunDir.at(run)
+    if not rd.manifest.exists():
+        _fail(ConfigError(f"{run} has no manifest/; is it a finished curator run directory?"))
+    reasons = reason_table(rd)
+    if reason is None:
+        print_table("excluded documents", ["reason", "decision", "in run", "in excluded/"], reasons)
+        return
+    try:
+        docs = read_excluded(rd, reason, n)
+    except KeyError:
+        in_run = {r: docs for r, _, docs, _ in reasons}
+        if reason in in_run:
+            missed = (
+                f"--reason {reason}: {in_run[reason]} documents left the run for it, none is "
+                f"in {rd.excluded} (the sample missed them); curate to a new output with "
+                "--set excluded.all=true or a higher excluded.sample_rate to keep them"
+            )
+            _fail(ConfigError(missed))
+        unknown = (
+            f"--reason {reason!r} is not a reason of this run; its reasons are "
+            f"{sorted(in_run)} (`curator show {run}` lists them with counts)"
+        )
+        _fail(ConfigError(unknown))
+    out = Console()
+    for doc in docs.to_pylist():
+        text = doc["text"] if doc["text"] is not None else f"(no text: {doc['error']})"
+        clipped = text[:chars] + (" [...]" if len(text) > chars else "")
+        where = f"{doc['reason']} | {doc['source']} record {doc['record']}"
+        if doc.get("duplicate_of"):
+            where += f" | duplicate of {doc['duplicate_of']}"
+        body = Text.assemble((where, "dim"), "\n\n", clipped)  # Text: no markup in documents
+        out.print(Panel(body, title=Text(doc["doc_id"]), title_align="left"))
+
+
+@app.command()
 def export(
     run: Annotated[str, typer.Argument(help="Finished RUN directory.")],
     output: Annotated[str, typer.Option("--output", "-o", help="Folder for the export.")],

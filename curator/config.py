@@ -333,6 +333,47 @@ class CurriculumConfig(Section):
     )
 
 
+class ExcludedConfig(Section):
+    """Dropped and quarantined documents kept for inspection under
+    `RUN/excluded/reason=<reason>/part-<unit>.parquet` (doc_id, source, reason, error, text and
+    the metadata columns the run has); `curator show RUN` prints them (curator/excluded.py).
+
+    By default a sample bounded per input unit: of each reason's documents in a unit, the
+    `max_per_reason_per_unit` with the smallest stable hash of their doc_id (a uniform draw,
+    all of them when fewer), so a small run keeps every excluded document and a large one a few
+    MB per unit. The choice depends on the documents only: every run and resume picks the same.
+    """
+
+    enabled: bool = Field(True, description="Write RUN/excluded/ (false = no excluded output).")
+    sample_rate: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="Fraction of excluded documents eligible for the sample (by a stable hash "
+        "of doc_id); 1 = all, capped by max_per_reason_per_unit.",
+    )
+    max_per_reason_per_unit: int | None = Field(
+        100,
+        ge=1,
+        description="Documents kept per reason per input unit (a uniform draw by doc_id hash); "
+        "null = no cap.",
+    )
+    all: bool = Field(
+        False,
+        description="Write every dropped and quarantined document (ignores sample_rate and "
+        "max_per_reason_per_unit); pass 1 then keeps the text of every dropped row.",
+    )
+
+    @model_validator(mode="after")
+    def _all_needs_enabled(self) -> ExcludedConfig:
+        if self.all and not self.enabled:
+            raise ValueError(
+                "excluded.all=true writes every excluded document but excluded.enabled=false "
+                "turns the output off; set excluded.enabled=true or excluded.all=false"
+            )
+        return self
+
+
 class AgentStageConfig(Section):
     """The quality agent as a pass-1 stage after the rules (policies/scorer.py): adds
     `quality_score` (higher = better) to alive documents and, with `keep_fraction` or
@@ -387,6 +428,7 @@ class CurateConfig(Section):
     dedup: DedupConfig = DedupConfig()
     tokenizer: TokenizerConfig = TokenizerConfig()
     curriculum: CurriculumConfig = CurriculumConfig()
+    excluded: ExcludedConfig = ExcludedConfig()
     ray: RayConfig = RayConfig()
     quiet: bool = Field(False, description="No progress bars.")
 

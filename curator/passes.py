@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 from connectors.fs import AtomicParquetWriter
 from connectors.registry import SourceUnit, read_unit
 from curator.config import CurateConfig, InputSpec
+from curator.excluded import ExcludedSample, ExcludedWriter
 from curator.pipeline import build_pass1_steps, output_schema, run_chain
 from curator.rundir import RunDir
 from curator.schema import KEPT, MANIFEST_BASE_FIELDS, SHARD_SCHEMA, cast_to_schema
@@ -100,6 +101,7 @@ class Pass1Worker(_UnitWorker):
     def process(self, item: dict) -> UnitStats:
         stats = UnitStats()
         unit = item_unit(item)
+        excluded = ExcludedSample(self.cfg.excluded)  # per unit: its cap is per unit
         with AtomicParquetWriter(self.run.pass1(item["idx"]), self.schema) as writer:
             for batch in _timed(read_unit(unit, self.cfg.read), stats.seconds, "read"):
                 stats.records += batch.num_rows
@@ -107,10 +109,10 @@ class Pass1Worker(_UnitWorker):
                 batch = run_chain(self.steps, batch, stats.seconds)
                 stats.add_batch_outcomes(batch)
                 stats.chars_alive += UnitStats.alive_chars(batch)
-                # Text of rows already out of the running is not needed again: drop it early.
-                batch = set_column(
-                    batch, "text", pc.if_else(alive_mask(batch), batch.column("text"), None)
-                )
+                # Text of rows already out of the running is not needed again: drop it early,
+                # except for the excluded/ sample that pass 2 writes.
+                keep_text = pc.or_(alive_mask(batch), excluded.observe(batch))
+                batch = set_column(batch, "text", pc.if_else(keep_text, batch.column("text"), None))
                 writer.write(cast_to_schema(batch, self.schema))
         return stats
 
@@ -166,12 +168,27 @@ class Pass2Worker(_UnitWorker):
             manifest = stack.enter_context(
                 AtomicParquetWriter(self.run.manifest_part(idx), m_schema)
             )
+            excluded = stack.enter_context(
+                ExcludedWriter(
+                    self.run,
+                    idx,
+                    pass1.schema_arrow,
+                    self.cfg.excluded,
+                    lambda: (
+                        apply_duplicates(pa.Table.from_batches([rb]), dups)
+                        for rb in pass1.iter_batches(columns=["doc_id", "decision", "reason"])
+                    ),
+                )
+            )
             for rb in pass1.iter_batches(batch_size=self.cfg.read.batch_size):
                 table = pa.Table.from_batches([rb])
                 stats.records += table.num_rows
                 t0 = time.perf_counter()
                 table = apply_duplicates(table, dups)
                 stats.seconds["apply_dedup"] += time.perf_counter() - t0
+                t0 = time.perf_counter()
+                excluded.write(table)  # final decisions and reasons; the sample's text
+                stats.seconds["excluded"] += time.perf_counter() - t0
                 table = run_chain([self.tokenize], table, stats.seconds)
                 kept = alive_mask(table)
                 n = table.num_rows

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,16 @@ class RunDir:
 
     def manifest_part(self, idx: int) -> Path:
         return self.manifest / f"part-{idx:05d}.parquet"
+
+    @property
+    def excluded(self) -> Path:
+        return self.root / "excluded"
+
+    def excluded_part(self, reason: str, idx: int) -> Path:
+        # Reasons are snake_case codes; anything else is made path-safe (the file keeps the
+        # exact reason in its `reason` column).
+        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", reason) or "_"
+        return self.excluded / f"reason={safe}" / f"part-{idx:05d}.parquet"
 
     @property
     def catalog(self) -> Path:
