@@ -43,9 +43,19 @@ def build_catalog(run: RunDir) -> Path:
     return run.catalog
 
 
+def _search_run(con: duckdb.DuckDBPyConnection, run: RunDir) -> None:
+    """Resolve the views' relative paths against the run: DuckDB binds relative file paths
+    against `file_search_path`, else the working directory (`cd RUN && duckdb catalog.duckdb`)."""
+    root = run.root.resolve().as_posix().replace("'", "''")
+    con.execute(f"SET file_search_path = '{root}'")
+
+
 def _create_views(con: duckdb.DuckDBPyConnection, run: RunDir) -> None:
-    manifest_glob = (run.manifest / "*.parquet").as_posix()
-    shards_glob = (run.shards / "stage=*" / "*.parquet").as_posix()
+    # Paths relative to the run, so a moved or copied run still opens (views bind at creation,
+    # hence the search path first).
+    _search_run(con, run)
+    manifest_glob = "manifest/*.parquet"
+    shards_glob = "shards/stage=*/*.parquet"
     con.execute(f"CREATE OR REPLACE VIEW manifest AS SELECT * FROM read_parquet('{manifest_glob}')")
     con.execute(
         "CREATE OR REPLACE VIEW shards AS SELECT * FROM "
@@ -53,7 +63,7 @@ def _create_views(con: duckdb.DuckDBPyConnection, run: RunDir) -> None:
     )
     # excluded/ (curator/excluded.py) may hold no file (nothing dropped, excluded.enabled=false,
     # a run older than it): the view is then empty with the base columns, so queries still bind.
-    excluded_glob = (run.excluded / "reason=*" / "*.parquet").as_posix()
+    excluded_glob = "excluded/reason=*/*.parquet"
     excluded = (
         f"SELECT * FROM read_parquet('{excluded_glob}', hive_partitioning = false, "
         "union_by_name = true)"
@@ -63,19 +73,15 @@ def _create_views(con: duckdb.DuckDBPyConnection, run: RunDir) -> None:
     con.execute(f"CREATE OR REPLACE VIEW excluded AS {excluded}")
     con.execute(f"CREATE OR REPLACE VIEW funnel AS {FUNNEL_SQL}")
     con.execute(f"CREATE OR REPLACE VIEW per_source AS {PER_SOURCE_SQL}")
-    con.execute("CREATE OR REPLACE TABLE run_info AS SELECT ? AS root", [run.root.as_posix()])
 
 
 def open_catalog(run: RunDir, read_only: bool = True) -> duckdb.DuckDBPyConnection:
-    """Open the catalog; rebuild it first if it is missing or points at another location."""
-    if run.catalog.exists():
-        con = duckdb.connect(str(run.catalog), read_only=True)
-        root = con.execute("SELECT root FROM run_info").fetchone()[0]
-        if root == run.root.as_posix():
-            return con
-        con.close()
-    build_catalog(run)
-    return duckdb.connect(str(run.catalog), read_only=read_only)
+    """Open the catalog (built first if missing) with its paths resolved against the run."""
+    if not run.catalog.exists():
+        build_catalog(run)
+    con = duckdb.connect(str(run.catalog), read_only=read_only)
+    _search_run(con, run)
+    return con
 
 
 def query(run: RunDir, sql: str) -> tuple[list[str], list[tuple]]:

@@ -13,10 +13,41 @@ from rich.table import Table
 
 from curator.config import ConfigError, CurateConfig, load_model
 
+HELP = {"help_option_names": ["-h", "--help"]}
 app = typer.Typer(
-    add_completion=False, no_args_is_help=True, help="Curate LM pretraining corpora on Ray."
+    add_completion=False,
+    no_args_is_help=True,
+    help="Curate LM pretraining corpora on Ray.",
+    context_settings=HELP,
 )
 console = Console(stderr=True)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"curator {version('curator')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version."
+        ),
+    ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show Ray's own log lines too.")
+    ] = False,
+) -> None:
+    """Curate LM pretraining corpora on Ray."""
+    if verbose:
+        import os
+
+        os.environ["CURATOR_VERBOSE"] = "1"  # read by curator.ray_runtime, here and in jobs
 
 InputOpt = Annotated[
     list[str] | None,
@@ -93,6 +124,10 @@ def curate(
     console.print(f"[green]done[/green] {cfg.output}: {json.dumps(summary)}")
     if not cfg.quiet:
         stats_command(cfg.output)
+    from curator.stats import nothing_survived_note
+
+    if note := nothing_survived_note(stats):
+        console.print(f"[yellow]{note}[/yellow]")
 
 
 @app.command()
@@ -179,6 +214,29 @@ def show(
             where += f" | duplicate of {doc['duplicate_of']}"
         body = Text.assemble((where, "dim"), "\n\n", clipped)  # Text: no markup in documents
         out.print(Panel(body, title=Text(doc["doc_id"]), title_align="left"))
+
+
+@app.command()
+def sql(
+    run: Annotated[str, typer.Argument(help="RUN directory.")],
+    query_text: Annotated[
+        str, typer.Argument(metavar="QUERY", help="SQL over manifest, shards, excluded, funnel.")
+    ],
+) -> None:
+    """Run SQL on the run's DuckDB catalog (the `duckdb` CLI works too: cd RUN first)."""
+    from curator.catalog import query
+    from curator.rundir import RunDir
+
+    rd = RunDir.at(run)
+    if not rd.manifest.exists():
+        _fail(ConfigError(f"{run} has no manifest/; is it a finished curator run directory?"))
+    import duckdb
+
+    try:
+        columns, rows = query(rd, query_text)
+    except duckdb.Error as err:
+        _fail(ConfigError(f"query failed: {err}"))
+    print_table(query_text, columns, rows)
 
 
 @app.command()
@@ -318,6 +376,7 @@ def score(
     ] = None,
     text_field: Annotated[str, typer.Option(help="Field holding the text.")] = "text",
     id_field: Annotated[str, typer.Option(help="Field holding the input's id.")] = "id",
+    quiet: QuietOpt = False,
 ) -> None:
     """Score every input record: doc_id, quality_score (higher = better) and the features."""
     from policies.score_job import run_score
@@ -326,14 +385,17 @@ def score(
         _fail(ConfigError("no --input given; pass --input PATH (repeatable)"))
     try:
         summary = run_score(
-            list(input or []), output, policy, text_field=text_field, id_field=id_field
+            list(input or []), output, policy, text_field=text_field, id_field=id_field,
+            quiet=quiet,
         )
     except (ConfigError, FileNotFoundError, ValueError) as err:
         _fail(err)
     console.print(f"[green]done[/green] {json.dumps(summary)}")
 
 
-agent_app = typer.Typer(no_args_is_help=True, help="The reinforcement-learned quality agent.")
+agent_app = typer.Typer(
+    no_args_is_help=True, help="The reinforcement-learned quality agent.", context_settings=HELP
+)
 app.add_typer(agent_app, name="agent")
 
 
@@ -400,5 +462,28 @@ def config_reference() -> None:
     sys.stdout.write(render_reference(CurateConfig))
 
 
+# Errors of the user's making (paths, config, a cluster that cannot start): one line naming the
+# problem and the fix, exit 2. Anything else is a bug and keeps its traceback.
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    ConfigError,
+    FileNotFoundError,
+    NotADirectoryError,
+    IsADirectoryError,
+    FileExistsError,
+    PermissionError,
+)
+
+
+def run() -> None:
+    """The `curator` console script: the typer app with user errors reported without traces."""
+    from curator.embedded_ray import RayStartError
+
+    try:
+        app()
+    except (*USER_ERRORS, RayStartError) as err:
+        console.print(f"[red]error:[/red] {err}")
+        sys.exit(2)
+
+
 if __name__ == "__main__":
-    app()
+    run()

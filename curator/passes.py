@@ -11,6 +11,7 @@ import contextlib
 import json
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -21,6 +22,7 @@ from connectors.registry import SourceUnit, read_unit
 from curator.config import CurateConfig, InputSpec
 from curator.excluded import ExcludedSample, ExcludedWriter
 from curator.pipeline import build_pass1_steps, output_schema, run_chain
+from curator.progress import report
 from curator.rundir import RunDir
 from curator.schema import KEPT, MANIFEST_BASE_FIELDS, SHARD_SCHEMA, cast_to_schema
 from curator.stages.curriculum import Difficulty, assign_stage
@@ -70,8 +72,11 @@ def _timed(batches: Iterator[pa.Table], seconds: dict, name: str) -> Iterator[pa
 class _UnitWorker:
     phase = ""
 
-    def __init__(self, cfg_json: str, run_root: str, filters: bool = True) -> None:
+    def __init__(
+        self, cfg_json: str, run_root: str, filters: bool = True, progress: Any = None
+    ) -> None:
         self.cfg = CurateConfig.model_validate_json(cfg_json)
+        self.progress = progress  # the driver's ProgressBoard actor, or None (quiet)
         self.run = RunDir.at(run_root)
         self.filters = filters
 
@@ -90,8 +95,10 @@ class _UnitWorker:
 class Pass1Worker(_UnitWorker):
     phase = "pass1"
 
-    def __init__(self, cfg_json: str, run_root: str, filters: bool = True) -> None:
-        super().__init__(cfg_json, run_root, filters)
+    def __init__(
+        self, cfg_json: str, run_root: str, filters: bool = True, progress: Any = None
+    ) -> None:
+        super().__init__(cfg_json, run_root, filters, progress)
         self.steps = build_pass1_steps(self.cfg, filters=filters)
         if filters and self.cfg.curriculum.score != "none":
             # Last: difficulty is scored on the final text of documents that passed the rules.
@@ -105,7 +112,9 @@ class Pass1Worker(_UnitWorker):
         with AtomicParquetWriter(self.run.pass1(item["idx"]), self.schema) as writer:
             for batch in _timed(read_unit(unit, self.cfg.read), stats.seconds, "read"):
                 stats.records += batch.num_rows
-                stats.chars_in += int(pc.sum(batch.column("n_chars")).as_py() or 0)
+                chars = int(pc.sum(batch.column("n_chars")).as_py() or 0)
+                stats.chars_in += chars
+                report(self.progress, batch.num_rows, chars)
                 batch = run_chain(self.steps, batch, stats.seconds)
                 stats.add_batch_outcomes(batch)
                 stats.chars_alive += UnitStats.alive_chars(batch)
@@ -130,14 +139,34 @@ def apply_duplicates(table: pa.Table, dups: pa.Table) -> pa.Table:
     return set_column(table, "duplicate_of", dup_of)
 
 
+class NoSurvivors:
+    """Pass 2's tokenize step of a run where no document survived pass 1: null tokens."""
+
+    name = "tokenize"
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        if pc.any(alive_mask(table)).as_py():
+            raise RuntimeError("a document is alive in pass 2 but no tokenizer was trained")
+        n = table.num_rows
+        table = set_column(table, "tokens", pa.nulls(n, SHARD_SCHEMA.field("tokens").type))
+        return set_column(table, "n_tokens", pa.nulls(n, pa.int64()))
+
+
 class Pass2Worker(_UnitWorker):
     phase = "pass2"
 
-    def __init__(self, cfg_json: str, run_root: str, num_threads: int = 1) -> None:
+    def __init__(
+        self, cfg_json: str, run_root: str, num_threads: int = 1, progress: Any = None
+    ) -> None:
         from curator.stages.tokenize import Tokenize
 
-        super().__init__(cfg_json, run_root)
-        self.tokenize = Tokenize(str(self.run.tokenizer), num_threads)
+        super().__init__(cfg_json, run_root, progress=progress)
+        # No tokenizer = nothing survived pass 1 (executor.prepare_tokenizer): no row to encode.
+        self.tokenize = (
+            Tokenize(str(self.run.tokenizer), num_threads)
+            if self.run.tokenizer.exists()
+            else NoSurvivors()
+        )
         # Written by the driver between dedup and pass 2; absent = no curriculum (one stage).
         curriculum = self.run.read_marker("curriculum") or {"cuts": []}
         self.cuts: list[float] = curriculum["cuts"]
@@ -183,6 +212,7 @@ class Pass2Worker(_UnitWorker):
             for rb in pass1.iter_batches(batch_size=self.cfg.read.batch_size):
                 table = pa.Table.from_batches([rb])
                 stats.records += table.num_rows
+                report(self.progress, table.num_rows, int(pc.sum(table["n_chars"]).as_py() or 0))
                 t0 = time.perf_counter()
                 table = apply_duplicates(table, dups)
                 stats.seconds["apply_dedup"] += time.perf_counter() - t0

@@ -8,12 +8,14 @@ file written atomically (temp name + rename), rows in input order.
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from tqdm import tqdm
 
 from curator.config import InputSpec, RayConfig, ReadConfig
 
@@ -49,7 +51,7 @@ class _Score:
 def run_score(inputs: list[str], output: str, policy: str | None = None,
               batch_size: int = 256, concurrency: int | None = None,
               text_field: str = "text", id_field: str | None = "id",
-              ray_cfg: RayConfig | None = None) -> dict[str, Any]:
+              ray_cfg: RayConfig | None = None, quiet: bool = False) -> dict[str, Any]:
     """Score every record of `inputs` into `output` (parquet). Returns counts and timing."""
     import pickle
 
@@ -75,7 +77,12 @@ def run_score(inputs: list[str], output: str, policy: str | None = None,
     ds = ds.map_batches(_Score, fn_constructor_kwargs={"policy": policy},
                         batch_size=batch_size, batch_format="pyarrow",
                         compute=ray.data.ActorPoolStrategy(size=n_actors))
-    tables = [t for t in ds.iter_batches(batch_size=None, batch_format="pyarrow") if t.num_rows]
+    tables = []
+    with tqdm(desc="score", unit="doc", disable=quiet, file=sys.stderr) as bar:
+        for t in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+            if t.num_rows:
+                tables.append(t)
+                bar.update(t.num_rows)
     result = pa.concat_tables(tables, promote_options="default") if tables else pa.table(
         {"doc_id": pa.array([], pa.string()), "quality_score": pa.array([], pa.float32())})
     out = Path(output)

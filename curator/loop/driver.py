@@ -30,6 +30,7 @@ from curator.loop.pool import LoopPool, curate_pool, load_loop_pool
 from curator.loop.select import POLICY_ARMS
 from curator.loop.unit import RESULT, run_unit, unit_dir
 from curator.loop.update import update_policy, update_record
+from curator.progress import phase, say
 from curator.rundir import RunDir
 
 if TYPE_CHECKING:
@@ -103,8 +104,10 @@ def run_loop(cfg: LoopConfig) -> dict[str, Any]:
     check_or_record_config(cfg, loop_dir(run) / "config.yaml", "loop")
     wall: dict[str, float] = {}
 
+    quiet = cfg.quiet
     t0 = time.perf_counter()
-    curate_pool(cfg)  # starts or joins Ray; resumes a half-done curation
+    with phase("loop pool", f"build and curate a {cfg.pool.n_docs}-document pool", quiet):
+        curate_pool(cfg)  # starts or joins Ray; resumes a half-done curation
     wall["curate"] = time.perf_counter() - t0
     ensure_ray(cfg.ray)
     pool = load_loop_pool(run)
@@ -113,7 +116,9 @@ def run_loop(cfg: LoopConfig) -> dict[str, Any]:
 
     t0 = time.perf_counter()
     if cfg.needs_agent:
-        ray.get(_remote(initial_policy).remote(cfg, run, pool))
+        with phase("round-0 policy", f"{cfg.initial_policy} over {len(pool)} kept documents",
+                   quiet):
+            ray.get(_remote(initial_policy).remote(cfg, run, pool))
     wall["initial_policy"] = time.perf_counter() - t0
 
     pool_ref = ray.put(pool)
@@ -133,6 +138,8 @@ def run_loop(cfg: LoopConfig) -> dict[str, Any]:
     for rnd in range(cfg.rounds):
         # 1. every arm and seed trains its round (in parallel on the cluster)
         t0 = time.perf_counter()
+        say(f"> round {rnd + 1}/{cfg.rounds}: arms {', '.join(cfg.arms)} x seeds "
+            f"{list(cfg.seeds)} select, train and evaluate", quiet)
         pending = {}
         for (arm, seed), done in results.items():
             out = unit_dir(run.root, rnd, arm, seed)
@@ -157,6 +164,8 @@ def run_loop(cfg: LoopConfig) -> dict[str, Any]:
         # 2. the loop agent learns from its own new checkpoint (rewards) before the next round
         t0 = time.perf_counter()
         if "loop" in cfg.arms and rnd + 1 < cfg.rounds:
+            say(f"> round {rnd + 1}/{cfg.rounds}: the loop agent's policy update (rewards from "
+                "its new checkpoint, a trial round)", quiet)
             refs = []
             for seed in cfg.seeds:
                 out = policy_path(run, "loop", seed, rnd + 1)
