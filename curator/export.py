@@ -9,9 +9,10 @@ Formats (OUT/ is the `output` folder):
   `datasets.load_dataset("parquet", data_files=...)` read them as is.
 - `jsonl`: OUT/part-00000.jsonl, ... one JSON object per document with `text` and the same
   metadata minus tokens. The text is the run's normalized text (the exact string that was
-  tokenized) joined by doc_id from RUN/_work/pass1; decoding tokens would not round-trip
-  whitespace exactly (sentencepiece normalizes it), so decoding is only the fallback when the
-  run's _work/ has been deleted.
+  tokenized) joined by doc_id from RUN/_work/pass1. When the run's _work/ has been deleted the
+  text is decoded from the tokens instead: exact for the tokenizer curate trains (it round-trips
+  every normalized text, curator/tokenizer_train.py), but a `tokenizer.model_path` model may
+  normalize text (NFKC, whitespace) and then not give it back.
 - `bin`: OUT/tokens.bin + tokens.idx + header.json + doc_ids.parquet (connectors/bin.py), which
   `curator.trainer.data.load_corpus(OUT)` and nanoGPT-style `np.memmap` loaders read.
 By default (`on_exhausted="fill"`) every kept document is placed; `truncate` follows the schedule

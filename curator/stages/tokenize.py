@@ -14,7 +14,11 @@ TOKENS_TYPE = pa.list_(pa.uint32())
 
 
 class Tokenize:
-    """Adds `tokens` (list<uint32>, EOS appended) and `n_tokens` to alive rows; null elsewhere."""
+    """Adds `tokens` (list<uint32>, EOS appended) and `n_tokens` to alive rows; null elsewhere.
+
+    The text is encoded as is: with the tokenizer curate trains (curator/tokenizer_train.py),
+    `sp.decode(tokens)` gives back `text` exactly (EOS is a control piece and decodes to "").
+    """
 
     name = "tokenize"
 
