@@ -359,7 +359,7 @@ def train(
 
     try:
         result = train_command(str(config) if config else None, set or [], quiet=quiet)
-    except ConfigError as err:
+    except (ConfigError, FileNotFoundError) as err:  # bad config, or data.path holds no data
         _fail(err)
     # Per-step curves live in OUT/summary.json and OUT/loss.png; the console gets the headline.
     brief = {k: v for k, v in result.items() if k not in {"losses", "heldout", "workers"}}

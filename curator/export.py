@@ -134,6 +134,8 @@ def kept_documents(run: RunDir) -> KeptDocs:
 
 def _prepare_output(cfg: ExportConfig) -> Path:
     out = Path(cfg.output)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"output: {out} is a file, not a folder; give --output a folder")
     ours = [p for pattern in OUR_FILES for p in out.glob(pattern)] if out.exists() else []
     if ours and not cfg.overwrite:
         raise ConfigError(
@@ -274,6 +276,8 @@ def _restage(cfg: ExportConfig, docs: KeptDocs) -> tuple[np.ndarray, np.ndarray,
 def run_export(cfg: ExportConfig) -> dict:
     """Write the export; returns the summary also written to OUT/_export.json."""
     run = RunDir.at(cfg.run)
+    if run.kept_nothing():
+        raise ConfigError(run.kept_nothing_message("export"))
     if not run.tokenizer.exists() or not run.shards.is_dir():
         raise ConfigError(f"{run.root} is not a finished curator run (no shards/ or tokenizer)")
     if cfg.with_text and cfg.format == "bin":

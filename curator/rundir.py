@@ -59,6 +59,20 @@ class RunDir:
     def stats(self) -> Path:
         return self.root / "stats.json"
 
+    def kept_nothing(self) -> bool:
+        """A finished run where no document survived (it has stats but no tokenizer)."""
+        return (
+            self.stats.exists()
+            and not self.tokenizer.exists()
+            and json.loads(self.stats.read_text()).get("kept") == 0
+        )
+
+    def kept_nothing_message(self, what: str) -> str:
+        return (
+            f"{self.root} kept no documents: nothing to {what}; `curator stats {self.root}` "
+            f"and `curator show {self.root}` say why"
+        )
+
     # -- intermediate work and resume markers --------------------------------------------------
     @property
     def work(self) -> Path:

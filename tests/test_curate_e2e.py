@@ -227,6 +227,15 @@ def test_a_run_where_nothing_survives_finishes_and_says_why(ray_cluster, tmp_pat
     # the run's tables answer too
     stats_out = CliRunner().invoke(app, ["stats", str(out)])
     assert stats_out.exit_code == 0 and "quarantined" in stats_out.output
+    # what comes after a curate says plainly that there is nothing to work on
+    train_cfg = Path(__file__).resolve().parents[1] / "configs" / "train_tiny.yaml"
+    for args in (["export", str(out), "--output", str(tmp_path / "export")],
+                 ["train", "--config", str(train_cfg), "--set", f"data.path={out}",
+                  "--set", f"out_dir={tmp_path / 'train'}"]):
+        result = CliRunner().invoke(app, args)
+        said = " ".join(result.output.split())  # rich wraps long lines
+        assert result.exit_code == 2, said
+        assert "kept no documents" in said and "Traceback" not in said
 
 
 def test_an_output_path_that_is_a_file_fails_before_any_work(tmp_path):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -47,7 +48,7 @@ class LoopPool:
     test: np.ndarray  # clean held-out token stream for reported losses
     vocab_size: int
     eos_id: int
-    word_start: np.ndarray  # bool per token id: its piece begins a word (sentencepiece's \u2581)
+    word_start: np.ndarray  # bool per token id: its piece begins a word (word_starts)
 
     @property
     def n_tokens(self) -> np.ndarray:
@@ -160,6 +161,15 @@ def load_loop_pool(run: RunDir) -> LoopPool:
         test=stream(heldout[half:]),
         vocab_size=sp.get_piece_size(),
         eos_id=int(sp.eos_id()),
-        word_start=np.array([sp.id_to_piece(i).startswith("\u2581") or sp.is_control(i)
-                             for i in range(sp.get_piece_size())]),
+        word_start=word_starts(sp),
     )
+
+
+def word_starts(sp: Any) -> np.ndarray:
+    """Per token id: does its piece begin a word? Sentencepiece marks a preceding space with
+    \u2581; the run's tokenizer keeps newlines and tabs as pieces of their own (no \u2581 on
+    the word after them), so a piece that starts with one begins a word too."""
+    return np.array([
+        sp.id_to_piece(i)[:1] in ("\u2581", "\n", "\t") or sp.is_control(i)
+        for i in range(sp.get_piece_size())
+    ])

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from connectors.bin import HEADER, BinReader
+from curator.rundir import RunDir
 
 _STAGE_DIR = re.compile(r"^stage=(-?\d+)$")
 
@@ -57,6 +58,8 @@ def read_shards(run_dir: str | Path) -> Corpus:
     import sentencepiece as spm
 
     model = Path(run_dir) / "tokenizer.model"
+    if RunDir.at(run_dir).kept_nothing():
+        raise FileNotFoundError(RunDir.at(run_dir).kept_nothing_message("train on"))
     if not model.exists():
         raise FileNotFoundError(f"{model} missing; the trainer needs the run's tokenizer")
     sp = spm.SentencePieceProcessor(model_file=str(model))
