@@ -177,13 +177,21 @@ def run_unit(
         weight = policy_signal_weight(policy_path)
         gain = None
         if weight:
+            # loop_uniform is the curriculum ablation of the loop arm: it must select what the
+            # loop arm selects, so its signal comes from the loop arm's model, not its own
+            # (trained in another order, it would rank the margin differently).
+            signal_checkpoint, signal_model = checkpoint, model
+            if arm == "loop_uniform":
+                signal_checkpoint = latest(unit_dir(Path(cfg.output), rnd - 1, "loop", seed)
+                                           / "model")
+                signal_model = build_trainer(cfg, pool.vocab_size, seed, signal_checkpoint)[1]
             # the update that wrote this policy computed it already when it is the same model
             gain = load_signal(signal_cache_path(policy_path), cfg.update.signal, idx,
-                               checkpoint)
+                               signal_checkpoint)
             signal_cached = gain is not None
             if gain is None:
-                gain = model_signal(cfg.update.signal, model, pool.docs(idx), pool.validation,
-                                    pool.word_start)
+                gain = model_signal(cfg.update.signal, signal_model, pool.docs(idx),
+                                    pool.validation, pool.word_start)
         own = loop_ranking(own, gain, weight)
     scores[idx] = own
     chosen = select_round(scores, pool.n_tokens, remaining, cfg.round_tokens)
