@@ -26,6 +26,7 @@ from connectors.validate import (
     TEXT_NOT_STRING,
     TOO_LARGE,
     RowBuffer,
+    columns_to_docs,
     finish_batch,
     read_failure,
 )
@@ -167,6 +168,33 @@ def html_field_docs(
     reasons = pc.if_else(missing, MISSING_TEXT_FIELD, reasons)
     errors = pc.if_else(missing, f"input.html_field {field!r} is missing or null", errors)
     return finish_batch(source, records, ids, texts, reasons, errors, max_doc_chars)
+
+
+def record_batch_docs(
+    batch: pa.RecordBatch,
+    source: str,
+    record: int,
+    field: str,
+    id_field: str | None,
+    url_field: str | None,
+    extractor: HtmlExtractor | None,
+    max_doc_chars: int,
+) -> pa.Table:
+    """One batch of a columnar input (parquet, a DuckDB query) -> `DOC_SCHEMA`: `field` is the
+    text, or the HTML to extract when the input sets html_field (`extractor` given)."""
+    ids = batch.column(id_field) if id_field else None
+    if extractor is None:
+        return columns_to_docs(source, record, batch.column(field), ids, field, max_doc_chars)
+    return html_field_docs(
+        extractor,
+        source,
+        pa.array(range(record, record + batch.num_rows), pa.int64()),
+        batch.column(field),
+        ids,
+        batch.column(url_field) if url_field else None,
+        field,
+        max_doc_chars,
+    )
 
 
 def _flat(values: pa.Array | pa.ChunkedArray) -> pa.Array:

@@ -12,8 +12,8 @@ import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from connectors.html import URL_FIELD, HtmlExtractor, html_field_docs, missing_field_fix
-from connectors.validate import WRONG_SCHEMA, columns_to_docs, quarantine_one, read_failure
+from connectors.html import URL_FIELD, HtmlExtractor, missing_field_fix, record_batch_docs
+from connectors.validate import WRONG_SCHEMA, quarantine_one, read_failure
 from curator.config import InputSpec, ReadConfig
 
 
@@ -60,22 +60,9 @@ def read_parquet(source: str, spec: InputSpec, cfg: ReadConfig) -> Iterator[pa.T
             except Exception as exc:  # noqa: BLE001 - a corrupt row group ends the file here
                 yield read_failure(exc, source, record)
                 return
-            ids = batch.column(id_field) if id_field else None
-            if extractor is not None:
-                yield html_field_docs(
-                    extractor,
-                    source,
-                    pa.array(range(record, record + batch.num_rows), pa.int64()),
-                    batch.column(field),
-                    ids,
-                    batch.column(url_field) if url_field else None,
-                    field,
-                    cfg.max_doc_chars,
-                )
-            else:
-                yield columns_to_docs(
-                    source, record, batch.column(field), ids, field, cfg.max_doc_chars
-                )
+            yield record_batch_docs(
+                batch, source, record, field, id_field, url_field, extractor, cfg.max_doc_chars
+            )
             record += batch.num_rows
 
 

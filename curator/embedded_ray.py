@@ -60,6 +60,12 @@ class EmbeddedCluster:
     proc: subprocess.Popen
     temp_dir: str
     log_path: Path
+    ports: dict[str, int]  # `ray start` flag -> the port it was given
+
+    @property
+    def dashboard_url(self) -> str:
+        """The dashboard / job server (`ray job submit --address`), if it was started."""
+        return f"http://127.0.0.1:{self.ports['--dashboard-port']}"
 
     def stop(self, grace_s: float = 10.0) -> None:
         """SIGINT lets `ray start --block` stop its node; whatever of the process group is
@@ -86,7 +92,9 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGINT)
 
 
-def start_command(num_cpus: int | None, temp_dir: str, include_dashboard: bool) -> list[str]:
+def start_command(
+    num_cpus: int | None, temp_dir: str, include_dashboard: bool, ports: dict[str, int]
+) -> list[str]:
     ray_bin = str(Path(sys.executable).parent / "ray")
     if not Path(ray_bin).exists():
         ray_bin = shutil.which("ray") or "ray"
@@ -101,8 +109,7 @@ def start_command(num_cpus: int | None, temp_dir: str, include_dashboard: bool) 
         f"--temp-dir={temp_dir}",
         "--disable-usage-stats",
     ]
-    ports = free_ports(len(PORT_FLAGS))
-    cmd += [f"{flag}={port}" for flag, port in zip(PORT_FLAGS, ports, strict=True)]
+    cmd += [f"{flag}={port}" for flag, port in ports.items()]
     if num_cpus is not None:
         cmd.append(f"--num-cpus={num_cpus}")
     return cmd
@@ -140,9 +147,10 @@ def start_embedded_cluster(
     for _ in range(attempts):
         temp_dir = tempfile.mkdtemp(prefix="cr", dir="/tmp")  # short: unix socket paths
         log_path = Path(temp_dir) / "ray-start.log"
+        ports = dict(zip(PORT_FLAGS, free_ports(len(PORT_FLAGS)), strict=True))
         with open(log_path, "w") as log:
             proc = subprocess.Popen(
-                start_command(num_cpus, temp_dir, include_dashboard),
+                start_command(num_cpus, temp_dir, include_dashboard, ports),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -150,7 +158,7 @@ def start_embedded_cluster(
                 start_new_session=True,  # its own process group, stopped as one
                 preexec_fn=_die_with_parent,
             )
-        cluster = EmbeddedCluster("", proc, temp_dir, log_path)
+        cluster = EmbeddedCluster("", proc, temp_dir, log_path, ports)
         address = _wait_until_up(proc, temp_dir, timeout_s)
         if address is not None:
             cluster.address = address

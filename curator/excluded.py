@@ -25,22 +25,13 @@ import pyarrow.parquet as pq
 
 from connectors.fs import AtomicParquetWriter
 from curator.config import ExcludedConfig
+from curator.hashing import stable_hash
 from curator.rundir import RunDir
-from curator.schema import cast_to_schema
+from curator.schema import DECISION_FIELDS, cast_to_schema
 from curator.step import alive_mask
 
 # Every excluded row has these; `text` is null for quarantined rows (bad input has none).
-BASE_FIELDS = [
-    pa.field("doc_id", pa.string(), nullable=False),
-    pa.field("source", pa.string(), nullable=False),
-    pa.field("record", pa.int64(), nullable=False),
-    pa.field("decision", pa.string(), nullable=False),
-    pa.field("reason", pa.string()),
-    pa.field("error", pa.string()),
-    pa.field("duplicate_of", pa.string()),
-    pa.field("n_chars", pa.int64()),
-    pa.field("text", pa.string()),
-]
+BASE_FIELDS = [*DECISION_FIELDS, pa.field("text", pa.string())]
 
 # Copied when the run has them: the input's metadata, language id, the agent's score.
 META_COLUMNS = ("url", "date", "metadata", "lang", "lang_score", "quality_score")
@@ -50,44 +41,6 @@ def excluded_schema(pass1_schema: pa.Schema) -> pa.Schema:
     """BASE_FIELDS plus the metadata columns present in the run's pass-1 output."""
     meta = [pass1_schema.field(n) for n in META_COLUMNS if n in pass1_schema.names]
     return pa.schema(BASE_FIELDS + meta)
-
-
-_BASE = np.uint64(0x100000001B3)  # the 64-bit FNV prime, as the polynomial's base
-
-
-def stable_hash64(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """A uint64 hash of each string's UTF-8 bytes, the same on every machine and version.
-
-    Python's hash() is salted per process and polars' hash may change between releases; a
-    sample that must be picked identically by pass 1, pass 2 and any resume needs neither. The
-    hash is the polynomial sum((byte + 1) * BASE^(distance to the row's end)) mod 2^64 over the
-    whole batch's byte buffer at once, finished by splitmix64's mixer (uniform low and high bits).
-    """
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks()
-    arr = pc.fill_null(values, "").cast(pa.large_binary())
-    n = len(arr)
-    offsets = np.frombuffer(arr.buffers()[1], np.int64, count=n + 1, offset=arr.offset * 8)
-    data_buf = arr.buffers()[2]
-    data = np.frombuffer(data_buf, np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
-    lens = offsets[1:] - offsets[:-1]
-    ends = np.cumsum(lens)
-    # For every byte of every row: its index in `data` and its distance to its row's end.
-    local = np.arange(int(ends[-1]) if n else 0) - np.repeat(ends - lens, lens)
-    pos = np.repeat(offsets[:-1], lens) + local
-    dist = np.repeat(lens, lens) - 1 - local
-    with np.errstate(over="ignore"):  # arithmetic mod 2^64 is the point
-        powers = np.ones(max(1, int(lens.max()) if n else 1), np.uint64)
-        powers[1:] = np.cumprod(np.full(len(powers) - 1, _BASE, np.uint64), dtype=np.uint64)
-        terms = (data[pos].astype(np.uint64) + np.uint64(1)) * powers[dist]
-        running = np.concatenate([np.zeros(1, np.uint64), np.cumsum(terms, dtype=np.uint64)])
-        x = (running[ends] - running[ends - lens]) ^ lens.astype(np.uint64)
-        x ^= x >> np.uint64(30)
-        x *= np.uint64(0xBF58476D1CE4E5B9)
-        x ^= x >> np.uint64(27)
-        x *= np.uint64(0x94D049BB133111EB)
-        x ^= x >> np.uint64(31)
-    return x
 
 
 def _codes(reasons: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
@@ -149,7 +102,7 @@ class ExcludedSample:
         idx = np.flatnonzero(out)
         if not self.cfg.enabled:
             return idx[:0], np.zeros(0, np.uint64)
-        hashes = stable_hash64(table.column("doc_id").take(idx))
+        hashes = stable_hash(table.column("doc_id").take(idx))
         if self.cfg.sample_rate < 1 and not self.cfg.all:
             under = hashes < np.uint64(int(self.cfg.sample_rate * 2**64))
             idx, hashes = idx[under], hashes[under]

@@ -26,8 +26,8 @@ DOC_SCHEMA = pa.schema(
     ]
 )
 
-# Columns every manifest row has besides the signal columns stages add.
-MANIFEST_BASE_FIELDS = [
+# What became of a document: the leading columns of the manifest and of RUN/excluded/.
+DECISION_FIELDS = [
     pa.field("doc_id", pa.string(), nullable=False),
     pa.field("source", pa.string(), nullable=False),
     pa.field("record", pa.int64(), nullable=False),
@@ -36,6 +36,11 @@ MANIFEST_BASE_FIELDS = [
     pa.field("error", pa.string()),
     pa.field("duplicate_of", pa.string()),
     pa.field("n_chars", pa.int64()),
+]
+
+# Columns every manifest row has besides the signal columns stages add.
+MANIFEST_BASE_FIELDS = [
+    *DECISION_FIELDS,
     pa.field("n_tokens", pa.int64()),
     # Filled by later stages (agent, curriculum); nullable until then.
     pa.field("quality_score", pa.float32()),
