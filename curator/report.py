@@ -145,8 +145,9 @@ def curriculum_section(run: RunDir, schedule_name: str, seed: int = 0) -> str:
     note = (
         f"<p>Difficulty score: {html.escape(str(marker['score']))}; cut points "
         f"{html.escape(str([round(c, 4) for c in marker.get('cuts', [])]))}. Tokens placed: "
-        f"{summary['tokens']}; left out (a stage ran short, schedule kept exact): "
-        f"{summary['left_out_tokens_per_stage']}.</p>"
+        f"{summary['tokens']} of {summary['kept_tokens']} kept (the default export places "
+        "every kept token: an exhausted stage's share goes to the nearest stage; "
+        "`--on-exhausted truncate` keeps the mix exact instead).</p>"
     )
     return "<h2>Curriculum</h2>" + png(fig) + note + table
 

@@ -77,9 +77,17 @@ def test_tempered_sampling_explores_a_confident_policy(tmp_path, pool, tokenizer
     for tempered in (False, True):
         torch.manual_seed(0)
         net = PolicyNet(setup.env.observation_space.shape[1], cfg.hidden)
+        features = torch.from_numpy(setup.env.data.features)
         with torch.no_grad():
-            net.keep_head.weight.mul_(1e5)  # keep probabilities saturate at 0 / 1
-            logits = net.score(torch.from_numpy(setup.env.data.features)).numpy()
+            # Confident by construction: steep weights, and the threshold (bias) in the widest
+            # gap between two documents' logits, so no document sits near p = 0.5 (a document
+            # whose hidden units barely fire would, whatever the weight scale).
+            net.keep_head.weight.mul_(1e5)
+            raw = np.sort(net.score(features).numpy())
+            k = int(np.argmax(np.diff(raw)))
+            net.keep_head.bias.fill_(-float(raw[k] + raw[k + 1]) / 2)
+            logits = net.score(features).numpy()
+        assert np.abs(logits).min() > 20  # every keep probability is 0 or 1 in float32
         affine = (float(np.median(logits)), float(np.std(logits))) if tempered else (0.0, 1.0)
         log = MetricsLog(tmp_path / f"m{tempered}.jsonl")
         out = reinforce.train_policy(net, setup.env, cfg, log, reset_seed=0, logit_affine=affine)
