@@ -92,6 +92,25 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGINT)
 
 
+def require_token_auth() -> None:
+    """Token authentication for the embedded cluster unless the user chose RAY_AUTH_MODE.
+
+    Why: with the mode unset, `ray start` turns token auth on exactly when ~/.ray/auth_token
+    exists (any earlier plain `ray.init()` writes one), while a driver joining by address never
+    turns it on: the driver is then refused ("Authentication token is missing or incorrect").
+    Setting the mode in this process (the `ray start` child inherits it) makes both sides agree,
+    and a token is written the way `ray.init()` writes one when there is none. Ray 2.60 API.
+    """
+    from ray._private.authentication.authentication_token_setup import (
+        _enable_token_auth,
+        ensure_token_if_auth_enabled,
+    )
+
+    if os.environ.get("RAY_AUTH_MODE") is None:
+        _enable_token_auth()  # sets RAY_AUTH_MODE=token and refreshes Ray's cached config
+    ensure_token_if_auth_enabled(None, create_token_if_missing=True)  # no-op unless token mode
+
+
 def start_command(
     num_cpus: int | None, temp_dir: str, include_dashboard: bool, ports: dict[str, int]
 ) -> list[str]:
@@ -141,6 +160,7 @@ def start_embedded_cluster(
     attempts: int = ATTEMPTS,
 ) -> EmbeddedCluster:
     """Start a loopback-only head node on free ports; retry once; raise RayStartError."""
+    require_token_auth()
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
     env.pop("RAY_ADDRESS", None)
     last_log = Path()

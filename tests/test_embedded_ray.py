@@ -55,7 +55,14 @@ def test_curate_starts_its_own_cluster_beside_another_ray(ray_cluster, default_p
                                                           tmp_path):
     corpus = build_corpus(tmp_path / "corpus", n_docs=20, n_files=2, bad_inputs=False)
     before = _ray_heads()
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # nothing to join
+    # Nothing to join, and RAY_AUTH_MODE unset as on a user's machine, where an earlier plain
+    # `ray.init()` left ~/.ray/auth_token: `ray start` then turns token auth on, and a driver
+    # joining by address did not (the first clean-clone CI run of the demo failed on that).
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_AUTH_MODE")}
+    home = tmp_path / "home"
+    (home / ".ray").mkdir(parents=True)
+    (home / ".ray" / "auth_token").write_text("0123456789abcdef" * 4)
+    env["HOME"] = str(home)
     proc = subprocess.run(
         [sys.executable, "-m", "curator.cli", "curate", "--input", str(tmp_path / "corpus"),
          "--output", str(tmp_path / "run"), "--set", "ray.num_cpus=1",
@@ -63,6 +70,7 @@ def test_curate_starts_its_own_cluster_beside_another_ray(ray_cluster, default_p
         env=env, capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (home / ".ray" / "auth_token").read_text() == "0123456789abcdef" * 4  # used, kept
     stats = json.loads((tmp_path / "run" / "stats.json").read_text())
     assert stats["records"] == sum(corpus.files.values()) and stats["kept"] >= 10
     # Ray's own lines stay off the console by default (curator --verbose shows them).
