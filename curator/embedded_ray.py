@@ -5,8 +5,11 @@
 notebook, a test cluster) makes it time out with "The current node timed out during startup".
 `ray.init` exposes no option for those ports, so the embedded cluster is a `ray start --head
 --block` child with a free port for every listening process, its own short temp dir (socket
-paths are length-limited) and loopback addresses only. The child dies with its parent
-(PR_SET_PDEATHSIG on Linux; the caller stops it at exit), so a killed job leaves no cluster.
+paths are length-limited) and token auth (`require_token_auth`). It asks for 127.0.0.1, but
+Ray 2.60 still listens on the routable address and on 0.0.0.0 for some agents (seen with
+`ss -ltnp`), so the token, not the address, is what keeps other hosts out. The child dies with
+its parent (PR_SET_PDEATHSIG on Linux; the caller stops it at exit): a killed job leaves no
+cluster.
 """
 
 from __future__ import annotations
@@ -159,7 +162,7 @@ def start_embedded_cluster(
     timeout_s: float = START_TIMEOUT_S,
     attempts: int = ATTEMPTS,
 ) -> EmbeddedCluster:
-    """Start a loopback-only head node on free ports; retry once; raise RayStartError."""
+    """Start a token-authenticated head node on free ports; retry once; raise RayStartError."""
     require_token_auth()
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
     env.pop("RAY_ADDRESS", None)
