@@ -95,3 +95,33 @@ def test_free_ports_are_distinct():
     for _ in range(20):
         ports = free_ports(len(PORT_FLAGS))
         assert len(set(ports)) == len(PORT_FLAGS)
+
+
+CHECK_AUTH = r"""
+import os, subprocess, sys
+from curator.embedded_ray import start_embedded_cluster
+cluster = start_embedded_cluster(1)
+try:
+    probe = "import ray; ray.init(address=sys.argv[1]); print('JOINED')"
+    for mode in ("disabled", "token"):
+        env = {**os.environ, "RAY_AUTH_MODE": mode}
+        out = subprocess.run([sys.executable, "-c", "import sys;" + probe, cluster.address],
+                             env=env, capture_output=True, text=True, timeout=120)
+        print(mode, "JOINED" in out.stdout, "InvalidAuthToken" in out.stderr + out.stdout)
+finally:
+    cluster.stop()
+"""
+
+
+@pytest.mark.slow
+def test_the_embedded_cluster_refuses_a_driver_without_the_token(tmp_path):
+    """Ray 2.60 listens beyond loopback whatever it is told, so the embedded cluster requires
+    its token: a driver without it is refused, one with it joins."""
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_AUTH_MODE")}
+    env["HOME"] = str(tmp_path)  # no token yet: one is written, as ray.init() would
+    proc = subprocess.run([sys.executable, "-c", CHECK_AUTH], env=env, capture_output=True,
+                          text=True, timeout=400)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "disabled False True" in proc.stdout, proc.stdout + proc.stderr[-2000:]
+    assert "token True False" in proc.stdout, proc.stdout + proc.stderr[-2000:]
+    assert (tmp_path / ".ray" / "auth_token").exists()
