@@ -17,7 +17,6 @@ no normalization of its own; what it keeps:
 from __future__ import annotations
 
 import logging
-import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -113,9 +112,26 @@ def train_tokenizer(
                     coverage,
                     coverages[i + 1],
                 )
-        with atomic_open(out_path, "wb") as f, open(f"{prefix}.model", "rb") as src:
-            shutil.copyfileobj(src, f)
+        model = reproducible(Path(f"{prefix}.model").read_bytes())
+        with atomic_open(out_path, "wb") as f:
+            f.write(model)
     return out_path
+
+
+def reproducible(model: bytes) -> bytes:
+    """The trained model without what describes the training machine rather than the model:
+    the temp dir's paths (model prefix, rule files) and the thread count. Sentencepiece stores
+    them in the .model, so two identical runs wrote different bytes. Encoding and decoding use
+    the compiled rules (precompiled_charsmap), never these paths."""
+    from sentencepiece import sentencepiece_model_pb2 as model_pb2
+
+    proto = model_pb2.ModelProto()
+    proto.ParseFromString(model)
+    proto.trainer_spec.ClearField("model_prefix")
+    proto.trainer_spec.ClearField("num_threads")
+    proto.normalizer_spec.ClearField("normalization_rule_tsv")
+    proto.denormalizer_spec.ClearField("normalization_rule_tsv")
+    return proto.SerializeToString()
 
 
 def _rule_tsv(path: Path, source: str, target: str) -> str:

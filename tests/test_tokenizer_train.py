@@ -32,3 +32,16 @@ def test_a_vocabulary_too_small_names_the_fix(tmp_path):
         train_tokenizer(ENGLISH + cjk_lines(400), TokenizerConfig(vocab_size=1000),
                         tmp_path / "t.model")
     assert not (tmp_path / "t.model").exists()
+
+
+def test_identical_runs_write_identical_model_bytes(tmp_path):
+    """Sentencepiece stores its temp dir's paths and the thread count in the .model; the run's
+    tokenizer must not differ between two identical runs (nor between machines)."""
+    texts = ENGLISH[:500] + ["def f(x):\n\treturn x  # \u2581 kept\n"] * 20
+    cfg = TokenizerConfig(vocab_size=400)
+    a = train_tokenizer(texts, cfg, tmp_path / "a" / "t.model", num_threads=1).read_bytes()
+    b = train_tokenizer(texts, cfg, tmp_path / "b" / "t.model", num_threads=2).read_bytes()
+    assert a == b
+    assert b"curator-spm" not in a and b"/tmp" not in a
+    sp = spm.SentencePieceProcessor(model_file=str(tmp_path / "a" / "t.model"))
+    assert all(sp.decode(sp.encode(t)) == t for t in texts[-2:])  # rules still apply
