@@ -247,3 +247,18 @@ def test_an_output_path_that_is_a_file_fails_before_any_work(tmp_path):
     assert result.exit_code == 2
     assert "output:" in result.output and "is a file" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_quote_in_the_output_path_and_all_bad_input(ray_cluster, tmp_path):
+    """SQL never holds a path (a quote in the run folder once broke the curriculum's cut
+    query), and a source whose every record is bad is accounted like any other."""
+    corpus = build_corpus(tmp_path / "in", n_docs=16, n_files=2, bad_inputs=False)
+    (corpus.root / "all-bad.jsonl").write_text("{not json\n[1, 2]\n\"text\"\n")
+    out = tmp_path / "it's a run"
+    stats = run_curate(curate_config(corpus.root, out))
+    assert stats["kept"] >= 8 and stats["quarantined"] == 3
+    assert stats["records"] == sum(corpus.files.values()) + 3
+    cuts = json.loads((out / "_done" / "curriculum.json").read_text())["cuts"]
+    assert len(cuts) == 2  # three stages: the quantile query ran on the quoted path
+    result = CliRunner().invoke(app, ["sql", str(out), "SELECT count(*) FROM manifest"])
+    assert result.exit_code == 0 and str(stats["records"]) in result.output, result.output

@@ -102,17 +102,18 @@ def stage_cuts(kept_glob: str, dups_glob: str | None, n_stages: int) -> list[flo
     if n_stages <= 1:
         return []
     qs = [k / n_stages for k in range(1, n_stages)]
-    anti = (
-        f"AND doc_id NOT IN (SELECT doc_id FROM read_parquet('{dups_glob}'))"
-        if dups_glob is not None
-        else ""
-    )
+    # Paths go in as parameters, never into the SQL text: a run folder may hold a quote.
+    params: list = [qs, kept_glob]
+    anti = ""
+    if dups_glob is not None:
+        anti = "AND doc_id NOT IN (SELECT doc_id FROM read_parquet(?))"
+        params.append(dups_glob)
     sql = (
-        f"SELECT quantile_cont(difficulty::DOUBLE, {qs}) FROM read_parquet('{kept_glob}') "
+        "SELECT quantile_cont(difficulty::DOUBLE, ?::DOUBLE[]) FROM read_parquet(?) "
         f"WHERE decision = 'kept' AND difficulty IS NOT NULL {anti}"
     )
     with duckdb.connect() as con:
-        cuts = con.execute(sql).fetchone()[0]
+        cuts = con.execute(sql, params).fetchone()[0]
     return [float(c) for c in cuts] if cuts is not None else []
 
 
