@@ -35,7 +35,10 @@ class InputSpec(Section):
         "id", description="Field holding the input's own id; used as doc_id when present."
     )
     query: str | None = Field(
-        None, description="SQL query for format=duckdb; must return the text_field column."
+        None,
+        description="SQL query for format=duckdb: one read-only SELECT (or FROM ...) statement "
+        "returning the text_field column; COPY, ATTACH, INSERT, several statements etc. are "
+        "refused before any work.",
     )
     html_field: str | None = Field(
         None,
@@ -52,6 +55,26 @@ class InputSpec(Section):
         if self.format == "duckdb" and not self.query:
             raise ValueError("format=duckdb needs `query` (SQL returning the text column)")
         return self
+
+    @field_validator("query")
+    @classmethod
+    def _query_is_one_select(cls, v: str | None) -> str | None:
+        """A query is run while inputs are validated (to learn its columns) and again by each
+        reader: anything but one SELECT could write files or attach databases there."""
+        if v is None:
+            return v
+        import duckdb
+
+        try:
+            kinds = [st.type.name for st in duckdb.extract_statements(v)]
+        except duckdb.Error as err:
+            raise ValueError(f"query does not parse: {err}") from None
+        if kinds != ["SELECT"]:
+            raise ValueError(
+                f"query must be exactly one SELECT statement, got {kinds or 'none'}; read the "
+                "data with SELECT ... FROM read_parquet(...)/read_json(...), nothing else"
+            )
+        return v
 
     @model_validator(mode="after")
     def _html_field_needs_fields(self) -> InputSpec:

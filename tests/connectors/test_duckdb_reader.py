@@ -99,3 +99,25 @@ def test_bad_sql_and_missing_file_raise_config_errors(tmp_path: Path) -> None:
                 )
             ]
         )
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "COPY (SELECT 'x' AS text) TO '{out}'",
+        "SELECT 'x' AS text; COPY (SELECT 1) TO '{out}'",
+        "ATTACH '{out}' AS other",
+        "CREATE TABLE t AS SELECT 'x' AS text",
+    ],
+)
+def test_a_query_that_is_not_one_select_is_refused_before_it_runs(tmp_path: Path, query):
+    out = tmp_path / "written.csv"
+    with pytest.raises(ValueError, match="exactly one SELECT"):
+        expand_inputs([InputSpec(path=":memory:", format="duckdb", query=query.format(out=out))])
+    assert not out.exists()  # validation ran nothing
+
+
+def test_a_select_and_a_from_first_query_are_accepted() -> None:
+    for query in ("SELECT 'a' AS text", "FROM (SELECT 'a' AS text)",
+                  "WITH t AS (SELECT 'a' AS text) SELECT * FROM t"):
+        assert InputSpec(path=":memory:", format="duckdb", query=query).query == query
