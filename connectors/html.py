@@ -19,16 +19,13 @@ from collections.abc import Callable, Iterator
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from connectors.fs import open_input
+from connectors.text import one_file_document
 from connectors.validate import (
     MISSING_TEXT_FIELD,
     NO_TEXT_EXTRACTED,
     TEXT_NOT_STRING,
-    TOO_LARGE,
-    RowBuffer,
     columns_to_docs,
     finish_batch,
-    read_failure,
 )
 from curator.config import InputSpec, ReadConfig
 
@@ -234,26 +231,13 @@ def read_html(source: str, spec: InputSpec, cfg: ReadConfig) -> Iterator[pa.Tabl
     """An .html/.htm file (optionally compressed) is one document (record 0): its extracted
     text. The charset comes from the page's <meta> or the bytes, as for a WARC payload."""
     extractor = HtmlExtractor(spec.html_extractor)
+
+    def to_text(data: bytes) -> tuple[str | None, str | None, str | None]:
+        text, why = extractor.page(data)
+        return (text, None, None) if text is not None else (None, NO_TEXT_EXTRACTED, why)
+
     # The markup is held whole while parsed; a page past a batch's byte budget is refused
     # before it is read whole, so one huge file cannot multiply worker memory.
     limit = cfg.max_batch_bytes
-    try:
-        with open_input(source) as f:
-            data = f.read(limit + 1)
-    except Exception as exc:  # noqa: BLE001 - any read failure is this file's quarantine row
-        yield read_failure(exc, source, 0)
-        return
-    rows = RowBuffer(source, cfg.max_doc_chars)
-    if len(data) > limit:
-        rows.add_bad(
-            0,
-            TOO_LARGE,
-            f"HTML file is over read.max_batch_bytes={limit} bytes; raise read.max_batch_bytes",
-        )
-    else:
-        text, why = extractor.page(data)
-        if text is None:
-            rows.add_bad(0, NO_TEXT_EXTRACTED, why or "")
-        else:
-            rows.add(0, text)
-    yield rows.flush()
+    too_large = f"HTML file is over read.max_batch_bytes={limit} bytes; raise read.max_batch_bytes"
+    yield from one_file_document(source, cfg.max_doc_chars, limit, too_large, to_text)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pyarrow as pa
 
@@ -17,23 +17,43 @@ def read_text(source: str, spec: InputSpec, cfg: ReadConfig) -> Iterator[pa.Tabl
     # A file over 4 bytes per allowed char (+3 for a BOM) cannot fit in max_doc_chars: stop
     # reading there instead of loading a multi-GB file to find out it is too large.
     limit = _MAX_UTF8_BYTES_PER_CHAR * cfg.max_doc_chars + 3
+    too_large = (
+        f"file is over {limit} bytes, so over "
+        f"max_doc_chars={cfg.max_doc_chars} chars; raise read.max_doc_chars"
+    )
+    yield from one_file_document(source, cfg.max_doc_chars, limit, too_large, _utf8_text)
+
+
+def _utf8_text(data: bytes) -> tuple[str | None, str | None, str | None]:
+    try:
+        return data.decode("utf-8-sig"), None, None  # strict; a leading BOM is not text
+    except UnicodeDecodeError as exc:
+        return None, INVALID_UTF8, f"byte {exc.start}: {exc.reason}"
+
+
+# bytes of the file -> (text, None, None), or (None, quarantine reason, error)
+FileToText = Callable[[bytes], tuple["str | None", "str | None", "str | None"]]
+
+
+def one_file_document(
+    source: str, max_doc_chars: int, limit: int, too_large: str, to_text: FileToText
+) -> Iterator[pa.Table]:
+    """A file that is one document (record 0): read at most `limit` + 1 bytes, so a huge file
+    is refused as too_large (error `too_large`) without being held whole; a read failure or
+    what `to_text` refuses is the file's one quarantine row."""
     try:
         with open_input(source) as f:
             data = f.read(limit + 1)
     except Exception as exc:  # noqa: BLE001 - any read failure is this file's quarantine row
         yield read_failure(exc, source, 0)
         return
-    rows = RowBuffer(source, cfg.max_doc_chars)
+    rows = RowBuffer(source, max_doc_chars)
     if len(data) > limit:
-        rows.add_bad(
-            0,
-            TOO_LARGE,
-            f"file is over {limit} bytes, so over "
-            f"max_doc_chars={cfg.max_doc_chars} chars; raise read.max_doc_chars",
-        )
+        rows.add_bad(0, TOO_LARGE, too_large)
     else:
-        try:
-            rows.add(0, data.decode("utf-8-sig"))  # strict; a leading BOM is not text
-        except UnicodeDecodeError as exc:
-            rows.add_bad(0, INVALID_UTF8, f"byte {exc.start}: {exc.reason}")
+        text, reason, why = to_text(data)
+        if text is None:
+            rows.add_bad(0, reason or "", why or "")
+        else:
+            rows.add(0, text)
     yield rows.flush()
