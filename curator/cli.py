@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from curator.config import ConfigError, CurateConfig, load_model
+
+if TYPE_CHECKING:
+    from curator.rundir import RunDir
 
 HELP = {"help_option_names": ["-h", "--help"]}
 app = typer.Typer(
@@ -88,6 +91,16 @@ def _fail(err: Exception) -> None:
     raise typer.Exit(2)
 
 
+def finished_run(run: str) -> RunDir:
+    """The RUN folder a command reads, or exit 2 if it holds no finished run."""
+    from curator.rundir import RunDir
+
+    rd = RunDir.at(run)
+    if not rd.manifest.exists():
+        _fail(ConfigError(f"{run} has no manifest/; is it a finished curator run directory?"))
+    return rd
+
+
 def print_table(title: str, columns: list[str], rows: list[tuple]) -> None:
     table = Table(title=title)
     for c in columns:
@@ -153,11 +166,7 @@ def dedup(
 def stats_command(run: Annotated[str, typer.Argument(help="RUN directory.")]) -> None:
     """Tables from the run's DuckDB catalog: the funnel by reason and tokens per source."""
     from curator.catalog import FUNNEL_SQL, PER_SOURCE_SQL, query
-    from curator.rundir import RunDir
-
-    rd = RunDir.at(run)
-    if not rd.manifest.exists():
-        _fail(ConfigError(f"{run} has no manifest/; is it a finished curator run directory?"))
+    rd = finished_run(run)
     print_table("funnel", *query(rd, FUNNEL_SQL))
     print_table("per source", *query(rd, PER_SOURCE_SQL))
 
@@ -180,11 +189,7 @@ def show(
     from rich.text import Text
 
     from curator.excluded import read_excluded, reason_table
-    from curator.rundir import RunDir
-
-    rd = RunDir.at(run)
-    if not rd.manifest.exists():
-        _fail(ConfigError(f"{run} has no manifest/; is it a finished curator run directory?"))
+    rd = finished_run(run)
     reasons = reason_table(rd)
     if reason is None:
         print_table("excluded documents", ["reason", "decision", "in run", "in excluded/"], reasons)
@@ -225,11 +230,7 @@ def sql(
 ) -> None:
     """Run SQL on the run's DuckDB catalog (the `duckdb` CLI works too: cd RUN first)."""
     from curator.catalog import query
-    from curator.rundir import RunDir
-
-    rd = RunDir.at(run)
-    if not rd.manifest.exists():
-        _fail(ConfigError(f"{run} has no manifest/; is it a finished curator run directory?"))
+    rd = finished_run(run)
     import duckdb
 
     try:
@@ -331,11 +332,7 @@ def report(
 ) -> None:
     """Write RUN/report.html: funnel, score histograms, curriculum mix, loop results."""
     from curator.report import write_report
-    from curator.rundir import RunDir
-
-    rd = RunDir.at(run)
-    if not rd.manifest.exists():
-        _fail(ConfigError(f"{run} has no manifest/; is it a finished curator run directory?"))
+    rd = finished_run(run)
     try:
         path = write_report(rd, schedule=schedule)
     except ConfigError as err:
