@@ -27,14 +27,14 @@ from connectors.fs import AtomicParquetWriter
 from curator.config import ExcludedConfig
 from curator.hashing import stable_hash
 from curator.rundir import RunDir
-from curator.schema import DECISION_FIELDS, cast_to_schema
+from curator.schema import DECISION_FIELDS, INPUT_METADATA, cast_to_schema
 from curator.step import alive_mask
 
 # Every excluded row has these; `text` is null for quarantined rows (bad input has none).
 BASE_FIELDS = [*DECISION_FIELDS, pa.field("text", pa.string())]
 
 # Copied when the run has them: the input's metadata, language id, the agent's score.
-META_COLUMNS = ("url", "date", "metadata", "lang", "lang_score", "quality_score")
+META_COLUMNS = (*INPUT_METADATA, "quality_score")
 
 
 def excluded_schema(pass1_schema: pa.Schema) -> pa.Schema:

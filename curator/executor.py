@@ -178,9 +178,7 @@ def run_curate(cfg: CurateConfig) -> dict:
             timed(wall, "tokenizer_train"):
         prepare_tokenizer(cfg, run, alive, pass1.chars_alive, len(items))
 
-    threads = cfg.tokenizer.num_threads or max(
-        1, int(ensure_ray(cfg.ray).get("CPU", 1)) // concurrency
-    )
+    threads = cfg.tokenizer.num_threads or max(1, int(resources.get("CPU", 1)) // concurrency)
     with phase("pass 2", "drop duplicates, tokenize, write shards + manifest", quiet) as said, \
             timed(wall, "pass2"):
         pass2 = run_pass(

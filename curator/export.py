@@ -48,13 +48,11 @@ from connectors.fs import atomic_open, write_parquet_atomic, write_text_atomic
 from curator.config import ConfigError, Section
 from curator.rundir import RunDir
 from curator.schedules import OnExhausted, Plan, load_schedule, plan_order
+from curator.schema import INPUT_METADATA
 from curator.trainer.data import shard_files
 
 ExportFormat = Literal["parquet", "jsonl", "bin"]
 META = ["doc_id", "source", "n_tokens", "quality_score", "difficulty", "stage"]
-# Input metadata the manifest may hold (the connectors' url/date/metadata, language id's
-# lang/lang_score); the exports join the ones a run has by doc_id.
-INPUT_METADATA = ("url", "date", "metadata", "lang", "lang_score")
 OUR_FILES = (
     "part-*.parquet",
     "part-*.jsonl",

@@ -26,6 +26,10 @@ DOC_SCHEMA = pa.schema(
     ]
 )
 
+# Input metadata a document may carry into the manifest (the connectors' url/date/metadata,
+# language id's lang/lang_score); the exports and RUN/excluded/ copy the ones a run has.
+INPUT_METADATA = ("url", "date", "metadata", "lang", "lang_score")
+
 # What became of a document: the leading columns of the manifest and of RUN/excluded/.
 DECISION_FIELDS = [
     pa.field("doc_id", pa.string(), nullable=False),
