@@ -516,6 +516,21 @@ def format_validation_error(err: ValidationError, what: str) -> str:
     return "\n".join(lines)
 
 
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """A YAML config file's top-level mapping (`--config`), or ConfigError saying what is wrong."""
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError(
+            f"config file {p} does not exist; pass --config PATH to an existing YAML file"
+        )
+    loaded = yaml.safe_load(p.read_text()) or {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(
+            f"config file {p} must hold a mapping at top level, got {type(loaded).__name__}"
+        )
+    return loaded
+
+
 def load_model(
     model: type[BaseModel],
     path: str | Path | None = None,
@@ -525,17 +540,7 @@ def load_model(
     """Build a config model from YAML file + dict base + --set overrides; fail with named fields."""
     data: dict[str, Any] = dict(base or {})
     if path is not None:
-        p = Path(path)
-        if not p.exists():
-            raise ConfigError(
-                f"config file {p} does not exist; pass --config PATH to an existing YAML file"
-            )
-        loaded = yaml.safe_load(p.read_text()) or {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(
-                f"config file {p} must hold a mapping at top level, got {type(loaded).__name__}"
-            )
-        data = {**loaded, **data}
+        data = {**read_config_file(path), **data}
     for key, value in parse_overrides(overrides or []):
         _set_dotted(data, key, value)
     try:

@@ -78,7 +78,6 @@ class PassBar:
     ) -> None:
         import ray
 
-        self.quiet = quiet
         self.units_done, self.units = units  # files finished (resumed ones included), all
         self.board = None if quiet else ray.remote(num_cpus=0)(ProgressBoard).remote()
         self.done_docs = done_docs  # from units finished before a resume

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from curator.config import ConfigError
+from curator.config import ConfigError, read_config_file
 
 PRESETS = ("web", "books", "code")
 
@@ -35,20 +35,6 @@ def load_preset(name: str) -> dict[str, Any]:
     return data
 
 
-def read_mapping(path: Path) -> dict[str, Any]:
-    """A YAML config file's top-level mapping, with the errors `--config` gives."""
-    if not path.exists():
-        raise ConfigError(
-            f"config file {path} does not exist; pass --config PATH to an existing YAML file"
-        )
-    data = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(data, dict):
-        raise ConfigError(
-            f"config file {path} must hold a mapping at top level, got {type(data).__name__}"
-        )
-    return data
-
-
 def deep_merge(low: dict[str, Any], high: dict[str, Any]) -> dict[str, Any]:
     """`high` over `low`, recursing where both hold a mapping (a new dict; inputs untouched)."""
     out = dict(low)
@@ -64,5 +50,5 @@ def layered(preset: str, config: Path | None, base: dict[str, Any]) -> dict[str,
     """Preset, then the --config file, then `base` (the command-line fields), merged."""
     data = load_preset(preset)
     if config is not None:
-        data = deep_merge(data, read_mapping(config))
+        data = deep_merge(data, read_config_file(config))
     return deep_merge(data, base)

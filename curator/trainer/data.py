@@ -59,8 +59,9 @@ def read_shards(run_dir: str | Path) -> Corpus:
     import sentencepiece as spm
 
     model = Path(run_dir) / "tokenizer.model"
-    if RunDir.at(run_dir).kept_nothing():
-        raise FileNotFoundError(RunDir.at(run_dir).kept_nothing_message("train on"))
+    run = RunDir.at(run_dir)
+    if run.kept_nothing():
+        raise FileNotFoundError(run.kept_nothing_message("train on"))
     if not model.exists():
         raise FileNotFoundError(f"{model} missing; the trainer needs the run's tokenizer")
     sp = spm.SentencePieceProcessor(model_file=str(model))
