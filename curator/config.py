@@ -99,6 +99,13 @@ class ReadConfig(Section):
         description="A batch is cut early once its text reaches this many bytes, so a few huge "
         "documents cannot multiply worker memory by batch_size.",
     )
+    max_doc_bytes: int = Field(
+        16 << 20,
+        gt=0,
+        description="A line, WARC record body or file over this many (decompressed) bytes is "
+        "skipped while it is read, never held whole, and quarantined as too_large: a "
+        "decompression bomb costs time, not memory.",
+    )
 
 
 class NormalizeConfig(Section):
@@ -435,6 +442,19 @@ class RayConfig(Section):
     num_cpus: int | None = Field(None, description="CPUs for an embedded cluster; null = all.")
     concurrency: int | None = Field(
         None, description="Parallel workers per pass; null = cluster CPUs."
+    )
+    max_unit_attempts: int = Field(
+        3,
+        ge=1,
+        description="Tries per input file when its worker dies (killed, out of memory); after "
+        "the last, the file is quarantined as unit_failed with the cause and the run finishes.",
+    )
+    worker_memory_bytes: int | None = Field(
+        None,
+        gt=0,
+        description="Resident memory one worker may reach while it handles a file; over it, the "
+        "try ends (and counts against max_unit_attempts). null = 4 GiB or the node's memory "
+        "per CPU, whichever is larger.",
     )
 
 
