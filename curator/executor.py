@@ -10,6 +10,7 @@ import contextlib
 import json
 import shutil
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -64,7 +65,8 @@ def run_pass(
             total = total + UnitStats.from_json(json.loads(row["stats"]))
             bar.unit_done()
 
-        kwargs = {**ctor_kwargs, "progress": bar.board}
+        # A fresh session per call: only this driver's tries count against max_unit_attempts.
+        kwargs = {**ctor_kwargs, "progress": bar.board, "session": uuid.uuid4().hex}
         run_units(worker_cls, pending, kwargs, concurrency, on_result, num_cpus=num_cpus)
     return total
 

@@ -19,18 +19,33 @@ import pyarrow.parquet as pq
 
 from connectors.fs import AtomicParquetWriter
 from connectors.registry import SourceUnit, read_unit
+from connectors.validate import quarantine_one
 from curator.config import CurateConfig, InputSpec
 from curator.excluded import ExcludedSample, ExcludedWriter
 from curator.pipeline import build_pass1_steps, output_schema, run_chain
 from curator.progress import report
 from curator.rundir import RunDir
-from curator.schema import KEPT, MANIFEST_BASE_FIELDS, SHARD_SCHEMA, cast_to_schema
+from curator.schema import (
+    KEPT,
+    MANIFEST_BASE_FIELDS,
+    QUARANTINED,
+    SHARD_SCHEMA,
+    cast_to_schema,
+)
 from curator.stages.curriculum import Difficulty, assign_stage
 from curator.stats import UnitStats
 from curator.step import alive_mask, apply_drops, set_column
+from curator.unit_tries import (
+    UNIT_FAILED,
+    UnitTries,
+    default_memory_limit,
+    give_up_error,
+    memory_bound,
+)
 
 # Heavy per-document columns that never go to the manifest.
 NOT_IN_MANIFEST = {"text", "tokens", "minhash_bands", "minhash_sig"}
+_MAX_ERROR_CHARS = 500
 
 
 def unit_item(idx: int, unit: SourceUnit) -> dict:
@@ -70,25 +85,53 @@ def _timed(batches: Iterator[pa.Table], seconds: dict, name: str) -> Iterator[pa
 
 
 class _UnitWorker:
+    """One pass over units, each tried at most `ray.max_unit_attempts` times per driver
+    session (curator/unit_tries.py) under the per-worker memory bound; a unit given up is
+    quarantined by `give_up`, so a file that kills its worker cannot stall the run."""
+
     phase = ""
 
     def __init__(
-        self, cfg_json: str, run_root: str, filters: bool = True, progress: Any = None
+        self,
+        cfg_json: str,
+        run_root: str,
+        filters: bool = True,
+        progress: Any = None,
+        session: str = "",
     ) -> None:
         self.cfg = CurateConfig.model_validate_json(cfg_json)
         self.progress = progress  # the driver's ProgressBoard actor, or None (quiet)
         self.run = RunDir.at(run_root)
         self.filters = filters
+        self.session = session
+        self.memory_limit = self.cfg.ray.worker_memory_bytes or default_memory_limit()
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         out = []
         for item in batch.to_pylist():
-            stats = self.process(item)
+            stats = self.bounded(item)
             self.run.write_marker(stats.to_json(), self.phase, item["idx"])
             out.append({"idx": item["idx"], "stats": json.dumps(stats.to_json())})
         return pa.Table.from_pylist(out)
 
+    def bounded(self, item: dict) -> UnitStats:
+        tries = UnitTries(self.run.tries, self.phase, item["idx"], self.session)
+        limit = self.cfg.ray.max_unit_attempts
+        while True:
+            failed = tries.failed()
+            if len(failed) >= limit:
+                return self.give_up(item, give_up_error(failed, limit))
+            tries.start()
+            try:
+                with memory_bound(self.memory_limit, tries):
+                    return self.process(item)
+            except Exception as exc:  # noqa: BLE001 - a unit's failure must not end the run
+                tries.end(f"{type(exc).__name__}: {exc}"[:_MAX_ERROR_CHARS])
+
     def process(self, item: dict) -> UnitStats:
+        raise NotImplementedError
+
+    def give_up(self, item: dict, error: str) -> UnitStats:
         raise NotImplementedError
 
 
@@ -96,9 +139,14 @@ class Pass1Worker(_UnitWorker):
     phase = "pass1"
 
     def __init__(
-        self, cfg_json: str, run_root: str, filters: bool = True, progress: Any = None
+        self,
+        cfg_json: str,
+        run_root: str,
+        filters: bool = True,
+        progress: Any = None,
+        session: str = "",
     ) -> None:
-        super().__init__(cfg_json, run_root, filters, progress)
+        super().__init__(cfg_json, run_root, filters, progress, session)
         self.steps = build_pass1_steps(self.cfg, filters=filters)
         if filters and self.cfg.curriculum.score != "none":
             # Last: difficulty is scored on the final text of documents that passed the rules.
@@ -123,6 +171,17 @@ class Pass1Worker(_UnitWorker):
                 keep_text = pc.or_(alive_mask(batch), excluded.observe(batch))
                 batch = set_column(batch, "text", pc.if_else(keep_text, batch.column("text"), None))
                 writer.write(cast_to_schema(batch, self.schema))
+        return stats
+
+    def give_up(self, item: dict, error: str) -> UnitStats:
+        """The unit becomes one quarantined record (as an unreadable file does)."""
+        stats = UnitStats()
+        table = quarantine_one(item["source"], 0, UNIT_FAILED, error)
+        table = run_chain(self.steps, table)
+        stats.records = table.num_rows
+        stats.add_batch_outcomes(table)
+        with AtomicParquetWriter(self.run.pass1(item["idx"]), self.schema) as writer:
+            writer.write(cast_to_schema(table, self.schema))
         return stats
 
 
@@ -156,11 +215,16 @@ class Pass2Worker(_UnitWorker):
     phase = "pass2"
 
     def __init__(
-        self, cfg_json: str, run_root: str, num_threads: int = 1, progress: Any = None
+        self,
+        cfg_json: str,
+        run_root: str,
+        num_threads: int = 1,
+        progress: Any = None,
+        session: str = "",
     ) -> None:
         from curator.stages.tokenize import Tokenize
 
-        super().__init__(cfg_json, run_root, progress=progress)
+        super().__init__(cfg_json, run_root, progress=progress, session=session)
         # No tokenizer = nothing survived pass 1 (executor.prepare_tokenizer): no row to encode.
         self.tokenize = (
             Tokenize(str(self.run.tokenizer), num_threads)
@@ -237,6 +301,32 @@ class Pass2Worker(_UnitWorker):
                 for k, writer in enumerate(shards):
                     rows = pa.array(kept_np & (stage_np == k))
                     writer.write(cast_to_schema(table.filter(rows), SHARD_SCHEMA))
+        return stats
+
+    def give_up(self, item: dict, error: str) -> UnitStats:
+        """Every pass-1 row of the unit goes to the manifest quarantined (its text is not read
+        again); its shard parts are written empty, so the unit's files stay complete together.
+        """
+        idx = item["idx"]
+        stats = UnitStats()
+        pass1 = pq.ParquetFile(self.run.pass1(idx))
+        m_schema = manifest_schema(pass1.schema_arrow)
+        columns = [n for n in pass1.schema_arrow.names if n not in NOT_IN_MANIFEST]
+        with contextlib.ExitStack() as stack:
+            for k in range(len(self.cuts) + 1):
+                stack.enter_context(AtomicParquetWriter(self.run.shard(k, idx), SHARD_SCHEMA))
+            manifest = stack.enter_context(
+                AtomicParquetWriter(self.run.manifest_part(idx), m_schema)
+            )
+            for rb in pass1.iter_batches(batch_size=self.cfg.read.batch_size, columns=columns):
+                table = pa.Table.from_batches([rb])
+                n = table.num_rows
+                table = set_column(table, "decision", pa.array([QUARANTINED] * n, pa.string()))
+                table = set_column(table, "reason", pa.array([UNIT_FAILED] * n, pa.string()))
+                table = set_column(table, "error", pa.array([error] * n, pa.string()))
+                stats.records += n
+                stats.add_batch_outcomes(table)
+                manifest.write(cast_to_schema(table, m_schema))
         return stats
 
 

@@ -89,6 +89,11 @@ class RunDir:
         return self.dedup_work / "dups" / f"source={idx:05d}.parquet"
 
     @property
+    def tries(self) -> Path:
+        """Tries of each unit per pass (curator/unit_tries.py)."""
+        return self.work / "tries"
+
+    @property
     def done(self) -> Path:
         return self.root / "_done"
 
