@@ -32,11 +32,33 @@ def is_local(path: str) -> bool:
     return "://" not in path or path.startswith("file://")
 
 
+TEMP_MARK = ".tmp-"
+
+
+def temp_name(path: str) -> str:
+    """A hidden sibling of `path` to write before the rename. Hidden (leading dot) and not
+    ending in the final suffix: globs such as `manifest/*.parquet` (DuckDB, polars) and
+    pyarrow.dataset's folder discovery (which skips `.` and `_` names) never pick up a file a
+    killed worker left half-written; a resumed run deletes them (`remove_stale_temps`)."""
+    head, slash, name = path.rpartition("/")
+    return f"{head}{slash}.{name}{TEMP_MARK}{uuid.uuid4().hex[:8]}"
+
+
+def remove_stale_temps(root: Path) -> int:
+    """Delete temp files left under `root` by killed writers; only safe while no writer runs
+    (the caller holds the run's lock). Returns how many were removed."""
+    stale = [p for p in root.rglob(f".*{TEMP_MARK}*") if p.is_file()]
+    for p in stale:
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
+    return len(stale)
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO]:
     """Open `path` for writing through a temp name; rename into place on success only."""
     path = str(path)
-    tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp = temp_name(path)
     if is_local(path):
         local = path.removeprefix("file://")
         Path(local).parent.mkdir(parents=True, exist_ok=True)

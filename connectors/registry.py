@@ -21,11 +21,25 @@ from connectors.html import read_html
 from connectors.jsonl import read_jsonl
 from connectors.parquet import read_parquet
 from connectors.text import read_text
-from connectors.validate import read_failure
+from connectors.validate import UNREADABLE_FOLDER, quarantine_one, read_failure
 from connectors.warc import read_warc
 from curator.config import ConfigError, InputSpec, ReadConfig
 
 Reader = Callable[[str, InputSpec, ReadConfig], Iterator[pa.Table]]
+
+UNREADABLE = "unreadable"  # a folder found but not listable while inputs were expanded
+
+
+def read_unlisted_folder(source: str, spec: InputSpec, cfg: ReadConfig) -> Iterator[pa.Table]:
+    """The one quarantined row of a folder that could not be listed, with the error listing it
+    gives now (its files, if any, were not read)."""
+    try:
+        fsspec.core.url_to_fs(source)[0].ls(source)
+        error = "folder could not be listed when the inputs were expanded; its files were not read"
+    except OSError as exc:
+        error = f"{type(exc).__name__}: {exc}; its files were not read"
+    yield quarantine_one(source, 0, UNREADABLE_FOLDER, error)
+
 
 READERS: dict[str, Reader] = {
     "jsonl": read_jsonl,
@@ -34,6 +48,7 @@ READERS: dict[str, Reader] = {
     "warc": read_warc,
     "html": read_html,
     "duckdb": read_duckdb,
+    UNREADABLE: read_unlisted_folder,
 }
 
 # Base suffixes per format; those in STREAM_FORMATS may also end in a compression suffix.
@@ -145,15 +160,58 @@ def _walk(
     """
     out: list[tuple[str, str]] = []
     base = base.rstrip("/")
+    unlisted: list[tuple[str, OSError]] = []
     for top in paths:
-        for path in sorted(fs.find(top)) if fs.isdir(top) else [top]:
+        for path in _find(fs, top, unlisted) if fs.isdir(top) else [top]:
             rel = path[len(base) :] if path.startswith(base + "/") else path.rsplit("/", 1)[-1]
             if any(part.startswith((".", "_")) for part in rel.split("/") if part):
                 continue
             found = format_of(path)
             if found is not None and (fmt == "auto" or found == fmt):
                 out.append((path, found))
+    # A folder that cannot be listed (no permission, a symlink loop) may hold data: it becomes
+    # a unit of its own, quarantined when read, instead of vanishing from the run.
+    for folder, error in unlisted:
+        if folder.rstrip("/") == base:
+            raise ConfigError(
+                f"input.path {base!r} cannot be listed ({error.strerror or error}); give this "
+                "user read and execute permission on it, or point input.path elsewhere"
+            )
+        out.append((folder, UNREADABLE))
     return sorted(set(out))
+
+
+def _find(
+    fs: fsspec.AbstractFileSystem, top: str, unlisted: list[tuple[str, OSError]]
+) -> list[str]:
+    """Files below folder `top`, sorted; folders that cannot be listed go to `unlisted`.
+
+    Not `fs.find`: its walk forgets `on_error` below the first level (fsspec 2025), so an
+    unreadable subfolder would vanish silently. A local folder reached twice through symlinks
+    (a link to a parent) is listed once, so a cycle neither loops nor reads files twice.
+    """
+    files: list[str] = []
+    pending = [top]
+    seen: set[str] = set()
+    local = fs.protocol in ("file", "local") or "file" in fs.protocol
+    while pending:
+        folder = pending.pop()
+        if local:
+            real = os.path.realpath(folder)
+            if real in seen:
+                continue
+            seen.add(real)
+        try:
+            listing = fs.ls(folder, detail=True)
+        except OSError as exc:
+            unlisted.append((folder, exc))
+            continue
+        for info in listing:
+            name = info["name"].rstrip("/")
+            if name == folder.rstrip("/"):
+                continue  # some stores list a folder's own marker object
+            (pending if info["type"] == "directory" else files).append(name)
+    return sorted(files)
 
 
 def _expand_duckdb(spec: InputSpec) -> tuple[str, str]:

@@ -17,12 +17,15 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import xxhash
 
-from connectors.registry import expand_inputs
+from connectors.fs import remove_stale_temps
+from connectors.registry import SourceUnit, expand_inputs
 from curator.catalog import build_catalog, query
 from curator.config import ConfigError, CurateConfig, check_or_record_config
+from curator.input_fingerprint import check_or_record_inputs
 from curator.passes import Pass1Worker, Pass2Worker, unit_item
 from curator.progress import PassBar, phase
 from curator.ray_runtime import default_concurrency, ensure_ray, run_units
+from curator.run_lock import run_lock
 from curator.rundir import RunDir
 from curator.schema import KEPT
 from curator.stats import UnitStats
@@ -122,10 +125,19 @@ def run_curate(cfg: CurateConfig) -> dict:
     """Run (or resume) a curation job; returns the run's stats (also written to RUN/stats.json)."""
     validate_before_work(cfg)
     units = expand_inputs(cfg.inputs)  # raises ConfigError for inputs that match nothing
-    run = prepare_run_dir(cfg)
-    done = run.read_marker("run")
-    if done is not None:
-        return json.loads(run.stats.read_text())
+    run = RunDir.at(cfg.output)
+    with run_lock(run.root):
+        prepare_run_dir(cfg)
+        check_or_record_inputs(units, run.inputs)
+        if run.read_marker("run") is not None:
+            return json.loads(run.stats.read_text())
+        remove_stale_temps(run.root)  # ours to delete: the lock says no writer is running
+        return _run_phases(cfg, units, run)
+
+
+def _run_phases(cfg: CurateConfig, units: list[SourceUnit], run: RunDir) -> dict:
+    """pass 1 -> dedup -> curriculum -> tokenizer -> pass 2 -> catalog, each skipped where its
+    marker says it is done."""
 
     quiet = cfg.quiet
     with phase("ray", "joining or starting a cluster", quiet) as said:

@@ -89,6 +89,11 @@ class RunDir:
         return self.dedup_work / "dups" / f"source={idx:05d}.parquet"
 
     @property
+    def inputs(self) -> Path:
+        """The inputs as they were at the first start (curator/input_fingerprint.py)."""
+        return self.done / "inputs.json"
+
+    @property
     def tries(self) -> Path:
         """Tries of each unit per pass (curator/unit_tries.py)."""
         return self.work / "tries"

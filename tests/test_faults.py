@@ -125,7 +125,7 @@ def test_worker_killed_mid_unit_is_retried_and_loses_nothing(ray_cluster, tmp_pa
     deadline = time.time() + 240
     # A worker holding a pass-1 temp file open is mid-unit: kill exactly that process.
     while not killed and worker.is_alive() and time.time() < deadline:
-        pids = _pids_holding("*.parquet.tmp-*", out / "_work" / "pass1")
+        pids = _pids_holding(".*.parquet.tmp-*", out / "_work" / "pass1")
         for pid in pids:
             os.kill(pid, signal.SIGKILL)
             killed.append(pid)

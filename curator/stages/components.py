@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,8 @@ from typing import Any
 import polars as pl
 import pyarrow.parquet as pq
 import ray
+
+from connectors.fs import temp_name
 
 PART_SEED = 0x5EED  # hash seed of shuffle partitioning (any constant; labels do not depend on it)
 ADJ_SCHEMA = {"u": pl.String, "v": pl.String}  # adjacency rows keyed by u
@@ -63,7 +64,7 @@ def write_scratch(df: pl.DataFrame, path: Path) -> None:
     computation (measured on 1k docs x 16 partitions: reduce phase 1.3 s -> 0.3 s without it).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    tmp = temp_name(str(path))
     pq.write_table(df.to_arrow(), tmp, compression="lz4")
     os.replace(tmp, path)
 
