@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -73,8 +74,27 @@ def test_killed_job_resumes_to_the_same_result(corpus_and_reference):
     os.killpg(proc.pid, signal.SIGKILL)  # the whole driver process group, mid-run
     proc.wait()
     assert not (out / "_done" / "run.json").exists()
+    assert_final_files_complete(out)
+    finished = _finished_units(out)
+    assert finished
     run_curate(curate_config(corpus.root, out))
     assert_same_run(ref, out)
+    # Resumed, not redone: a unit marked before the kill keeps its very file.
+    assert {k: v for k, v in _finished_units(out).items() if k in finished} == finished
+
+
+def _finished_units(out: Path) -> dict[str, tuple[int, int]]:
+    """Pass-1 files of the units marked done: name -> (inode, mtime_ns)."""
+    done = {p.stem for p in (out / "_done" / "pass1").glob("*.json")}
+    files = {p.stem: p.stat() for p in (out / "_work" / "pass1").glob("*.parquet")}
+    return {k: (files[k].st_ino, files[k].st_mtime_ns) for k in done}
+
+
+def assert_final_files_complete(out: Path) -> None:
+    """Every parquet file under a final name is whole (writes go through a temp name), so a
+    resume that trusts final names and markers never reads half a file."""
+    for path in out.rglob("*.parquet"):
+        pq.read_metadata(path)  # raises on a file cut before its footer
 
 
 def _big_corpus(root: Path, n_files: int = 2, mb_per_file: float = 3.0) -> Path:
@@ -123,12 +143,15 @@ def test_worker_killed_mid_unit_is_retried_and_loses_nothing(ray_cluster, tmp_pa
     worker.start()
     killed: list[int] = []
     deadline = time.time() + 240
-    # A worker holding a pass-1 temp file open is mid-unit: kill exactly that process.
+    # A worker holding a pass-1 file open (whatever its name) is mid-unit: kill exactly it.
     while not killed and worker.is_alive() and time.time() < deadline:
-        pids = _pids_holding(".*.parquet.tmp-*", out / "_work" / "pass1")
+        pids = _pids_holding("*", out / "_work" / "pass1")
         for pid in pids:
             os.kill(pid, signal.SIGKILL)
             killed.append(pid)
+        if killed:
+            time.sleep(0.2)
+            assert_final_files_complete(out)  # what it was writing is not under a final name
         time.sleep(0.02)
     worker.join(timeout=600)
     assert killed, "never caught a worker mid-unit"
