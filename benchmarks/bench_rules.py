@@ -71,6 +71,7 @@ def _table(texts: list[str]) -> pa.Table:
     return pa.Table.from_pydict(
         {
             "doc_id": [str(i) for i in range(n)],
+            "input_id": [None] * n,
             "source": ["bench"] * n,
             "record": list(range(n)),
             "text": texts,

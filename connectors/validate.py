@@ -1,19 +1,20 @@
 """Shared validation: candidate records -> `DOC_SCHEMA` rows, bad ones quarantined.
 
 Readers hand over one batch of candidates (record ordinal, input id, text, and any reason the
-reader already found while parsing). The checks every format shares -- NUL characters,
-empty/whitespace-only text, length over `max_doc_chars` -- run here as pyarrow column
-operations over the whole batch. A quarantined row keeps its `n_chars` (when known) and
-`error`, and loses its text: nothing downstream reads it, and a huge bad document should not
-ride along to the manifest.
+reader already found while parsing). The row's key, `doc_id`, comes from (source, record)
+(curator/doc_ids.py); the input's own id is kept as `input_id`. The checks every format
+shares -- NUL characters, empty/whitespace-only text, length over `max_doc_chars` -- run here
+as pyarrow column operations over the whole batch. A quarantined row keeps its `n_chars` (when
+known) and `error`, and loses its text: nothing downstream reads it, and a huge bad document
+should not ride along to the manifest.
 """
 
 from __future__ import annotations
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import xxhash
 
+from curator.doc_ids import doc_ids
 from curator.schema import DOC_SCHEMA, KEPT, QUARANTINED
 
 # Quarantine reason codes (the manifest's `reason` for decision == quarantined).
@@ -38,13 +39,9 @@ def too_large_error(n_chars: int, max_doc_chars: int) -> str:
     return f"text has {n_chars} chars > max_doc_chars={max_doc_chars}; raise read.max_doc_chars"
 
 
-def hashed_doc_id(source: str, record: int) -> str:
-    """doc_id of a record without its own id: stable across runs for the same input URI."""
-    return xxhash.xxh3_64_hexdigest(f"{source}\x00{record}")
-
-
 def ids_as_strings(ids: pa.Array | pa.ChunkedArray | None, n_rows: int) -> pa.Array:
-    """Input ids as strings; null where absent, empty, or of a type with no string form."""
+    """Input ids as strings (the `input_id` column); null where absent, empty, or of a type with
+    no string form. They are carried for joining back to the input, never used as a key."""
     if ids is None:
         return pa.nulls(n_rows, _STR)
     if isinstance(ids, pa.ChunkedArray):
@@ -52,20 +49,9 @@ def ids_as_strings(ids: pa.Array | pa.ChunkedArray | None, n_rows: int) -> pa.Ar
     try:
         ids = pc.cast(ids, _STR)
     except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
-        return pa.nulls(n_rows, _STR)  # e.g. struct ids: fall back to the positional hash
-    # An empty id would make every such record collide on one doc_id.
+        return pa.nulls(n_rows, _STR)  # e.g. struct ids
+    # An empty string identifies nothing; null says so plainly.
     return pc.if_else(pc.equal(ids, ""), pa.scalar(None, _STR), ids)
-
-
-def make_doc_ids(source: str, records: pa.Array, ids: pa.Array) -> pa.Array:
-    """The input id where present, else the xxh3_64 hash of (source, record)."""
-    missing = pc.is_null(ids)
-    positions = pc.indices_nonzero(missing)
-    if len(positions) == 0:
-        return ids
-    # xxhash has no batch API; only the records without an id pay this Python loop.
-    hashed = [hashed_doc_id(source, r) for r in pc.take(records, positions).to_pylist()]
-    return pc.replace_with_mask(ids, missing, pa.array(hashed, _STR))
 
 
 def valid_utf8(values: pa.Array) -> tuple[pa.Array, pa.Array | None]:
@@ -155,7 +141,8 @@ def finish_batch(
 
     table = pa.Table.from_arrays(
         [
-            make_doc_ids(source, records, ids_as_strings(ids, n)),
+            doc_ids(source, records),
+            ids_as_strings(ids, n),
             pa.array([source] * n, _STR) if n else pa.array([], _STR),
             records.cast(pa.int64()),
             pc.if_else(bad, pa.scalar(None, _STR), texts),
@@ -208,12 +195,12 @@ class RowBuffer:
     def __len__(self) -> int:
         return len(self.records)
 
-    def add(self, record: int, text: str, doc_id: str | None = None) -> None:
+    def add(self, record: int, text: str, input_id: str | None = None) -> None:
         n = len(text)
         if n > self.max_doc_chars:
-            self.add_bad(record, TOO_LARGE, too_large_error(n, self.max_doc_chars), doc_id, n)
+            self.add_bad(record, TOO_LARGE, too_large_error(n, self.max_doc_chars), input_id, n)
             return
-        self._append(record, doc_id, text, None, None, None)
+        self._append(record, input_id, text, None, None, None)
         self.text_chars += n
 
     def add_bad(
@@ -221,22 +208,22 @@ class RowBuffer:
         record: int,
         reason: str,
         error: str,
-        doc_id: str | None = None,
+        input_id: str | None = None,
         n_chars: int | None = None,
     ) -> None:
-        self._append(record, doc_id, None, reason, error, n_chars)
+        self._append(record, input_id, None, reason, error, n_chars)
 
     def _append(
         self,
         record: int,
-        doc_id: str | None,
+        input_id: str | None,
         text: str | None,
         reason: str | None,
         error: str | None,
         n_chars: int | None,
     ) -> None:
         self.records.append(record)
-        self.ids.append(doc_id)
+        self.ids.append(input_id)
         self.texts.append(text)
         self.reasons.append(reason)
         self.errors.append(error)

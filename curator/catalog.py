@@ -25,8 +25,9 @@ FROM manifest GROUP BY source ORDER BY source
 """
 
 EMPTY_EXCLUDED_SQL = """
-SELECT NULL::VARCHAR AS doc_id, NULL::VARCHAR AS source, NULL::BIGINT AS record,
-       NULL::VARCHAR AS decision, NULL::VARCHAR AS reason, NULL::VARCHAR AS error,
+SELECT NULL::VARCHAR AS doc_id, NULL::VARCHAR AS input_id, NULL::VARCHAR AS source,
+       NULL::BIGINT AS record, NULL::VARCHAR AS decision, NULL::VARCHAR AS reason,
+       NULL::VARCHAR AS error,
        NULL::VARCHAR AS duplicate_of, NULL::BIGINT AS n_chars, NULL::VARCHAR AS text
 WHERE false
 """

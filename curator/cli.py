@@ -151,7 +151,7 @@ def dedup(
     set: SetOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
-    """Near-duplicate detection alone: one row per input record with doc_id and duplicate_of."""
+    """Near-duplicate detection alone: one row per input record: doc_id, input_id, duplicate_of."""
     from curator.dedup_job import run_dedup_only
 
     try:
@@ -169,6 +169,12 @@ def stats_command(run: Annotated[str, typer.Argument(help="RUN directory.")]) ->
     rd = finished_run(run)
     print_table("funnel", *query(rd, FUNNEL_SQL))
     print_table("per source", *query(rd, PER_SOURCE_SQL))
+    stats = json.loads(rd.stats.read_text()) if rd.stats.exists() else {}
+    if collisions := stats.get("input_id_collisions"):
+        console.print(
+            f"[yellow]{collisions:,} documents share their input id with another one[/yellow]: "
+            "each keeps its own doc_id, and source + record locate it in the input"
+        )
 
 
 @app.command()
@@ -215,6 +221,8 @@ def show(
         text = doc["text"] if doc["text"] is not None else f"(no text: {doc['error']})"
         clipped = text[:chars] + (" [...]" if len(text) > chars else "")
         where = f"{doc['reason']} | {doc['source']} record {doc['record']}"
+        if doc.get("input_id"):
+            where += f" | id {doc['input_id']}"
         if doc.get("duplicate_of"):
             where += f" | duplicate of {doc['duplicate_of']}"
         body = Text.assemble((where, "dim"), "\n\n", clipped)  # Text: no markup in documents
@@ -375,7 +383,7 @@ def score(
     id_field: Annotated[str, typer.Option(help="Field holding the input's id.")] = "id",
     quiet: QuietOpt = False,
 ) -> None:
-    """Score every input record: doc_id, quality_score (higher = better) and the features."""
+    """Score every input record: doc_id, input_id, quality_score (higher = better), features."""
     from policies.score_job import run_score
 
     if not input:

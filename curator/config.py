@@ -32,7 +32,9 @@ class InputSpec(Section):
     format: InputFormat = Field("auto", description="Reader; 'auto' picks by file extension.")
     text_field: str = Field("text", description="Field/column holding the document text.")
     id_field: str | None = Field(
-        "id", description="Field holding the input's own id; used as doc_id when present."
+        "id",
+        description="Field holding the input's own id; kept as input_id (for joining outputs "
+        "back to the input; it need not be unique). doc_id is (source, record), always unique.",
     )
     query: str | None = Field(
         None,

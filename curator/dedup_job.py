@@ -19,6 +19,7 @@ from curator.rundir import RunDir
 DEDUP_OUTPUT_SCHEMA = pa.schema(
     [
         pa.field("doc_id", pa.string(), nullable=False),
+        pa.field("input_id", pa.string()),
         pa.field("duplicate_of", pa.string()),
         pa.field("source", pa.string(), nullable=False),
         pa.field("record", pa.int64(), nullable=False),
@@ -29,8 +30,9 @@ DEDUP_OUTPUT_SCHEMA = pa.schema(
 
 
 def run_dedup_only(cfg: CurateConfig, output: str) -> dict:
-    """Write `output` (parquet): doc_id, duplicate_of (null for representatives, unique docs and
-    quarantined records), source, record, decision, reason. Work files go to OUTPUT.work/."""
+    """Write `output` (parquet): doc_id, input_id, duplicate_of (a doc_id; null for
+    representatives, unique docs and quarantined records), source, record, decision, reason.
+    Work files go to OUTPUT.work/."""
     from curator.stages.dedup import run_dedup
 
     units = expand_inputs(cfg.inputs)
@@ -60,7 +62,7 @@ def run_dedup_only(cfg: CurateConfig, output: str) -> dict:
             dups = pq.read_table(dups_path)
             table = pq.read_table(
                 work.pass1(item["idx"]),
-                columns=["doc_id", "source", "record", "decision", "reason"],
+                columns=["doc_id", "input_id", "source", "record", "decision", "reason"],
             )
             writer.write(apply_duplicates(table, dups).select(DEDUP_OUTPUT_SCHEMA.names))
     return asdict(summary)

@@ -296,6 +296,19 @@ def _final_stats(
         raise ConservationError(
             f"decisions {dict(decisions)} do not sum to {pass1.records} records"
         )
+    # doc_id is unique by construction (curator/doc_ids.py); input ids need not be. A collision
+    # counts every row whose input_id is on another row too (0 = input_id is a usable key).
+    _, [(repeated_ids, collisions)] = query(
+        run,
+        "SELECT (SELECT count(*) - count(DISTINCT doc_id) FROM manifest), "
+        "(SELECT coalesce(sum(n), 0) FROM (SELECT count(*) AS n FROM manifest "
+        "WHERE input_id IS NOT NULL GROUP BY input_id HAVING count(*) > 1))",
+    )
+    if repeated_ids:
+        raise ConservationError(
+            f"{repeated_ids} manifest rows repeat another row's doc_id (two source URIs with "
+            "one xxh3_64, or a bug)"
+        )
     return {
         "records": pass1.records,
         "kept": decisions.get("kept", 0),
@@ -303,6 +316,7 @@ def _final_stats(
         "quarantined": decisions.get("quarantined", 0),
         "tokens": pass2.tokens,
         "chars_in": pass1.chars_in,
+        "input_id_collisions": int(collisions),
         "outcomes": dict(sorted(pass2.outcomes.items())),
         "dedup": dedup_summary,
         "wall_seconds": {k: round(v, 3) for k, v in wall.items()},

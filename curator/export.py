@@ -2,10 +2,11 @@
 
 Formats (OUT/ is the `output` folder):
 - `parquet`: OUT/part-00000.parquet, ... in reading order (file name, then row), columns
-  doc_id, source, tokens (list<uint32>), n_tokens, quality_score, difficulty, stage, the input
-  metadata the manifest holds (INPUT_METADATA: url, date, metadata, lang, lang_score, where
-  present), phase, position; with `with_text`, also `text` (joined as for jsonl, below). Plain
-  files with no partition folders, so polars, DuckDB, pyarrow.dataset and
+  doc_id, input_id (the input's own id, to join back to the user's data), source, tokens
+  (list<uint32>), n_tokens, quality_score, difficulty, stage, the input metadata the manifest
+  holds (INPUT_METADATA: url, date, metadata, lang, lang_score, where present), phase,
+  position; with `with_text`, also `text` (joined as for jsonl, below). Plain files with no
+  partition folders, so polars, DuckDB, pyarrow.dataset and
   `datasets.load_dataset("parquet", data_files=...)` read them as is.
 - `jsonl`: OUT/part-00000.jsonl, ... one JSON object per document with `text` and the same
   metadata minus tokens. The text is the run's normalized text (the exact string that was
@@ -52,7 +53,7 @@ from curator.schema import INPUT_METADATA
 from curator.trainer.data import shard_files
 
 ExportFormat = Literal["parquet", "jsonl", "bin"]
-META = ["doc_id", "source", "n_tokens", "quality_score", "difficulty", "stage"]
+META = ["doc_id", "input_id", "source", "n_tokens", "quality_score", "difficulty", "stage"]
 OUR_FILES = (
     "part-*.parquet",
     "part-*.jsonl",

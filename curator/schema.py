@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from curator.doc_ids import doc_ids
+
 KEPT = "kept"  # still alive while streaming; final state if it reaches the writer alive
 DROPPED = "dropped"  # a rule, dedup or the agent removed it; `reason` names the failed condition
 QUARANTINED = "quarantined"  # bad input; `reason` is a short code, `error` the detail
 
 DOC_SCHEMA = pa.schema(
     [
-        pa.field("doc_id", pa.string(), nullable=False),  # input id, else hash(source, record)
+        # "<hash of source>:<record>", unique by construction (curator/doc_ids.py)
+        pa.field("doc_id", pa.string(), nullable=False),
+        pa.field("input_id", pa.string()),  # the input's own id, if any; need not be unique
         pa.field("source", pa.string(), nullable=False),  # path/URI of the input file
         pa.field("record", pa.int64(), nullable=False),  # ordinal of the record in its source
         pa.field("text", pa.string()),  # null once quarantined
@@ -33,6 +37,7 @@ INPUT_METADATA = ("url", "date", "metadata", "lang", "lang_score")
 # What became of a document: the leading columns of the manifest and of RUN/excluded/.
 DECISION_FIELDS = [
     pa.field("doc_id", pa.string(), nullable=False),
+    pa.field("input_id", pa.string()),
     pa.field("source", pa.string(), nullable=False),
     pa.field("record", pa.int64(), nullable=False),
     pa.field("decision", pa.string(), nullable=False),
@@ -55,6 +60,7 @@ MANIFEST_BASE_FIELDS = [
 SHARD_SCHEMA = pa.schema(
     [
         pa.field("doc_id", pa.string(), nullable=False),
+        pa.field("input_id", pa.string()),
         pa.field("source", pa.string(), nullable=False),
         pa.field("tokens", pa.list_(pa.uint32()), nullable=False),
         pa.field("n_tokens", pa.int64(), nullable=False),
@@ -88,14 +94,16 @@ def cast_to_schema(table: pa.Table, schema: pa.Schema) -> pa.Table:
 def doc_table(
     texts: list[str | None], decisions: list[str] | None = None, source: str = "memory"
 ) -> pa.Table:
-    """A DOC_SCHEMA table from plain texts (ids are row numbers): for scoring an in-memory
-    list of documents with the steps, and for tests."""
+    """A DOC_SCHEMA table from plain texts (records are row numbers, no input ids): for scoring
+    an in-memory list of documents with the steps, and for tests."""
     n = len(texts)
+    records = pa.array(range(n), pa.int64())
     return pa.Table.from_pydict(
         {
-            "doc_id": [str(i) for i in range(n)],
+            "doc_id": doc_ids(source, records),
+            "input_id": pa.nulls(n, pa.string()),
             "source": [source] * n,
-            "record": list(range(n)),
+            "record": records,
             "text": texts,
             "decision": decisions or [KEPT] * n,
             "reason": [None] * n,

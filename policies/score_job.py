@@ -1,4 +1,5 @@
-"""`curator score`: one row per input record with `doc_id`, `quality_score` and the features.
+"""`curator score`: one row per input record with `doc_id`, `input_id`, `quality_score` and the
+features.
 
 Reading fans out one Ray task per input unit (connectors.registry.read_unit: bad records come
 back quarantined, with a null score, so the output still has one row per record); scoring runs
@@ -43,7 +44,7 @@ class _Score:
 
     def __call__(self, table: pa.Table) -> pa.Table:
         out = self.scorer(table)
-        keep = ["doc_id", "source", "record", "decision", "reason", "quality_score"]
+        keep = ["doc_id", "input_id", "source", "record", "decision", "reason", "quality_score"]
         feats = [c for c in out.column_names if c.startswith("feat_")]
         return out.select(keep + feats)
 

@@ -213,10 +213,10 @@ def test_all_holds_every_excluded_document_with_its_exact_text(runs):
     out = m.filter(pc.not_equal(m["decision"], KEPT))
     assert sorted(ex["doc_id"].to_pylist()) == sorted(out["doc_id"].to_pylist())
     inputs = _input_texts(corpus)
-    dropped = [r for r in ex.to_pylist() if r["decision"] == DROPPED and r["doc_id"] in inputs]
+    dropped = [r for r in ex.to_pylist() if r["decision"] == DROPPED and r["input_id"] in inputs]
     assert len(dropped) >= 10
     normalize = Normalize(_config(corpus, every).normalize)
-    expected = normalize(doc_table([inputs[r["doc_id"]] for r in dropped]))["text"].to_pylist()
+    expected = normalize(doc_table([inputs[r["input_id"]] for r in dropped]))["text"].to_pylist()
     assert [r["text"] for r in dropped] == expected
     # Files are split by reason: each part holds only its directory's reason.
     for f in (every / "excluded").glob("reason=*/part-*.parquet"):
@@ -244,7 +244,7 @@ def test_show_lists_reasons_and_prints_documents(runs):
     first = ex.filter(pc.equal(ex["reason"], "near_duplicate")).to_pylist()[0]
     shown = runner.invoke(app, ["show", str(every), "--reason", "near_duplicate", "--n", "1"])
     assert shown.exit_code == 0, shown.output
-    assert first["doc_id"] in shown.output
+    assert first["doc_id"] in shown.output and first["input_id"] in shown.output
     assert " ".join(first["text"][:40].split()) in " ".join(shown.output.split())
     bad = runner.invoke(app, ["show", str(every), "--reason", "no_such_reason"])
     assert bad.exit_code == 2 and "near_duplicate" in bad.output

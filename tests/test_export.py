@@ -169,10 +169,12 @@ def test_parquet_export_follows_the_schedule_per_the_manifest(run, tmp_path):
     by_arrow = ds.dataset(str(tmp_path / "pq"), format="parquet").to_table()
     assert [r[0] for r in by_duck] == by_polars["doc_id"].to_list()
     assert by_arrow["doc_id"].to_pylist() == by_polars["doc_id"].to_list()
-    # Stages and token counts from the manifest, in the export's order.
-    m = kept_manifest(run).select("doc_id", "stage", "n_tokens")
+    # Stages, token counts and the input's ids from the manifest, in the export's order.
+    m = kept_manifest(run).select("doc_id", "input_id", "stage", "n_tokens")
     ordered = by_polars.select("doc_id").join(m, on="doc_id", how="left", maintain_order="left")
     assert ordered["stage"].null_count() == 0
+    assert by_polars["input_id"].equals(ordered["input_id"])
+    assert by_polars["input_id"].str.starts_with("d").all()  # sentence_corpus's ids
     got = phase_shares(
         ordered["stage"].to_numpy(), ordered["n_tokens"].to_numpy(), [e for e, _ in PHASES]
     )
@@ -188,9 +190,10 @@ def test_jsonl_export_carries_the_normalized_text(run, tmp_path):
     export(run, tmp_path / "js", "jsonl", schedule="uniform")
     rows = pl.read_ndjson(sorted((tmp_path / "js").glob("*.jsonl")))
     assert rows.height == kept_manifest(run).height
-    pass1 = pl.read_parquet(run.work / "pass1" / "*.parquet").select("doc_id", "text")
-    joined = rows.select("doc_id", "text").join(pass1, on="doc_id", suffix="_run")
+    pass1 = pl.read_parquet(run.work / "pass1" / "*.parquet").select("doc_id", "input_id", "text")
+    joined = rows.select("doc_id", "input_id", "text").join(pass1, on="doc_id", suffix="_run")
     assert joined.height == rows.height and (joined["text"] == joined["text_run"]).all()
+    assert (joined["input_id"] == joined["input_id_run"]).all()
     assert {"stage", "phase", "difficulty", "n_tokens", "position"} <= set(rows.columns)
 
 

@@ -39,7 +39,7 @@ from curator.rundir import RunDir
 class LoopPool:
     """Kept documents of the loop's curated run, aligned by row."""
 
-    doc_ids: pa.Array  # string
+    doc_ids: pa.Array  # string: the pool's own ids (pool-NNNNNN), unique within the pool
     texts: pa.Array  # string: the pool's raw text (what policies are trained and scored on)
     tokens: pa.ListArray  # list<uint32>: token ids under RUN/tokenizer.model, EOS appended
     labels: pa.Array  # "clean" or the junk kind; evaluation only
@@ -128,17 +128,18 @@ def curate_pool(cfg: LoopConfig) -> RunDir:
 
 
 def load_loop_pool(run: RunDir) -> LoopPool:
-    """Kept documents of the curated run joined with the pool's text and labels by doc_id."""
+    """Kept documents of the curated run joined with the pool's text and labels by the pool's
+    ids (pool-NNNNNN: pool.jsonl's `id`, which the run carries as `input_id`)."""
     import sentencepiece as spm
 
     from curator.trainer.data import shard_files
 
     kept = pa.concat_tables(
-        pq.read_table(f, columns=["doc_id", "tokens"]) for f in shard_files(run.root)
+        pq.read_table(f, columns=["input_id", "tokens"]) for f in shard_files(run.root)
     )
-    # sorted by doc_id: the pool's order does not depend on the shard layout
-    kept = kept.take(pc.sort_indices(kept, sort_keys=[("doc_id", "ascending")]))
-    doc_ids = kept["doc_id"].combine_chunks()
+    # sorted by pool id: the pool's order does not depend on the shard layout
+    kept = kept.take(pc.sort_indices(kept, sort_keys=[("input_id", "ascending")]))
+    doc_ids = kept["input_id"].combine_chunks()
     labels = pq.read_table(pool_dir(run) / "labels.parquet")
     pos = pc.index_in(doc_ids, value_set=labels["doc_id"])
     if pos.null_count:

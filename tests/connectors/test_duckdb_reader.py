@@ -44,7 +44,7 @@ def test_round_trip_file_query_in_batches(tmp_path: Path) -> None:
     out = pa.concat_tables(tables)
     assert out.num_rows == 30
     assert out.column("text").to_pylist() == [f"row {i}" for i in range(30)]
-    assert out.column("doc_id").to_pylist() == [str(i) for i in range(30)]
+    assert out.column("input_id").to_pylist() == [str(i) for i in range(30)]
     assert out.column("record").to_pylist() == list(range(30))
     # opened read-only: the database is unchanged and still writable by its owner
     with duckdb.connect(str(db)) as con:

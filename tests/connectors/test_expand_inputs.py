@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from connectors.registry import SourceUnit, expand_inputs, format_of, read_unit
-from connectors.validate import hashed_doc_id
 from curator.config import ConfigError, InputSpec, ReadConfig
+from curator.doc_ids import doc_id
 
 
 @pytest.mark.parametrize(
@@ -95,7 +95,7 @@ def test_file_uri_round_trip(tmp_path: Path) -> None:
     assert [u.source for u in units] == [f"file://{tmp_path}/b/c.jsonl.gz"]
     out = pa.concat_tables(read_unit(units[0], ReadConfig()))
     assert out.column("text").to_pylist() == ["c"]
-    assert out.column("doc_id").to_pylist() == [hashed_doc_id(units[0].source, 0)]
+    assert out.column("doc_id").to_pylist() == [doc_id(units[0].source, 0)]
 
 
 def test_memory_uri_round_trip_and_conservation() -> None:

@@ -80,7 +80,7 @@ def test_jsonl_html_field_yields_article_text_and_quarantines_bad_pages(
     rows, sentences = jsonl_rows()
     path = write_jsonl(tmp_path / "pages.jsonl", rows)
     out = read_all(path, html_field="html", html_extractor=extractor).to_pylist()
-    assert [r["doc_id"] for r in out] == [r["id"] for r in rows]  # none lost, ids kept
+    assert [r["input_id"] for r in out] == [r["id"] for r in rows]  # none lost, ids kept
     for row, sentence in zip(out[:3], sentences, strict=True):
         assert row["decision"] == "kept"
         assert_article(row["text"], sentence)
@@ -102,8 +102,8 @@ def test_jsonl_slow_path_extracts_the_same_text(tmp_path: Path) -> None:
         html_field="html",
     )
     n = len(rows)
-    assert slow.slice(0, n).select(["doc_id", "text", "decision", "reason"]) == fast.select(
-        ["doc_id", "text", "decision", "reason"]
+    assert slow.slice(0, n).select(["input_id", "text", "decision", "reason"]) == fast.select(
+        ["input_id", "text", "decision", "reason"]
     )
     assert slow.column("reason").to_pylist()[n:] == ["text_not_string", "malformed_json"]
     assert "input.html_field" in slow.column("error")[n].as_py()
@@ -189,7 +189,7 @@ def test_duckdb_query_html_field(tmp_path: Path) -> None:
         query=f"SELECT id, html FROM read_parquet('{path}') ORDER BY id",
         html_field="html",
     ).to_pylist()
-    assert [r["doc_id"] for r in out] == ["a", "b", "c", "d"]
+    assert [r["input_id"] for r in out] == ["a", "b", "c", "d"]
     assert_article(out[0]["text"], s0)
     assert out[3]["reason"] == "no_text_extracted"
 
@@ -246,8 +246,8 @@ def test_curate_keeps_extracted_text_of_an_html_field(ray_cluster, tmp_path: Pat
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     manifest = pl.read_parquet(run / "manifest" / "*.parquet")
-    assert sorted(manifest["doc_id"]) == sorted(r["id"] for r in rows)
-    by_id = {r["doc_id"]: r for r in manifest.iter_rows(named=True)}
+    assert sorted(manifest["input_id"]) == sorted(r["id"] for r in rows)
+    by_id = {r["input_id"]: r for r in manifest.iter_rows(named=True)}
     assert by_id["script"]["reason"] == "no_text_extracted"
     result = CliRunner().invoke(app, ["export", str(run), "-o", str(export), "-f", "jsonl"])
     assert result.exit_code == 0, result.output
@@ -255,4 +255,4 @@ def test_curate_keeps_extracted_text_of_an_html_field(ray_cluster, tmp_path: Pat
     assert len(exported) == sum(r["decision"] == "kept" for r in by_id.values()) >= 10
     sentence = {f"p{i}": s for i, (_, s) in enumerate(good)}
     for doc in exported:
-        assert_article(doc["text"], " ".join(sentence[doc["doc_id"]].split()))
+        assert_article(doc["text"], " ".join(sentence[doc["input_id"]].split()))

@@ -13,8 +13,8 @@ import pytest
 import zstandard
 
 from connectors.registry import expand_inputs, read_unit
-from connectors.validate import hashed_doc_id
 from curator.config import InputSpec, ReadConfig
+from curator.doc_ids import doc_id
 from curator.schema import DOC_SCHEMA
 
 COMPRESS = {
@@ -52,7 +52,8 @@ def test_round_trip_each_compression(tmp_path: Path, suffix: str) -> None:
     path = write_lines(tmp_path / f"data{suffix}", docs(25))
     out = read_all(path, ReadConfig(batch_size=10))
     assert out.column("text").to_pylist() == [f"document number {i} \u00e9" for i in range(25)]
-    assert out.column("doc_id").to_pylist() == [f"d{i}" for i in range(25)]
+    assert out.column("input_id").to_pylist() == [f"d{i}" for i in range(25)]
+    assert out.column("doc_id").to_pylist() == [doc_id(str(path), r) for r in range(25)]
     assert out.column("record").to_pylist() == list(range(25))
     assert set(out.column("decision").to_pylist()) == {"kept"}
     assert out.column("source").to_pylist() == [str(path)] * 25
@@ -76,19 +77,20 @@ def test_max_batch_bytes_cuts_batches_early(tmp_path: Path) -> None:
     assert len(tables) == 4 and sum(t.num_rows for t in tables) == 10
 
 
-def test_hash_doc_id_without_input_id_and_int_ids(tmp_path: Path) -> None:
+def test_input_id_absent_or_int_and_doc_id_from_source_and_record(tmp_path: Path) -> None:
     path = write_lines(tmp_path / "a.jsonl", [b'{"text": "a b"}', b'{"id": 7, "text": "c d"}'])
     out = read_all(path)
-    assert out.column("doc_id").to_pylist() == [hashed_doc_id(str(path), 0), "7"]
+    assert out.column("input_id").to_pylist() == [None, "7"]
+    assert out.column("doc_id").to_pylist() == [doc_id(str(path), r) for r in (0, 1)]
     # id_field=None ignores the input's ids altogether
     out = read_all(path, id_field=None)
-    assert out.column("doc_id").to_pylist() == [hashed_doc_id(str(path), r) for r in (0, 1)]
+    assert out.column("input_id").to_pylist() == [None, None]
 
 
 def test_int_ids_on_fast_and_slow_paths_agree(tmp_path: Path) -> None:
     lines = [json.dumps({"id": i, "text": f"t{i}"}).encode() for i in range(9)]
     out = read_all(write_lines(tmp_path / "a.jsonl", lines), ReadConfig(batch_size=3))
-    assert out.column("doc_id").to_pylist() == [str(i) for i in range(9)]
+    assert out.column("input_id").to_pylist() == [str(i) for i in range(9)]
 
 
 def test_blank_lines_are_not_records_and_bom_is_ignored(tmp_path: Path) -> None:
@@ -130,7 +132,7 @@ def test_huge_document_is_too_large_by_default(tmp_path: Path) -> None:
     lines = [json.dumps({"id": "big", "text": big}).encode(), b'{"text": "small"}']
     out = read_all(write_lines(tmp_path / "a.jsonl.gz", lines)).to_pylist()
     assert out[0]["reason"] == "too_large" and out[0]["n_chars"] == 3_000_000
-    assert out[0]["text"] is None and out[0]["doc_id"] == "big"
+    assert out[0]["text"] is None and out[0]["input_id"] == "big"
     assert "max_doc_chars=2000000" in out[0]["error"]
     assert out[1]["text"] == "small"
 
@@ -165,7 +167,7 @@ def test_truncated_file_keeps_records_before_the_break(tmp_path: Path, suffix: s
     out = read_all(path, ReadConfig(batch_size=256))
     assert out.num_rows == complete + 1  # conservation: every complete line + the break
     kept = out.filter(pa.compute.equal(out.column("decision"), "kept"))
-    assert kept.column("doc_id").to_pylist() == [f"d{i}" for i in range(complete)]
+    assert kept.column("input_id").to_pylist() == [f"d{i}" for i in range(complete)]
     last = out.slice(out.num_rows - 1).to_pylist()[0]
     assert last["reason"] == "truncated_file" and last["record"] == complete
     assert "EOFError" in last["error"] or "Truncated" in last["error"]

@@ -9,8 +9,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from connectors.registry import expand_inputs, read_unit
-from connectors.validate import hashed_doc_id
 from curator.config import InputSpec, ReadConfig
+from curator.doc_ids import doc_id
 from curator.schema import DOC_SCHEMA
 
 
@@ -34,16 +34,18 @@ def test_round_trip_with_int_ids_and_batches(tmp_path: Path) -> None:
     assert max(t.num_rows for t in tables) <= 8
     out = pa.concat_tables(tables)
     assert out.column("text").to_pylist() == texts
-    assert out.column("doc_id").to_pylist() == [str(i) for i in range(23)]
+    assert out.column("input_id").to_pylist() == [str(i) for i in range(23)]
+    assert out.column("doc_id").to_pylist() == [doc_id(str(path), r) for r in range(23)]
     assert out.column("record").to_pylist() == list(range(23))
 
 
-def test_custom_text_field_and_hash_ids(tmp_path: Path) -> None:
+def test_custom_text_field_and_no_input_ids(tmp_path: Path) -> None:
     path = tmp_path / "d.pq"
     pq.write_table(pa.table({"content": ["a b", "c d"]}), path)
     out = read_all(path, text_field="content")
     assert out.column("text").to_pylist() == ["a b", "c d"]
-    assert out.column("doc_id").to_pylist() == [hashed_doc_id(str(path), r) for r in (0, 1)]
+    assert out.column("doc_id").to_pylist() == [doc_id(str(path), r) for r in (0, 1)]
+    assert out.column("input_id").null_count == 2
 
 
 def test_wrong_schema_is_one_record_naming_columns(tmp_path: Path) -> None:

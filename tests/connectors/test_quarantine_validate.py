@@ -7,8 +7,9 @@ import json
 import pyarrow as pa
 
 from connectors.jsonl import _BatchParser
-from connectors.validate import RowBuffer, finish_batch, hashed_doc_id, valid_utf8
+from connectors.validate import RowBuffer, finish_batch, valid_utf8
 from curator.config import InputSpec, ReadConfig
+from curator.doc_ids import doc_id
 from curator.schema import DOC_SCHEMA
 
 
@@ -39,9 +40,10 @@ def test_finish_batch_checks_and_reader_reason_wins() -> None:
     assert out.column("n_chars").to_pylist() == [2, 3, 3, 11, None, 4]
     assert "11 chars > max_doc_chars=10" in out.column("error")[3].as_py()
     assert out.column("error")[5].as_py() == "bad json"
-    ids = out.column("doc_id").to_pylist()
+    ids = out.column("input_id").to_pylist()
     assert ids[0] == "i0" and ids[3] == "i3"
-    assert ids[1] == hashed_doc_id("src", 1) and ids[2] == hashed_doc_id("src", 2)  # "" is no id
+    assert ids[1] is None and ids[2] is None  # "" is no id
+    assert out.column("doc_id").to_pylist() == [doc_id("src", r) for r in range(6)]
 
 
 def test_valid_utf8_marks_only_bad_rows() -> None:

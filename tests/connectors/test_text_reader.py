@@ -9,8 +9,8 @@ import pyarrow as pa
 import pytest
 
 from connectors.registry import expand_inputs, read_unit
-from connectors.validate import hashed_doc_id
 from curator.config import InputSpec, ReadConfig
+from curator.doc_ids import doc_id
 from curator.schema import DOC_SCHEMA
 
 
@@ -43,7 +43,7 @@ def test_folder_round_trip_one_document_per_file(tmp_path: Path) -> None:
     }
     assert out.column("source").to_pylist() == sorted(got)  # deterministic order
     assert out.column("record").to_pylist() == [0, 0, 0, 0]
-    assert out.column("doc_id").to_pylist() == [hashed_doc_id(s, 0) for s in sorted(got)]
+    assert out.column("doc_id").to_pylist() == [doc_id(s, 0) for s in sorted(got)]
 
 
 @pytest.mark.parametrize(

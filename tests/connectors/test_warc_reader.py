@@ -79,7 +79,7 @@ def test_round_trip_warc_gz(tmp_path: Path, extractor: str) -> None:
     out = read_all(path, ReadConfig(batch_size=2), html_extractor=extractor)
     expected = html_responses(path)
     assert out.num_rows == len(expected) == 4  # conservation: every HTML response, nothing else
-    assert out.column("doc_id").to_pylist() == [rid for rid, _ in expected]
+    assert out.column("input_id").to_pylist() == [rid for rid, _ in expected]
     # response ordinals: the PNG response (ordinal 1) is counted but is not a document
     assert out.column("record").to_pylist() == [0, 2, 3, 4]
     rows = out.to_pylist()
@@ -94,7 +94,7 @@ def test_target_uri_as_id_and_uncompressed_warc(tmp_path: Path) -> None:
     path = tmp_path / "crawl.warc"
     uris = write_warc(path, gzip=False)
     out = read_all(path, id_field="WARC-Target-URI")
-    assert out.column("doc_id").to_pylist() == uris
+    assert out.column("input_id").to_pylist() == uris
 
 
 def test_too_large_extracted_text(tmp_path: Path) -> None:

@@ -59,7 +59,8 @@ def test_score_command_heuristic_and_default(ray_cluster, corpus, tmp_path):
         assert result.exit_code == 0, result.output
         table = pl.read_parquet(out)
         assert table.height == 240 and table["quality_score"].null_count() == 0
-        assert table["doc_id"].str.starts_with("d").all()  # the input's own ids
+        assert table["input_id"].str.starts_with("d").all()  # the input's own ids
+        assert table["doc_id"].n_unique() == table.height
 
 
 def test_agent_train_command(tmp_path):

@@ -3,6 +3,7 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
+from curator.doc_ids import doc_id
 from policies.score_job import run_score
 
 
@@ -18,8 +19,9 @@ def test_run_score_one_row_per_record(ray_cluster, tmp_path):
     summary = run_score([str(src)], str(out), policy=None, batch_size=4, concurrency=1)
     table = pq.read_table(out)
     assert summary["rows"] == table.num_rows == 8
-    ids = table.column("doc_id").to_pylist()
-    assert ids[:7] == [r["id"] for r in records]
+    ids = table.column("input_id").to_pylist()
+    assert ids == [r["id"] for r in records] + [None]
+    assert table.column("doc_id").to_pylist() == [doc_id(str(src), r) for r in range(8)]
     scores = table.column("quality_score").to_pylist()
     assert all(s is not None for s in scores[:7]) and scores[7] is None  # quarantined row
     assert any(c.startswith("feat_gopher") for c in table.column_names)

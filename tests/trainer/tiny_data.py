@@ -51,6 +51,7 @@ def tiny_run(root: Path, vocab: int = VOCAB) -> Path:
     table = pa.table(
         {
             "doc_id": [f"help-{i:05d}" for i in range(n)],
+            "input_id": pa.nulls(n, pa.string()),
             "source": ["pydoc_data.topics"] * n,
             "tokens": pa.array(tokens, pa.list_(pa.uint32())),
             "n_tokens": pa.array([len(t) for t in tokens], pa.int64()),
