@@ -4,7 +4,6 @@ stats and a report, and a re-run of each changes nothing."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
