@@ -12,6 +12,7 @@ ORDER = [
     "rules.md",
     "minhash.md",
     "connectors.md",
+    "reader_limits.md",
     "dsa_attention.md",
     "train_throughput.md",
     "selection_quality.md",

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import pyarrow as pa
 
 from connectors.html import URL_FIELD, HtmlExtractor, missing_field_fix, record_batch_docs
+from connectors.tally import ReadTally
 from connectors.validate import WRONG_SCHEMA, quarantine_one, read_failure
 from curator.config import InputSpec, ReadConfig
 
@@ -29,11 +30,15 @@ def query_columns(path: str, query: str) -> list[str]:
         return [row[0] for row in con.execute(f"DESCRIBE {query}").fetchall()]
 
 
-def read_duckdb(source: str, spec: InputSpec, cfg: ReadConfig) -> Iterator[pa.Table]:
+def read_duckdb(
+    source: str, spec: InputSpec, cfg: ReadConfig, tally: ReadTally | None = None
+) -> Iterator[pa.Table]:
     assert spec.query is not None  # InputSpec's validator requires it for format=duckdb
+    tally = tally if tally is not None else ReadTally()
     try:
         con = connect(spec.path)
     except Exception as exc:  # noqa: BLE001 - unreadable input is quarantined, not raised
+        tally.framed += 1
         yield read_failure(exc, source, 0)
         return
     with con:
@@ -41,12 +46,14 @@ def read_duckdb(source: str, spec: InputSpec, cfg: ReadConfig) -> Iterator[pa.Ta
             relation = con.sql(spec.query)
             names = list(relation.columns)
         except Exception as exc:  # noqa: BLE001
+            tally.framed += 1
             yield read_failure(exc, source, 0)
             return
         # The column a document comes from: its text, or its HTML to extract text from.
         field = spec.html_field or spec.text_field
         setting = "input.html_field" if spec.html_field else "input.text_field"
         if field not in names:
+            tally.framed += 1  # the query is refused whole: one record
             yield quarantine_one(
                 source,
                 0,
@@ -68,8 +75,13 @@ def read_duckdb(source: str, spec: InputSpec, cfg: ReadConfig) -> Iterator[pa.Ta
             except StopIteration:
                 return
             except Exception as exc:  # noqa: BLE001 - e.g. a cast failing mid-query
+                tally.framed += 1
                 yield read_failure(exc, source, record)
                 return
+            # Framing is the result stream's own row count, taken before any row is parsed. A
+            # second `SELECT count(*)` would be more independent but runs the query twice, and
+            # disagrees with the read for any non-deterministic query (USING SAMPLE, random()).
+            tally.framed += batch.num_rows
             yield record_batch_docs(
                 batch, source, record, field, id_field, url_field, extractor, cfg.max_doc_chars
             )

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from connectors.tally import ReadTally
 from connectors.text import one_file_document
 from connectors.validate import (
     MISSING_TEXT_FIELD,
@@ -26,6 +27,7 @@ from connectors.validate import (
     TEXT_NOT_STRING,
     columns_to_docs,
     finish_batch,
+    over_bytes_error,
 )
 from curator.config import InputSpec, ReadConfig
 
@@ -227,7 +229,9 @@ def missing_field_fix(setting: str, names: list[str]) -> str:
     return f"{found!r} looks like HTML: set input.html_field: {found} to extract its text"
 
 
-def read_html(source: str, spec: InputSpec, cfg: ReadConfig) -> Iterator[pa.Table]:
+def read_html(
+    source: str, spec: InputSpec, cfg: ReadConfig, tally: ReadTally | None = None
+) -> Iterator[pa.Table]:
     """An .html/.htm file (optionally compressed) is one document (record 0): its extracted
     text. The charset comes from the page's <meta> or the bytes, as for a WARC payload."""
     extractor = HtmlExtractor(spec.html_extractor)
@@ -236,8 +240,11 @@ def read_html(source: str, spec: InputSpec, cfg: ReadConfig) -> Iterator[pa.Tabl
         text, why = extractor.page(data)
         return (text, None, None) if text is not None else (None, NO_TEXT_EXTRACTED, why)
 
-    # The markup is held whole while parsed; a page past a batch's byte budget is refused
-    # before it is read whole, so one huge file cannot multiply worker memory.
-    limit = cfg.max_batch_bytes
-    too_large = f"HTML file is over read.max_batch_bytes={limit} bytes; raise read.max_batch_bytes"
-    yield from one_file_document(source, cfg.max_doc_chars, limit, too_large, to_text)
+    # The markup is held whole while parsed; a page past a document's (or a batch's) byte
+    # budget is refused before it is read whole, so one huge file cannot multiply worker memory.
+    setting = "read.max_doc_bytes"
+    if cfg.max_batch_bytes < cfg.max_doc_bytes:
+        setting = "read.max_batch_bytes"
+    limit = min(cfg.max_doc_bytes, cfg.max_batch_bytes)
+    too_large = over_bytes_error("HTML file", None, limit, setting)
+    yield from one_file_document(source, cfg.max_doc_chars, limit, too_large, to_text, tally)

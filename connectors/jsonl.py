@@ -1,13 +1,17 @@
 """JSON Lines (.jsonl/.ndjson/.json, plain or .gz/.zst/.bz2/.xz): one document per line.
 
-`record` is the 0-based line number; blank lines are not records. Lines are batched as raw
+`record` is the 0-based line number; blank lines are not records. Lines come from the line
+framer (connectors/lines.py), which counts them for the unit's ReadTally and hands a line over
+read.max_doc_bytes on as one too_large row without ever holding it. Lines are batched as raw
 bytes, then parsed in one of two ways:
 
 - fast path: pyarrow.json parses the whole batch in C, reading only the text and id fields.
   It rejects anything a strict reader should (invalid UTF-8, bad JSON, a text that is not a
   string, two objects on one line -- caught by the row count), so a batch it accepts is clean.
 - slow path, only for a batch the fast path rejects: json.loads per line after a strict
-  UTF-8 decode, so each bad line gets its own reason instead of failing its neighbours.
+  UTF-8 decode, so each bad line gets its own reason instead of failing its neighbours. Any
+  exception on a line (json.loads raises RecursionError, not ValueError, on deep nesting)
+  quarantines that line only.
 
 With `input.html_field` the document field holds HTML: it is parsed the same way, then each
 page goes through the one HTML extraction path (connectors/html.py), with the row's `url`.
@@ -25,7 +29,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
-from connectors.fs import open_input
 from connectors.html import (
     URL_FIELD,
     UTF8_HTML,
@@ -33,44 +36,48 @@ from connectors.html import (
     html_field_docs,
     missing_field_fix,
 )
+from connectors.lines import LongLine, frame_lines
+from connectors.tally import ReadTally
 from connectors.validate import (
     INVALID_UTF8,
     MALFORMED_JSON,
     MISSING_TEXT_FIELD,
     NO_TEXT_EXTRACTED,
     TEXT_NOT_STRING,
+    TOO_LARGE,
     RowBuffer,
     finish_batch,
+    over_bytes_error,
+    quarantine_one,
     read_failure,
 )
 from curator.config import InputSpec, ReadConfig
 
-_BOM = b"\xef\xbb\xbf"
 _MAX_ERROR_CHARS = 200
+_MAX_BYTES = "read.max_doc_bytes"
 
 
-def read_jsonl(source: str, spec: InputSpec, cfg: ReadConfig) -> Iterator[pa.Table]:
+def read_jsonl(
+    source: str, spec: InputSpec, cfg: ReadConfig, tally: ReadTally | None = None
+) -> Iterator[pa.Table]:
     parser = _BatchParser(source, spec, cfg)
     lines: list[bytes] = []
     records: list[int] = []
     size = 0
-    next_record = 0
-    stream = _lines(source)
-    while True:
-        try:
-            line_no, line = next(stream)
-        except StopIteration:
-            break
-        except Exception as exc:  # noqa: BLE001 - the break becomes one quarantined record
+    frames = frame_lines(source, cfg.max_doc_bytes, tally if tally is not None else ReadTally())
+    for line_no, line in frames:
+        if not isinstance(line, bytes):
+            # A line over read.max_doc_bytes or the point where reading stopped: one row each,
+            # after the lines before it so that rows stay in record order.
             if lines:
                 yield parser.parse(lines, records)
-            yield read_failure(exc, source, next_record)
+                lines, records, size = [], [], 0
+            if isinstance(line, LongLine):
+                error = over_bytes_error("line", line.n_bytes, cfg.max_doc_bytes, _MAX_BYTES)
+                yield quarantine_one(source, line_no, TOO_LARGE, error)
+                continue
+            yield read_failure(line.error, source, line_no)
             return
-        next_record = line_no + 1
-        if line_no == 0 and line.startswith(_BOM):
-            line = line[len(_BOM) :]
-        if not line.strip():
-            continue
         lines.append(line)
         records.append(line_no)
         size += len(line)
@@ -79,13 +86,6 @@ def read_jsonl(source: str, spec: InputSpec, cfg: ReadConfig) -> Iterator[pa.Tab
             lines, records, size = [], [], 0
     if lines:
         yield parser.parse(lines, records)
-
-
-def _lines(source: str) -> Iterator[tuple[int, bytes]]:
-    # A truncated .gz/.zst raises EOFError before handing out the cut last line, so every line
-    # yielded here is complete.
-    with open_input(source) as f:
-        yield from enumerate(f)
 
 
 class _BatchParser:
@@ -100,6 +100,7 @@ class _BatchParser:
         # Guess for the id column's JSON type; the fast path needs it exact and datasets use
         # either strings or integers. Updated from what the slow path sees.
         self.id_type: pa.DataType = pa.string()
+        self._int_ids = self._str_ids = 0  # id kinds seen by the slow path in this batch
 
     def parse(self, lines: list[bytes], records: list[int]) -> pa.Table:
         table = self._parse_fast(lines, records)
@@ -125,7 +126,7 @@ class _BatchParser:
                     explicit_schema=pa.schema(fields), unexpected_field_behavior="ignore"
                 ),
             )
-        except (pa.ArrowInvalid, UnicodeDecodeError):
+        except Exception:  # noqa: BLE001 - any refusal: the per-line path finds the bad line
             return None
         if parsed.num_rows != len(lines):
             return None  # e.g. `{...}{...}` on one line: json.loads calls that malformed
@@ -163,7 +164,7 @@ class _BatchParser:
         errors = pa.nulls(len(lines), pa.string())
         if not positions:
             return errors
-        found = [self._missing_error(list(json.loads(lines[i]))) for i in positions]
+        found = [self._missing_error(_field_names(lines[i])) for i in positions]
         return pc.replace_with_mask(errors, missing, pa.array(found, pa.string()))
 
     def _missing_error(self, names: list[str]) -> str:
@@ -174,47 +175,49 @@ class _BatchParser:
 
     def _parse_slow(self, lines: list[bytes], records: list[int]) -> pa.Table:
         rows = RowBuffer(self.source, self.max_doc_chars)
-        int_ids = str_ids = 0
+        self._int_ids = self._str_ids = 0
         for record, line in zip(records, lines, strict=True):
             try:
-                decoded = line.decode("utf-8")  # strict: never replace bytes silently
-            except UnicodeDecodeError as exc:
-                rows.add_bad(record, INVALID_UTF8, f"byte {exc.start}: {exc.reason}")
+                obj = self._decode(line)
+            except Exception as exc:  # noqa: BLE001 - any failure on one line is that line's
+                rows.add_bad(record, *_line_failure(exc))
                 continue
-            try:
-                obj = json.loads(decoded)
-            except ValueError as exc:
-                rows.add_bad(record, MALFORMED_JSON, str(exc)[:_MAX_ERROR_CHARS])
-                continue
-            if not isinstance(obj, dict):
-                rows.add_bad(
-                    record, MALFORMED_JSON, f"line is a JSON {type(obj).__name__}, expected object"
-                )
-                continue
-            doc_id = _id_string(obj.get(self.id_field)) if self.id_field is not None else None
-            int_ids += isinstance(obj.get(self.id_field), int)
-            str_ids += isinstance(obj.get(self.id_field), str)
-            text = obj.get(self.text_field)
-            if text is None:
-                rows.add_bad(record, MISSING_TEXT_FIELD, self._missing_error(list(obj)), doc_id)
-            elif not isinstance(text, str):
-                rows.add_bad(
-                    record,
-                    TEXT_NOT_STRING,
-                    f"field {self.text_field!r} is a JSON {type(text).__name__}, expected "
-                    f"string; check {self.setting}",
-                    doc_id,
-                )
-            elif self.extractor is not None:
-                self._add_page(rows, record, text, obj.get(URL_FIELD), doc_id)
-            else:
-                rows.add(record, text, doc_id)
-        if int_ids or str_ids:
-            self.id_type = pa.int64() if int_ids > str_ids else pa.string()
+            self._add_object(rows, record, obj)
+        if self._int_ids or self._str_ids:
+            self.id_type = pa.int64() if self._int_ids > self._str_ids else pa.string()
         return rows.flush()
 
+    @staticmethod
+    def _decode(line: bytes) -> dict:
+        """One line -> its JSON object; raises for anything else (the caller quarantines)."""
+        obj = json.loads(line.decode("utf-8"))  # strict UTF-8: never replace bytes silently
+        if not isinstance(obj, dict):
+            raise _NotAnObject(f"line is a JSON {type(obj).__name__}, expected object")
+        return obj
+
+    def _add_object(self, rows: RowBuffer, record: int, obj: dict) -> None:
+        raw_id = obj.get(self.id_field) if self.id_field is not None else None
+        input_id = _id_string(raw_id)
+        self._int_ids += isinstance(raw_id, int) and not isinstance(raw_id, bool)
+        self._str_ids += isinstance(raw_id, str)
+        text = obj.get(self.text_field)
+        if text is None:
+            rows.add_bad(record, MISSING_TEXT_FIELD, self._missing_error(list(obj)), input_id)
+        elif not isinstance(text, str):
+            rows.add_bad(
+                record,
+                TEXT_NOT_STRING,
+                f"field {self.text_field!r} is a JSON {type(text).__name__}, expected "
+                f"string; check {self.setting}",
+                input_id,
+            )
+        elif self.extractor is not None:
+            self._add_page(rows, record, text, obj.get(URL_FIELD), input_id)
+        else:
+            rows.add(record, text, input_id)
+
     def _add_page(
-        self, rows: RowBuffer, record: int, html: str, url: object, doc_id: str | None
+        self, rows: RowBuffer, record: int, html: str, url: object, input_id: str | None
     ) -> None:
         assert self.extractor is not None
         # "replace": a lone surrogate (JSON "\ud800") must not fail the page; HTML decoding
@@ -223,9 +226,36 @@ class _BatchParser:
             html.encode("utf-8", "replace"), UTF8_HTML, url if isinstance(url, str) else None
         )
         if text is None:
-            rows.add_bad(record, NO_TEXT_EXTRACTED, why or "", doc_id)
+            rows.add_bad(record, NO_TEXT_EXTRACTED, why or "", input_id)
         else:
-            rows.add(record, text, doc_id)
+            rows.add(record, text, input_id)
+
+
+class _NotAnObject(ValueError):
+    """A line that is valid JSON but not an object."""
+
+
+def _line_failure(exc: Exception) -> tuple[str, str]:
+    """(reason, error) of a line that could not be decoded into a JSON object. json.loads
+    raises ValueError for bad JSON but RecursionError for nesting deeper than the interpreter's
+    stack; both, like any other failure, quarantine that one line."""
+    if isinstance(exc, UnicodeDecodeError):
+        return INVALID_UTF8, f"byte {exc.start}: {exc.reason}"
+    if isinstance(exc, _NotAnObject):
+        return MALFORMED_JSON, str(exc)
+    if isinstance(exc, RecursionError):
+        return MALFORMED_JSON, f"JSON nested too deeply to parse ({exc})"[:_MAX_ERROR_CHARS]
+    if isinstance(exc, ValueError):
+        return MALFORMED_JSON, str(exc)[:_MAX_ERROR_CHARS]
+    return MALFORMED_JSON, f"{type(exc).__name__}: {exc}"[:_MAX_ERROR_CHARS]
+
+
+def _field_names(line: bytes) -> list[str]:
+    """Top-level field names of a line the fast path accepted (for an error message only)."""
+    try:
+        return list(json.loads(line))
+    except Exception:  # noqa: BLE001 - e.g. nesting too deep for json; the names are a hint
+        return []
 
 
 def _id_string(value: object) -> str | None:

@@ -1,5 +1,8 @@
 """Parquet files: one document per row, streamed with `iter_batches` over the needed columns.
 
+The footer's row count frames the file (ReadTally.framed); a row group that cannot be decoded
+becomes one corrupt_record row per record it holds, and reading goes on with the next group.
+
 With `input.html_field` the document column holds HTML, extracted to text page by page
 (connectors/html.py), with the row's `url` column when there is one.
 """
@@ -13,20 +16,32 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from connectors.html import URL_FIELD, HtmlExtractor, missing_field_fix, record_batch_docs
-from connectors.validate import WRONG_SCHEMA, quarantine_one, read_failure
+from connectors.tally import ReadTally
+from connectors.validate import (
+    CORRUPT_RECORD,
+    WRONG_SCHEMA,
+    quarantine_one,
+    quarantine_records,
+    read_failure,
+)
 from curator.config import InputSpec, ReadConfig
 
 
-def read_parquet(source: str, spec: InputSpec, cfg: ReadConfig) -> Iterator[pa.Table]:
+def read_parquet(
+    source: str, spec: InputSpec, cfg: ReadConfig, tally: ReadTally | None = None
+) -> Iterator[pa.Table]:
+    tally = tally if tally is not None else ReadTally()
     try:
         handle = fsspec.open(source, "rb").open()
     except Exception as exc:  # noqa: BLE001 - unreadable input is quarantined, not raised
+        tally.framed += 1
         yield read_failure(exc, source, 0)
         return
     with handle:
         try:
             pf = pq.ParquetFile(handle)
         except Exception as exc:  # noqa: BLE001 - not parquet / truncated footer
+            tally.framed += 1
             yield read_failure(exc, source, 0)
             return
         names = pf.schema_arrow.names
@@ -34,6 +49,7 @@ def read_parquet(source: str, spec: InputSpec, cfg: ReadConfig) -> Iterator[pa.T
         field = spec.html_field or spec.text_field
         setting = "input.html_field" if spec.html_field else "input.text_field"
         if field not in names:
+            tally.framed += 1  # the file is refused whole: one record
             yield quarantine_one(
                 source,
                 0,
@@ -46,24 +62,43 @@ def read_parquet(source: str, spec: InputSpec, cfg: ReadConfig) -> Iterator[pa.T
         id_field = spec.id_field if spec.id_field in names and spec.id_field != field else None
         url_field = URL_FIELD if extractor is not None and URL_FIELD in names else None
         columns = list(dict.fromkeys(c for c in (field, id_field, url_field) if c))
-        batches = pf.iter_batches(
-            batch_size=_rows_per_batch(pf, field, cfg),
-            columns=columns,
-            use_threads=False,
-        )
+        meta = pf.metadata
+        tally.framed += meta.num_rows  # the footer's count, not what the batches turn out to be
+        batch_size = _rows_per_batch(pf, field, cfg)
         record = 0
-        while True:
-            try:
-                batch = next(batches)
-            except StopIteration:
-                return
-            except Exception as exc:  # noqa: BLE001 - a corrupt row group ends the file here
-                yield read_failure(exc, source, record)
-                return
-            yield record_batch_docs(
-                batch, source, record, field, id_field, url_field, extractor, cfg.max_doc_chars
+        for group in range(meta.num_row_groups):
+            end = record + meta.row_group(group).num_rows
+            batches = pf.iter_batches(
+                batch_size=batch_size, row_groups=[group], columns=columns, use_threads=False
             )
-            record += batch.num_rows
+            while True:
+                try:
+                    batch = next(batches)
+                except StopIteration:
+                    break
+                except Exception as exc:  # noqa: BLE001 - a corrupt row group: skip to the next
+                    yield _unreadable_rows(source, record, end, group, meta.num_row_groups, exc)
+                    break
+                yield record_batch_docs(
+                    batch, source, record, field, id_field, url_field, extractor, cfg.max_doc_chars
+                )
+                record += batch.num_rows
+            record = end
+
+
+def _unreadable_rows(
+    source: str, first: int, end: int, group: int, n_groups: int, exc: Exception
+) -> pa.Table:
+    """One corrupt_record row per record of a row group left unread: the footer says how many
+    there are, and the next row group is read as usual."""
+    why = " ".join(str(exc).split())  # Arrow's messages span lines
+    error = (
+        f"row group {group} of {n_groups} cannot be read from record {first}: "
+        f"{type(exc).__name__}: {why}; its records {first}..{end - 1} are lost, reading went on "
+        "with the next row group"
+    )
+    records = pa.array(range(first, end), pa.int64())
+    return quarantine_records(source, records, CORRUPT_RECORD, error)
 
 
 def _rows_per_batch(pf: pq.ParquetFile, text_field: str, cfg: ReadConfig) -> int:

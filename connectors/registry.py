@@ -3,7 +3,8 @@
 `expand_inputs` runs on the driver before any work starts, so every configuration mistake (a
 path that matches nothing, an extension no reader knows, bad SQL) is raised there as a
 ConfigError naming the path and the fix. `read_unit` runs in workers and never raises for bad
-data: each bad record, or the point where a file stops being readable, is a quarantined row.
+data: each bad record, or the point where a file stops being readable, is a quarantined row,
+and its ReadTally says how many rows the unit must have, counted apart from the parser.
 """
 
 from __future__ import annotations
@@ -14,23 +15,35 @@ from dataclasses import dataclass
 
 import fsspec
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from connectors.duckdb_sql import query_columns, read_duckdb
 from connectors.fs import COMPRESSION_SUFFIXES
 from connectors.html import read_html
 from connectors.jsonl import read_jsonl
 from connectors.parquet import read_parquet
+from connectors.tally import ReadTally
 from connectors.text import read_text
-from connectors.validate import UNREADABLE_FOLDER, quarantine_one, read_failure
+from connectors.validate import (
+    LOST_IN_PARSE,
+    UNREADABLE_FOLDER,
+    quarantine_one,
+    quarantine_records,
+    read_failure,
+)
 from connectors.warc import read_warc
 from curator.config import ConfigError, InputSpec, ReadConfig
 
-Reader = Callable[[str, InputSpec, ReadConfig], Iterator[pa.Table]]
+# A reader yields `DOC_SCHEMA` batches in record order and counts what its framing layer finds
+# into the tally (connectors/tally.py), apart from the rows its parser makes.
+Reader = Callable[[str, InputSpec, ReadConfig, ReadTally], Iterator[pa.Table]]
 
 UNREADABLE = "unreadable"  # a folder found but not listable while inputs were expanded
 
 
-def read_unlisted_folder(source: str, spec: InputSpec, cfg: ReadConfig) -> Iterator[pa.Table]:
+def read_unlisted_folder(
+    source: str, spec: InputSpec, cfg: ReadConfig, tally: ReadTally | None = None
+) -> Iterator[pa.Table]:
     """The one quarantined row of a folder that could not be listed, with the error listing it
     gives now (its files, if any, were not read)."""
     try:
@@ -38,6 +51,8 @@ def read_unlisted_folder(source: str, spec: InputSpec, cfg: ReadConfig) -> Itera
         error = "folder could not be listed when the inputs were expanded; its files were not read"
     except OSError as exc:
         error = f"{type(exc).__name__}: {exc}; its files were not read"
+    if tally is not None:
+        tally.framed += 1  # the folder is one record: what it holds was never seen
     yield quarantine_one(source, 0, UNREADABLE_FOLDER, error)
 
 
@@ -230,17 +245,62 @@ def _expand_duckdb(spec: InputSpec) -> tuple[str, str]:
     return f"duckdb:{spec.path}#{spec.query}", "duckdb"
 
 
-def read_unit(unit: SourceUnit, cfg: ReadConfig) -> Iterator[pa.Table]:
+def read_unit(
+    unit: SourceUnit, cfg: ReadConfig, tally: ReadTally | None = None
+) -> Iterator[pa.Table]:
     """`DOC_SCHEMA` batches of one unit, in record order. Never raises for bad input.
 
+    Pass a fresh `ReadTally` to learn the unit's independent count; once the iterator is
+    exhausted (not before) it holds:
+
+    - `tally.framed`, `tally.skipped`: what the reader's framing layer counted (lines of a
+      jsonl, response records of a WARC, 1 per text/html file, the parquet footer's rows, the
+      rows a DuckDB query streamed; each damaged or unreadable stretch counts one), and the
+      framed records that are not documents by design (non-HTML WARC responses).
+    - `tally.expected == framed - skipped`: the rows this unit must have; conservation
+      (manifest rows of the source == expected) is checked against it, not against the parser.
+    - `tally.rows`: rows yielded. It is never below `expected`: if the parser returned fewer,
+      the missing ones are added at the end as quarantined `lost_in_parse` rows (`tally.lost`),
+      with record ordinals after every ordinal already yielded. `tally.surplus > 0` means a
+      reader yielded more rows than it framed (a bug the conservation check should report).
+
     A failure a reader did not anticipate still ends as one unreadable_file row after the last
-    record read, so the conservation law holds and the error text says what happened.
+    record read (framed as one record), so the conservation law holds and the error text says
+    what happened.
     """
-    next_record = 0
+    tally = tally if tally is not None else ReadTally()
+    next_record = 0  # past every record ordinal yielded so far
     try:
-        for table in READERS[unit.format](unit.source, unit.spec, cfg):
+        for table in READERS[unit.format](unit.source, unit.spec, cfg, tally):
             if table.num_rows:
-                next_record = int(table.column("record")[-1].as_py()) + 1
+                tally.rows += table.num_rows
+                last = pc.max(table.column("record")).as_py()
+                next_record = max(next_record, int(last) + 1)
                 yield table
     except Exception as exc:  # noqa: BLE001
+        tally.framed += 1  # the stretch the reader could not frame is one record
+        tally.rows += 1
         yield read_failure(exc, unit.source, next_record)
+        next_record += 1
+    missing = tally.expected - tally.rows
+    if missing > 0:
+        yield from _lost_in_parse(unit.source, next_record, missing, tally, cfg.batch_size)
+
+
+def _lost_in_parse(
+    source: str, first: int, n: int, tally: ReadTally, batch_size: int
+) -> Iterator[pa.Table]:
+    """Quarantined rows for records the framing layer counted but the parser never returned."""
+    error = (
+        f"the reader framed {tally.expected} records but its parser returned "
+        f"{tally.rows}; {n} lost in parsing (a reader bug: please report it with the file). "
+        "The record ordinal is a placeholder after the last one read"
+    )
+    for start in range(first, first + n, batch_size):
+        stop = min(start + batch_size, first + n)
+        table = quarantine_records(
+            source, pa.array(range(start, stop), pa.int64()), LOST_IN_PARSE, error
+        )
+        tally.rows += table.num_rows
+        tally.lost += table.num_rows
+        yield table

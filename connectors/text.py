@@ -7,21 +7,30 @@ from collections.abc import Callable, Iterator
 import pyarrow as pa
 
 from connectors.fs import open_input
-from connectors.validate import INVALID_UTF8, TOO_LARGE, RowBuffer, read_failure
+from connectors.tally import ReadTally
+from connectors.validate import INVALID_UTF8, TOO_LARGE, RowBuffer, over_bytes_error, read_failure
 from curator.config import InputSpec, ReadConfig
 
 _MAX_UTF8_BYTES_PER_CHAR = 4
 
 
-def read_text(source: str, spec: InputSpec, cfg: ReadConfig) -> Iterator[pa.Table]:
+def read_text(
+    source: str, spec: InputSpec, cfg: ReadConfig, tally: ReadTally | None = None
+) -> Iterator[pa.Table]:
     # A file over 4 bytes per allowed char (+3 for a BOM) cannot fit in max_doc_chars: stop
-    # reading there instead of loading a multi-GB file to find out it is too large.
-    limit = _MAX_UTF8_BYTES_PER_CHAR * cfg.max_doc_chars + 3
-    too_large = (
-        f"file is over {limit} bytes, so over "
-        f"max_doc_chars={cfg.max_doc_chars} chars; raise read.max_doc_chars"
-    )
-    yield from one_file_document(source, cfg.max_doc_chars, limit, too_large, _utf8_text)
+    # reading there instead of loading a multi-GB file to find out it is too large. The file
+    # is never held past read.max_doc_bytes either; the error names whichever bound is hit.
+    by_chars = _MAX_UTF8_BYTES_PER_CHAR * cfg.max_doc_chars + 3
+    if by_chars <= cfg.max_doc_bytes:
+        limit = by_chars
+        too_large = (
+            f"file is over {limit} bytes, so over "
+            f"max_doc_chars={cfg.max_doc_chars} chars; raise read.max_doc_chars"
+        )
+    else:
+        limit = cfg.max_doc_bytes
+        too_large = over_bytes_error("file", None, limit, "read.max_doc_bytes")
+    yield from one_file_document(source, cfg.max_doc_chars, limit, too_large, _utf8_text, tally)
 
 
 def _utf8_text(data: bytes) -> tuple[str | None, str | None, str | None]:
@@ -36,11 +45,18 @@ FileToText = Callable[[bytes], tuple["str | None", "str | None", "str | None"]]
 
 
 def one_file_document(
-    source: str, max_doc_chars: int, limit: int, too_large: str, to_text: FileToText
+    source: str,
+    max_doc_chars: int,
+    limit: int,
+    too_large: str,
+    to_text: FileToText,
+    tally: ReadTally | None = None,
 ) -> Iterator[pa.Table]:
     """A file that is one document (record 0): read at most `limit` + 1 bytes, so a huge file
     is refused as too_large (error `too_large`) without being held whole; a read failure or
-    what `to_text` refuses is the file's one quarantine row."""
+    what `to_text` refuses is the file's one quarantine row. The file frames one record."""
+    if tally is not None:
+        tally.framed += 1
     try:
         with open_input(source) as f:
             data = f.read(limit + 1)

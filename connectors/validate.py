@@ -30,6 +30,8 @@ UNREADABLE_FOLDER = "unreadable_folder"
 TRUNCATED_FILE = "truncated_file"
 WRONG_SCHEMA = "wrong_schema"
 NO_TEXT_EXTRACTED = "no_text_extracted"
+CORRUPT_RECORD = "corrupt_record"  # a damaged stretch of a file the reader skipped to resynchronise
+LOST_IN_PARSE = "lost_in_parse"  # framed by the reader but never returned by its parser (a bug)
 
 _STR = pa.string()
 
@@ -37,6 +39,12 @@ _STR = pa.string()
 def too_large_error(n_chars: int, max_doc_chars: int) -> str:
     """Error text of a too_large row (also built column-wise in `finish_batch`)."""
     return f"text has {n_chars} chars > max_doc_chars={max_doc_chars}; raise read.max_doc_chars"
+
+
+def over_bytes_error(what: str, n_bytes: int | None, limit: int, setting: str) -> str:
+    """Error text of a record refused by size while it was read (so never held whole)."""
+    size = f" ({n_bytes} bytes)" if n_bytes is not None else ""
+    return f"{what} is over {setting}={limit} bytes{size}; raise {setting}"
 
 
 def ids_as_strings(ids: pa.Array | pa.ChunkedArray | None, n_rows: int) -> pa.Array:
@@ -159,13 +167,20 @@ def finish_batch(
 def quarantine_one(source: str, record: int, reason: str, error: str) -> pa.Table:
     """A one-row table for a failure that swallows the rest of a source (unreadable, truncated,
     wrong schema): it counts as one quarantined record at the ordinal where reading stopped."""
+    return quarantine_records(source, pa.array([record], pa.int64()), reason, error)
+
+
+def quarantine_records(source: str, records: pa.Array, reason: str, error: str) -> pa.Table:
+    """Rows for `records` that share one reason and error (a row group that cannot be read,
+    records lost in parsing); text and n_chars are unknown."""
+    n = len(records)
     return finish_batch(
         source,
-        pa.array([record], pa.int64()),
+        records.cast(pa.int64()),
         None,
-        pa.nulls(1, _STR),
-        pa.array([reason], _STR),
-        pa.array([error], _STR),
+        pa.nulls(n, _STR),
+        pa.array([reason] * n, _STR),
+        pa.array([error] * n, _STR),
         max_doc_chars=1,
     )
 

@@ -1,99 +1,123 @@
 """WARC files (.warc, .warc.gz, ...): HTML response records -> extracted text documents.
 
-`record` is the ordinal of the response record in the file (counting non-HTML responses too,
-so ids do not shift if the HTML test changes). Request/metadata/warcinfo records and non-HTML
-responses are not documents and are skipped. The input id is the WARC header named by
-`InputSpec.id_field` when the record has it (e.g. `WARC-Target-URI`), else `WARC-Record-ID`.
+Framing (finding records, counting them, resynchronising after damage, capping what is held)
+is connectors/warc_scan.py; this file parses what it frames. `record` is the ordinal of the
+response record in the file (counting non-HTML responses too, so ids do not shift if the HTML
+test changes; a damaged stretch takes one ordinal). Request/metadata/warcinfo records are not
+framed; non-HTML responses are framed but are not documents (ReadTally.skipped). The input id
+is the WARC header named by `InputSpec.id_field` when the record has it (e.g.
+`WARC-Target-URI`), else `WARC-Record-ID`.
+
+Each response is parsed on its own (warcio's record loader over the bytes the scanner read), so
+a malformed HTTP part or payload encoding quarantines that record as corrupt_record, and a body
+over read.max_doc_bytes (before or after its Content-Encoding is undone) is too_large.
 """
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import IO
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from connectors.fs import open_input
 from connectors.html import HtmlExtractor
-from connectors.validate import NO_TEXT_EXTRACTED, RowBuffer, TruncatedInputError, read_failure
+from connectors.tally import ReadTally
+from connectors.validate import (
+    CORRUPT_RECORD,
+    NO_TEXT_EXTRACTED,
+    TOO_LARGE,
+    RowBuffer,
+    over_bytes_error,
+)
+from connectors.warc_scan import Damage, Response, scan_warc
 from curator.config import InputSpec, ReadConfig
 
+if TYPE_CHECKING:
+    from warcio.recordloader import ArcWarcRecordLoader
+
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
+_MAX_BYTES = "read.max_doc_bytes"
 
 
-@dataclass(frozen=True)
-class _Response:
-    ordinal: int
-    input_id: str | None
-    url: str | None  # WARC-Target-URI
-    content_type: str | None
-    html: bytes | None  # None: a response, but not HTML
+def read_warc(
+    source: str, spec: InputSpec, cfg: ReadConfig, tally: ReadTally | None = None
+) -> Iterator[pa.Table]:
+    from warcio.recordloader import ArcWarcRecordLoader
 
-
-def read_warc(source: str, spec: InputSpec, cfg: ReadConfig) -> Iterator[pa.Table]:
-    extractor = HtmlExtractor(spec.html_extractor)
+    tally = tally if tally is not None else ReadTally()
+    parser = _ResponseParser(HtmlExtractor(spec.html_extractor), ArcWarcRecordLoader(), spec, cfg)
     rows = RowBuffer(source, cfg.max_doc_chars)
-    responses = _responses(source, spec.id_field)
-    next_ordinal = 0
-    while True:
-        try:
-            response = next(responses)
-        except StopIteration:
-            break
-        except Exception as exc:  # noqa: BLE001 - the break becomes one quarantined record
-            if len(rows):
-                yield rows.flush()
-            yield read_failure(exc, source, next_ordinal)
-            return
-        next_ordinal = response.ordinal + 1
-        if response.html is None:
-            continue
-        text, why = extractor.page(response.html, response.content_type, response.url)
-        if text is None:
-            rows.add_bad(response.ordinal, NO_TEXT_EXTRACTED, why or "", response.input_id)
-        else:
-            rows.add(response.ordinal, text, response.input_id)
+    for frame in scan_warc(source, cfg.max_doc_bytes, tally):
+        if isinstance(frame, Damage):
+            rows.add_bad(frame.ordinal, frame.reason, frame.error)
+        elif not parser.add(rows, frame):
+            tally.skipped += 1  # framed, but not a document: a response that is not HTML
         if len(rows) >= cfg.batch_size or rows.text_chars >= cfg.max_batch_bytes:
             yield rows.flush()
     if len(rows):
         yield rows.flush()
 
 
-def _responses(source: str, id_field: str | None) -> Iterator[_Response]:
-    from warcio.archiveiterator import ArchiveIterator
+class _ResponseParser:
+    def __init__(
+        self,
+        extractor: HtmlExtractor,
+        loader: ArcWarcRecordLoader,
+        spec: InputSpec,
+        cfg: ReadConfig,
+    ) -> None:
+        self.extractor = extractor
+        self.loader = loader
+        self.id_field = spec.id_field.lower() if spec.id_field else None
+        self.max_bytes = cfg.max_doc_bytes
 
-    # We decompress (open_input), not warcio, and hide EOFError from it: warcio reads an
-    # EOFError as "no more records", so a cut file would end quietly, its loss unnoticed.
-    with open_input(source) as stream:
-        ordinal = 0
-        for rec in ArchiveIterator(_CutIsAnError(stream)):
-            if rec.rec_type != "response":
-                continue
-            headers = rec.rec_headers
-            input_id = (headers.get_header(id_field) if id_field else None) or headers.get_header(
-                "WARC-Record-ID"
-            )
-            http = rec.http_headers
-            content_type = http.get_header("Content-Type") if http is not None else None
-            is_html = content_type is not None and content_type.split(";")[0].strip().lower() in (
-                _HTML_TYPES
-            )
-            # The payload must be read before the iterator moves on to the next record.
-            html = rec.content_stream().read() if is_html else None
-            url = headers.get_header("WARC-Target-URI")
-            yield _Response(ordinal, input_id, url, content_type, html)
-            ordinal += 1
-
-
-class _CutIsAnError:
-    """Read-only stream wrapper turning EOFError (truncated input) into TruncatedInputError."""
-
-    def __init__(self, stream: IO[bytes]) -> None:
-        self._stream = stream
-
-    def read(self, size: int = -1) -> bytes:
+    def add(self, rows: RowBuffer, frame: Response) -> bool:
+        """Add the row of one response; False (no row) when it is not HTML."""
+        headers = frame.headers
+        input_id = (headers.get(self.id_field) if self.id_field else None) or headers.get(
+            "warc-record-id"
+        )
         try:
-            return self._stream.read(size)
-        except EOFError as exc:
-            raise TruncatedInputError(f"{type(exc).__name__}: {exc}") from exc
+            content_type, payload = self._payload(frame)
+        except Exception as exc:  # noqa: BLE001 - any failure here is this record's alone
+            rows.add_bad(
+                frame.ordinal,
+                CORRUPT_RECORD,
+                f"response record at {frame.where} cannot be parsed: {type(exc).__name__}: {exc}",
+                input_id,
+            )
+            return True
+        is_html = content_type is not None and content_type.split(";")[0].strip().lower() in (
+            _HTML_TYPES
+        )
+        if not is_html:
+            return False
+        if payload is None:
+            what = "WARC record block" if not frame.complete else "decoded HTTP payload"
+            size = frame.length if not frame.complete else None
+            rows.add_bad(
+                frame.ordinal,
+                TOO_LARGE,
+                over_bytes_error(what, size, self.max_bytes, _MAX_BYTES),
+                input_id,
+            )
+            return True
+        text, why = self.extractor.page(payload, content_type, headers.get("warc-target-uri"))
+        if text is None:
+            rows.add_bad(frame.ordinal, NO_TEXT_EXTRACTED, why or "", input_id)
+        else:
+            rows.add(frame.ordinal, text, input_id)
+        return True
+
+    def _payload(self, frame: Response) -> tuple[str | None, bytes | None]:
+        """(HTTP Content-Type, payload with its transfer and content encodings undone). The
+        payload is None when the body was too large to hold, or decodes to more than the cap
+        (a gzip Content-Encoding is a bomb of its own)."""
+        rec = self.loader.parse_record_stream(io.BytesIO(frame.block + frame.body))
+        http = rec.http_headers
+        content_type = http.get_header("Content-Type") if http is not None else None
+        if not frame.complete:
+            return content_type, None
+        payload = rec.content_stream().read(self.max_bytes + 1)
+        return content_type, payload if len(payload) <= self.max_bytes else None

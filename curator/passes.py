@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 
 from connectors.fs import AtomicParquetWriter
 from connectors.registry import SourceUnit, read_unit
+from connectors.tally import ReadTally
 from connectors.validate import quarantine_one
 from curator.config import CurateConfig, InputSpec
 from curator.excluded import ExcludedSample, ExcludedWriter
@@ -157,8 +158,9 @@ class Pass1Worker(_UnitWorker):
         stats = UnitStats()
         unit = item_unit(item)
         excluded = ExcludedSample(self.cfg.excluded)  # per unit: its cap is per unit
+        tally = ReadTally()
         with AtomicParquetWriter(self.run.pass1(item["idx"]), self.schema) as writer:
-            for batch in _timed(read_unit(unit, self.cfg.read), stats.seconds, "read"):
+            for batch in _timed(read_unit(unit, self.cfg.read, tally), stats.seconds, "read"):
                 stats.records += batch.num_rows
                 chars = int(pc.sum(batch.column("n_chars")).as_py() or 0)
                 stats.chars_in += chars
@@ -171,6 +173,7 @@ class Pass1Worker(_UnitWorker):
                 keep_text = pc.or_(alive_mask(batch), excluded.observe(batch))
                 batch = set_column(batch, "text", pc.if_else(keep_text, batch.column("text"), None))
                 writer.write(cast_to_schema(batch, self.schema))
+        stats.framed = tally.expected
         return stats
 
     def give_up(self, item: dict, error: str) -> UnitStats:
@@ -178,7 +181,7 @@ class Pass1Worker(_UnitWorker):
         stats = UnitStats()
         table = quarantine_one(item["source"], 0, UNIT_FAILED, error)
         table = run_chain(self.steps, table)
-        stats.records = table.num_rows
+        stats.records = stats.framed = table.num_rows
         stats.add_batch_outcomes(table)
         with AtomicParquetWriter(self.run.pass1(item["idx"]), self.schema) as writer:
             writer.write(cast_to_schema(table, self.schema))

@@ -16,6 +16,9 @@ class UnitStats:
     """Counts and timings for one unit of work (or, summed, for a whole pass)."""
 
     records: int = 0
+    # Records the readers' framing layer counted (connectors/tally.py), apart from the parser
+    # that made the rows: conservation compares the manifest with this count.
+    framed: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)  # "decision/reason" -> docs
     chars_in: int = 0
     chars_alive: int = 0
@@ -25,6 +28,7 @@ class UnitStats:
     def __add__(self, other: UnitStats) -> UnitStats:
         return UnitStats(
             records=self.records + other.records,
+            framed=self.framed + other.framed,
             outcomes=self.outcomes + other.outcomes,
             chars_in=self.chars_in + other.chars_in,
             chars_alive=self.chars_alive + other.chars_alive,
@@ -50,6 +54,7 @@ class UnitStats:
     def to_json(self) -> dict:
         return {
             "records": self.records,
+            "framed": self.framed,
             "outcomes": dict(sorted(self.outcomes.items())),
             "chars_in": self.chars_in,
             "chars_alive": self.chars_alive,
@@ -61,6 +66,7 @@ class UnitStats:
     def from_json(cls, d: dict) -> UnitStats:
         return cls(
             records=d["records"],
+            framed=d.get("framed", d["records"]),
             outcomes=Counter(d["outcomes"]),
             chars_in=d["chars_in"],
             chars_alive=d["chars_alive"],

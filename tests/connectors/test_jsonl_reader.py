@@ -201,3 +201,43 @@ def test_conservation_over_a_mixed_file(tmp_path: Path) -> None:
     bad_total = sum(len(g) for g in BAD_LINES.values())
     assert out.column("decision").to_pylist().count("quarantined") == bad_total
     assert len(set(out.column("doc_id").to_pylist())) == expected
+
+
+@pytest.mark.parametrize("nested_field", ["text", "meta"])
+def test_deeply_nested_line_quarantines_that_line_only(tmp_path: Path, nested_field: str) -> None:
+    """json.loads raises RecursionError (not ValueError) on deep nesting; it used to break the
+    whole file into one unreadable_file row. Nesting in the text field sends the batch to the
+    per-line path by itself; nesting elsewhere is read by pyarrow, so a malformed neighbour
+    sends it there."""
+    depth = 100_000
+    deep = b"[" * depth + b"]" * depth
+    good = [json.dumps({"id": f"g{i}", "text": f"good {i}"}).encode() for i in range(8)]
+    if nested_field == "text":
+        bad = [b'{"text": ' + deep + b"}"]
+    else:
+        bad = [b'{"text": "deep", "meta": ' + deep + b"}", b'{"text": "unterminated']
+    lines = [*good[:4], *bad, *good[4:]]
+    out = read_all(write_lines(tmp_path / "a.jsonl", lines))
+    rows = out.to_pylist()
+    assert [r["record"] for r in rows] == list(range(len(lines)))
+    assert [r["text"] for r in rows if r["decision"] == "kept"] == [f"good {i}" for i in range(8)]
+    assert [r["reason"] for r in rows[4 : 4 + len(bad)]] == ["malformed_json"] * len(bad)
+    assert "nested too deeply" in rows[4]["error"]
+
+
+def test_concatenated_zstd_frames_and_a_cut_last_frame(tmp_path: Path) -> None:
+    """pzstd and `cat a.zst b.zst` write several frames; the reader decodes them in small
+    slices, so a frame ends mid-slice and the next one starts in the same slice."""
+    first, second = docs(300), docs(600)[300:]
+    frames = [
+        zstandard.ZstdCompressor().compress(b"".join(x + b"\n" for x in part))
+        for part in (first, second)
+    ]
+    path = tmp_path / "two.jsonl.zst"
+    path.write_bytes(b"".join(frames))
+    out = read_all(path)
+    assert out.column("input_id").to_pylist() == [f"d{i}" for i in range(600)]
+    path.write_bytes(frames[0] + frames[1][: len(frames[1]) // 2])
+    out = read_all(path)
+    reasons = out.column("reason").to_pylist()
+    assert reasons[-1] == "truncated_file" and reasons[:300] == [None] * 300

@@ -1,0 +1,78 @@
+"""Line framing for line-per-record inputs (jsonl): bounded lines and an independent count.
+
+Every read is a `readline(limit)`, so no line is held past `max_line_bytes`: a longer one is
+read through in chunks while its bytes are counted, and handed on as `LongLine` (the reader
+makes it one too_large row). The framer counts each record into the unit's ReadTally before
+any parser sees it; the parser's own row count is then checked against it (connectors/tally.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO
+
+from connectors.fs import open_input
+from connectors.tally import ReadTally
+
+_BOM = b"\xef\xbb\xbf"
+_DRAIN_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class LongLine:
+    """A line over the limit, read through but not kept."""
+
+    n_bytes: int  # its length without the newline
+
+
+@dataclass(frozen=True)
+class Break:
+    """Reading stopped here (truncated or unreadable input): the rest of the file is one record."""
+
+    error: Exception
+
+
+def frame_lines(
+    source: str, max_line_bytes: int, tally: ReadTally
+) -> Iterator[tuple[int, bytes | LongLine | Break]]:
+    """(0-based line number, line) for each record of `source`, in order.
+
+    A record is a non-blank line: its bytes with the newline (a leading BOM dropped), or a
+    LongLine. Any failure to read (truncated compression, unreadable file) ends the iterator
+    with one Break at the line where it happened. A truncated .gz/.zst raises before handing out
+    the cut last line, so every line yielded is complete.
+    """
+    line_no = 0
+    try:
+        with open_input(source) as f:
+            while True:
+                line = f.readline(max_line_bytes + 1)
+                if not line:
+                    return
+                n_bytes = len(line) - line.endswith(b"\n")
+                if n_bytes > max_line_bytes:
+                    tally.framed += 1
+                    yield line_no, LongLine(n_bytes + _drain_line(f))
+                else:
+                    if line_no == 0 and line.startswith(_BOM):
+                        line = line[len(_BOM) :]
+                    if line and not line.isspace():  # blank lines are not records
+                        tally.framed += 1
+                        yield line_no, line
+                line_no += 1
+    except Exception as exc:  # noqa: BLE001 - the break is one quarantined record, not a crash
+        tally.framed += 1
+        yield line_no, Break(exc)
+
+
+def _drain_line(f: IO[bytes]) -> int:
+    """Read the rest of the current line in bounded chunks; its length without the newline."""
+    n_bytes = 0
+    while True:
+        chunk = f.readline(_DRAIN_CHUNK)
+        if not chunk:
+            return n_bytes
+        if chunk.endswith(b"\n"):
+            return n_bytes + len(chunk) - 1
+        n_bytes += len(chunk)
