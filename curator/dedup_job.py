@@ -31,8 +31,10 @@ DEDUP_OUTPUT_SCHEMA = pa.schema(
 def run_dedup_only(cfg: CurateConfig, output: str) -> dict:
     """Write `output` (parquet): doc_id, duplicate_of (null for representatives, unique docs and
     quarantined records), source, record, decision, reason. Work files go to OUTPUT.work/."""
+    from curator.output_place import check_output_place
     from curator.stages.dedup import run_dedup
 
+    output = check_output_place(output, cfg.ray)  # tasks write OUTPUT.work/
     units = expand_inputs(cfg.inputs)
     work = RunDir.at(Path(output).with_suffix(".work"))
     work.root.mkdir(parents=True, exist_ok=True)
