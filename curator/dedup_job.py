@@ -12,6 +12,7 @@ from connectors.fs import AtomicParquetWriter
 from connectors.registry import expand_inputs
 from curator.config import CurateConfig
 from curator.executor import run_pass
+from curator.output_place import check_output_place
 from curator.passes import Pass1Worker, apply_duplicates, unit_item
 from curator.ray_runtime import default_concurrency, ensure_ray
 from curator.rundir import RunDir
@@ -31,7 +32,6 @@ DEDUP_OUTPUT_SCHEMA = pa.schema(
 def run_dedup_only(cfg: CurateConfig, output: str) -> dict:
     """Write `output` (parquet): doc_id, duplicate_of (null for representatives, unique docs and
     quarantined records), source, record, decision, reason. Work files go to OUTPUT.work/."""
-    from curator.output_place import check_output_place
     from curator.stages.dedup import run_dedup
 
     output = check_output_place(output, cfg.ray)  # tasks write OUTPUT.work/

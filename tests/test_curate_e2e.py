@@ -245,9 +245,9 @@ def test_an_output_path_that_is_a_file_fails_before_any_work(tmp_path):
         app, ["curate", "--input", str(tmp_path), "--output", str(not_a_folder)]
     )
     assert result.exit_code == 2
-    said = " ".join(result.output.split())  # rich wraps at 80 columns, wherever the path ends
+    said = " ".join(result.output.split())  # rich wraps long lines (the tmp path's length varies)
     assert "output:" in said and "is a file" in said
-    assert "Traceback" not in result.output
+    assert "Traceback" not in said
 
 
 def test_a_quote_in_the_output_path_and_all_bad_input(ray_cluster, tmp_path):
