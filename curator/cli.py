@@ -127,9 +127,12 @@ def curate(
 ) -> None:
     """Curate inputs into a RUN directory (shards, manifest, catalog, stats); resumes if killed."""
     from curator.executor import run_curate
+    from curator.output_place import local_path
 
     try:
         cfg = build_curate_config(input, output, config, set, quiet, preset)
+        # resolved here too: the summary and `stats` below read the RUN where it was written
+        cfg = cfg.model_copy(update={"output": local_path(cfg.output)})
         stats = run_curate(cfg)
     except ConfigError as err:
         _fail(err)

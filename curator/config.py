@@ -576,7 +576,9 @@ def dump_yaml(cfg: BaseModel) -> str:
 
 
 # Sections that may change between a killed run and its resume (they do not change the output).
-RESUMABLE_DIFFERENCES = frozenset({"ray", "quiet"})
+# `output` is where the folder is, not what it holds: it is recorded absolute (output_place), and
+# a run recorded relative before that, or moved since, resumes.
+RESUMABLE_DIFFERENCES = frozenset({"ray", "quiet", "output"})
 
 
 def check_or_record_config(cfg: BaseModel, path: Path, what: str) -> None:

@@ -12,6 +12,7 @@ from connectors.fs import AtomicParquetWriter
 from connectors.registry import expand_inputs
 from curator.config import CurateConfig
 from curator.executor import run_pass
+from curator.output_place import check_output_place
 from curator.passes import Pass1Worker, apply_duplicates, unit_item
 from curator.ray_runtime import default_concurrency, ensure_ray
 from curator.rundir import RunDir
@@ -35,6 +36,7 @@ def run_dedup_only(cfg: CurateConfig, output: str) -> dict:
     Work files go to OUTPUT.work/."""
     from curator.stages.dedup import run_dedup
 
+    output = check_output_place(output, cfg.ray)  # tasks write OUTPUT.work/
     units = expand_inputs(cfg.inputs)
     work = RunDir.at(Path(output).with_suffix(".work"))
     work.root.mkdir(parents=True, exist_ok=True)

@@ -5,11 +5,18 @@
 notebook, a test cluster) makes it time out with "The current node timed out during startup".
 `ray.init` exposes no option for those ports, so the embedded cluster is a `ray start --head
 --block` child with a free port for every listening process, its own short temp dir (socket
-paths are length-limited) and token auth (`require_token_auth`). It asks for 127.0.0.1, but
-Ray 2.60 still listens on the routable address and on 0.0.0.0 for some agents (seen with
-`ss -ltnp`), so the token, not the address, is what keeps other hosts out. The child dies with
-its parent (PR_SET_PDEATHSIG on Linux; the caller stops it at exit): a killed job leaves no
-cluster.
+paths are length-limited) and token auth (`require_token_auth`). The child dies with its parent
+(PR_SET_PDEATHSIG on Linux; the caller stops it at exit): a killed job leaves no cluster.
+
+Where it listens (Ray 2.60, read in its source and seen with `ss -ltnp`): `ray start` replaces
+`--node-ip-address=127.0.0.1` by the routable address (services.resolve_ip_for_localhost)
+unless Ray's single-machine mode is on (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, read once when Ray
+is imported), and every listener follows that node address: the gRPC servers of the GCS,
+raylet, object manager, workers and dashboard agent and the metrics servers bind 0.0.0.0
+unless it is loopback; the agents' HTTP servers and the Ray client server bind it. So by
+default the token, not the address, keeps other hosts out, and a cluster without auth is
+started only in the single-machine mode, where every listener binds 127.0.0.1
+(`refuse_open_unauthenticated`).
 """
 
 from __future__ import annotations
@@ -114,6 +121,39 @@ def require_token_auth() -> None:
     ensure_token_if_auth_enabled(None, create_token_if_missing=True)  # no-op unless token mode
 
 
+# Ray's single-machine mode (ray_constants.ENABLE_RAY_CLUSTER): "0" keeps the node address, and
+# with it every listener, on 127.0.0.1; worker nodes cannot join. Off by default on Linux.
+SINGLE_MACHINE_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+def loopback_only() -> bool:
+    """Whether Ray in this process runs in its single-machine mode. Ray reads the variable once,
+    at import: a driver and its cluster must agree, so the child gets this process's view."""
+    from ray._private import ray_constants
+
+    return not ray_constants.ENABLE_RAY_CLUSTER
+
+
+def refuse_open_unauthenticated() -> None:
+    """Raise RayStartError for a cluster that would run without auth on the routable address.
+
+    Why: with RAY_AUTH_MODE=disabled, anyone who reaches the dashboard agent's port can submit a
+    job (seen: `id` ran as root through an unauthenticated submission to the routable address).
+    """
+    from ray._private.authentication.authentication_utils import is_token_auth_enabled
+
+    if is_token_auth_enabled() or loopback_only():
+        return
+    raise RayStartError(
+        f"RAY_AUTH_MODE={os.environ.get('RAY_AUTH_MODE')}: an embedded cluster without auth "
+        "would listen on this "
+        "machine's routable address (Ray 2.60 replaces 127.0.0.1 by it) and run any job anyone "
+        "on the network submits. Fix: unset RAY_AUTH_MODE (token auth, the default), or also "
+        f"set {SINGLE_MACHINE_ENV}=0 before Python starts (Ray's single-machine mode: every Ray "
+        "listener binds 127.0.0.1)."
+    )
+
+
 def start_command(
     num_cpus: int | None, temp_dir: str, include_dashboard: bool, ports: dict[str, int]
 ) -> list[str]:
@@ -162,9 +202,15 @@ def start_embedded_cluster(
     timeout_s: float = START_TIMEOUT_S,
     attempts: int = ATTEMPTS,
 ) -> EmbeddedCluster:
-    """Start a token-authenticated head node on free ports; retry once; raise RayStartError."""
+    """Start a head node on free ports, token-authenticated or loopback-only; retry once;
+    raise RayStartError."""
     require_token_auth()
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    refuse_open_unauthenticated()
+    env = {
+        **os.environ,
+        "RAY_USAGE_STATS_ENABLED": "0",
+        SINGLE_MACHINE_ENV: "0" if loopback_only() else "1",
+    }
     env.pop("RAY_ADDRESS", None)
     last_log = Path()
     for _ in range(attempts):

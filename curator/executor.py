@@ -123,6 +123,9 @@ def validate_before_work(cfg: CurateConfig) -> None:
 
 def run_curate(cfg: CurateConfig) -> dict:
     """Run (or resume) a curation job; returns the run's stats (also written to RUN/stats.json)."""
+    from curator.output_place import check_output_place  # before anything is written there
+
+    cfg = cfg.model_copy(update={"output": check_output_place(cfg.output, cfg.ray)})
     validate_before_work(cfg)
     units = expand_inputs(cfg.inputs)  # raises ConfigError for inputs that match nothing
     run = RunDir.at(cfg.output)

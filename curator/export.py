@@ -274,6 +274,9 @@ def _restage(cfg: ExportConfig, docs: KeptDocs) -> tuple[np.ndarray, np.ndarray,
 
 def run_export(cfg: ExportConfig) -> dict:
     """Write the export; returns the summary also written to OUT/_export.json."""
+    from curator.output_place import check_output_place  # written by this process only
+
+    cfg = cfg.model_copy(update={"output": check_output_place(cfg.output)})
     run = RunDir.at(cfg.run)
     if run.kept_nothing():
         raise ConfigError(run.kept_nothing_message("export"))

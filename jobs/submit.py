@@ -24,6 +24,7 @@ def submit(
     from ray.job_submission import JobStatus, JobSubmissionClient
 
     client = JobSubmissionClient(address)
+    job_args = absolute_output(job_args)
     entrypoint = " ".join(["python", "-m", f"jobs.{job}", *map(shlex.quote, job_args)])
     job_id = client.submit_job(entrypoint=entrypoint, runtime_env={"working_dir": working_dir})
     if not wait:
@@ -35,6 +36,19 @@ def submit(
             return job_id, str(status.value)
         time.sleep(1)
     return job_id, "TIMEOUT"
+
+
+def absolute_output(job_args: list[str]) -> list[str]:
+    """`--set output=X` with X resolved here, against the submitter's cwd: the job runs in Ray's
+    copy of the working dir, which would hold (and lose) a relative output; the job refuses one
+    (curator.output_place). An output given only in the config file is left to that refusal."""
+    from curator.output_place import local_path
+
+    out = list(job_args)
+    for i, arg in enumerate(out[:-1]):
+        if arg == "--set" and out[i + 1].startswith("output="):
+            out[i + 1] = "output=" + local_path(out[i + 1].removeprefix("output="))
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

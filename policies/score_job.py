@@ -59,8 +59,10 @@ def run_score(inputs: list[str], output: str, policy: str | None = None,
     import ray.data
 
     from connectors.registry import expand_inputs
+    from curator.output_place import check_output_place
     from curator.ray_runtime import ensure_ray
 
+    output = check_output_place(output)  # written by this process only
     specs = [InputSpec(path=p, text_field=text_field, id_field=id_field) for p in inputs]
     units = expand_inputs(specs)  # config errors (no such path) raise here, before Ray starts
     resources = ensure_ray(ray_cfg or RayConfig())

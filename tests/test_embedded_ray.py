@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import socket
@@ -14,7 +15,13 @@ from collections.abc import Iterator
 import psutil
 import pytest
 
-from curator.embedded_ray import PORT_FLAGS, RayStartError, free_ports, start_embedded_cluster
+from curator.embedded_ray import (
+    PORT_FLAGS,
+    SINGLE_MACHINE_ENV,
+    RayStartError,
+    free_ports,
+    start_embedded_cluster,
+)
 from tests.corpus import build_corpus
 
 # Fixed ports `ray.init()` / `ray start` take when not told otherwise: GCS, Ray client,
@@ -58,7 +65,8 @@ def test_curate_starts_its_own_cluster_beside_another_ray(ray_cluster, default_p
     # Nothing to join, and RAY_AUTH_MODE unset as on a user's machine, where an earlier plain
     # `ray.init()` left ~/.ray/auth_token: `ray start` then turns token auth on, and a driver
     # joining by address did not (the first clean-clone CI run of the demo failed on that).
-    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_AUTH_MODE")}
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("RAY_ADDRESS", "RAY_AUTH_MODE", SINGLE_MACHINE_ENV)}
     home = tmp_path / "home"
     (home / ".ray").mkdir(parents=True)
     (home / ".ray" / "auth_token").write_text("0123456789abcdef" * 4)
@@ -115,9 +123,11 @@ finally:
 
 @pytest.mark.slow
 def test_the_embedded_cluster_refuses_a_driver_without_the_token(tmp_path):
-    """Ray 2.60 listens beyond loopback whatever it is told, so the embedded cluster requires
-    its token: a driver without it is refused, one with it joins."""
+    """By default (not in Ray's single-machine mode) Ray 2.60 listens on the routable address,
+    so the embedded cluster requires its token: a driver without it is refused, one with it
+    joins."""
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_AUTH_MODE")}
+    env[SINGLE_MACHINE_ENV] = "1"  # Ray's default on Linux, as on a user's machine
     env["HOME"] = str(tmp_path)  # no token yet: one is written, as ray.init() would
     proc = subprocess.run([sys.executable, "-c", CHECK_AUTH], env=env, capture_output=True,
                           text=True, timeout=400)
@@ -125,3 +135,69 @@ def test_the_embedded_cluster_refuses_a_driver_without_the_token(tmp_path):
     assert "disabled False True" in proc.stdout, proc.stdout + proc.stderr[-2000:]
     assert "token True False" in proc.stdout, proc.stdout + proc.stderr[-2000:]
     assert (tmp_path / ".ray" / "auth_token").exists()
+
+
+def _listeners(pids: set[int]) -> list[tuple[str, int, str]]:
+    """(address, port, process name) of every TCP socket listening in these processes."""
+    found = []
+    for pid in pids:
+        try:
+            proc = psutil.Process(pid)
+            conns, name = proc.net_connections("tcp"), proc.name()
+        except psutil.NoSuchProcess:  # a worker that exited since the listing
+            continue
+        found += [(c.laddr.ip, c.laddr.port, name) for c in conns if c.status == psutil.CONN_LISTEN]
+    return found
+
+
+def _is_loopback(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%")[0])
+    return (getattr(ip, "ipv4_mapped", None) or ip).is_loopback  # gRPC binds ::ffff:127.0.0.1
+
+
+def test_an_unauthenticated_cluster_listens_on_loopback_only(ray_cluster):
+    """The session cluster runs without auth (conftest), so no port of it may listen beyond
+    loopback: its Ray processes, its workers (each a gRPC server) and this driver's own."""
+    import ray
+
+    @ray.remote(num_cpus=0)
+    class Holder:  # an actor and a task: worker processes that stay up while we look
+        def pid(self) -> int:
+            return os.getpid()
+
+    holder = Holder.remote()
+    ray.get([holder.pid.remote(), ray.remote(num_cpus=0)(lambda: os.getpid()).remote()])
+    tree = psutil.Process(ray_cluster.proc.pid).children(recursive=True)
+    listeners = _listeners({ray_cluster.proc.pid, os.getpid(), *(p.pid for p in tree)})
+    names = {name for _, _, name in listeners}
+    ports = {port for _, port, _ in listeners}
+    # What must be there for the check to mean anything: the GCS, raylet, dashboard, agents.
+    assert {ray_cluster.ports[f] for f in ("--port", "--dashboard-port",
+                                          "--dashboard-agent-listen-port",
+                                          "--runtime-env-agent-port",
+                                          "--node-manager-port")} <= ports, listeners
+    assert {"gcs_server", "raylet"} <= names, listeners
+    beyond = [listener for listener in listeners if not _is_loopback(listener[0])]
+    assert not beyond, f"listening beyond loopback without auth: {beyond}"
+    ray.kill(holder)
+
+
+REFUSE_OPEN = r"""
+from curator.embedded_ray import RayStartError, start_embedded_cluster
+try:
+    start_embedded_cluster(1).stop()
+    print("STARTED")
+except RayStartError as err:
+    print("REFUSED", err)
+"""
+
+
+def test_an_unauthenticated_cluster_off_loopback_is_refused(tmp_path):
+    """RAY_AUTH_MODE=disabled without Ray's single-machine mode would open the machine to
+    anyone's jobs: the embedded cluster is refused before anything starts, saying the fix."""
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env.update({"RAY_AUTH_MODE": "disabled", SINGLE_MACHINE_ENV: "1", "HOME": str(tmp_path)})
+    proc = subprocess.run([sys.executable, "-c", REFUSE_OPEN], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.stdout.startswith("REFUSED"), proc.stdout + proc.stderr[-2000:]
+    assert f"{SINGLE_MACHINE_ENV}=0" in proc.stdout and "unset RAY_AUTH_MODE" in proc.stdout

@@ -96,8 +96,10 @@ def run_loop(cfg: LoopConfig) -> dict[str, Any]:
     """Run (or resume) the loop; returns the summary also written to RUN/loop/summary.json."""
     import ray
 
+    from curator.output_place import check_output_place
     from curator.ray_runtime import ensure_ray
 
+    cfg = cfg.model_copy(update={"output": check_output_place(cfg.output, cfg.ray)})  # first
     t_start = time.perf_counter()
     run = RunDir.at(cfg.output)
     run.root.mkdir(parents=True, exist_ok=True)
