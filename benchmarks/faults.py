@@ -114,10 +114,11 @@ def streamed_gzip_member(prefix: bytes, fill: bytes, n_fill: int, suffix: bytes)
     """One gzip member of prefix + fill * n_fill + suffix, compressed without building it."""
     comp = zlib.compressobj(9, zlib.DEFLATED, 31)
     out = [comp.compress(prefix)]
-    chunk = fill * ((1 << 20) // len(fill))
-    for _ in range(n_fill * len(fill) // len(chunk)):
+    per_chunk = (1 << 20) // len(fill)
+    chunk = fill * per_chunk
+    for _ in range(n_fill // per_chunk):
         out.append(comp.compress(chunk))
-    out.append(comp.compress(suffix))
+    out.append(comp.compress(fill * (n_fill % per_chunk) + suffix))
     out.append(comp.flush())
     return b"".join(out)
 
@@ -263,8 +264,9 @@ class Job:
 def start(corpus: Path, out: Path, extra: tuple[str, ...] = ()) -> Job:
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS",)}
     env["RAY_USAGE_STATS_ENABLED"] = "0"
-    cmd = [sys.executable, "-m", "curator", "curate", "--input", str(corpus), "--output",
-           str(out), "--quiet", "--set", f"ray.worker_memory_bytes={WORKER_MEMORY}", *extra]
+    curator = str(Path(sys.executable).parent / "curator")  # the console script a user runs
+    cmd = [curator, "curate", "--input", str(corpus), "--output", str(out), "--quiet",
+           "--set", f"ray.worker_memory_bytes={WORKER_MEMORY}", *extra]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     job = Job(proc)
@@ -339,6 +341,12 @@ def accounting(out: Path, expected: dict[str, int]) -> dict[str, int]:
             "duplicated": keys_dup + texts_dup, "rows": m.height}
 
 
+def said(stderr: str, width: int = 140) -> str:
+    """The CLI's error line, unwrapped (rich wraps it to the terminal), cut to `width`."""
+    text = " ".join(stderr.split())
+    return text[text.find("error:"):][:width] if "error:" in text else text[-width:]
+
+
 @dataclass
 class Row:
     case: str
@@ -410,8 +418,8 @@ def main() -> None:
         assert rc == 0, err
         acc = accounting(out, expected)
         same = "yes" if run_digest(out) == digest else "NO"
-        rows.append(Row(case, acc["in"], acc["accounted"], acc["lost"], acc["duplicated"],
-                        same, max(peak1, peak2)))
+        rows.append(Row(case.split(" ", 1)[1], acc["in"], acc["accounted"], acc["lost"],
+                        acc["duplicated"], same, max(peak1, peak2)))
         print(rows[-1].md(), flush=True)
 
     def marked(phase: str, n: int = 1):
@@ -444,21 +452,20 @@ def main() -> None:
     acc = accounting(out, expected)
     rows.append(Row("a second job on the same folder", acc["in"], acc["accounted"], acc["lost"],
                     acc["duplicated"], "yes" if run_digest(out) == digest else "NO", peak,
-                    f"second exits {rc2}: `{err2.strip().splitlines()[-1][:90]}`"))
+                    f"second exits {rc2}: `{said(err2)}`"))
     print(rows[-1].md(), flush=True)
 
     out = work / "changed"
     job = start(corpus, out)
-    kill_when(job, marked("pass1", 3))
+    kill_when(job, lambda: marked("pass1", 3)(out))
     extra = corpus / "real" / "part-000.jsonl"
     saved = extra.read_bytes()
     extra.write_bytes(saved + json.dumps({"id": "new", "text": paras[0]}).encode() + b"\n")
     rc, err, peak = finish(start(corpus, out), timeout=300)
     extra.write_bytes(saved)
-    os.utime(extra, ns=(0, 0))  # not needed further; keeps the file visibly restored
     rows.append(Row("inputs changed, then resumed", sum(expected.values()), "-", "-", "-",
                     "refused", peak,
-                    f"exits {rc} before any work: `{err.strip().splitlines()[-1][:90]}`"))
+                    f"exits {rc} before any work: `{said(err)}`"))
     print(rows[-1].md(), flush=True)
 
     header = (
