@@ -45,6 +45,15 @@ def check_or_record_inputs(units: list[SourceUnit], path: Path) -> None:
     """Record the inputs on a first start; on a resume, refuse inputs that changed."""
     now = fingerprint(units)
     if not path.exists():
+        if any(path.parent.glob("*/*.json")):
+            # Work is marked done but the inputs were never recorded: a RUN begun by a curator
+            # before this check (and before doc_id was namespaced by source), whose files a
+            # resume would mix with this version's.
+            raise ConfigError(
+                f"{path.parent.parent} was started by an older curator (it has finished units "
+                "but no record of its inputs): resuming would mix two formats of doc_id; give "
+                "--output a new folder"
+            )
         write_text_atomic(json.dumps(now, indent=1), path)
         return
     before = json.loads(path.read_text())

@@ -151,3 +151,19 @@ def test_a_folder_that_cannot_be_listed_is_quarantined_not_skipped():
     finally:
         os.chmod(root / "closed", 0o755)
         subprocess.run(["rm", "-rf", str(root)], check=True)
+
+
+def test_a_run_begun_by_an_older_curator_is_not_resumed(tmp_path):
+    from curator.input_fingerprint import check_or_record_inputs
+    from curator.rundir import RunDir
+
+    corpus = small_corpus(tmp_path / "in")
+    units = expand_inputs([InputSpec(path=str(corpus))])
+    run = RunDir.at(tmp_path / "run")
+    run.write_marker({"records": 4}, "pass1", 0)  # finished work, no inputs.json
+    with pytest.raises(ConfigError, match="started by an older curator"):
+        check_or_record_inputs(units, run.inputs)
+    fresh = RunDir.at(tmp_path / "fresh")
+    check_or_record_inputs(units, fresh.inputs)  # a new RUN records its inputs
+    check_or_record_inputs(units, fresh.inputs)  # and resumes over the same ones
+    assert [e["source"] for e in json.loads(fresh.inputs.read_text())] == [u.source for u in units]
