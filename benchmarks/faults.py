@@ -29,7 +29,6 @@ import subprocess
 import sys
 import threading
 import time
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +37,12 @@ import psutil
 import zstandard
 
 from benchmarks.texts import chunk_paragraphs
+from tests.connectors.bombs import (
+    jsonl_gz_long_line,
+    jsonl_zst_zeros,
+    warc_gz_big_body,
+    warc_response,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "corpora"
@@ -95,34 +100,6 @@ def gzip_member(data: bytes) -> bytes:
     return gzip.compress(data, 6)
 
 
-def warc_response(uri: str, html: bytes) -> bytes:
-    http = b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n" + (
-        f"Content-Length: {len(html)}\r\n\r\n".encode()
-    )
-    block = http + html
-    head = (
-        "WARC/1.0\r\nWARC-Type: response\r\n"
-        f"WARC-Record-ID: <urn:uuid:{hashlib.md5(uri.encode()).hexdigest()}>\r\n"
-        f"WARC-Target-URI: {uri}\r\nWARC-Date: 2026-01-01T00:00:00Z\r\n"
-        "Content-Type: application/http; msgtype=response\r\n"
-        f"Content-Length: {len(block)}\r\n\r\n"
-    ).encode()
-    return head + block + b"\r\n\r\n"
-
-
-def streamed_gzip_member(prefix: bytes, fill: bytes, n_fill: int, suffix: bytes) -> bytes:
-    """One gzip member of prefix + fill * n_fill + suffix, compressed without building it."""
-    comp = zlib.compressobj(9, zlib.DEFLATED, 31)
-    out = [comp.compress(prefix)]
-    per_chunk = (1 << 20) // len(fill)
-    chunk = fill * per_chunk
-    for _ in range(n_fill // per_chunk):
-        out.append(comp.compress(chunk))
-    out.append(comp.compress(fill * (n_fill % per_chunk) + suffix))
-    out.append(comp.flush())
-    return b"".join(out)
-
-
 @dataclass
 class Hostile:
     path: Path
@@ -159,9 +136,10 @@ def build_hostile(root: Path, paras: list[str]) -> list[Hostile]:
     out.append(Hostile(p, 10, 5, "malformed lines"))
 
     # A WARC whose 4th member (of 10) is damaged mid-stream.
-    members = [gzip_member(warc_response(f"https://example.org/{i}",
-                                         f"<html><body><p>{paras[200 + i]}</p></body></html>"
-                                         .encode())) for i in range(10)]
+    pages = [f"<html><body><p>{paras[200 + i]}</p></body></html>".encode() for i in range(10)]
+    members = [gzip_member(b"".join(warc_response(f"https://example.org/{i}", len(page),
+                                                  iter([page]), f"page{i}")))
+               for i, page in enumerate(pages)]
     broken = bytearray(members[3])
     mid = len(broken) // 2
     broken[mid : mid + 40] = os.urandom(40)
@@ -170,40 +148,13 @@ def build_hostile(root: Path, paras: list[str]) -> list[Hostile]:
     p.write_bytes(b"".join(members))
     out.append(Hostile(p, 10, 9, "WARC with a corrupt member"))
 
-    # Bombs: one huge line / body between good records.
-    p = h / "bomb.jsonl.gz"
-    p.write_bytes(gzip_member(b"".join(good[:2]))
-                  + streamed_gzip_member(b'{"id": "bomb", "text": "', b"a", BOMB_BYTES, b'"}\n')
-                  + gzip_member(b"".join(good[2:4])))
-    out.append(Hostile(p, 5, 4, "gzip bomb (2 GiB line)"))
-
-    p = h / "bomb.jsonl.zst"
-    comp = zstandard.ZstdCompressor(level=3).compressobj()
-    parts = [comp.compress(b"".join(good[:2]) + b'{"id": "bomb", "text": "')]
-    zeros = b"0" * (1 << 20)
-    for _ in range(BOMB_BYTES >> 20):
-        parts.append(comp.compress(zeros))
-    parts.append(comp.compress(b'"}\n' + b"".join(good[2:4])))
-    parts.append(comp.flush())
-    p.write_bytes(b"".join(parts))
-    out.append(Hostile(p, 5, 4, "zstd bomb (2 GiB line)"))
-
-    p = h / "bomb.warc.gz"
-    html_head = b"<html><body><p>"
-    big_len = BOMB_BYTES
-    http = (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n"
-            + f"Content-Length: {big_len}\r\n\r\n".encode())
-    head = ("WARC/1.0\r\nWARC-Type: response\r\n"
-            "WARC-Record-ID: <urn:uuid:bomb>\r\nWARC-Target-URI: https://example.org/bomb\r\n"
-            "Content-Type: application/http; msgtype=response\r\n"
-            f"Content-Length: {len(http) + big_len}\r\n\r\n").encode()
-    bomb = streamed_gzip_member(head + http + html_head, b"x", big_len - len(html_head),
-                                b"\r\n\r\n")
-    pre = [gzip_member(warc_response(f"https://example.org/b{i}",
-                                     f"<html><body><p>{paras[300 + i]}</p></body></html>"
-                                     .encode())) for i in range(3)]
-    p.write_bytes(pre[0] + pre[1] + bomb + pre[2])
-    out.append(Hostile(p, 4, 3, "WARC bomb (2 GiB body)"))
+    # Bombs: one huge line / body between good records (tests/connectors/bombs.py).
+    for build, name, records, good, kind in (
+        (jsonl_gz_long_line, "bomb.jsonl.gz", 5, 4, "gzip bomb (2 GiB line)"),
+        (jsonl_zst_zeros, "bomb.jsonl.zst", 3, 2, "zstd bomb (2 GiB line)"),
+        (warc_gz_big_body, "bomb.warc.gz", 4, 3, "WARC bomb (2 GiB body)"),
+    ):
+        out.append(Hostile(build(h / name, BOMB_BYTES), records, good, kind))
     return out
 
 
@@ -410,17 +361,22 @@ def main() -> None:
                         f"quarantined: {quarantined or 'none'}"))
     print("\n".join(r.md() for r in rows), flush=True)
 
+    def finished(case: str, job: Job, note: str = "", peak_before: int = 0) -> None:
+        """A row for a job that must end like the uninterrupted run."""
+        rc, err, peak = finish(job)
+        assert rc == 0, err
+        out = Path(job.proc.args[job.proc.args.index("--output") + 1])
+        acc = accounting(out, expected)
+        same = "yes" if run_digest(out) == digest else "NO"
+        rows.append(Row(case, acc["in"], acc["accounted"], acc["lost"], acc["duplicated"], same,
+                        max(peak, peak_before), note))
+        print(rows[-1].md(), flush=True)
+
     def resumed(case: str, ready) -> None:
         out = work / case.split()[0]
         job = start(corpus, out)
-        peak1 = kill_when(job, lambda: ready(out))
-        rc, err, peak2 = finish(start(corpus, out))
-        assert rc == 0, err
-        acc = accounting(out, expected)
-        same = "yes" if run_digest(out) == digest else "NO"
-        rows.append(Row(case.split(" ", 1)[1], acc["in"], acc["accounted"], acc["lost"],
-                        acc["duplicated"], same, max(peak1, peak2)))
-        print(rows[-1].md(), flush=True)
+        peak = kill_when(job, lambda: ready(out))
+        finished(case.split(" ", 1)[1], start(corpus, out), peak_before=peak)
 
     def marked(phase: str, n: int = 1):
         return lambda out: len(list((out / "_done" / phase).glob("*.json"))) >= n
@@ -430,16 +386,9 @@ def main() -> None:
     resumed("kill_dedup driver SIGKILL as dedup starts, re-run", marked("pass1", n_units))
     resumed("kill_pass2 driver SIGKILL in pass 2, re-run", marked("pass2", 3))
 
-    out = work / "worker"
-    job = start(corpus, out)
-    killed = kill_a_worker_mid_file(out)
-    rc, err, peak = finish(job)
-    assert rc == 0, err
-    acc = accounting(out, expected)
-    rows.append(Row("a Ray worker SIGKILLed mid-file", acc["in"], acc["accounted"], acc["lost"],
-                    acc["duplicated"], "yes" if run_digest(out) == digest else "NO", peak,
-                    f"pid {killed}; the run went on"))
-    print(rows[-1].md(), flush=True)
+    job = start(corpus, work / "worker")
+    killed = kill_a_worker_mid_file(work / "worker")
+    finished("a Ray worker SIGKILLed mid-file", job, f"pid {killed}; the run went on")
 
     out = work / "second"
     first = start(corpus, out)
@@ -447,13 +396,7 @@ def main() -> None:
         time.sleep(0.05)
     time.sleep(2)
     rc2, err2, _ = finish(start(corpus, out), timeout=300)
-    rc, err, peak = finish(first)
-    assert rc == 0, err
-    acc = accounting(out, expected)
-    rows.append(Row("a second job on the same folder", acc["in"], acc["accounted"], acc["lost"],
-                    acc["duplicated"], "yes" if run_digest(out) == digest else "NO", peak,
-                    f"second exits {rc2}: `{said(err2)}`"))
-    print(rows[-1].md(), flush=True)
+    finished("a second job on the same folder", first, f"second exits {rc2}: `{said(err2)}`")
 
     out = work / "changed"
     job = start(corpus, out)

@@ -62,7 +62,7 @@ ARTICLE = (
 )
 
 
-def _warc_response(
+def warc_response(
     uri: str, body_len: int, body: Iterator[bytes], record_id: str
 ) -> Iterator[bytes]:
     http = b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
@@ -85,10 +85,10 @@ def warc_gz_big_body(path: Path, n_bytes: int, n_before: int = 1, n_after: int =
             if i == n_before:
                 head = b"<html><body><p>"
                 body = iter([head, *_repeat(b"a", n_bytes - len(head))])
-                parts = _warc_response("http://example.com/bomb", n_bytes, body, "bomb")
+                parts = warc_response("http://example.com/bomb", n_bytes, body, "bomb")
             else:
                 page = ARTICLE.format(i=i).encode()
-                parts = _warc_response(f"http://example.com/a{i}", len(page), iter([page]), f"a{i}")
+                parts = warc_response(f"http://example.com/a{i}", len(page), iter([page]), f"a{i}")
             with gzip.GzipFile(fileobj=out, mode="wb", compresslevel=1) as member:
                 for part in parts:
                     member.write(part)
