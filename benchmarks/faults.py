@@ -36,7 +36,7 @@ import polars as pl
 import psutil
 import zstandard
 
-from benchmarks.texts import chunk_paragraphs
+from policies.pool import chunk_paragraphs
 from tests.connectors.bombs import (
     jsonl_gz_long_line,
     jsonl_zst_zeros,

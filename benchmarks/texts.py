@@ -9,26 +9,14 @@ import gzip
 import json
 from pathlib import Path
 
+from policies.pool import chunk_paragraphs
+
 DEFAULT_INPUTS = [
     "../shared/corpora/books.jsonl.gz",
     "../shared/corpora/cc_en_head-0091.jsonl.gz",
     "../shared/corpora/cc_en_head-0174.jsonl.gz",
     "../shared/corpora/dolma-documents-000.jsonl.gz",
 ]
-
-
-def chunk_paragraphs(text: str, target_chars: int = 2000) -> list[str]:
-    """Greedy groups of whole lines of about `target_chars`."""
-    chunks, cur, size = [], [], 0
-    for line in text.split("\n"):
-        cur.append(line)
-        size += len(line) + 1
-        if size >= target_chars:
-            chunks.append("\n".join(cur).strip("\n"))
-            cur, size = [], 0
-    if cur:
-        chunks.append("\n".join(cur).strip("\n"))
-    return [c for c in chunks if c]
 
 
 def load_texts(

@@ -38,7 +38,8 @@ def build_pass1_steps(cfg: CurateConfig, *, filters: bool = True) -> list[Step]:
         if cfg.agent.enabled:
             from policies.scorer import PolicyScorer
 
-            # after the rules: the scorer reuses their signal columns on alive rows
+            # after the rules: only documents the rules keep cost a forward pass, and the
+            # score describes the text the run keeps (after C4's line removal)
             a = cfg.agent
             steps.append(PolicyScorer(a.policy, a.threshold, a.keep_fraction))
     if cfg.dedup.exact:

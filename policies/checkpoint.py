@@ -1,7 +1,9 @@
 """Policy checkpoints as one self-contained safetensors file.
 
 Tensors: the network (`net.*`), the feature normalization (`norm.mean`, `norm.std`), the
-target-aware feature model when there is one (`target.*`), and the sentencepiece model the
+target-aware feature model when there is one (`target.*`), the reference LM's weights when the
+policy has its loss column (`reference.*`, its TrainConfig in the metadata), and the
+sentencepiece model the
 features were computed with (`tokenizer`, uint8 bytes), so a policy
 scores the same anywhere. Metadata (strings): format, feature names, network sizes, the
 training config as JSON and its sha256 (`config_hash`) to tell policies apart.
@@ -20,6 +22,7 @@ import torch
 
 from policies.agent import PolicyNet
 from policies.features import FeatureExtractor, FeatureNorm, FeatureSpec
+from policies.reference import ReferenceLM
 from policies.target import TargetModel
 
 FORMAT = "curator-policy/1"
@@ -35,10 +38,13 @@ class Policy:
     config: dict[str, Any]
     config_hash: str
     target: TargetModel | None = None  # fitted target-aware feature model (spec.target_dim > 0)
+    reference: ReferenceLM | None = None  # the reference LM (spec.reference)
 
     def feature_extractor(self) -> FeatureExtractor:
-        """The extractor that rebuilds this policy's features exactly (tokenizer, spec, target)."""
-        return FeatureExtractor(self.tokenizer, self.spec, target=self.target)
+        """The extractor that rebuilds this policy's features exactly (tokenizer, spec, target,
+        reference LM)."""
+        return FeatureExtractor(self.tokenizer, self.spec, target=self.target,
+                                reference=self.reference)
 
 
 def config_hash(config: dict[str, Any]) -> str:
@@ -46,8 +52,8 @@ def config_hash(config: dict[str, Any]) -> str:
 
 
 def save_policy(path: str | Path, net: PolicyNet, norm: FeatureNorm, spec: FeatureSpec,
-                tokenizer: bytes, config: dict[str, Any], target: TargetModel | None = None
-                ) -> Path:
+                tokenizer: bytes, config: dict[str, Any], target: TargetModel | None = None,
+                reference: ReferenceLM | None = None) -> Path:
     """Write atomically (temp name + rename): a reader never sees half a policy."""
     from safetensors.torch import save_file
 
@@ -61,12 +67,18 @@ def save_policy(path: str | Path, net: PolicyNet, norm: FeatureNorm, spec: Featu
         if target is None:
             raise ValueError("spec.target_dim > 0 but no TargetModel to save")
         tensors.update(target.tensors())
+    if spec.reference:
+        if reference is None:
+            raise ValueError("spec.reference is set but no ReferenceLM to save")
+        tensors.update(reference.tensors())
     meta = {
         "format": FORMAT,
         "feature_names": json.dumps(spec.names),
         "sketch_dim": str(spec.sketch_dim),
         "model_features": json.dumps(spec.model_features),
         "target_dim": str(spec.target_dim),
+        "reference": json.dumps(spec.reference),
+        **(reference.metadata() if spec.reference and reference is not None else {}),
         "hidden": str(net.hidden),
         "config": json.dumps(config, sort_keys=True),
         "config_hash": config_hash(config),
@@ -91,7 +103,8 @@ def load_policy(path: str | Path) -> Policy:
                              f"expected {FORMAT!r})")
         tensors = {k: f.get_tensor(k) for k in f.keys()}
     spec = FeatureSpec(int(meta["sketch_dim"]), json.loads(meta["model_features"]),
-                       int(meta.get("target_dim", "0")))
+                       int(meta.get("target_dim", "0")),
+                       json.loads(meta.get("reference", "false")))
     names = json.loads(meta["feature_names"])
     if names != spec.names:
         raise ValueError(f"{path} was trained on features {len(names)} wide that this version "
@@ -104,8 +117,9 @@ def load_policy(path: str | Path) -> Policy:
     net.eval()
     norm = FeatureNorm(tensors["norm.mean"].numpy(), tensors["norm.std"].numpy())
     target = TargetModel.from_tensors(tensors)
+    reference = ReferenceLM.from_tensors(tensors, meta)
     return Policy(net, norm, spec, tensors["tokenizer"].numpy().tobytes(),
-                  json.loads(meta["config"]), meta["config_hash"], target)
+                  json.loads(meta["config"]), meta["config_hash"], target, reference)
 
 
 class MetricsLog:

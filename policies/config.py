@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from curator.config import Section, load_model
+from curator.config import InputSpec, Section, load_model
 
 
 class EnvConfig(Section):
@@ -39,13 +39,23 @@ class EnvConfig(Section):
     trainer_d_model: int = Field(64, gt=0, description="Trainer learner: residual width.")
     trainer_n_layer: int = Field(2, gt=0, description="Trainer learner: blocks.")
     trainer_seq_len: int = Field(128, gt=1, description="Trainer learner: context length.")
+    trainer_eval_batches: int = Field(
+        4, gt=0, description="Trainer learner: held-out batches (of 16 x seq_len tokens) per "
+        "reward; each environment step evaluates two branches per sampled mask.",
+    )
 
 
 class PoolConfig(Section):
     """Where the training pool comes from (policies/pool.py)."""
 
-    source: Literal["corpora", "demo"] = Field(
-        "demo", description="corpora = real data folder; demo = curator.demo_corpus + corruptions."
+    source: Literal["corpora", "demo", "inputs"] = Field(
+        "demo", description="inputs = the real documents of `inputs` as they are (a natural "
+        "pool: no labels, no corruption; needs agent.target); corpora = labelled real data "
+        "folder + corruptions; demo = curator.demo_corpus + corruptions.",
+    )
+    inputs: list[InputSpec] = Field(
+        default_factory=list, description="source=inputs: the candidate documents (files, "
+        "globs, WARCs, a DuckDB query), read by the curate connectors.",
     )
     corpora_dir: str = Field("../shared/corpora", description="Folder for source=corpora.")
     max_books: int | None = Field(None, description="Books read from books.jsonl.gz; null = all.")
@@ -84,6 +94,29 @@ class AgentConfig(Section):
         "against the pool's clean held-out text; policies/target.py) over this many hashed "
         "n-gram buckets; 0 = off (a general-purpose policy, as shipped).",
     )
+    target: list[InputSpec] = Field(
+        default_factory=list, description="Clean reference text the agent selects towards "
+        "(paths or a DuckDB query, read like curate inputs). Needed by pool.source=inputs; "
+        "split by text hash into the part the target-aware features and reference LM are "
+        "fitted on and the reward's held-out part.",
+    )
+    target_fit_fraction: float = Field(
+        0.5, gt=0, lt=1, description="Share of agent.target used for fitting (classifier, "
+        "DSIR, reference LM); the rest is the reward's held-out text.",
+    )
+    reference_model: bool = Field(
+        False, description="Add the document's loss under a reference LM (the bundled "
+        "trainer's model) trained on the target text: CCNet-style perplexity, one column.",
+    )
+    reference_steps: int = Field(
+        300, gt=0, description="Optimizer steps of the reference LM (8 x 128 tokens each).",
+    )
+    init: Literal["scratch", "logistic"] = Field(
+        "scratch", description="REINFORCE: scratch = seeded random init (keep prob ~0.5 "
+        "everywhere); logistic = the linear path starts from a logistic regression of the "
+        "reward's held-out text (1) against the pool (0) on the same features, and RL "
+        "adjusts it from there (masks are sampled at a temperature that keeps them diverse).",
+    )
     hidden: int = Field(64, gt=0, description="Hidden width of the policy MLP.")
     total_steps: int = Field(2000, gt=0, description="Environment steps to train for.")
     learning_rate: float = Field(3e-3, gt=0, description="Adam learning rate of the policy.")
@@ -112,6 +145,13 @@ class AgentConfig(Section):
     env: EnvConfig = EnvConfig()
     pool: PoolConfig = PoolConfig()
     ppo: PPOConfig = PPOConfig()
+
+    @model_validator(mode="after")
+    def _natural_needs_target(self) -> AgentConfig:
+        if self.pool.source == "inputs" and not (self.pool.inputs and self.target):
+            raise ValueError("pool.source=inputs needs pool.inputs (the candidate documents) "
+                             "and agent target (the clean text to select towards); set both")
+        return self
 
 
 class ScoreConfig(Section):

@@ -26,9 +26,11 @@ import numpy as np
 import pyarrow as pa
 from gymnasium import spaces
 
+from curator.config import InputSpec
 from policies.config import AgentConfig, EnvConfig, PoolConfig
 from policies.features import FeatureExtractor, FeatureNorm, FeatureSpec
 from policies.pool import Pool, build_pool, corpora_sources, demo_sources
+from policies.reference import ReferenceLM
 from policies.reward import Learner, ProxyLearner, TrainerLearner, TrainerSpec, paired_reward
 from policies.target import TargetModel
 
@@ -57,8 +59,9 @@ def env_data_from_pool(pool: Pool, extractor: FeatureExtractor, norm: FeatureNor
     """Featurize and tokenize a pool; fit the normalization on it unless one is given."""
     raw = extractor(pool.texts)
     norm = norm or FeatureNorm.fit(raw)
-    doc_tokens = [t.astype(np.int64) for t in extractor.tokenize(pool.texts)]
-    held = extractor.tokenize(pa.array(pool.heldout, pa.string()))
+    # the learner reads the text the features describe (normalized, as curate tokenizes it)
+    doc_tokens = [t.astype(np.int64) for t in extractor.tokenize(extractor.prepare(pool.texts))]
+    held = extractor.tokenize(extractor.prepare(pool.heldout))
     data = EnvData(norm(raw), doc_tokens, np.concatenate(held).astype(np.int64),
                    extractor.sp.get_piece_size(), pool.is_junk)
     return data, norm
@@ -68,7 +71,7 @@ def make_learner(data: EnvData, cfg: EnvConfig) -> Learner:
     if cfg.learner == "proxy":
         return ProxyLearner(data.vocab_size, data.heldout_tokens, cfg.step_tokens)
     spec = TrainerSpec(seq_len=cfg.trainer_seq_len, n_layer=cfg.trainer_n_layer,
-                       d_model=cfg.trainer_d_model)
+                       d_model=cfg.trainer_d_model, eval_batches=cfg.trainer_eval_batches)
     return TrainerLearner(data.vocab_size, data.heldout_tokens, cfg.step_tokens,
                           cfg.episode_steps, spec)
 
@@ -182,9 +185,16 @@ class TrainingSetup:
     spec: FeatureSpec
     pool: Pool
     target: TargetModel | None = None
+    reference: ReferenceLM | None = None
 
 
-def load_pool(cfg: PoolConfig) -> Pool:
+def load_pool(cfg: PoolConfig, target: list[InputSpec] | None = None,
+              target_fit_fraction: float = 0.5) -> Pool:
+    """The pool a config names; `target` (agent.target) is read for source=inputs."""
+    if cfg.source == "inputs":
+        from policies.natural import natural_pool
+
+        return natural_pool(cfg.inputs, target or [], target_fit_fraction, cfg.seed)
     sources = (corpora_sources(cfg.corpora_dir, cfg.max_books) if cfg.source == "corpora"
                else demo_sources())
     return build_pool(sources, cfg.n_docs, cfg.noise, cfg.seed, cfg.heldout_docs)
@@ -202,24 +212,38 @@ def resolve_tokenizer(path: str | None) -> bytes:
 def make_env(cfg: AgentConfig, pool: Pool | None = None, tokenizer: bytes | None = None
              ) -> TrainingSetup:
     """The training environment of an agent config (the pool is built unless given)."""
-    pool = pool if pool is not None else load_pool(cfg.pool)
-    target = None
-    if cfg.target_dim:
-        # the reward's own target: the clean held-out text the learner is evaluated on
-        target = TargetModel.fit(pool.texts, pa.array(pool.heldout, pa.string()), cfg.target_dim,
-                                 seed=cfg.seed)
-    base = FeatureSpec(sketch_dim=cfg.sketch_dim, target_dim=cfg.target_dim)
-    extractor = FeatureExtractor(tokenizer or resolve_tokenizer(cfg.tokenizer), base,
-                                 target=target)
+    pool = pool if pool is not None else load_pool(cfg.pool, cfg.target,
+                                                   cfg.target_fit_fraction)
+    tokenizer = tokenizer or resolve_tokenizer(cfg.tokenizer)
+    target, reference = fit_target_models(cfg, pool, tokenizer)
+    base = FeatureSpec(sketch_dim=cfg.sketch_dim, target_dim=cfg.target_dim,
+                       reference=cfg.reference_model)
+    extractor = FeatureExtractor(tokenizer, base, target=target, reference=reference)
     data, norm = env_data_from_pool(pool, extractor)
     env = gym.make(ENV_ID, data=data, cfg=cfg.env, disable_env_checker=True).unwrapped
     spec = FeatureSpec(sketch_dim=cfg.sketch_dim, model_features=cfg.env.model_features,
-                       target_dim=cfg.target_dim)
+                       target_dim=cfg.target_dim, reference=cfg.reference_model)
     if spec.model_features:
         pad = N_MODEL_FEATURES
         norm = FeatureNorm(np.concatenate([norm.mean, np.zeros(pad, np.float32)]),
                            np.concatenate([norm.std, np.ones(pad, np.float32)]))
-    return TrainingSetup(env, extractor, norm, spec, pool, target)
+    return TrainingSetup(env, extractor, norm, spec, pool, target, reference)
+
+
+def fit_target_models(cfg: AgentConfig, pool: Pool, tokenizer: bytes
+                      ) -> tuple[TargetModel | None, ReferenceLM | None]:
+    """The target-aware feature model and the reference LM a config asks for, fitted on the
+    pool's fit text (`Pool.fit_text`: for a natural pool disjoint from the reward's text)."""
+    fit_text = pa.array(pool.fit_text, pa.string())
+    target = (TargetModel.fit(pool.texts, fit_text, cfg.target_dim, seed=cfg.seed)
+              if cfg.target_dim else None)
+    reference = None
+    if cfg.reference_model:
+        plain = FeatureExtractor(tokenizer, FeatureSpec(sketch_dim=1))
+        docs = plain.tokenize(plain.prepare(fit_text))
+        reference = ReferenceLM.fit(docs, plain.sp.get_piece_size(), cfg.reference_steps,
+                                    cfg.seed)
+    return target, reference
 
 
 register()

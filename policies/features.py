@@ -8,9 +8,18 @@ Four (or five) groups of columns, in a fixed order recorded with every policy (`
    diversity (distinct / total lowercased words), character-class fractions;
 3. a hashed word uni+bigram sketch of fixed width (signed feature hashing, L2-normalized);
 3b. optionally (`target_dim` > 0) two target-aware columns, a classifier logit and a DSIR weight
-   against the environment's clean held-out text (policies/target.py);
+   against the target text (policies/target.py);
+3c. optionally (`reference`) the document's loss under the reference LM trained on the target
+   text (CCNet-style perplexity, policies/reference.py), whose weights the policy carries;
 4. optionally (model-aware, RHO-LOSS / MATES style) the document's mean token loss under the
-   current trainer model and under a reference model, and their difference.
+   current trainer model and under a reference model, and their difference (given by the
+   caller: the environment and the closed loop hold those models).
+
+One function for every caller: training, `curator score` and the curate stage all call
+`FeatureExtractor.__call__` on the document text, which normalizes it itself (curator's default
+`Normalize`, idempotent, so text curate already normalized is unchanged) and computes every
+column from that text. Nothing is taken from columns an upstream step computed: those were
+computed on other text (before C4's line removal) or with other settings, a train/serve skew.
 
 Counts are log1p'd so a z-score is meaningful; undefined ratios (empty documents) stay NaN and
 become 0 (the mean) after `FeatureNorm`, whose statistics are saved with the policy.
@@ -27,14 +36,16 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curator.config import LanguageConfig, QualityConfig
+from curator.config import LanguageConfig, NormalizeConfig, QualityConfig
 from curator.schema import KEPT
 from curator.stages.c4 import C4Quality
 from curator.stages.fineweb import FineWebQuality
 from curator.stages.gopher_quality import GopherQuality
 from curator.stages.gopher_repetition import GopherRepetition
 from curator.stages.language import LanguageId
+from curator.stages.normalize import normalize_text
 from policies.ngrams import NgramKeys, _words, ngram_counts, word_ngram_keys
+from policies.reference import ReferenceLM
 from policies.target import TARGET_COLUMNS, TargetModel
 
 # Signal columns read from the rule steps, and whether they are counts (log1p'd).
@@ -68,6 +79,7 @@ TEXT_COLUMNS = [
     "frac_alpha", "frac_digit", "frac_upper", "frac_space", "frac_non_ascii", "frac_punct",
     "is_english",
 ]
+REFERENCE_COLUMNS = ["reference_loss"]
 MODEL_COLUMNS = ["loss_current", "loss_reference", "loss_excess"]
 _CHAR_CLASSES = {
     "frac_alpha": r"\pL", "frac_digit": r"\pN", "frac_upper": r"\p{Lu}", "frac_space": r"\s",
@@ -82,13 +94,16 @@ class FeatureSpec:
     sketch_dim: int = 64
     model_features: bool = False
     target_dim: int = 0  # > 0: target-aware columns from a TargetModel of this width
+    reference: bool = False  # the reference LM's loss column (the policy carries the LM)
 
     @property
     def names(self) -> list[str]:
         sketch = [f"sketch_{i}" for i in range(self.sketch_dim)]
         target = TARGET_COLUMNS if self.target_dim else []
+        reference = REFERENCE_COLUMNS if self.reference else []
         model = MODEL_COLUMNS if self.model_features else []
-        return [name for name, _ in SIGNAL_COLUMNS] + TEXT_COLUMNS + sketch + target + model
+        return ([name for name, _ in SIGNAL_COLUMNS] + TEXT_COLUMNS + sketch + target
+                + reference + model)
 
     @property
     def dim(self) -> int:
@@ -131,16 +146,6 @@ def _column(table: pa.Table, name: str) -> np.ndarray:
     return pc.cast(table.column(name), pa.float64()).to_numpy(zero_copy_only=False)
 
 
-def _reusable_signals(signals: pa.Table | None, n: int) -> dict[str, np.ndarray] | None:
-    """The signal columns of `signals` if every one is present and non-null, else None."""
-    if signals is None or signals.num_rows != n:
-        return None
-    names = [name for name, _ in SIGNAL_COLUMNS] + ["lang"]
-    if any(c not in signals.column_names or signals.column(c).null_count for c in names):
-        return None
-    return {name: _column(signals, name) for name, _ in SIGNAL_COLUMNS}
-
-
 def hashed_sketch(texts: pa.Array, dim: int, keys: NgramKeys | None = None) -> np.ndarray:
     """Signed feature hashing of lowercased word unigrams and bigrams, L2-normalized per doc."""
     out = ngram_counts(texts, dim, signed=True, keys=keys).astype(np.float32)
@@ -179,16 +184,23 @@ class FeatureExtractor:
     """Callable: texts -> raw feature matrix (float32, NaN where undefined), `spec.names` order."""
 
     def __init__(self, tokenizer: bytes | str | Path, spec: FeatureSpec | None = None,
-                 quality: QualityConfig | None = None, target: TargetModel | None = None) -> None:
+                 quality: QualityConfig | None = None, target: TargetModel | None = None,
+                 reference: ReferenceLM | None = None) -> None:
         """`tokenizer`: a sentencepiece model file, or its bytes (as embedded in a policy);
-        `target`: the fitted target model when `spec.target_dim` > 0."""
+        `target`: the fitted target model when `spec.target_dim` > 0; `reference`: the
+        reference LM when `spec.reference`."""
         import sentencepiece as spm
 
         self.spec = spec or FeatureSpec()
         if self.spec.target_dim and (target is None or target.dim != self.spec.target_dim):
             raise ValueError(f"feature spec wants target-aware columns of width "
                              f"{self.spec.target_dim}; pass the policy's fitted TargetModel")
+        if self.spec.reference and reference is None:
+            raise ValueError("feature spec wants the reference LM's loss; pass the policy's "
+                             "ReferenceLM")
         self.target = target if self.spec.target_dim else None
+        self.reference = reference if self.spec.reference else None
+        self.normalize = NormalizeConfig()
         if isinstance(tokenizer, bytes):
             self.tokenizer_proto = tokenizer
         else:
@@ -201,37 +213,34 @@ class FeatureExtractor:
         # keep=[] so the step never drops: we only read its lang/lang_score columns
         self.language = LanguageId(LanguageConfig(keep=[], min_score=0.0))
 
+    def prepare(self, texts: pa.Array | pa.ChunkedArray | list[str]) -> pa.Array:
+        """The text every feature is computed from: a string array, normalized."""
+        if isinstance(texts, list):
+            texts = pa.array(texts, pa.string())
+        return as_string_array(normalize_text(as_string_array(texts), self.normalize))
+
     def tokenize(self, texts: pa.Array) -> list[np.ndarray]:
         return self.sp.EncodeAsNumpy(texts.to_pylist(), add_eos=True, num_threads=1)
 
     def __call__(self, texts: pa.Array | pa.ChunkedArray,
-                 model_losses: np.ndarray | None = None,
-                 signals: pa.Table | None = None) -> np.ndarray:
-        """`model_losses` (n, 2): per-doc loss under the current and reference model.
+                 model_losses: np.ndarray | None = None) -> np.ndarray:
+        """Raw feature rows of `texts` (see the module doc: one path for every caller).
 
-        `signals`: rows aligned with `texts` that already carry the backbone's signal columns
-        (inside `curator curate` every row alive at the scorer has passed every rule step, so
-        its signals are there); used as they are when complete, else recomputed here. Language
-        id and the rule steps are ~80% of the extractor's time.
+        `model_losses` (n, 2): per-doc loss under the current and reference model, for a
+        policy trained with `model_features`.
         """
-        texts = as_string_array(texts)
+        texts = self.prepare(texts)
         n = len(texts)
-        cols = _reusable_signals(signals, n)
-        lang_is_en: np.ndarray
-        if cols is None:
-            base = alive_table(texts)
-            cols = {}
-            for step in self.steps:
-                out = step(base)
-                for name, _ in SIGNAL_COLUMNS:
-                    if name in out.column_names and name not in cols:
-                        cols[name] = _column(out, name)
-            lang = self.language(base)
-            cols["lang_score"] = _column(lang, "lang_score")
-            lang_is_en = pc.equal(lang.column("lang"), "en").to_numpy(zero_copy_only=False)
-        else:
-            assert signals is not None
-            lang_is_en = pc.equal(signals.column("lang"), "en").to_numpy(zero_copy_only=False)
+        base = alive_table(texts)
+        cols: dict[str, np.ndarray] = {}
+        for step in self.steps:
+            out = step(base)
+            for name, _ in SIGNAL_COLUMNS:
+                if name in out.column_names and name not in cols:
+                    cols[name] = _column(out, name)
+        lang = self.language(base)
+        cols["lang_score"] = _column(lang, "lang_score")
+        lang_is_en = pc.equal(lang.column("lang"), "en").to_numpy(zero_copy_only=False)
         signals_x = np.stack([
             np.log1p(np.maximum(cols[name], 0)) if is_count else cols[name]
             for name, is_count in SIGNAL_COLUMNS
@@ -239,7 +248,8 @@ class FeatureExtractor:
 
         chars = pc.utf8_length(texts).to_numpy().astype(np.float64)
         safe = np.where(chars > 0, chars, np.nan)
-        n_tok = np.fromiter((len(t) for t in self.tokenize(texts)), np.float64, count=n)
+        tokens = self.tokenize(texts)
+        n_tok = np.fromiter((len(t) for t in tokens), np.float64, count=n)
         text_stats = [np.log1p(chars), compression_ratio(texts), (n_tok - 1) / safe,
                       lexical_diversity(texts)]
         for pattern in _CHAR_CLASSES.values():
@@ -250,6 +260,8 @@ class FeatureExtractor:
         parts = [signals_x, np.stack(text_stats, axis=1), sketch]
         if self.target is not None:
             parts.append(self.target(texts, keys))
+        if self.reference is not None:
+            parts.append(self.reference.losses(tokens)[:, None])
         if self.spec.model_features:
             if model_losses is None:
                 raise ValueError("this policy was trained with model_features=True; pass "

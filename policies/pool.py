@@ -35,12 +35,21 @@ class Sources:
 @dataclass(frozen=True)
 class Pool:
     texts: pa.Array  # string, the candidate documents (shuffled)
-    labels: pa.Array  # string: "clean" or the junk kind
-    heldout: list[str]  # clean documents never in the pool
+    labels: pa.Array | None  # string: "clean" or the junk kind; None for a natural pool
+    heldout: list[str]  # clean documents never in the pool: the reward's held-out text
+    # text the target-aware features and the reference LM are fitted on; empty = `heldout`
+    # (a labelled pool has only one clean split); natural pools keep the two disjoint
+    target: list[str] = field(default_factory=list)
 
     @property
-    def is_junk(self) -> np.ndarray:
+    def is_junk(self) -> np.ndarray | None:
+        if self.labels is None:
+            return None
         return np.asarray(self.labels.to_numpy(zero_copy_only=False) != CLEAN)
+
+    @property
+    def fit_text(self) -> list[str]:
+        return self.target or self.heldout
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -48,7 +57,8 @@ class Pool:
     def without(self, drop: np.ndarray) -> Pool:
         """The pool minus the documents where `drop` is True (e.g. near-duplicate copies)."""
         keep = pa.array(~np.asarray(drop, bool))
-        return Pool(self.texts.filter(keep), self.labels.filter(keep), self.heldout)
+        labels = None if self.labels is None else self.labels.filter(keep)
+        return Pool(self.texts.filter(keep), labels, self.heldout, self.target)
 
 
 def chunk_lines(text: str, lines_per_doc: int = 30, min_chars: int = 400) -> list[str]:
@@ -58,7 +68,21 @@ def chunk_lines(text: str, lines_per_doc: int = 30, min_chars: int = 400) -> lis
     return [d for d in docs if len(d) >= min_chars]
 
 
-def _html_text(html: str, main_content: bool) -> str:
+def chunk_paragraphs(text: str, target_chars: int = 2000) -> list[str]:
+    """Greedy groups of whole lines of about `target_chars` (a book cut into documents)."""
+    chunks, cur, size = [], [], 0
+    for line in text.split("\n"):
+        cur.append(line)
+        size += len(line) + 1
+        if size >= target_chars:
+            chunks.append("\n".join(cur).strip("\n"))
+            cur, size = [], 0
+    if cur:
+        chunks.append("\n".join(cur).strip("\n"))
+    return [c for c in chunks if c]
+
+
+def html_text(html: str, main_content: bool) -> str:
     from resiliparse.extract.html2text import extract_plain_text
     from resiliparse.parse.html import HTMLTree
 
@@ -83,7 +107,7 @@ def corpora_sources(corpora: str | Path, max_books: int | None = None,
     with gzip.open(root / "web-pages.jsonl.gz", "rt") as f:
         for line in f:
             rec = json.loads(line)
-            article = _html_text(rec["expected_html"], main_content=False).strip()
+            article = html_text(rec["expected_html"], main_content=False).strip()
             if len(article) < 200:
                 continue
             if py3langid.classify(article[:2000])[0] != "en":
@@ -91,7 +115,7 @@ def corpora_sources(corpora: str | Path, max_books: int | None = None,
                 continue
             clean.append(article)
             kept = {ln.strip() for ln in article.splitlines()}
-            page = _html_text(rec["html"], main_content=False)
+            page = html_text(rec["html"], main_content=False)
             rest = [ln for ln in page.splitlines() if ln.strip() and ln.strip() not in kept]
             if sum(len(ln) for ln in rest) >= 100:
                 boilerplate.append("\n".join(rest))

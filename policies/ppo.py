@@ -135,7 +135,8 @@ def main(cfg: AgentConfig, pool: Pool | None = None, tokenizer: bytes | None = N
     log.close()
     train_s = time.time() - start
     save_policy(cfg.output, agent, setup.norm, setup.spec,
-                setup.extractor.tokenizer_proto, cfg.model_dump(mode="json"), setup.target)
+                setup.extractor.tokenizer_proto, cfg.model_dump(mode="json"), setup.target,
+                setup.reference)
     return {"output": cfg.output, "steps": global_step, "setup_s": setup_s, "train_s": train_s,
             "episodic_returns": returns}
 

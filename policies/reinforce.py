@@ -28,7 +28,7 @@ from torch.distributions import Bernoulli
 from policies.agent import PolicyNet
 from policies.checkpoint import MetricsLog, save_policy
 from policies.config import AgentConfig, load_agent_config
-from policies.env import CurationEnv, make_env
+from policies.env import CurationEnv, TrainingSetup, make_env
 from policies.pool import Pool
 
 
@@ -40,12 +40,36 @@ def main(cfg: AgentConfig, pool: Pool | None = None, tokenizer: bytes | None = N
     setup = make_env(cfg, pool, tokenizer)
     setup_s = time.time() - t0
     net = PolicyNet(setup.env.observation_space.shape[1], cfg.hidden)
+    affine = (0.0, 1.0)
+    if cfg.init == "logistic":
+        affine = logistic_init(net, setup)
     log = MetricsLog(cfg.log_path or Path(cfg.output).with_name("metrics.jsonl"))
-    summary = train_policy(net, setup.env, cfg, log, reset_seed=cfg.seed)
+    summary = train_policy(net, setup.env, cfg, log, reset_seed=cfg.seed, logit_affine=affine)
     log.close()
     save_policy(cfg.output, net, setup.norm, setup.spec,
-                setup.extractor.tokenizer_proto, cfg.model_dump(mode="json"), setup.target)
+                setup.extractor.tokenizer_proto, cfg.model_dump(mode="json"), setup.target,
+                setup.reference)
     return {"output": cfg.output, "setup_s": setup_s, **summary}
+
+
+def logistic_init(net: PolicyNet, setup: TrainingSetup) -> tuple[float, float]:
+    """Start the linear path from the features fitted without RL: a class-balanced logistic
+    regression of the reward's held-out text (1) against the pool (0). Returns the sampling
+    affine (median, std of the pool's logits) so that sampled masks keep about half the
+    candidates and still differ from each other (else every leave-one-out advantage is 0)."""
+    from policies.target import fit_classifier
+
+    if setup.spec.model_features:
+        raise ValueError("init=logistic needs features the pool alone defines; "
+                         "set env.model_features=false")
+    pool = setup.env.data.features
+    goal = setup.norm(setup.extractor(setup.extractor.prepare(setup.pool.heldout)))
+    w, b = fit_classifier(goal, pool, steps=500, seed=0)
+    with torch.no_grad():
+        net.linear.copy_(torch.from_numpy(w))
+        net.keep_head.bias.fill_(b)
+        logits = net.keep_logits(torch.from_numpy(pool)).numpy()
+    return float(np.median(logits)), float(max(np.std(logits), 1e-3))
 
 
 def train_policy(net: PolicyNet, env: CurationEnv, cfg: AgentConfig, log: MetricsLog,
@@ -126,7 +150,7 @@ def train_policy(net: PolicyNet, env: CurationEnv, cfg: AgentConfig, log: Metric
         # 4. model selection on the environment's own reward (never on labels): greedy
         #    episodes with fixed seeds; the best-scoring weights are the ones kept
         if cfg.eval_interval and (step + 1) % cfg.eval_interval == 0:
-            eval_return = greedy_return(net, env, cfg.seed)
+            eval_return = greedy_return(net, env, cfg.seed, center)
             eval_returns.append(eval_return)
             metrics["charts/eval_return"] = eval_return
             if eval_return > best_return:
@@ -148,15 +172,19 @@ def train_policy(net: PolicyNet, env: CurationEnv, cfg: AgentConfig, log: Metric
 EVAL_SEEDS = (10_001, 10_002)
 
 
-@torch.no_grad()
-def greedy_return(net: PolicyNet, env: CurationEnv, seed: int) -> float:
-    """Mean return of deterministic (keep if p > 0.5) episodes on fixed evaluation seeds."""
+def greedy_return(net: PolicyNet, env: CurationEnv, seed: int, center: float = 0.0) -> float:
+    """Mean return of deterministic (keep if p > 0.5) episodes on fixed evaluation seeds.
+
+    Only the policy's forward pass is gradient-free: the environment's transformer learner
+    trains inside `env.step`."""
     total = 0.0
     for s in EVAL_SEEDS:
         obs, _ = env.reset(seed=seed + s)
         done = False
         while not done:
-            keep = (net.keep_logits(torch.from_numpy(obs)) > 0).numpy().astype(np.int8)
+            with torch.no_grad():
+                logits = net.keep_logits(torch.from_numpy(obs))
+                keep = (logits > center).numpy().astype(np.int8)
             obs, reward, terminated, truncated, _ = env.step(keep)
             total += reward
             done = terminated or truncated

@@ -5,11 +5,13 @@
 higher = better; null for rows not alive) to each Arrow batch. With `threshold` or
 `keep_fraction` it also drops the alive rows that fall short, with reason `agent_low_score`;
 without either it only scores (the pass structure decides). Inference is one batched forward
-pass on CPU, single-threaded: Ray runs one scorer per core. Inside `curator curate` the alive
-rows already carry the rule steps' signal columns, which the features reuse instead of
-recomputing (language id and the rules are ~80% of the feature cost); note that those signals
-were computed on normalized (and, for FineWeb, C4-rewritten) text, a small shift from the raw
-text the policy was trained on.
+pass on CPU, single-threaded: Ray runs one scorer per core.
+
+`quality_score` is the policy's keep logit (log-odds that the agent keeps the document; any real
+number, higher = better, 0 = even odds). Features come from the text alone, through the same
+`FeatureExtractor.__call__` as in training and `curator score`: inside `curator curate` that is
+the text the run will keep (normalized, after C4's line removal), so a document whose lines C4
+removes is scored as it will be exported.
 """
 
 from __future__ import annotations
@@ -54,17 +56,15 @@ class PolicyScorer:
     def feature_names(self) -> list[str]:
         return [] if self.policy is None else self.policy.spec.names
 
-    def score_texts(self, texts: pa.Array, signals: pa.Table | None = None
-                    ) -> tuple[np.ndarray, np.ndarray | None]:
-        """(scores float32, raw features or None) for a string array; `signals`: see
-        FeatureExtractor (rows aligned with texts carrying the rule steps' signal columns)."""
+    def score_texts(self, texts: pa.Array) -> tuple[np.ndarray, np.ndarray | None]:
+        """(scores float32, raw features or None) for a string array."""
 
         if self.heuristic:
             from policies.baselines import heuristic_scores
 
             return heuristic_scores(texts).astype(np.float32), None
         assert self.policy is not None
-        raw = self.extractor(texts, signals=signals)
+        raw = self.extractor(texts)
         return self.score_features(raw), raw
 
     def score_features(self, raw: np.ndarray) -> np.ndarray:
@@ -78,7 +78,7 @@ class PolicyScorer:
     def __call__(self, table: pa.Table) -> pa.Table:
         alive = alive_mask(table).to_numpy(zero_copy_only=False)
         alive_rows = table.filter(pa.array(alive))
-        scores, raw = self.score_texts(alive_rows.column("text"), alive_rows)
+        scores, raw = self.score_texts(alive_rows.column("text"))
         table = set_column(table, "quality_score", scatter(scores, alive, pa.float32()))
         if self.with_features and raw is not None:
             for j, name in enumerate(self.feature_names):

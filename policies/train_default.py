@@ -1,16 +1,22 @@
-"""Rebuild the shipped default policy (policies/default/policy.safetensors) from data any
-machine has, offline:
+"""Rebuild the shipped default policy (policies/default/policy.safetensors) from the natural
+setup, offline:
 
-    .venv/bin/python -m policies.train_default [--steps 3000] [--output PATH]
+    .venv/bin/python -m policies.train_default --corpora ../shared/corpora \
+        --debian DEBIAN/debian-handbook --crawl CRAWL/*.jsonl.gz [--steps 120]
 
-1. clean text: curator.demo_corpus (pydoc_data topics + installed packages' descriptions),
-   chunked into ~20-line documents;
-2. a sentencepiece BPE tokenizer (2k pieces) trained on that clean text (embedded in the
-   checkpoint, so features are computed the same way everywhere);
-3. a pool at 50% noise whose junk is the labelled corruptions of policies/pool.py
-   (token-shuffled, repeated lines, character soup, cipher "language", near-duplicates);
-4. REINFORCE in the proxy environment (hashed-bigram LM learner) for `--steps` steps.
-The result depends only on the installed packages (which set the demo text) and the seeds.
+1. data (policies/natural_corpus.py): the candidates are real crawl text (WARC pages, Common
+   Crawl and Dolma documents, raw web pages; `--crawl` adds Common Crawl extracts), of which
+   only the training half (by text hash) is used here -- the other half is what the natural
+   selection benchmark selects from and what its keep/reject judgments describe; the target is
+   clean text (web articles, book chunks, the Debian handbook from `apt-get download
+   debian-handbook`), of which the fit and reward parts are used, never the evaluation part;
+2. a sentencepiece BPE tokenizer (4k pieces) on the target's fit part and the training pool;
+3. features with the target-aware columns and the reference LM's loss (fitted on the target's
+   fit part); the policy's linear path starts from the logistic regression of the reward part
+   against the pool (`init: logistic`) and REINFORCE adjusts it in the transformer
+   environment (reward: the bundled transformer's loss on the target's reward part).
+The same function builds the natural benchmark's REINFORCE agent, so the benchmark measures
+the policy that ships.
 """
 
 from __future__ import annotations
@@ -20,40 +26,74 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from curator.config import TokenizerConfig
 from curator.tokenizer_train import train_tokenizer
-from policies import reinforce
 from policies.checkpoint import DEFAULT_POLICY
-from policies.config import AgentConfig, EnvConfig, PoolConfig
-from policies.pool import build_pool, demo_sources
+from policies.config import AgentConfig, EnvConfig
+from policies.natural_corpus import NaturalData, load_natural
+from policies.pool import Pool
+
+TARGET_DIM = 4096
 
 
-def build_tokenizer(texts: list[str], vocab_size: int = 2048) -> bytes:
+def natural_agent_config(output: str, steps: int, overrides: list[str] | None = None
+                         ) -> AgentConfig:
+    """The natural environment: the bundled transformer learns from each step's kept
+    documents and is rewarded by its loss on the target's reward part."""
+    from curator.config import load_model
+
+    base = AgentConfig(
+        algorithm="reinforce", output=output, total_steps=steps, seed=0, init="logistic",
+        target_dim=TARGET_DIM, reference_model=True, samples_per_step=4, batch_steps=4,
+        eval_interval=max(1, steps // 4), learning_rate=3e-3,
+        env=EnvConfig(learner="trainer", docs_per_step=32, step_tokens=2048, episode_steps=8,
+                      target_keep=0.5, trainer_eval_batches=2),
+    ).model_dump(mode="json")
+    cfg = load_model(AgentConfig, None, overrides or [], base=base)
+    assert isinstance(cfg, AgentConfig)
+    return cfg
+
+
+def training_pool(data: NaturalData) -> Pool:
+    """The agent's pool: the crawl's training half; reward = target reward part; fitting =
+    target fit part."""
+    return Pool(pa.array(data.pool_train.texts, pa.string()), None, data.target.reward,
+                data.target.fit)
+
+
+def natural_tokenizer(data: NaturalData, vocab_size: int = 4096) -> bytes:
     with tempfile.TemporaryDirectory(prefix="curator-policy-") as tmp:
-        path = train_tokenizer(texts, TokenizerConfig(vocab_size=vocab_size, seed=0),
+        path = train_tokenizer(data.target.fit + data.pool_train.texts,
+                               TokenizerConfig(vocab_size=vocab_size, seed=0),
                                Path(tmp) / "tokenizer.model")
         return path.read_bytes()
 
 
-def train_default(output: str | Path = DEFAULT_POLICY, steps: int = 3000, n_docs: int = 1200,
-                  seed: int = 0) -> dict[str, Any]:
-    sources = demo_sources()
-    tokenizer = build_tokenizer(sources.clean)
-    pool_cfg = PoolConfig(source="demo", n_docs=n_docs, noise=0.5, heldout_docs=60, seed=seed)
-    pool = build_pool(sources, pool_cfg.n_docs, pool_cfg.noise, seed, pool_cfg.heldout_docs)
-    cfg = AgentConfig(
-        algorithm="reinforce", output=str(output), total_steps=steps, seed=seed,
-        log_path=str(Path(tempfile.gettempdir()) / "curator-default-policy-metrics.jsonl"),
-        env=EnvConfig(learner="proxy", docs_per_step=32, step_tokens=4096, episode_steps=16),
-        pool=pool_cfg,
-    )
-    return reinforce.main(cfg, pool=pool, tokenizer=tokenizer)
+def train_default(data: NaturalData, output: str | Path = DEFAULT_POLICY, steps: int = 120,
+                  tokenizer: bytes | None = None, overrides: list[str] | None = None
+                  ) -> dict[str, Any]:
+    from policies import ppo, reinforce
+
+    cfg = natural_agent_config(str(output), steps, overrides)
+    if cfg.log_path is None:
+        cfg = cfg.model_copy(update={"log_path": str(
+            Path(tempfile.gettempdir()) / f"curator-policy-{Path(output).stem}-metrics.jsonl")})
+    algo = ppo if cfg.algorithm == "ppo" else reinforce
+    return algo.main(cfg, pool=training_pool(data), tokenizer=tokenizer or natural_tokenizer(data))
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="Rebuild the shipped default policy.")
-    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--corpora", default="../shared/corpora")
+    parser.add_argument("--debian", default=None, help="an unpacked debian-handbook package")
+    parser.add_argument("--crawl", nargs="*", default=[], help="extra crawl jsonl files")
+    parser.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "curator-natural"))
+    parser.add_argument("--steps", type=int, default=120)
     parser.add_argument("--output", default=str(DEFAULT_POLICY))
     ns = parser.parse_args()
-    summary = train_default(ns.output, ns.steps)
+    natural = load_natural(Path(ns.corpora), Path(ns.work),
+                           Path(ns.debian) if ns.debian else None, [Path(p) for p in ns.crawl])
+    summary = train_default(natural, ns.output, ns.steps)
     print({k: v for k, v in summary.items() if k != "episodic_returns"})

@@ -1,0 +1,330 @@
+"""Selection on natural data: real crawl pools, a named clean target, the bundled transformer.
+
+    .venv/bin/python -m benchmarks.selection_natural --corpora ../shared/corpora \
+        --debian /work/data/debian/debian-handbook --crawl /work/data/crawl/*.jsonl.gz
+
+Data (policies/natural_corpus.py): the pool is real crawl text only (WARC pages, Common Crawl
+and Dolma documents, raw web pages, all read by curator's connectors), split by text hash into
+the half the agents and fitted baselines train on and the half the selections are drawn from;
+the target is clean text (web articles, book chunks, the Debian handbook), split into fit /
+reward / evaluation parts. No corruption, no label: the primary table judges a selection only
+by what it does to a model.
+
+Protocol: `--draws` paired pool draws (a random 80% of the evaluation half each); for each
+draw and each budget (a share of the draw's tokens), every method ranks the draw's documents,
+its top documents up to the budget train the bundled transformer (tiny DSA GPT, seeded init and
+batch order per draw, LR decayed at the end), and the loss on the target's evaluation part is
+measured. Differences are paired per draw and budget; p is the exact sign-flip test.
+
+Methods: random; rule families passed (heuristic); the DCLM-style n-gram classifier and DSIR
+(target fit part vs the pool's training half); CCNet-style perplexity under the reference LM;
+a logistic regression on the agent's features (target reward part vs pool training half: the
+same features, no RL); the same policy network untrained; REINFORCE, REINFORCE + replay and PPO
+in the transformer environment on the pool's training half (reward: loss on the target's
+reward part); the shipped default policy. A second table gives each method's ROC AUC against
+keep/reject judgments of the evaluation half's English documents when a label file is given
+(`--labels`; see the notes for who labelled them). Agents are cached in `--work`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.paired_stats import sign_flip_p  # noqa: E402
+from policies import baselines as bl  # noqa: E402
+from policies.agent import PolicyNet  # noqa: E402
+from policies.features import FeatureExtractor, FeatureNorm, FeatureSpec  # noqa: E402
+from policies.natural_corpus import NaturalData, load_natural  # noqa: E402
+from policies.reference import ReferenceLM  # noqa: E402
+from policies.reward import TrainerSpec  # noqa: E402
+from policies.target import TargetModel, fit_classifier  # noqa: E402
+from policies.train_default import (  # noqa: E402
+    natural_agent_config,
+    natural_tokenizer,
+    train_default,
+    training_pool,
+)
+
+RESULTS = Path(__file__).parent / "results" / "selection_natural.md"
+LABELS = Path(__file__).parent / "data" / "natural_dev_labels.jsonl"
+BUDGETS = (0.25, 0.5)
+TARGET_DIM = 4096
+AGENT = "REINFORCE (logistic init; the shipped recipe)"
+# name -> overrides of policies.train_default.natural_agent_config (one environment for all)
+AGENTS: dict[str, list[str]] = {
+    AGENT: [],
+    "REINFORCE from scratch": ["init=scratch"],
+    "REINFORCE + replay": ["replay.enabled=true"],
+    "PPO (from scratch)": ["algorithm=ppo", "init=scratch"],
+}
+
+
+@dataclass
+class Featurized:
+    extractor: FeatureExtractor
+    fit_s: float  # fitting the target model + reference LM
+    feature_s_per_doc: float
+
+
+def fitted_extractor(data: NaturalData, tokenizer: bytes) -> Featurized:
+    """The agents' feature extractor, fitted exactly as `policies.env.fit_target_models` does
+    for the agents' config (same seeds: the same target model and reference LM)."""
+    from policies.env import fit_target_models
+
+    cfg = natural_agent_config("unused", 1)
+    t0 = time.time()
+    target, reference = fit_target_models(cfg, training_pool(data), tokenizer)
+    fit_s = time.time() - t0
+    spec = FeatureSpec(sketch_dim=cfg.sketch_dim, target_dim=cfg.target_dim, reference=True)
+    extractor = FeatureExtractor(tokenizer, spec, target=target, reference=reference)
+    t0 = time.time()
+    extractor(pa.array(data.pool_eval.texts[:64], pa.string()))
+    return Featurized(extractor, fit_s, (time.time() - t0) / 64)
+
+
+def baseline_scores(data: NaturalData, feats: Featurized, seed: int) -> dict[str, np.ndarray]:
+    """Every non-RL method's scores on the pool's evaluation half (fitted on other text)."""
+    ev = pa.array(data.pool_eval.texts, pa.string())
+    ext = feats.extractor
+    assert isinstance(ext.target, TargetModel) and isinstance(ext.reference, ReferenceLM)
+    target_cols = ext.target(ext.prepare(ev))
+    ref_loss = ext.reference.losses(ext.tokenize(ext.prepare(ev)))
+    raw_train = ext(pa.array(data.pool_train.texts, pa.string()))
+    raw_goal = ext(pa.array(data.target.reward, pa.string()))
+    raw_eval = ext(ev)
+    norm = FeatureNorm.fit(raw_train)
+    w, b = fit_classifier(norm(raw_goal), norm(raw_train), steps=500, seed=seed)
+    torch.manual_seed(seed)
+    untrained = PolicyNet(raw_eval.shape[1])
+    return {
+        "random": bl.random_scores(len(ev), seed),
+        "rule families passed": bl.heuristic_scores(ev),
+        "n-gram classifier (DCLM-style)": target_cols[:, 0],
+        "DSIR": target_cols[:, 1],
+        "reference-LM perplexity (CCNet-style)": -np.nan_to_num(ref_loss, nan=1e3),
+        "logistic regression on the agent's features (no RL)": norm(raw_eval) @ w + b,
+        "untrained policy network": untrained.score(torch.from_numpy(norm(raw_eval))).numpy(),
+    }
+
+
+def policy_scores(path: str, texts: list[str]) -> np.ndarray:
+    from policies.scorer import PolicyScorer
+
+    scores, _ = PolicyScorer(path).score_texts(pa.array(texts, pa.string()))
+    return scores.astype(np.float64)
+
+
+def train_agents(data: NaturalData, tokenizer: bytes, work: Path, steps: int,
+                 names: list[str]) -> dict[str, dict]:
+    """Each agent trained once (cached by name and steps) on the pool's training half, by
+    the function that builds the shipped default policy."""
+    out: dict[str, dict] = {}
+    for name in names:
+        slug = "".join(c for c in name.lower() if c.isalnum())[:40]
+        path = work / f"agent-{slug}-{steps}.safetensors"
+        info_path = path.with_suffix(".json")
+        if not path.exists():
+            t0 = time.time()
+            summary = train_default(data, path, steps, tokenizer, AGENTS[name])
+            info = {"wall_s": time.time() - t0, "setup_s": summary.get("setup_s"),
+                    "train_s": summary.get("train_s"), "steps": steps}
+            info_path.write_text(json.dumps(info))
+        out[name] = {"path": str(path), **json.loads(info_path.read_text())}
+    return out
+
+
+def train_eval(docs: list[np.ndarray], keep: np.ndarray, budget: int, evaluation: np.ndarray,
+               vocab: int, seed: int) -> float:
+    """The bundled transformer from a seeded init on exactly `budget` tokens of the kept
+    documents (a short selection repeats), LR fully decayed; loss on the evaluation text."""
+    from curator.trainer.data import TokenStream
+    from curator.trainer.engine import evaluate
+    from policies.reward import TrainerLearner
+
+    learner = TrainerLearner(vocab, evaluation, budget, episode_steps=1,
+                             spec=TrainerSpec(eval_batches=16))
+    learner.reset(seed)
+    stream = np.concatenate([docs[i] for i in np.flatnonzero(keep)])
+    learner.train(stream, 0, seed)
+    held = TokenStream(evaluation, learner.cfg.model.seq_len)
+    return evaluate(learner.model, held, learner.cfg.batch_size * 2, 16)
+
+
+def auc(scores: np.ndarray, positive: np.ndarray) -> float:
+    order = np.argsort(scores, kind="stable")
+    ranks = np.empty(len(scores))
+    ranks[order] = np.arange(1, len(scores) + 1)
+    n_pos, n_neg = positive.sum(), (~positive).sum()
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def run(args: argparse.Namespace) -> dict:
+    work = Path(args.work)
+    t0 = time.time()
+    data = load_natural(Path(args.corpora), work / "inputs",
+                        Path(args.debian) if args.debian else None,
+                        [Path(p) for p in args.crawl])
+    load_s = time.time() - t0
+    tok_path = work / "tokenizer.model"
+    if not tok_path.exists():
+        tok_path.write_bytes(natural_tokenizer(data))
+    tokenizer = tok_path.read_bytes()
+    feats = fitted_extractor(data, tokenizer)
+    t0 = time.time()
+    scores = baseline_scores(data, feats, seed=0)
+    baselines_s = time.time() - t0
+    agents = train_agents(data, tokenizer, work, args.agent_steps, args.agents)
+    for name, info in agents.items():
+        t0 = time.time()
+        scores[name] = policy_scores(info["path"], data.pool_eval.texts)
+        info["score_s_per_doc"] = (time.time() - t0) / len(data.pool_eval.texts)
+    if not args.no_default:
+        scores[args.default_label] = policy_scores("default", data.pool_eval.texts)
+    np.savez(work / "scores.npz", **scores)
+
+    ext = feats.extractor
+    docs = [np.asarray(t, np.int64) for t in ext.tokenize(ext.prepare(data.pool_eval.texts))]
+    evaluation = np.concatenate(ext.tokenize(ext.prepare(data.target.evaluation))).astype(
+        np.int64)
+    vocab = ext.sp.get_piece_size()
+    n_tok = np.array([len(d) for d in docs])
+    losses: dict[str, dict[str, list[float]]] = {m: {str(b): [] for b in BUDGETS} for m in scores}
+    # one cache entry per (method, draw, budget): adding a method later trains only its runs
+    cache_path = work / "losses.json"
+    cache: dict[str, float] = json.loads(cache_path.read_text()) if cache_path.exists() else {}
+    stamps = {name: agents[name]["path"] if name in agents else "" for name in scores}
+    t0 = time.time()
+    for draw in range(args.draws):
+        rng = np.random.default_rng(1000 + draw)
+        sub = np.sort(rng.choice(len(docs), int(0.8 * len(docs)), replace=False))
+        sub_docs = [docs[i] for i in sub]
+        for frac in BUDGETS:
+            budget = int(frac * n_tok[sub].sum())
+            for name, s in scores.items():
+                key = f"{name}|{stamps[name]}|{draw}|{frac}"
+                if key not in cache:
+                    s_sub = bl.random_scores(len(sub), draw) if name == "random" else s[sub]
+                    keep = bl.select_by_score(s_sub, n_tok[sub], budget)
+                    cache[key] = train_eval(sub_docs, keep, budget, evaluation, vocab, seed=draw)
+                    cache_path.write_text(json.dumps(cache))
+                losses[name][str(frac)].append(cache[key])
+            print(f"draw {draw} budget {frac}: " + ", ".join(
+                f"{n[:12]}={v[str(frac)][-1]:.4f}" for n, v in losses.items()), flush=True)
+    eval_s = time.time() - t0
+    labels = load_labels(args.labels, data) if args.labels else None
+    result = {"losses": losses, "agents": agents, "labels": labels,
+              "timing": {"load_s": load_s, "fit_target_models_s": feats.fit_s,
+                         "feature_s_per_doc": feats.feature_s_per_doc,
+                         "baselines_s": baselines_s, "eval_s": eval_s},
+              "auc": ({n: auc(s[labels["idx"]], np.array(labels["keep"], bool))
+                       for n, s in scores.items()} if labels else None),
+              "sizes": {"pool_train": len(data.pool_train.texts),
+                        "pool_eval": len(data.pool_eval.texts),
+                        "pool_eval_tokens": int(n_tok.sum()),
+                        "target_fit": len(data.target.fit),
+                        "target_reward": len(data.target.reward),
+                        "target_eval": len(data.target.evaluation),
+                        "target_eval_tokens": int(len(evaluation))},
+              "args": {k: v for k, v in vars(args).items()}}
+    (work / "result.json").write_text(json.dumps(result, indent=1))
+    return result
+
+
+def load_labels(path: str, data: NaturalData) -> dict:
+    """keep/reject judgments of the selection half's documents, keyed by the sha1 of the text
+    (the file holds no text: benchmarks/data/natural_dev_labels.jsonl)."""
+    import hashlib
+
+    where = {hashlib.sha1(t.encode()).hexdigest(): i for i, t in enumerate(data.pool_eval.texts)}
+    rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    found = [(where[r["sha1"]], int(r["keep"])) for r in rows if r["sha1"] in where]
+    return {"idx": [i for i, _ in found], "keep": [k for _, k in found],
+            "missing": len(rows) - len(found)}
+
+
+def report(result: dict, command: str) -> str:
+    losses = result["losses"]
+    agent = losses[AGENT]
+    lines = ["# Selection on natural data (real crawl pool, named clean target)", "",
+             f"Command: `{command}`", ""]
+    sz = result["sizes"]
+    lines += [
+        f"Pool: {sz['pool_train']} crawl documents for training agents and fitting baselines, "
+        f"{sz['pool_eval']} ({sz['pool_eval_tokens']:,} tokens) to select from, split by text "
+        f"hash after near-duplicate removal. Target: {sz['target_fit']} documents to fit on, "
+        f"{sz['target_reward']} for the RL reward, {sz['target_eval']} "
+        f"({sz['target_eval_tokens']:,} tokens) for evaluation only. "
+        f"{len(next(iter(agent.values())))} paired draws (80% of the selection half each); "
+        "budgets are shares of a draw's tokens. Loss = the bundled transformer's loss on the "
+        "target's evaluation part after training on the selection (nats/token, lower is "
+        "better). Δ = method − REINFORCE agent, paired per draw; p = exact sign-flip.", ""]
+    head = "| method | " + " | ".join(
+        f"loss @{int(100 * b)}% | Δ vs agent | p" for b in BUDGETS) + " |"
+    lines += [head, "|---|" + "---|---|---|" * len(BUDGETS)]
+    for name, per in sorted(losses.items(), key=lambda kv: np.mean(kv[1][str(BUDGETS[-1])])):
+        cells = []
+        for b in BUDGETS:
+            v = np.array(per[str(b)])
+            d = v - np.array(agent[str(b)])
+            p = "" if name == AGENT else f"{sign_flip_p(d):.3f}"
+            delta = "" if name == AGENT else f"{d.mean():+.4f}"
+            cells += [f"{v.mean():.4f}", delta, p]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines.append("")
+    t = result["timing"]
+    lines += ["| cost | seconds |", "|---|---|",
+              f"| fit target classifier + DSIR + reference LM | {t['fit_target_models_s']:.1f} |",
+              f"| features per document (all columns) | {t['feature_s_per_doc']:.4f} |"]
+    for name, info in result["agents"].items():
+        lines.append(f"| train {name} ({info['steps']} env steps, transformer env) | "
+                     f"{info['wall_s']:.0f} |")
+        lines.append(f"| score with {name}, per document | {info['score_s_per_doc']:.4f} |")
+    lines.append("")
+    if result.get("auc"):
+        lab = result["labels"]
+        lines += [f"ROC AUC against keep/reject judgments of the selection half's English "
+                  f"documents ({len(lab['keep'])} documents, {sum(lab['keep'])} keep):", "",
+                  "| method | ROC AUC |", "|---|---|"]
+        for name, a in sorted(result["auc"].items(), key=lambda kv: -kv[1]):
+            lines.append(f"| {name} | {a:.3f} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpora", default="../shared/corpora")
+    parser.add_argument("--debian", default=None, help="an unpacked debian-handbook package")
+    parser.add_argument("--crawl", nargs="*", default=[], help="extra crawl jsonl files")
+    parser.add_argument("--labels", default=str(LABELS),
+                        help="keep/reject jsonl: {sha1 of the text, keep}")
+    parser.add_argument("--work", default="/tmp/curator-selection-natural")
+    parser.add_argument("--draws", type=int, default=5)
+    parser.add_argument("--agent-steps", type=int, default=120)
+    parser.add_argument("--agents", nargs="*", default=list(AGENTS))
+    parser.add_argument("--no-default", action="store_true")
+    parser.add_argument("--default-label", default="shipped default policy",
+                        help="row name of the policy `curator score` uses by default")
+    parser.add_argument("--results", default=str(RESULTS))
+    args = parser.parse_args()
+    result = run(args)
+    text = report(result, "python -m benchmarks.selection_natural " + " ".join(sys.argv[1:]))
+    print(text)
+    Path(args.results).write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""The natural setup's data (benchmark and default policy): real crawl text as the pool, clean
+text as the target, from a corpora folder laid out as ../shared/corpora.
+
+Pool (candidates), crawl text only, read by curator's own connectors:
+- the three crawl WARCs of the corpora folder (HTML responses extracted as curate does),
+- the Common Crawl and Dolma jsonl documents,
+- the raw HTML of half of `web-pages` (split by page id), extracted as curate does,
+- any extra crawl jsonl given with `--crawl` (e.g. Common Crawl extracts from public projects'
+  test data; see the benchmark's notes).
+Target (the text the agent selects towards): the clean articles (`expected_html`) of the other
+half of `web-pages` (English only), whole-line ~2 KB chunks of the public-domain books (a fixed
+number per book, so no book dominates), and the English Debian handbook's HTML pages when
+`--debian` points at an unpacked `debian-handbook` package.
+
+Splits, all by a hash of the text (stable, independent of input order):
+- pool: near-duplicate copies removed (MinHash, as curate would), then `train` (the agents'
+  environment, every fitted baseline's "pool" side) and `evaluation` (the paired draws);
+- target: `fit` (target-aware features, reference LM, classifier/DSIR baselines), `reward`
+  (the RL environment's held-out loss) and `evaluation` (the loss every selection is judged
+  by; it enters no training and no fitting).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from curator.config import InputSpec
+from policies.natural import (
+    Documents,
+    TargetSplit,
+    distinct,
+    read_documents,
+    split_target,
+    text_hash_unit,
+)
+from policies.pool import chunk_paragraphs, html_text
+
+
+@dataclass(frozen=True)
+class NaturalData:
+    pool_train: Documents
+    pool_eval: Documents
+    target: TargetSplit
+    pool_specs: list[InputSpec]
+    target_specs: list[InputSpec]
+
+
+def _page_half(page_id: str) -> int:
+    return int(text_hash_unit([page_id], salt=11)[0] < 0.5)
+
+
+def write_inputs(corpora: Path, work: Path, debian: Path | None, crawl: list[Path],
+                 book_chunks: int = 8) -> tuple[list[InputSpec], list[InputSpec]]:
+    """Files under `work` and the InputSpecs of the pool and the target."""
+    import py3langid
+
+    work.mkdir(parents=True, exist_ok=True)
+    pool_pages, articles = work / "web-pages-pool.jsonl", work / "target-articles.jsonl"
+    with gzip.open(corpora / "web-pages.jsonl.gz", "rt") as f, open(pool_pages, "w") as pp, \
+            open(articles, "w") as ta:
+        for line in f:
+            rec = json.loads(line)
+            if _page_half(str(rec["id"])):
+                pp.write(json.dumps({"id": rec["id"], "html": rec["html"]}) + "\n")
+                continue
+            text = html_text(rec["expected_html"], main_content=False).strip()
+            if len(text) >= 200 and py3langid.classify(text[:2000])[0] == "en":
+                ta.write(json.dumps({"id": rec["id"], "text": text}) + "\n")
+    books = work / "target-books.jsonl"
+    rng = np.random.default_rng(0)
+    with gzip.open(corpora / "books.jsonl.gz", "rt") as f, open(books, "w") as out:
+        for line in f:
+            rec = json.loads(line)
+            chunks = chunk_paragraphs(rec["text"], 2000)
+            for i in sorted(rng.choice(len(chunks), min(book_chunks, len(chunks)), False)):
+                out.write(json.dumps({"id": f"{rec['id']}:{i}", "text": chunks[i]}) + "\n")
+    pool = [InputSpec(path=str(p)) for p in sorted(corpora.glob("*.warc.gz"))]
+    pool += [InputSpec(path=str(p)) for p in sorted(corpora.glob("cc_en_head-*.jsonl.gz"))]
+    pool += [InputSpec(path=str(p)) for p in sorted(corpora.glob("dolma-*.jsonl.gz"))]
+    pool += [InputSpec(path=str(pool_pages), html_field="html")]
+    pool += [InputSpec(path=str(p)) for p in crawl]
+    target = [InputSpec(path=str(articles)), InputSpec(path=str(books))]
+    if debian is not None:
+        html = debian / "usr/share/doc/debian-handbook/html/en-US"
+        target.append(InputSpec(path=str(html / "*.html")))
+    return pool, target
+
+
+def load_natural(corpora: Path, work: Path, debian: Path | None = None,
+                 crawl: list[Path] | None = None, eval_share: float = 0.5,
+                 target_fit: float = 0.4, target_reward: float = 0.3) -> NaturalData:
+    pool_specs, target_specs = write_inputs(corpora, work, debian, crawl or [])
+    docs = read_documents(pool_specs)
+    keep = distinct(docs.texts)
+    texts = [docs.texts[i] for i in keep]
+    origins = [docs.origins[i] for i in keep]
+    u = text_hash_unit(texts, salt=5)
+
+    def part(mask: np.ndarray) -> Documents:
+        idx = np.flatnonzero(mask)
+        return Documents([texts[i] for i in idx], [origins[i] for i in idx])
+
+    goal = read_documents(target_specs, min_chars=200)
+    target = split_target(distinct_texts(goal.texts), target_fit, target_reward)
+    return NaturalData(part(u >= eval_share), part(u < eval_share), target, pool_specs,
+                       target_specs)
+
+
+def distinct_texts(texts: list[str]) -> list[str]:
+    return [texts[i] for i in distinct(texts)]
