@@ -32,6 +32,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,29 +94,71 @@ def fitted_extractor(data: NaturalData, tokenizer: bytes) -> Featurized:
     return Featurized(extractor, fit_s, (time.time() - t0) / 64)
 
 
-def baseline_scores(data: NaturalData, feats: Featurized, seed: int) -> dict[str, np.ndarray]:
-    """Every non-RL method's scores on the pool's evaluation half (fitted on other text)."""
-    ev = pa.array(data.pool_eval.texts, pa.string())
+Scorer = Callable[[list[str]], np.ndarray]
+
+
+def baseline_scorers(data: NaturalData, feats: Featurized, seed: int) -> dict[str, Scorer]:
+    """Every non-RL method as texts -> scores, fitted on the pool's training half and the
+    target's fit / reward parts only (never on what it will score)."""
     ext = feats.extractor
     assert isinstance(ext.target, TargetModel) and isinstance(ext.reference, ReferenceLM)
-    target_cols = ext.target(ext.prepare(ev))
-    ref_loss = ext.reference.losses(ext.tokenize(ext.prepare(ev)))
+    target, reference = ext.target, ext.reference
     raw_train = ext(pa.array(data.pool_train.texts, pa.string()))
     raw_goal = ext(pa.array(data.target.reward, pa.string()))
-    raw_eval = ext(ev)
     norm = FeatureNorm.fit(raw_train)
     w, b = fit_classifier(norm(raw_goal), norm(raw_train), steps=500, seed=seed)
     torch.manual_seed(seed)
-    untrained = PolicyNet(raw_eval.shape[1])
+    untrained = PolicyNet(raw_train.shape[1])
+
+    def arr(texts: list[str]) -> pa.Array:
+        return ext.prepare(pa.array(texts, pa.string()))
+
     return {
-        "random": bl.random_scores(len(ev), seed),
-        "rule families passed": bl.heuristic_scores(ev),
-        "n-gram classifier (DCLM-style)": target_cols[:, 0],
-        "DSIR": target_cols[:, 1],
-        "reference-LM perplexity (CCNet-style)": -np.nan_to_num(ref_loss, nan=1e3),
-        "logistic regression on the agent's features (no RL)": norm(raw_eval) @ w + b,
-        "untrained policy network": untrained.score(torch.from_numpy(norm(raw_eval))).numpy(),
+        "random": lambda t: bl.random_scores(len(t), seed),
+        "rule families passed": lambda t: bl.heuristic_scores(arr(t)),
+        "n-gram classifier (DCLM-style)": lambda t: target(arr(t))[:, 0],
+        "DSIR": lambda t: target(arr(t))[:, 1],
+        "reference-LM perplexity (CCNet-style)": lambda t: -np.nan_to_num(
+            reference.losses(ext.tokenize(arr(t))), nan=1e3),
+        "logistic regression on the agent's features (no RL)": lambda t: (
+            norm(ext(pa.array(t, pa.string()))) @ w + b),
+        "untrained policy network": lambda t: untrained.score(
+            torch.from_numpy(norm(ext(pa.array(t, pa.string()))))).numpy(),
     }
+
+
+DIAGNOSTIC_KINDS = ("token_shuffle", "repeated_lines", "char_soup", "off_language")
+
+
+def diagnostic_aucs(data: NaturalData, scorers: dict[str, Scorer], n: int = 60,
+                    seed: int = 0) -> dict[str, dict[str, float]]:
+    """AUC of clean text above each synthetic corruption, per method.
+
+    Texts: the target's evaluation part, which no method trained or fitted on; the clean side
+    and the corrupted side come from disjoint documents. The agents here were trained on the
+    natural pool only, so none of these junk kinds was seen in training (the previous default
+    policy was trained on exactly these kinds; its row is marked).
+    """
+    from policies.pool import CORRUPT_BY_KIND
+
+    rng = np.random.default_rng(seed)
+    docs = data.target.evaluation
+    clean, bases = docs[0::2][:n], docs[1::2]
+    junk = {k: [CORRUPT_BY_KIND[k](bases[i % len(bases)], rng) for i in range(n)]
+            for k in DIAGNOSTIC_KINDS}
+    texts = clean + [t for k in DIAGNOSTIC_KINDS for t in junk[k]]
+    out: dict[str, dict[str, float]] = {}
+    for name, score in scorers.items():
+        s = np.asarray(score(texts), np.float64)
+        c = s[: len(clean)]
+        row = {}
+        for j, kind in enumerate(DIAGNOSTIC_KINDS):
+            lo = len(clean) + j * n
+            row[kind] = auc(np.concatenate([c, s[lo:lo + n]]),
+                            np.arange(len(c) + n) < len(c))
+        row["all kinds"] = auc(s, np.arange(len(s)) < len(clean))
+        out[name] = row
+    return out
 
 
 def policy_scores(path: str, texts: list[str]) -> np.ndarray:
@@ -184,17 +227,24 @@ def run(args: argparse.Namespace) -> dict:
     tokenizer = tok_path.read_bytes()
     feats = fitted_extractor(data, tokenizer)
     t0 = time.time()
-    scores = baseline_scores(data, feats, seed=0)
+    scorers = baseline_scorers(data, feats, seed=0)
+    scores = {name: np.asarray(f(data.pool_eval.texts), np.float64)
+              for name, f in scorers.items()}
     baselines_s = time.time() - t0
     agents = train_agents(data, tokenizer, work, args.agent_steps, args.agents)
     for name, info in agents.items():
         t0 = time.time()
         scores[name] = policy_scores(info["path"], data.pool_eval.texts)
+        scorers[name] = lambda t, p=info["path"]: policy_scores(p, t)
         info["score_s_per_doc"] = (time.time() - t0) / len(data.pool_eval.texts)
     if not args.no_default:
         scores[args.default_label] = policy_scores("default", data.pool_eval.texts)
+        scorers[args.default_label] = lambda t: policy_scores("default", t)
     np.savez(work / "scores.npz", **scores)
 
+    t0 = time.time()
+    diagnostic = diagnostic_aucs(data, scorers)
+    diagnostic_s = time.time() - t0
     ext = feats.extractor
     docs = [np.asarray(t, np.int64) for t in ext.tokenize(ext.prepare(data.pool_eval.texts))]
     evaluation = np.concatenate(ext.tokenize(ext.prepare(data.target.evaluation))).astype(
@@ -225,10 +275,11 @@ def run(args: argparse.Namespace) -> dict:
                 f"{n[:12]}={v[str(frac)][-1]:.4f}" for n, v in losses.items()), flush=True)
     eval_s = time.time() - t0
     labels = load_labels(args.labels, data) if args.labels else None
-    result = {"losses": losses, "agents": agents, "labels": labels,
+    result = {"losses": losses, "agents": agents, "labels": labels, "diagnostic": diagnostic,
               "timing": {"load_s": load_s, "fit_target_models_s": feats.fit_s,
                          "feature_s_per_doc": feats.feature_s_per_doc,
-                         "baselines_s": baselines_s, "eval_s": eval_s},
+                         "baselines_s": baselines_s, "eval_s": eval_s,
+                         "diagnostic_s": diagnostic_s},
               "auc": ({n: auc(s[labels["idx"]], np.array(labels["keep"], bool))
                        for n, s in scores.items()} if labels else None),
               "sizes": {"pool_train": len(data.pool_train.texts),
@@ -300,6 +351,20 @@ def report(result: dict, command: str) -> str:
                   "| method | ROC AUC |", "|---|---|"]
         for name, a in sorted(result["auc"].items(), key=lambda kv: -kv[1]):
             lines.append(f"| {name} | {a:.3f} |")
+        lines.append("")
+    diag = result.get("diagnostic")
+    if diag:
+        lines += ["Diagnostic (synthetic junk, not natural): ROC AUC of clean target-evaluation "
+                  "documents above corrupted copies of other target-evaluation documents (60 "
+                  "each). No agent here saw a synthetic corruption in training (they trained on "
+                  "the natural pool); * = the previous default policy, trained on these very "
+                  "kinds.", "",
+                  "| method | " + " | ".join(DIAGNOSTIC_KINDS) + " | all kinds |",
+                  "|---|" + "---|" * (len(DIAGNOSTIC_KINDS) + 1)]
+        for name, row in sorted(diag.items(), key=lambda kv: -kv[1]["all kinds"]):
+            mark = " *" if name.startswith("previous default") else ""
+            lines.append(f"| {name}{mark} | " + " | ".join(
+                f"{row[k]:.3f}" for k in (*DIAGNOSTIC_KINDS, "all kinds")) + " |")
         lines.append("")
     return "\n".join(lines)
 

@@ -176,7 +176,7 @@ def near_duplicate(text: str, rng: np.random.Generator) -> str:
     return " ".join(words)
 
 
-_CORRUPT = {
+CORRUPT_BY_KIND = {
     "token_shuffle": token_shuffle, "repeated_lines": repeated_lines, "char_soup": char_soup,
     "off_language": cipher_language, "near_duplicate": near_duplicate,
 }
@@ -227,7 +227,7 @@ def build_pool(sources: Sources, n_docs: int, noise: float, seed: int = 0,
             texts.append(pick[int(rng.integers(0, len(pick)))])
         else:
             base = clean if kind == "near_duplicate" and clean else spare
-            texts.append(_CORRUPT[kind](base[int(rng.integers(0, len(base)))], rng))
+            texts.append(CORRUPT_BY_KIND[kind](base[int(rng.integers(0, len(base)))], rng))
         labels.append(kind)
     perm = rng.permutation(len(texts))
     return Pool(pa.array([texts[i] for i in perm], pa.string()),

@@ -22,7 +22,13 @@ from typer.testing import CliRunner
 
 from curator.config import ConfigError
 from curator.loop.config import ARMS, LoopConfig, load_loop_config
-from curator.loop.driver import loop_arm_verdict, policy_path, run_loop, update_choice
+from curator.loop.driver import (
+    loop_arm_verdict,
+    policy_path,
+    reinforce_adoption,
+    run_loop,
+    update_choice,
+)
 from curator.loop.pool import load_loop_pool
 from curator.loop.select import arm_scores, select_round
 from curator.loop.signal import (
@@ -242,11 +248,16 @@ def test_loop_arm_verdict_says_when_the_loop_never_left_the_static_policy():
     ]
     assert loop_arm_verdict(moved) == (
         "loop arm: adopted a new policy in 2 of 5 updates (seed 1 after round 1: signal 0.5; "
-        "seed 2 after round 0: proposed); the others kept the policy they had"
+        "seed 2 after round 0: proposed; REINFORCE proposals adopted 1 of 3); the others kept "
+        "the policy they had"
     )
     assert loop_arm_verdict(moved[-1:]) == (
-        "loop arm: adopted a new policy in 1 of 1 updates (seed 2 after round 0: proposed)"
+        "loop arm: adopted a new policy in 1 of 1 updates (seed 2 after round 0: proposed; "
+        "REINFORCE proposals adopted 1 of 1)"
     )
+    assert reinforce_adoption(moved) == {
+        "proposals": 3, "adopted": 1, "rate": 1 / 3,
+        "other_choices": {"current": 1, "signal 0.5": 1}}
     assert "no policy update ran" in loop_arm_verdict([])
 
 

@@ -230,6 +230,9 @@ def loop_arm_verdict(updates: list[dict], with_static_arm: bool = True) -> str:
         every = f"all {len(updates)} updates" if len(updates) > 1 else "its one update"
         return f"loop arm: kept the static policy in {every} ({same})"
     what = "; ".join(f"seed {u['seed']} after round {u['round']}: {c}" for u, c in adopted)
+    rate = reinforce_adoption(updates)
+    if rate["proposals"]:
+        what += (f"; REINFORCE proposals adopted {rate['adopted']} of {rate['proposals']}")
     rest = "; the others kept the policy they had" if len(adopted) < len(updates) else ""
     n = f"{len(adopted)} of {len(updates)}"
     return f"loop arm: adopted a new policy in {n} updates ({what}){rest}"
@@ -311,4 +314,22 @@ def summarize(
         "wall_by_phase_s": wall,
         "unit_seconds_by_stage": unit_seconds,
         "updates": [{k: v for k, v in u.items() if k != "episodic_returns"} for u in updates],
+        "reinforce_adoption": reinforce_adoption(updates),
     }
+
+
+def reinforce_adoption(updates: list[dict]) -> dict[str, Any]:
+    """How often the loop adopted its own learning: REINFORCE proposals made (updates that ran)
+    and adopted as the next round's policy, and what the other updates chose instead."""
+    def proposed(u: dict) -> bool:  # REINFORCE ran: it has a reward, or a trial judged it
+        reward = u.get("mean_reward")
+        return not u.get("skipped") and (
+            "chosen" in u or (reward is not None and math.isfinite(reward)))
+
+    ran = [u for u in updates if proposed(u)]
+    choices = [update_choice(u) for u in ran]
+    adopted = choices.count("proposed")
+    return {"proposals": len(ran), "adopted": adopted,
+            "rate": adopted / len(ran) if ran else None,
+            "other_choices": {c: choices.count(c) for c in sorted(set(choices)) if
+                              c != "proposed"}}
