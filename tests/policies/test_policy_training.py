@@ -142,7 +142,7 @@ def test_model_feature_policy_roundtrip(tmp_path, pool, tokenizer):
         PolicyScorer(cfg.output)
 
 
-@pytest.mark.parametrize("name", ["agent_demo.yaml", "agent_corpora.yaml"])
+@pytest.mark.parametrize("name", ["agent_demo.yaml", "agent_corpora.yaml", "agent_natural.yaml"])
 def test_shipped_agent_configs_parse(name):
     from pathlib import Path
 
