@@ -55,7 +55,8 @@ def _page_half(page_id: str) -> int:
 
 
 def write_inputs(corpora: Path, work: Path, debian: Path | None, crawl: list[Path],
-                 book_chunks: int = 8) -> tuple[list[InputSpec], list[InputSpec]]:
+                 book_chunks: int = 8, kernel_docs: Path | None = None,
+                 kernel_files: int = 150) -> tuple[list[InputSpec], list[InputSpec]]:
     """Files under `work` and the InputSpecs of the pool and the target."""
     import py3langid
 
@@ -85,16 +86,37 @@ def write_inputs(corpora: Path, work: Path, debian: Path | None, crawl: list[Pat
     pool += [InputSpec(path=str(pool_pages), html_field="html")]
     pool += [InputSpec(path=str(p)) for p in crawl]
     target = [InputSpec(path=str(articles)), InputSpec(path=str(books))]
+    if kernel_docs is not None:
+        target.append(InputSpec(path=str(write_kernel_docs(kernel_docs, work, kernel_files))))
     if debian is not None:
         html = debian / "usr/share/doc/debian-handbook/html/en-US"
         target.append(InputSpec(path=str(html / "*.html")))
     return pool, target
 
 
+def write_kernel_docs(package: Path, work: Path, n_files: int) -> Path:
+    """~2 KB chunks of `n_files` reStructuredText files (a seeded sample) of an unpacked
+    linux-doc package (`apt-get download linux-doc-6.1`): informative technical prose."""
+    root = package / "usr/share/doc"
+    files = sorted(root.glob("linux-doc-*/Documentation/**/*.rst.gz"))
+    if not files:
+        raise FileNotFoundError(f"no Documentation/**/*.rst.gz under {root}")
+    pick = np.random.default_rng(0).choice(len(files), min(n_files, len(files)), replace=False)
+    out = work / "target-kernel-docs.jsonl"
+    with open(out, "w") as f:
+        for i in sorted(pick):
+            text = gzip.open(files[i], "rt", errors="replace").read()
+            for j, chunk in enumerate(chunk_paragraphs(text, 2000)[:3]):
+                f.write(json.dumps({"id": f"{files[i].name}:{j}", "text": chunk}) + "\n")
+    return out
+
+
 def load_natural(corpora: Path, work: Path, debian: Path | None = None,
                  crawl: list[Path] | None = None, eval_share: float = 0.5,
-                 target_fit: float = 0.4, target_reward: float = 0.3) -> NaturalData:
-    pool_specs, target_specs = write_inputs(corpora, work, debian, crawl or [])
+                 target_fit: float = 0.4, target_reward: float = 0.3, book_chunks: int = 8,
+                 kernel_docs: Path | None = None) -> NaturalData:
+    pool_specs, target_specs = write_inputs(corpora, work, debian, crawl or [], book_chunks,
+                                            kernel_docs)
     docs = read_documents(pool_specs)
     keep = distinct(docs.texts)
     texts = [docs.texts[i] for i in keep]
