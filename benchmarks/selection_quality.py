@@ -38,8 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from curator.config import TokenizerConfig  # noqa: E402
 from curator.stages.dedup_memory import near_duplicate_copies  # noqa: E402
 from curator.tokenizer_train import train_tokenizer  # noqa: E402
-from curator.trainer.data import TokenStream  # noqa: E402
-from curator.trainer.engine import evaluate, per_document_loss, to_batch, train_steps  # noqa: E402
+from curator.trainer.engine import evaluate, per_document_loss  # noqa: E402
+from curator.trainer.fit import fit_tokens  # noqa: E402
 from policies import baselines as bl  # noqa: E402
 from policies import reinforce  # noqa: E402
 from policies.config import AgentConfig, EnvConfig, PoolConfig  # noqa: E402
@@ -69,13 +69,9 @@ def train_eval(
     stream = np.concatenate([docs[i] for i in np.flatnonzero(keep)])
     cfg = learner.cfg
     n_steps = max(1, budget // cfg.tokens_per_step())
-    t = stream[: n_steps * cfg.tokens_per_step() + 1]
-    if len(t) < n_steps * cfg.tokens_per_step() + 1:  # a selection short of budget repeats
-        t = np.tile(stream, -(-(n_steps * cfg.tokens_per_step() + 1) // len(stream)))
-    ts = TokenStream(t, cfg.model.seq_len, order="shuffled", seed=seed)
-    dev = torch.device("cpu")
-    batches = ([to_batch(ts.batch(i, cfg.batch_size), dev)] for i in range(n_steps))
-    train_steps(learner.model, learner.optimizer, batches, cfg, n_steps)
+    # a selection short of budget repeats (fit_tokens cuts or cycles to exactly n_steps' tokens)
+    fit_tokens(learner.model, learner.optimizer, stream, cfg, n_steps, total_steps=n_steps,
+               seed=seed, order="shuffled")
     return evaluate(learner.model, learner.heldout, cfg.batch_size * 2, 8)
 
 

@@ -1,4 +1,4 @@
-"""Typed configuration of the quality agent: environment, training, scoring (pydantic, YAML).
+"""Typed configuration of the quality agent: environment, pool, training (pydantic, YAML).
 
 Loaded like every curator config (`curator.config.load_model`): unknown keys are refused, every
 field says what it bounds, bad values fail before any work starts.
@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from curator.config import Section, load_model
 
@@ -39,6 +39,10 @@ class EnvConfig(Section):
     trainer_d_model: int = Field(64, gt=0, description="Trainer learner: residual width.")
     trainer_n_layer: int = Field(2, gt=0, description="Trainer learner: blocks.")
     trainer_seq_len: int = Field(128, gt=1, description="Trainer learner: context length.")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="Trainer learner: where its model trains; auto = CUDA when "
+        "present, else CPU (the proxy learner is numpy and ignores it).",
+    )
 
 
 class PoolConfig(Section):
@@ -112,30 +116,6 @@ class AgentConfig(Section):
     env: EnvConfig = EnvConfig()
     pool: PoolConfig = PoolConfig()
     ppo: PPOConfig = PPOConfig()
-
-
-class ScoreConfig(Section):
-    """The agent as a curate stage / `curator score`: which policy, what to drop."""
-
-    policy: str | None = Field(
-        None, description="Checkpoint path, 'default' (shipped policy, also null) or 'heuristic'."
-    )
-    keep_fraction: float | None = Field(
-        None, gt=0, le=1, description="Keep this top fraction of alive docs by score (per batch)."
-    )
-    threshold: float | None = Field(
-        None, description="Drop alive docs scoring below this (reason agent_low_score)."
-    )
-    batch_size: int = Field(256, gt=0, description="Documents per scorer batch.")
-    concurrency: int | None = Field(
-        None, gt=0, description="Scorer actors; null = cluster CPUs."
-    )
-
-    @model_validator(mode="after")
-    def _one_rule(self) -> ScoreConfig:
-        if self.keep_fraction is not None and self.threshold is not None:
-            raise ValueError("set keep_fraction or threshold, not both")
-        return self
 
 
 def load_agent_config(path: str | Path | None, overrides: list[str] | None = None

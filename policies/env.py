@@ -68,7 +68,7 @@ def make_learner(data: EnvData, cfg: EnvConfig) -> Learner:
     if cfg.learner == "proxy":
         return ProxyLearner(data.vocab_size, data.heldout_tokens, cfg.step_tokens)
     spec = TrainerSpec(seq_len=cfg.trainer_seq_len, n_layer=cfg.trainer_n_layer,
-                       d_model=cfg.trainer_d_model)
+                       d_model=cfg.trainer_d_model, device=cfg.device)
     return TrainerLearner(data.vocab_size, data.heldout_tokens, cfg.step_tokens,
                           cfg.episode_steps, spec)
 
