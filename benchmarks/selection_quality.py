@@ -277,7 +277,7 @@ def main() -> None:
             for seed in (k for k, d in draws.items() if d == draw):
                 per_seed = dict(scores)
                 per_seed["random"] = bl.random_scores(len(pool), seed)
-                per_seed["oracle"] = bl.oracle_scores(junk, seed)
+                per_seed[bl.CLEAN_FIRST] = bl.clean_first_scores(junk, seed)
                 for name, s in per_seed.items():
                     curve = {}
                     for f in FRACTIONS:
@@ -391,7 +391,7 @@ def write_results(
         "## Held-out loss at budget B and tokens to reach random's loss at B",
         "",
         "| noise | method | loss@B/4 | loss@B/2 | loss@B (mean ± sd) | tokens to reach "
-        "random@B | gain vs oracle gain | junk share of selection |",
+        "random@B | gain vs clean-first gain | junk share of selection |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for noise in args.noise:
@@ -399,7 +399,7 @@ def write_results(
         methods = list(dict.fromkeys(r["method"] for r in sub))
         by = {m: [r for r in sub if r["method"] == m] for m in methods}
         rand_b = np.mean([r["curve"][1.0] for r in by["random"]])
-        orc_b = np.mean([r["curve"][1.0] for r in by["oracle"]])
+        clean_b = np.mean([r["curve"][1.0] for r in by[bl.CLEAN_FIRST]])
         for m in methods:
             c = {f: np.mean([r["curve"][f] for r in by[m]]) for f in FRACTIONS}
             sd = np.std([r["curve"][1.0] for r in by[m]])
@@ -413,7 +413,8 @@ def write_results(
             ]
             reach_m = np.mean(reach)
             reach_s = "> B" if not np.isfinite(reach_m) else f"{reach_m / B:.2f} B"
-            gain = (rand_b - c[1.0]) / (rand_b - orc_b) if rand_b - orc_b > 1e-6 else float("nan")
+            lead = rand_b - clean_b
+            gain = (rand_b - c[1.0]) / lead if lead > 1e-6 else float("nan")
             junk = np.mean([r["junk_tokens"] for r in by[m]])
             lines.append(
                 f"| {noise:.2f} | {m} | {c[0.25]:.4f} | {c[0.5]:.4f} | {c[1.0]:.4f} ± "
