@@ -1,15 +1,16 @@
 """The quality agent as a curate stage: a callable class for Ray Data `map_batches`.
 
 `PolicyScorer(policy)` loads the policy once per actor (`None`/'default' = the shipped policy,
-'heuristic' = rule-family score, else a checkpoint path) and adds `quality_score` (float32,
-higher = better; null for rows not alive) to each Arrow batch. With `threshold` or
-`keep_fraction` it also drops the alive rows that fall short, with reason `agent_low_score`;
-without either it only scores (the pass structure decides). Inference is one batched forward
-pass on CPU, single-threaded: Ray runs one scorer per core. Inside `curator curate` the alive
-rows already carry the rule steps' signal columns, which the features reuse instead of
-recomputing (language id and the rules are ~80% of the feature cost); note that those signals
-were computed on normalized (and, for FineWeb, C4-rewritten) text, a small shift from the raw
-text the policy was trained on.
+'heuristic' = rule-family score, else a checkpoint path) and adds `quality_score` (float32, the
+policy's keep logit: higher = better, sigmoid(score) = keep probability, unbounded; the
+rule-family count for 'heuristic'; null for rows not alive) to each Arrow batch. With
+`threshold` or `keep_fraction` it also drops the alive rows that fall short, with reason
+`agent_low_score`; without either it only scores (the pass structure decides). Inference is one
+batched forward pass on CPU, single-threaded: Ray runs one scorer per core. Inside `curator
+curate` the alive rows already carry the rule steps' signal columns, which the features reuse
+instead of recomputing (language id and the rules are ~80% of the feature cost); note that those
+signals were computed on normalized (and, for FineWeb, C4-rewritten) text, a small shift from
+the raw text the policy was trained on.
 """
 
 from __future__ import annotations
