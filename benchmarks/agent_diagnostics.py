@@ -6,9 +6,10 @@
 Trains an agent exactly as benchmarks/selection_quality.py does (same pool draws, tokenizer
 settings and reference split; `--set` overrides AgentConfig fields, dots for nesting), then, on
 the evaluation pools at 25% and 50% noise, prints for the agent and the DSIR / n-gram classifier
-/ heuristic / oracle / random rankings: AUC against the corruption labels, the junk share of the
-top-B selection, the held-out loss of a hashed-bigram LM trained on that selection (the proxy
-learner, a cheap stand-in for the DSA run), and which junk kinds the agent's selection holds.
+/ heuristic / clean-first random / random rankings: AUC against the corruption labels, the junk
+share of the top-B selection, the held-out loss of a hashed-bigram LM trained on that selection
+(the proxy learner, a cheap stand-in for the DSA run), and which junk kinds the agent's
+selection holds.
 It is for tuning the agent; the measured comparison is selection_quality.py.
 """
 
@@ -68,7 +69,7 @@ def main() -> None:
             "DSIR": bl.dsir_scores(pool.texts, ref),
             "n-gram classifier": bl.ngram_classifier_scores(pool.texts, ref),
             "heuristic rules": bl.heuristic_scores(pool.texts),
-            "oracle": bl.oracle_scores(pool.is_junk, 0),
+            bl.CLEAN_FIRST: bl.clean_first_scores(pool.is_junk, 0),
             "random": bl.random_scores(len(pool), 0),
         }
         print(f"\nnoise {noise}: method | AUC | junk share of top-B | proxy-LM loss at B")

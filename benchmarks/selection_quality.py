@@ -38,8 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from curator.config import TokenizerConfig  # noqa: E402
 from curator.stages.dedup_memory import near_duplicate_copies  # noqa: E402
 from curator.tokenizer_train import train_tokenizer  # noqa: E402
-from curator.trainer.data import TokenStream  # noqa: E402
-from curator.trainer.engine import evaluate, per_document_loss, to_batch, train_steps  # noqa: E402
+from curator.trainer.engine import evaluate, per_document_loss  # noqa: E402
+from curator.trainer.fit import fit_tokens  # noqa: E402
 from policies import baselines as bl  # noqa: E402
 from policies import reinforce  # noqa: E402
 from policies.config import AgentConfig, EnvConfig, PoolConfig  # noqa: E402
@@ -69,13 +69,9 @@ def train_eval(
     stream = np.concatenate([docs[i] for i in np.flatnonzero(keep)])
     cfg = learner.cfg
     n_steps = max(1, budget // cfg.tokens_per_step())
-    t = stream[: n_steps * cfg.tokens_per_step() + 1]
-    if len(t) < n_steps * cfg.tokens_per_step() + 1:  # a selection short of budget repeats
-        t = np.tile(stream, -(-(n_steps * cfg.tokens_per_step() + 1) // len(stream)))
-    ts = TokenStream(t, cfg.model.seq_len, order="shuffled", seed=seed)
-    dev = torch.device("cpu")
-    batches = ([to_batch(ts.batch(i, cfg.batch_size), dev)] for i in range(n_steps))
-    train_steps(learner.model, learner.optimizer, batches, cfg, n_steps)
+    # a selection short of budget repeats (fit_tokens cuts or cycles to exactly n_steps' tokens)
+    fit_tokens(learner.model, learner.optimizer, stream, cfg, n_steps, total_steps=n_steps,
+               seed=seed, order="shuffled")
     return evaluate(learner.model, learner.heldout, cfg.batch_size * 2, 8)
 
 
@@ -281,7 +277,7 @@ def main() -> None:
             for seed in (k for k, d in draws.items() if d == draw):
                 per_seed = dict(scores)
                 per_seed["random"] = bl.random_scores(len(pool), seed)
-                per_seed["oracle"] = bl.oracle_scores(junk, seed)
+                per_seed[bl.CLEAN_FIRST] = bl.clean_first_scores(junk, seed)
                 for name, s in per_seed.items():
                     curve = {}
                     for f in FRACTIONS:
@@ -395,7 +391,7 @@ def write_results(
         "## Held-out loss at budget B and tokens to reach random's loss at B",
         "",
         "| noise | method | loss@B/4 | loss@B/2 | loss@B (mean ± sd) | tokens to reach "
-        "random@B | gain vs oracle gain | junk share of selection |",
+        "random@B | gain vs clean-first gain | junk share of selection |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for noise in args.noise:
@@ -403,7 +399,7 @@ def write_results(
         methods = list(dict.fromkeys(r["method"] for r in sub))
         by = {m: [r for r in sub if r["method"] == m] for m in methods}
         rand_b = np.mean([r["curve"][1.0] for r in by["random"]])
-        orc_b = np.mean([r["curve"][1.0] for r in by["oracle"]])
+        clean_b = np.mean([r["curve"][1.0] for r in by[bl.CLEAN_FIRST]])
         for m in methods:
             c = {f: np.mean([r["curve"][f] for r in by[m]]) for f in FRACTIONS}
             sd = np.std([r["curve"][1.0] for r in by[m]])
@@ -417,7 +413,8 @@ def write_results(
             ]
             reach_m = np.mean(reach)
             reach_s = "> B" if not np.isfinite(reach_m) else f"{reach_m / B:.2f} B"
-            gain = (rand_b - c[1.0]) / (rand_b - orc_b) if rand_b - orc_b > 1e-6 else float("nan")
+            lead = rand_b - clean_b
+            gain = (rand_b - c[1.0]) / lead if lead > 1e-6 else float("nan")
             junk = np.mean([r["junk_tokens"] for r in by[m]])
             lines.append(
                 f"| {noise:.2f} | {m} | {c[0.25]:.4f} | {c[0.5]:.4f} | {c[1.0]:.4f} ± "

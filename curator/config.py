@@ -354,8 +354,9 @@ class CurriculumConfig(Section):
     score: Literal["none", "length", "compression_ratio", "agent_score"] = Field(
         "compression_ratio",
         description="Difficulty: 'length' = n_chars; 'compression_ratio' = zstd size / raw size "
-        "(higher = less redundant, harder); 'agent_score' = 1 - quality_score (needs the agent "
-        "stage); 'none' = everything in stage 0 with null difficulty.",
+        "(higher = less redundant, harder); 'agent_score' = 1 - sigmoid(quality_score), the "
+        "agent's drop probability (needs the agent stage); 'none' = everything in stage 0 with "
+        "null difficulty.",
     )
     n_stages: int = Field(
         3, ge=1, le=16, description="Stages by difficulty quantile (3 = easy/medium/hard)."
@@ -408,8 +409,9 @@ class ExcludedConfig(Section):
 
 class AgentStageConfig(Section):
     """The quality agent as a pass-1 stage after the rules (policies/scorer.py): adds
-    `quality_score` (higher = better) to alive documents and, with `keep_fraction` or
-    `threshold`, drops the rest with reason `agent_low_score`."""
+    `quality_score` (the policy's keep logit: higher = better, sigmoid = keep probability,
+    unbounded; the 'heuristic' policy's is its rule-family count) to alive documents and, with
+    `keep_fraction` or `threshold`, drops the rest with reason `agent_low_score`."""
 
     enabled: bool = Field(False, description="Score alive documents with a policy.")
     policy: str | None = Field(

@@ -1,9 +1,11 @@
 """The policy/value network: a per-document MLP shared across the candidates of a step.
 
 The keep logit of a document depends on its own features only, so the same network scores one
-document at a time inside the scorer (its logit is the `quality_score`) and a whole candidate
-batch inside the environment (independent Bernoulli keep/drop per document). The value head
-reads the mean of the candidates' hidden vectors: the value of a step depends on the batch.
+document at a time inside the scorer (its keep logit is the `quality_score`: a logit, not a
+probability -- sigmoid(quality_score) is the keep probability the policy was trained to sample)
+and a whole candidate batch inside the environment (independent Bernoulli keep/drop per
+document). The value head reads the mean of the candidates' hidden vectors: the value of a step
+depends on the batch.
 
 keep logit = MLP(x) + w . x ("wide and deep"): the linear path `w` starts at zero and learns
 from the reward like the MLP. It lets a noisy reward weigh one informative column (the DSIR
@@ -48,5 +50,6 @@ class PolicyNet(nn.Module):
 
     @torch.no_grad()
     def score(self, x: Tensor) -> Tensor:
-        """(n, features) -> (n,) quality score = keep logit (higher = better)."""
+        """(n, features) -> (n,) quality score = keep logit (higher = better; not a
+        probability: sigmoid of it is)."""
         return self.keep_logits(x)

@@ -13,7 +13,9 @@ document, higher = select first; `select_by_score` turns scores into an equal-to
 - DSIR (Xie et al. 2023): log importance weight of a document under hashed n-gram bag models of
   the target (clean reference) and raw (pool) distributions, averaged per n-gram so that long
   documents are not preferred under an equal-token budget.
-- oracle: knows the corruption labels (clean first); an upper bound for evaluation only.
+- clean-first random: knows the corruption labels; every clean document in random order, then
+  every junk one. A reference for evaluation only -- not an upper bound: which clean documents
+  come first is chance, and a ranking among clean text can beat it.
 """
 
 from __future__ import annotations
@@ -69,7 +71,11 @@ def dsir_scores(pool_texts: pa.Array, target_texts: pa.Array, dim: int = 10_000,
     return dsir_weights(raw, dsir_logratio(raw.sum(axis=0), target, alpha)).astype(np.float64)
 
 
-def oracle_scores(is_junk: np.ndarray, seed: int) -> np.ndarray:
+CLEAN_FIRST = "clean-first random (knows labels)"
+
+
+def clean_first_scores(is_junk: np.ndarray, seed: int) -> np.ndarray:
+    """Clean documents above junk, random order within each (labels, evaluation only)."""
     return (~np.asarray(is_junk, bool)).astype(np.float64) + 0.5 * random_scores(
         len(is_junk), seed)
 

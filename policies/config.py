@@ -1,4 +1,4 @@
-"""Typed configuration of the quality agent: environment, training, scoring (pydantic, YAML).
+"""Typed configuration of the quality agent: environment, pool, training (pydantic, YAML).
 
 Loaded like every curator config (`curator.config.load_model`): unknown keys are refused, every
 field says what it bounds, bad values fail before any work starts.
@@ -42,6 +42,10 @@ class EnvConfig(Section):
     trainer_eval_batches: int = Field(
         4, gt=0, description="Trainer learner: held-out batches (of 16 x seq_len tokens) per "
         "reward; each environment step evaluates two branches per sampled mask.",
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="Trainer learner: where its model trains; auto = CUDA when "
+        "present, else CPU (the proxy learner is numpy and ignores it).",
     )
 
 
@@ -151,30 +155,6 @@ class AgentConfig(Section):
         if self.pool.source == "inputs" and not (self.pool.inputs and self.target):
             raise ValueError("pool.source=inputs needs pool.inputs (the candidate documents) "
                              "and agent target (the clean text to select towards); set both")
-        return self
-
-
-class ScoreConfig(Section):
-    """The agent as a curate stage / `curator score`: which policy, what to drop."""
-
-    policy: str | None = Field(
-        None, description="Checkpoint path, 'default' (shipped policy, also null) or 'heuristic'."
-    )
-    keep_fraction: float | None = Field(
-        None, gt=0, le=1, description="Keep this top fraction of alive docs by score (per batch)."
-    )
-    threshold: float | None = Field(
-        None, description="Drop alive docs scoring below this (reason agent_low_score)."
-    )
-    batch_size: int = Field(256, gt=0, description="Documents per scorer batch.")
-    concurrency: int | None = Field(
-        None, gt=0, description="Scorer actors; null = cluster CPUs."
-    )
-
-    @model_validator(mode="after")
-    def _one_rule(self) -> ScoreConfig:
-        if self.keep_fraction is not None and self.threshold is not None:
-            raise ValueError("set keep_fraction or threshold, not both")
         return self
 
 

@@ -71,7 +71,8 @@ def make_learner(data: EnvData, cfg: EnvConfig) -> Learner:
     if cfg.learner == "proxy":
         return ProxyLearner(data.vocab_size, data.heldout_tokens, cfg.step_tokens)
     spec = TrainerSpec(seq_len=cfg.trainer_seq_len, n_layer=cfg.trainer_n_layer,
-                       d_model=cfg.trainer_d_model, eval_batches=cfg.trainer_eval_batches)
+                       d_model=cfg.trainer_d_model, eval_batches=cfg.trainer_eval_batches,
+                       device=cfg.device)
     return TrainerLearner(data.vocab_size, data.heldout_tokens, cfg.step_tokens,
                           cfg.episode_steps, spec)
 

@@ -41,22 +41,21 @@ class ReferenceLM:
     @classmethod
     def fit(cls, docs: list[np.ndarray], vocab_size: int, steps: int, seed: int = 0
             ) -> ReferenceLM:
-        """Train from a seeded init on the target documents' tokens, LR decayed at `steps`."""
-        from curator.trainer.data import TokenStream
-        from curator.trainer.engine import build_model, build_optimizer, to_batch, train_steps
+        """Train from a seeded init on the target documents' tokens, LR decayed at `steps`
+        (the trainer's one training recipe, `curator.trainer.fit.fit_tokens`)."""
+        from curator.trainer.engine import build_model, build_optimizer, resolve_device
+        from curator.trainer.fit import fit_tokens
 
         cfg = reference_train_config(seed)
         stream = np.concatenate([np.asarray(d, np.int64) for d in docs])
         if len(stream) <= cfg.model.seq_len:
             raise ValueError(f"the reference LM needs more than {cfg.model.seq_len} target "
                              f"tokens; the target has {len(stream)}")
-        model = build_model(cfg, vocab_size)
+        model = build_model(cfg, vocab_size, resolve_device(cfg.device))
         optimizer = build_optimizer(model, cfg.optim)
-        tokens = TokenStream(stream, cfg.model.seq_len, order="shuffled", seed=seed)
-        dev = torch.device("cpu")
-        batches = ([to_batch(tokens.batch(i, cfg.batch_size), dev)] for i in range(steps))
-        train_steps(model, optimizer, batches, cfg, steps)
-        model.eval()
+        fit_tokens(model, optimizer, stream, cfg, steps, total_steps=steps, seed=seed)
+        # scoring runs in CPU workers (the scorer stage, `curator score`)
+        model = model.cpu().eval()
         return cls(model, cfg)
 
     def losses(self, docs: list[np.ndarray]) -> np.ndarray:

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from curator.trainer.fit import cycle_to
+
 if TYPE_CHECKING:
     from curator.trainer.config import TrainConfig
 
@@ -34,13 +36,6 @@ class Learner(Protocol):
     def train(self, tokens: np.ndarray, step: int, seed: int) -> None: ...
     def heldout_loss(self) -> float: ...
     def doc_losses(self, docs: list[np.ndarray]) -> np.ndarray: ...
-
-
-def cycle_to(tokens: np.ndarray, n: int) -> np.ndarray:
-    """The first n tokens of `tokens` repeated as often as needed (empty stays empty)."""
-    if len(tokens) == 0 or len(tokens) >= n:
-        return tokens[:n]
-    return np.tile(tokens, -(-n // len(tokens)))[:n]
 
 
 class ProxyLearner:
@@ -115,11 +110,13 @@ class TrainerSpec:
     lr: float = 3e-3
     eval_batches: int = 4
     threads: int = 1
+    device: str = "auto"  # TrainConfig.device: auto = CUDA when present, else CPU
 
 
 def tiny_train_config(spec: TrainerSpec, seed: int = 0) -> TrainConfig:
     """The TrainConfig of a TrainerSpec: DSA on (block 32, 2 picked blocks of 4 at seq_len 128,
-    so sparsity is real), no dense warmup (an env step is only a few optimizer steps), fp32."""
+    so sparsity is real), no dense warmup (an env step is only a few optimizer steps), fp32,
+    on the spec's device."""
     from curator.trainer.config import DataConfig, DSAConfig, ModelConfig, OptimConfig, TrainConfig
 
     s = spec
@@ -130,7 +127,7 @@ def tiny_train_config(spec: TrainerSpec, seed: int = 0) -> TrainConfig:
         dsa=DSAConfig(block_size=min(32, s.seq_len), top_k_blocks=2, indexer_heads=2,
                       indexer_dim=16, dense_warmup_steps=0),
         optim=OptimConfig(lr=s.lr, warmup_frac=0.02),
-        precision="fp32", device="cpu", batch_size=s.batch_size, seed=seed,
+        precision="fp32", device=s.device, batch_size=s.batch_size, seed=seed,
     )
 
 
@@ -149,13 +146,14 @@ class TrainerLearner:
         import torch
 
         from curator.trainer.data import TokenStream
+        from curator.trainer.engine import resolve_device
 
         torch.set_num_threads(max(1, (spec or TrainerSpec()).threads))
         self.spec = s = spec or TrainerSpec()
         self.cfg = tiny_train_config(s)
         self.vocab_size = vocab_size
+        self.device = resolve_device(self.cfg.device)
         self.steps_per_env_step = max(1, step_tokens // self.cfg.tokens_per_step())
-        self.step_tokens = self.steps_per_env_step * self.cfg.tokens_per_step() + 1
         self.start_state = start_state
         self.first_step, self.total_steps = schedule or (0, self.steps_per_env_step * episode_steps)
         self.heldout = TokenStream(np.asarray(heldout), s.seq_len)
@@ -165,8 +163,8 @@ class TrainerLearner:
         from curator.trainer.engine import build_model, build_optimizer
 
         cfg = self.cfg.model_copy(update={"seed": seed})
-        self.model = build_model(cfg, self.vocab_size)
-        self.optimizer = build_optimizer(self.model, cfg.optim)
+        self.model = build_model(cfg, self.vocab_size, self.device)
+        self.optimizer = build_optimizer(self.model, cfg.optim, self.device)
         if self.start_state is not None:
             self.load_state(self.start_state)
 
@@ -179,20 +177,11 @@ class TrainerLearner:
         self.optimizer.load_state_dict(state[1])
 
     def train(self, tokens: np.ndarray, step: int, seed: int) -> None:
-        import torch
+        from curator.trainer.fit import fit_tokens
 
-        from curator.trainer.data import TokenStream
-        from curator.trainer.engine import to_batch, train_steps
-
-        t = cycle_to(np.asarray(tokens, np.int64), self.step_tokens)
-        if len(t) <= self.cfg.model.seq_len:
-            return
-        stream = TokenStream(t, self.cfg.model.seq_len, order="shuffled", seed=seed)
-        dev = torch.device("cpu")
-        batches = ([to_batch(stream.batch(i, self.cfg.batch_size), dev)]
-                   for i in range(self.steps_per_env_step))
-        train_steps(self.model, self.optimizer, batches, self.cfg, self.total_steps,
-                    start_step=self.first_step + step * self.steps_per_env_step)
+        n = self.steps_per_env_step
+        fit_tokens(self.model, self.optimizer, tokens, self.cfg, n, total_steps=self.total_steps,
+                   start_step=self.first_step + step * n, seed=seed, order="shuffled")
 
     def heldout_loss(self) -> float:
         from curator.trainer.engine import evaluate

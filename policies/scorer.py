@@ -1,17 +1,16 @@
 """The quality agent as a curate stage: a callable class for Ray Data `map_batches`.
 
 `PolicyScorer(policy)` loads the policy once per actor (`None`/'default' = the shipped policy,
-'heuristic' = rule-family score, else a checkpoint path) and adds `quality_score` (float32,
-higher = better; null for rows not alive) to each Arrow batch. With `threshold` or
-`keep_fraction` it also drops the alive rows that fall short, with reason `agent_low_score`;
-without either it only scores (the pass structure decides). Inference is one batched forward
-pass on CPU, single-threaded: Ray runs one scorer per core.
+'heuristic' = rule-family score, else a checkpoint path) and adds `quality_score` (float32, the
+policy's keep logit: higher = better, sigmoid(score) = keep probability, unbounded; the
+rule-family count for 'heuristic'; null for rows not alive) to each Arrow batch. With
+`threshold` or `keep_fraction` it also drops the alive rows that fall short, with reason
+`agent_low_score`; without either it only scores (the pass structure decides). Inference is one
+batched forward pass on CPU, single-threaded: Ray runs one scorer per core.
 
-`quality_score` is the policy's keep logit (log-odds that the agent keeps the document; any real
-number, higher = better, 0 = even odds). Features come from the text alone, through the same
-`FeatureExtractor.__call__` as in training and `curator score`: inside `curator curate` that is
-the text the run will keep (normalized, after C4's line removal), so a document whose lines C4
-removes is scored as it will be exported.
+Features come from the text alone, through the same `FeatureExtractor.__call__` as in training
+and `curator score`: inside `curator curate` that is the text the run will keep (normalized,
+after C4's line removal), so a document whose lines C4 removes is scored as it will be exported.
 """
 
 from __future__ import annotations

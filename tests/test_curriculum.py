@@ -110,10 +110,18 @@ def test_difficulty_scores_alive_rows_only():
     table = doc_table(["one two three", "alpha beta", "gone"], ["kept", "kept", "dropped"])
     out = Difficulty(CurriculumConfig(score="length"))(table)
     assert out["difficulty"].to_pylist() == [13.0, 10.0, None]
-    scored = table.append_column("quality_score", pa.array([0.25, 0.9, 0.5], pa.float32()))
+    # quality_score is a keep logit: difficulty is the drop probability 1 - sigmoid(score),
+    # in [0, 1] however large the logit (a huge one overflows exp to the limit, 0)
+    logits = [-2.0, 3.0, 0.5]
+    scored = table.append_column("quality_score", pa.array(logits, pa.float32()))
     agent = Difficulty(CurriculumConfig(score="agent_score"))(scored)["difficulty"].to_pylist()
-    assert agent[0] == pytest.approx(0.75) and agent[1] == pytest.approx(0.1)
+    assert agent[0] == pytest.approx(1 - 1 / (1 + np.exp(2.0)), rel=1e-6)
+    assert agent[1] == pytest.approx(1 - 1 / (1 + np.exp(-3.0)), rel=1e-6)
+    assert agent[0] > agent[1]  # a lower score is harder, as before
     assert agent[2] is None
+    big = table.append_column("quality_score", pa.array([200.0, -200.0, 0.0], pa.float32()))
+    assert Difficulty(CurriculumConfig(score="agent_score"))(big)["difficulty"].to_pylist()[
+        :2] == [0.0, 1.0]
     with pytest.raises(ValueError, match="quality_score"):
         Difficulty(CurriculumConfig(score="agent_score"))(table)
 

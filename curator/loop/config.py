@@ -28,6 +28,10 @@ class LoopModelConfig(Section):
     lr: float = Field(3e-3, gt=0, description="Peak LR; cosine decayed to the whole loop's end.")
     eval_batches: int = Field(8, gt=0, description="Held-out batches (of 2x batch_size) per eval.")
     evals_per_round: int = Field(2, gt=0, description="Held-out evaluations within each round.")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="Where every arm's model (and the update's learner) trains; auto = "
+        "CUDA when present, else CPU.",
+    )
 
 
 class LoopUpdateConfig(Section):

@@ -61,12 +61,13 @@ def build_trainer(
 ) -> tuple[TrainConfig, GPT, torch.optim.AdamW]:
     """(train config, model, optimizer) of an arm, restored from `checkpoint` when given."""
     from curator.trainer.checkpoint import load_checkpoint
-    from curator.trainer.engine import build_model, build_optimizer
+    from curator.trainer.engine import build_model, build_optimizer, resolve_device
     from policies.reward import tiny_train_config
 
     tcfg = tiny_train_config(trainer_spec(cfg), seed=seed)
-    model = build_model(tcfg, vocab_size)
-    optimizer = build_optimizer(model, tcfg.optim)
+    device = resolve_device(tcfg.device)
+    model = build_model(tcfg, vocab_size, device)
+    optimizer = build_optimizer(model, tcfg.optim, device)
     if checkpoint is not None:
         load_checkpoint(checkpoint, model, optimizer)
     return tcfg, model, optimizer
@@ -86,12 +87,12 @@ def latest(model_dir: Path | None) -> Path | None:
 def round_windows(cfg: LoopConfig, tcfg: TrainConfig, tokens: np.ndarray) -> TokenStream:
     """One round's training windows over `tokens` in reading order (a short selection -- the
     arm ran out of fresh data -- repeats)."""
-    from curator.trainer.data import TokenStream
-    from policies.reward import cycle_to
+    from curator.trainer.fit import step_stream
 
-    n = cfg.steps_per_round * tcfg.tokens_per_step() + 1
-    return TokenStream(cycle_to(np.asarray(tokens, np.int64), n), tcfg.model.seq_len,
-                       order="curriculum")
+    stream = step_stream(tokens, tcfg, cfg.steps_per_round, order="curriculum")
+    if stream is None:  # every arm must train its round's tokens: nothing selected is a bug
+        raise ValueError(f"round selection has {len(tokens)} tokens; nothing to train on")
+    return stream
 
 
 def train_range(
@@ -107,15 +108,11 @@ def train_range(
 ) -> list[float]:
     """Train steps [lo, hi) of round `rnd` on `windows`, on the loop's one LR schedule
     (times `lr_scale`, one per step, when given); returns the training losses."""
-    import torch
+    from curator.trainer.fit import fit_stream
 
-    from curator.trainer.engine import to_batch, train_steps
-
-    dev = torch.device("cpu")
-    batches = ([to_batch(windows.batch(i, tcfg.batch_size), dev)] for i in range(lo, hi))
-    start = rnd * cfg.steps_per_round + lo
-    return [s.loss for s in train_steps(model, optimizer, batches, tcfg, cfg.total_steps,
-                                        start_step=start, lr_scale=lr_scale)]
+    stats = fit_stream(model, optimizer, windows, tcfg, range(lo, hi), total_steps=cfg.total_steps,
+                       start_step=rnd * cfg.steps_per_round + lo, lr_scale=lr_scale)
+    return [s.loss for s in stats]
 
 
 def difficulty(cfg: LoopConfig, pool: LoopPool, chosen: np.ndarray, model) -> np.ndarray:

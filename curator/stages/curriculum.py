@@ -9,7 +9,9 @@ Scores (higher = harder):
 - `length`: characters of the normalized text.
 - `compression_ratio`: zstd-compressed size / raw size of the text. Repetitive, boilerplate text
   compresses well (easy); dense, novel text does not (hard). One zstd call per batch.
-- `agent_score`: 1 - quality_score (needs the agent stage earlier in pass 1).
+- `agent_score`: 1 - sigmoid(quality_score), the agent's drop probability (needs the agent
+  stage earlier in pass 1). quality_score is a keep logit, unbounded; 1 - logit would make
+  difficulty unbounded too and read a logit as if it were a probability.
 - `model_loss`: per-document loss under a trained checkpoint (`model_loss_difficulty`); needs a
   model, so it is used at export time to re-stage a finished run.
 
@@ -80,7 +82,11 @@ class Difficulty:
                     "curriculum.score=agent_score but no quality_score column reached the "
                     "difficulty step; enable the agent stage or pick length/compression_ratio"
                 )
-            value = pc.subtract(pa.scalar(1.0, pa.float32()), table["quality_score"])
+            # 1 - sigmoid(s) = sigmoid(-s) = 1 / (1 + exp(s)); float32 exp overflows to inf
+            # for s > ~88, giving difficulty 0 (certain keep), the limit it should be
+            score = pc.cast(table["quality_score"], pa.float32())
+            value = pc.divide(pa.scalar(1.0, pa.float32()),
+                              pc.add(pa.scalar(1.0, pa.float32()), pc.exp(score)))
         elif self.cfg.score == "length":
             value = pc.utf8_length(pc.fill_null(table["text"], ""))
         else:

@@ -32,9 +32,9 @@ from curator.trainer.engine import (
     lr_at,
     param_digest,
     resolve_device,
-    to_batch,
     train_step,
 )
+from curator.trainer.fit import step_batch
 
 log = logging.getLogger(__name__)
 
@@ -98,12 +98,7 @@ def train(
 
         # dense warm-up: full attention while the indexer learns to imitate it (KL)
         dense = step < cfg.dsa.dense_warmup_steps
-        micro = [
-            to_batch(
-                train_stream.batch(step * cfg.grad_accum + m, cfg.batch_size, rank, world), device
-            )
-            for m in range(cfg.grad_accum)
-        ]
+        micro = step_batch(train_stream, step, cfg, device, rank, world)
         stats = train_step(
             fwd,
             optimizer,

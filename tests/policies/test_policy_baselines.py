@@ -2,10 +2,10 @@ import numpy as np
 import pyarrow as pa
 
 from policies.baselines import (
+    clean_first_scores,
     dsir_scores,
     heuristic_scores,
     ngram_classifier_scores,
-    oracle_scores,
     perplexity_band_scores,
     select_by_score,
 )
@@ -23,9 +23,9 @@ def test_select_by_score_fills_budget_in_score_order():
     assert select_by_score(scores, tokens, 21).sum() == 3
 
 
-def test_oracle_puts_clean_first():
+def test_clean_first_puts_clean_first():
     junk = np.array([True, False, True, False])
-    s = oracle_scores(junk, 0)
+    s = clean_first_scores(junk, 0)
     assert s[~junk].min() > s[junk].max()
 
 
