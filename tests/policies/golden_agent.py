@@ -47,8 +47,8 @@ def synthetic_data(seed: int = 0) -> EnvData:
 
 
 def env_config(**update: Any) -> EnvConfig:
-    return EnvConfig(docs_per_step=8, step_tokens=256, episode_steps=4, learner="proxy",
-                     **update)
+    base = {"docs_per_step": 8, "step_tokens": 256, "episode_steps": 4, "learner": "proxy"}
+    return EnvConfig(**{**base, **update})
 
 
 def agent_config(tmp: Path, algorithm: str = "reinforce", **update: Any) -> AgentConfig:
