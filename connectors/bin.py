@@ -5,6 +5,8 @@
 - tokens.idx: raw int64, n_docs + 1 document start offsets (last = n_tokens), Megatron-style.
 - header.json: {"dtype", "vocab_size", "eos_id", "n_docs", "n_tokens"}; written last, so a
   directory with a header is complete (every file goes through a temp name and a rename).
+  A writer built with `weighted=True` repeats each document its sample weight times in a row
+  (each copy its own entry) and adds `sample_weight_applied: true` and `n_distinct_docs`.
 - doc_ids.parquet (optional): one `doc_id` string per document, so readers can split by doc_id.
 """
 
@@ -28,8 +30,11 @@ def token_dtype(vocab_size: int) -> np.dtype:
 class BinWriter:
     """Streaming writer: `write(list_array)` per batch of documents, then `close()`."""
 
-    def __init__(self, out_dir: str | Path, vocab_size: int, eos_id: int) -> None:
+    def __init__(self, out_dir: str | Path, vocab_size: int, eos_id: int,
+                 weighted: bool = False) -> None:
         self.dir = Path(out_dir)
+        self.weighted = weighted
+        self._distinct = 0
         self.vocab_size, self.eos_id = vocab_size, eos_id
         self.dtype = token_dtype(vocab_size)
         self._ctx = atomic_open(self.dir / TOKENS, "wb")
@@ -38,11 +43,28 @@ class BinWriter:
         self._doc_ids: list[pa.Array] = []
 
     def write(
-        self, tokens: pa.ListArray | pa.ChunkedArray, doc_ids: pa.Array | None = None
+        self,
+        tokens: pa.ListArray | pa.ChunkedArray,
+        doc_ids: pa.Array | pa.ChunkedArray | None = None,
+        repeats: pa.Array | pa.ChunkedArray | np.ndarray | None = None,
     ) -> None:
-        """Append documents (a list<int> column); doc_ids must be given for all batches or none."""
+        """Append documents (a list<int> column); doc_ids must be given for all batches or none.
+        `repeats` (a weighted writer only): times to write each document, consecutively."""
         if isinstance(tokens, pa.ChunkedArray):
             tokens = tokens.combine_chunks()
+        self._distinct += len(tokens)
+        if repeats is not None:
+            if not self.weighted:
+                raise ValueError("repeats given to a BinWriter built with weighted=False; "
+                                 "build it with weighted=True so the header says so")
+            times = np.asarray(repeats, np.int64)
+            if times.shape != (len(tokens),) or (times < 1).any():
+                raise ValueError(f"repeats must be one integer >= 1 per document; got shape "
+                                 f"{times.shape} for {len(tokens)} documents")
+            if (times != 1).any():
+                take = pa.array(np.repeat(np.arange(len(tokens)), times))
+                tokens = tokens.take(take)
+                doc_ids = None if doc_ids is None else doc_ids.take(take)
         values = tokens.flatten().to_numpy(zero_copy_only=False)
         if values.size and (values.min() < 0 or values.max() >= self.vocab_size):
             raise ValueError(
@@ -74,6 +96,9 @@ class BinWriter:
             "n_docs": int(len(lengths)),
             "n_tokens": int(offsets[-1]),
         }
+        if self.weighted:
+            header["sample_weight_applied"] = True
+            header["n_distinct_docs"] = self._distinct
         write_text_atomic(json.dumps(header, indent=2), self.dir / HEADER)
         return header
 

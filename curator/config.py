@@ -411,7 +411,8 @@ class AgentStageConfig(Section):
     """The quality agent as a pass-1 stage after the rules (policies/scorer.py): adds
     `quality_score` (the policy's keep logit: higher = better, sigmoid = keep probability,
     unbounded; the 'heuristic' policy's is its rule-family count) to alive documents and, with
-    `keep_fraction` or `threshold`, drops the rest with reason `agent_low_score`."""
+    `keep_fraction` or `threshold`, drops the rest with reason `agent_low_score`; kept documents
+    get the policy's `sample_weight` (its upweight action, 1 for a policy without one)."""
 
     enabled: bool = Field(False, description="Score alive documents with a policy.")
     policy: str | None = Field(

@@ -3,9 +3,10 @@
 Formats (OUT/ is the `output` folder):
 - `parquet`: OUT/part-00000.parquet, ... in reading order (file name, then row), columns
   doc_id, input_id (the input's own id, to join back to the user's data), source, tokens
-  (list<uint32>), n_tokens, quality_score, difficulty, stage, the input metadata the manifest
-  holds (INPUT_METADATA: url, date, metadata, lang, lang_score, where present), phase,
-  position; with `with_text`, also `text` (joined as for jsonl, below). Plain files with no
+  (list<uint32>), n_tokens, quality_score, difficulty, stage, sample_weight (the agent's
+  upweight, 1 otherwise; carried, not applied: a loader repeats or weighs), the input metadata
+  the manifest holds (INPUT_METADATA: url, date, metadata, lang, lang_score, where present),
+  phase, position; with `with_text`, also `text` (joined as for jsonl, below). Plain files with no
   partition folders, so polars, DuckDB, pyarrow.dataset and
   `datasets.load_dataset("parquet", data_files=...)` read them as is.
 - `jsonl`: OUT/part-00000.jsonl, ... one JSON object per document with `text` and the same
@@ -15,7 +16,10 @@ Formats (OUT/ is the `output` folder):
   every normalized text, curator/tokenizer_train.py), but a `tokenizer.model_path` model may
   normalize text (NFKC, whitespace) and then not give it back.
 - `bin`: OUT/tokens.bin + tokens.idx + header.json + doc_ids.parquet (connectors/bin.py), which
-  `curator.trainer.data.load_corpus(OUT)` and nanoGPT-style `np.memmap` loaders read.
+  `curator.trainer.data.load_corpus(OUT)` and nanoGPT-style `np.memmap` loaders read. A flat
+  token file has no column for a weight, so it is applied: a document with sample_weight w is
+  written w times in a row at its place (w entries in tokens.idx and doc_ids.parquet), and
+  header.json says so (`sample_weight_applied`, `n_distinct_docs`).
 By default (`on_exhausted="fill"`) every kept document is placed; `truncate` follows the schedule
 exactly and leaves out what does not fit (curator/schedules.py).
 OUT/_export.json (written last: a folder with it is complete) records the schedule, the tokens
@@ -49,11 +53,13 @@ from connectors.fs import atomic_open, write_parquet_atomic, write_text_atomic
 from curator.config import ConfigError, Section
 from curator.rundir import RunDir
 from curator.schedules import OnExhausted, Plan, load_schedule, plan_order
-from curator.schema import INPUT_METADATA
+from curator.schema import INPUT_METADATA, SAMPLE_WEIGHT, sample_weights
 from curator.trainer.data import shard_files
 
 ExportFormat = Literal["parquet", "jsonl", "bin"]
 META = ["doc_id", "input_id", "source", "n_tokens", "quality_score", "difficulty", "stage"]
+# read where a shard has it (runs curated before it existed have not) and always written
+WEIGHTED_META = [*META, SAMPLE_WEIGHT]
 OUR_FILES = (
     "part-*.parquet",
     "part-*.jsonl",
@@ -114,21 +120,40 @@ class KeptDocs:
     n_tokens: np.ndarray
     stage: np.ndarray
     n_stages: int
+    sample_weight: np.ndarray  # int64 >= 1 per kept document
+
+
+def _present(shard: Path, names: list[str]) -> list[str]:
+    """`names` that `shard` holds (`sample_weight` is absent in runs older than it)."""
+    have = set(pq.read_schema(shard).names)
+    return [n for n in names if n in have]
+
+
+def with_weight(table: pa.Table) -> pa.Table:
+    """`table` with `sample_weight` (1 where the shard had none) as its last column, so every
+    batch has one column order whether or not its shard carried weights."""
+    weight = sample_weights(table)
+    if SAMPLE_WEIGHT in table.column_names:
+        table = table.drop_columns([SAMPLE_WEIGHT])
+    return table.append_column(SAMPLE_WEIGHT, weight)
 
 
 def kept_documents(run: RunDir) -> KeptDocs:
     files = shard_files(run.root)
-    n_tok, stage, counts = [], [], []
+    n_tok, stage, weight, counts = [], [], [], []
     for f in files:
-        t = pq.read_table(f, columns=["n_tokens", "stage"])
+        t = pq.read_table(f, columns=_present(f, ["n_tokens", "stage", SAMPLE_WEIGHT]))
         n_tok.append(t["n_tokens"].to_numpy())
         stage.append(pc.fill_null(t["stage"], 0).to_numpy())
+        weight.append(sample_weights(t).to_numpy())
         counts.append(t.num_rows)
     marker = run.read_marker("curriculum")
     stages = np.concatenate(stage).astype(np.int64) if stage else np.zeros(0, np.int64)
     n_stages = marker["n_stages"] if marker else int(stages.max(initial=0)) + 1
     base = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    return KeptDocs(files, base, np.concatenate(n_tok).astype(np.int64), stages, n_stages)
+    weights = np.concatenate(weight).astype(np.int64) if weight else np.zeros(0, np.int64)
+    return KeptDocs(files, base, np.concatenate(n_tok).astype(np.int64), stages, n_stages,
+                    weights)
 
 
 def _prepare_output(cfg: ExportConfig) -> Path:
@@ -156,7 +181,7 @@ def _text_batches(
 ) -> Iterator[tuple[np.ndarray, pa.Table]]:
     """(rows within `shard`, table with META [+ tokens] + text) joined by doc_id from the unit's
     pass-1 file; the shard file's columns are held (one unit and stage), its text streams."""
-    columns = META + (["tokens"] if with_tokens else [])
+    columns = _present(shard, WEIGHTED_META) + (["tokens"] if with_tokens else [])
     pass1 = run.pass1(_unit_index(shard))
     if not pass1.exists():
         yield from _decoded_batches(run, shard, batch_rows, columns)
@@ -178,7 +203,8 @@ def _decoded_batches(
 
     sp = spm.SentencePieceProcessor(model_file=str(run.tokenizer))
     start = 0
-    for rb in pq.ParquetFile(shard).iter_batches(batch_size=batch_rows, columns=META + ["tokens"]):
+    read = _present(shard, WEIGHTED_META) + ["tokens"]
+    for rb in pq.ParquetFile(shard).iter_batches(batch_size=batch_rows, columns=read):
         table = pa.Table.from_batches([rb])
         # One batched decode call per read batch; EOS is a control piece and decodes to "".
         lists = table["tokens"].to_pylist()
@@ -220,7 +246,8 @@ def _shard_metadata(run: RunDir, shard: Path, schema: pa.Schema) -> pa.Table | N
 
 def _token_batches(shard: Path, batch_rows: int) -> Iterator[tuple[np.ndarray, pa.Table]]:
     start = 0
-    for rb in pq.ParquetFile(shard).iter_batches(batch_size=batch_rows, columns=META + ["tokens"]):
+    read = _present(shard, WEIGHTED_META) + ["tokens"]
+    for rb in pq.ParquetFile(shard).iter_batches(batch_size=batch_rows, columns=read):
         rows = np.arange(start, start + rb.num_rows)
         start += rb.num_rows
         yield rows, pa.Table.from_batches([rb])
@@ -318,6 +345,9 @@ def run_export(cfg: ExportConfig) -> dict:
         "n_stages": docs.n_stages,
         "files": files,
         **plan.summary(docs.n_tokens, stage),
+        # bin writes a document sample_weight times; parquet/jsonl carry the column only
+        "sample_weight_applied": cfg.format == "bin",
+        "weighted_tokens": int((docs.n_tokens * docs.sample_weight)[plan.order].sum()),
     }
     if restaged:
         summary["cuts"] = restaged[2]
@@ -345,6 +375,7 @@ def _scatter(
         )
         extra = _shard_metadata(run, shard, meta_schema)
         for rows, table in batches:
+            table = with_weight(table)
             if extra is not None:
                 taken = extra.take(pa.array(rows))
                 for name in taken.column_names:
@@ -384,7 +415,7 @@ def _gather(
         from connectors.bin import BinWriter
 
         sp = spm.SentencePieceProcessor(model_file=str(run.tokenizer))
-        bin_writer = BinWriter(out, sp.get_piece_size(), int(sp.eos_id()))
+        bin_writer = BinWriter(out, sp.get_piece_size(), int(sp.eos_id()), weighted=True)
     try:
         for b in range(n_buckets):
             table = buckets.read(b)
@@ -392,7 +423,7 @@ def _gather(
                 continue
             table = table.take(pc.sort_indices(table["position"]))
             if bin_writer is not None:
-                bin_writer.write(table["tokens"], table["doc_id"])
+                bin_writer.write(table["tokens"], table["doc_id"], repeats=table[SAMPLE_WEIGHT])
             elif cfg.format == "parquet":
                 name = f"part-{b:05d}.parquet"
                 write_parquet_atomic(table, out / name)

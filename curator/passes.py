@@ -30,8 +30,10 @@ from curator.schema import (
     KEPT,
     MANIFEST_BASE_FIELDS,
     QUARANTINED,
+    SAMPLE_WEIGHT,
     SHARD_SCHEMA,
     cast_to_schema,
+    sample_weights,
 )
 from curator.stages.curriculum import Difficulty, assign_stage
 from curator.stats import UnitStats
@@ -297,6 +299,9 @@ class Pass2Worker(_UnitWorker):
                 stage_np = assign_stage(difficulty, self.cuts)
                 stage = pc.if_else(kept, pa.array(stage_np), pa.nulls(n, pa.int32()))
                 table = set_column(table, "stage", stage)
+                # kept rows: the agent's weight, or 1 when no agent ran; others: none
+                weight = pc.if_else(kept, sample_weights(table), pa.nulls(n, pa.int32()))
+                table = set_column(table, SAMPLE_WEIGHT, weight)
                 stats.add_batch_outcomes(table)
                 stats.tokens += int(pc.sum(table.column("n_tokens")).as_py() or 0)
                 manifest.write(cast_to_schema(table, m_schema))

@@ -7,13 +7,16 @@ the writer, which sends kept rows to the shards and every row to the manifest.
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from curator.doc_ids import doc_ids
 
 KEPT = "kept"  # still alive while streaming; final state if it reaches the writer alive
 DROPPED = "dropped"  # a rule, dedup or the agent removed it; `reason` names the failed condition
 QUARANTINED = "quarantined"  # bad input; `reason` is a short code, `error` the detail
+SAMPLE_WEIGHT = "sample_weight"
 
 DOC_SCHEMA = pa.schema(
     [
@@ -55,6 +58,9 @@ MANIFEST_BASE_FIELDS = [
     pa.field("quality_score", pa.float32()),
     pa.field("difficulty", pa.float32()),
     pa.field("stage", pa.int32()),
+    # Times a kept document should be sampled (the agent's upweight action); 1 when no agent
+    # upweighted it, null for documents not kept. Exports carry it; bin and the trainer repeat.
+    pa.field(SAMPLE_WEIGHT, pa.int32()),
 ]
 
 SHARD_SCHEMA = pa.schema(
@@ -67,8 +73,17 @@ SHARD_SCHEMA = pa.schema(
         pa.field("quality_score", pa.float32()),
         pa.field("difficulty", pa.float32()),
         pa.field("stage", pa.int32()),
+        pa.field(SAMPLE_WEIGHT, pa.int32()),  # >= 1; shards of older runs lack it (= 1)
     ]
 )
+
+
+def sample_weights(table: pa.Table) -> pa.Array:
+    """A shard table's `sample_weight` as int32, 1 where absent or null (older runs, rows no
+    agent weighed)."""
+    if SAMPLE_WEIGHT not in table.column_names:
+        return pa.array(np.ones(table.num_rows, np.int32))
+    return pc.fill_null(table[SAMPLE_WEIGHT].cast(pa.int32()), 1).combine_chunks()
 
 
 def empty_like(schema: pa.Schema) -> pa.Table:

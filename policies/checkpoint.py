@@ -5,8 +5,10 @@ target-aware feature model when there is one (`target.*`), the reference LM's we
 policy has its loss column (`reference.*`, its TrainConfig in the metadata), and the
 sentencepiece model the
 features were computed with (`tokenizer`, uint8 bytes), so a policy
-scores the same anywhere. Metadata (strings): format, feature names, network sizes, the
-training config as JSON and its sha256 (`config_hash`) to tell policies apart.
+scores the same anywhere. Metadata (strings): format, feature names, network sizes, whether
+the net has the upweight head (`upweight`, JSON bool; absent in older files = false) and its
+`upweight_factor`, the training config as JSON and its sha256 (`config_hash`) to tell
+policies apart.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class Policy:
     config_hash: str
     target: TargetModel | None = None  # fitted target-aware feature model (spec.target_dim > 0)
     reference: ReferenceLM | None = None  # the reference LM (spec.reference)
+    upweight_factor: int = 1  # sample weight of an upweighted document; 1 = no upweight head
 
     def feature_extractor(self) -> FeatureExtractor:
         """The extractor that rebuilds this policy's features exactly (tokenizer, spec, target,
@@ -80,9 +83,12 @@ def save_policy(path: str | Path, net: PolicyNet, norm: FeatureNorm, spec: Featu
         "reference": json.dumps(spec.reference),
         **(reference.metadata() if spec.reference and reference is not None else {}),
         "hidden": str(net.hidden),
+        "upweight": json.dumps(net.upweight),
         "config": json.dumps(config, sort_keys=True),
         "config_hash": config_hash(config),
     }
+    if net.upweight:
+        meta["upweight_factor"] = str(config.get("env", {}).get("upweight_factor", 2))
     tmp = path.with_name(path.name + ".tmp")
     save_file(tensors, str(tmp), metadata=meta)
     tmp.replace(path)
@@ -109,7 +115,8 @@ def load_policy(path: str | Path) -> Policy:
     if names != spec.names:
         raise ValueError(f"{path} was trained on features {len(names)} wide that this version "
                          f"no longer builds ({spec.dim} now); retrain the policy")
-    net = PolicyNet(spec.dim, int(meta["hidden"]))
+    upweight = json.loads(meta.get("upweight", "false"))  # older policies: keep/drop only
+    net = PolicyNet(spec.dim, int(meta["hidden"]), upweight=upweight)
     state = {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}
     # policies saved before the linear path existed score as if it were zero
     state.setdefault("linear", torch.zeros(spec.dim))
@@ -119,7 +126,8 @@ def load_policy(path: str | Path) -> Policy:
     target = TargetModel.from_tensors(tensors)
     reference = ReferenceLM.from_tensors(tensors, meta)
     return Policy(net, norm, spec, tensors["tokenizer"].numpy().tobytes(),
-                  json.loads(meta["config"]), meta["config_hash"], target, reference)
+                  json.loads(meta["config"]), meta["config_hash"], target, reference,
+                  int(meta.get("upweight_factor", "1")) if upweight else 1)
 
 
 class MetricsLog:

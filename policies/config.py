@@ -47,6 +47,15 @@ class EnvConfig(Section):
         "auto", description="Trainer learner: where its model trains; auto = CUDA when "
         "present, else CPU (the proxy learner is numpy and ignores it).",
     )
+    upweight: bool = Field(
+        False,
+        description="Three actions per document: drop (0), keep (1), upweight (2) = keep and "
+        "repeat it `upweight_factor` times in the agent's token stream; the policy gets an "
+        "upweight head and curate writes its choice as `sample_weight`. false = keep/drop.",
+    )
+    upweight_factor: int = Field(
+        2, ge=2, description="Times an upweighted document is repeated (its sampling weight)."
+    )
 
 
 class PoolConfig(Section):
@@ -82,6 +91,23 @@ class PPOConfig(Section):
     vf_coef: float = Field(0.5, ge=0, description="Value loss weight.")
     max_grad_norm: float = Field(0.5, gt=0, description="Gradient clip.")
     norm_adv: bool = Field(True, description="Normalize advantages per minibatch.")
+
+
+class ReplayConfig(Section):
+    """REINFORCE's replay memory (policies/replay.py): off-policy reuse of past transitions
+    with a truncated importance weight (V-trace / ACER style)."""
+
+    enabled: bool = Field(False, description="Also learn from replayed transitions.")
+    capacity: int = Field(
+        4096, gt=0, description="Transitions held (one per sampled mask); oldest overwritten."
+    )
+    updates_per_step: int = Field(
+        1, gt=0, description="Replayed mini-updates (optimizer steps) after each fresh update."
+    )
+    batch: int = Field(64, gt=0, description="Transitions per replayed mini-update.")
+    clip: float = Field(
+        2.0, gt=0, description="Truncation of the importance ratio pi_now / pi_behaviour."
+    )
 
 
 class AgentConfig(Section):
@@ -149,6 +175,14 @@ class AgentConfig(Section):
     env: EnvConfig = EnvConfig()
     pool: PoolConfig = PoolConfig()
     ppo: PPOConfig = PPOConfig()
+    replay: ReplayConfig = ReplayConfig()
+
+    @model_validator(mode="after")
+    def _replay_is_reinforce(self) -> AgentConfig:
+        if self.replay.enabled and self.algorithm != "reinforce":
+            raise ValueError(f"replay.enabled applies to algorithm=reinforce, not "
+                             f"{self.algorithm!r}; set replay.enabled=false or use reinforce")
+        return self
 
     @model_validator(mode="after")
     def _natural_needs_target(self) -> AgentConfig:

@@ -1,12 +1,17 @@
 """The curation environment (gymnasium id `curator/Curation-v0`).
 
 Each step offers `docs_per_step` candidate documents drawn from a pool; the observation is their
-normalized feature matrix (docs x features). The action is keep (1) / drop (0) per document.
+normalized feature matrix (docs x features). The action is keep (1) / drop (0) per document, or
+with `upweight` drop (0) / keep (1) / upweight (2) (MultiDiscrete([3] * docs)).
 
-Why two actions and not drop/keep/upweight: the learner consumes a fixed number of tokens per
-step, so "upweight" can only mean "repeat this document", which the keep-rate already expresses
-(a smaller selection is cycled to fill the budget), and a per-document Bernoulli keeps the
-policy's keep probability a calibrated quality score that the scorer can threshold or rank.
+Why keep/drop by default: the learner consumes a fixed number of tokens per step, so "upweight"
+can only mean "repeat this document", which the keep-rate already partly expresses (a smaller
+selection is cycled to fill the budget), and a per-document Bernoulli keeps the policy's keep
+probability a calibrated quality score that the scorer can threshold or rank. The upweight
+option (the seeds' original three-action design) makes the repetition a per-document choice:
+the agent's stream holds each upweighted document `upweight_factor` times (in an order
+shuffled per reward seed), the random branch stays an equal-token random selection, and the
+budget term counts the keep rate of distinct documents.
 
 The learner (reward.py) trains on the kept documents for `step_tokens` tokens; the reward is
 its held-out loss against the same starting state trained on a random equal-token selection of
@@ -91,7 +96,8 @@ class CurationEnv(gym.Env):
                              "lower env.docs_per_step or enlarge the pool")
         n_feat = data.features.shape[1] + (N_MODEL_FEATURES if self.cfg.model_features else 0)
         self.observation_space = spaces.Box(-OBS_CLIP, OBS_CLIP, (k, n_feat), np.float32)
-        self.action_space = spaces.MultiBinary(k)
+        self.action_space = (spaces.MultiDiscrete([3] * k) if self.cfg.upweight
+                             else spaces.MultiBinary(k))
         self.learner = learner if learner is not None else make_learner(data, self.cfg)
         self.reference = self._reference_learner() if self.cfg.model_features else None
         self._t = 0
@@ -133,19 +139,29 @@ class CurationEnv(gym.Env):
         self._t = 0
         return self._draw(), {"candidates": self._idx.copy()}
 
-    def _keep_flags(self, action: np.ndarray) -> np.ndarray:
-        keep = np.asarray(action).astype(bool).reshape(-1)
-        if keep.shape != (self.cfg.docs_per_step,):
-            raise ValueError(f"action has shape {keep.shape}; expected "
-                             f"({self.cfg.docs_per_step},) keep/drop flags")
-        return keep
+    def _copies(self, action: np.ndarray) -> np.ndarray:
+        """Copies of each candidate in the agent's stream (0 dropped, 1 kept, or
+        upweight_factor upweighted): int64 (docs,)."""
+        a = np.asarray(action).reshape(-1)
+        if a.shape != (self.cfg.docs_per_step,):
+            kind = "drop/keep/upweight codes" if self.cfg.upweight else "keep/drop flags"
+            raise ValueError(f"action has shape {a.shape}; expected "
+                             f"({self.cfg.docs_per_step},) {kind}")
+        if not self.cfg.upweight:
+            return a.astype(bool).astype(np.int64)
+        codes = a.astype(np.int64)
+        if codes.min() < 0 or codes.max() > 2:
+            raise ValueError(f"action codes span [{codes.min()}, {codes.max()}]; expected 0 drop, "
+                             "1 keep, 2 upweight")
+        return np.array([0, 1, self.cfg.upweight_factor])[codes]
 
-    def _reward(self, keep: np.ndarray) -> tuple[float, dict[str, Any]]:
-        """Paired reward of keeping `keep` of the current candidates; leaves the learner in
-        the agent's branch."""
+    def _reward(self, copies: np.ndarray) -> tuple[float, dict[str, Any]]:
+        """Paired reward of the selection `copies` of the current candidates; leaves the
+        learner in the agent's branch."""
         docs = [self.data.doc_tokens[i] for i in self._idx]
-        return paired_reward(self.learner, docs, keep, self._t, self._seed,
-                             self.cfg.target_keep, self.cfg.budget_weight)
+        return paired_reward(self.learner, docs, copies > 0, self._t, self._seed,
+                             self.cfg.target_keep, self.cfg.budget_weight,
+                             copies=copies if self.cfg.upweight else None)
 
     def peek(self, action: np.ndarray) -> float:
         """The reward `step(action)` would return now, without advancing the episode.
@@ -155,17 +171,22 @@ class CurationEnv(gym.Env):
         restored around the paired reward, so the episode goes on exactly as if not called.
         """
         start = self.learner.state()
-        reward, _ = self._reward(self._keep_flags(action))
+        reward, _ = self._reward(self._copies(action))
         self.learner.load_state(start)
         return float(reward)
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        keep = self._keep_flags(action)
-        reward, info = self._reward(keep)
+        copies = self._copies(action)
+        reward, info = self._reward(copies)
+        keep = copies > 0
         if self.data.is_junk is not None:
             junk = self.data.is_junk[self._idx]
             info["junk_keep_rate"] = float(keep[junk].mean()) if junk.any() else float("nan")
             info["clean_keep_rate"] = float(keep[~junk].mean()) if (~junk).any() else float("nan")
+            if self.cfg.upweight:
+                up = copies > 1
+                info["junk_upweight_rate"] = float(up[junk].mean()) if junk.any() else np.nan
+                info["clean_upweight_rate"] = float(up[~junk].mean()) if (~junk).any() else np.nan
         info["candidates"] = self._idx.copy()
         self._t += 1
         terminated = self._t >= self.cfg.episode_steps

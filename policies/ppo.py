@@ -2,7 +2,8 @@
 
 Differences from cleanrl's discrete-action PPO, and why: the action is a vector of independent
 keep/drop Bernoullis (one per candidate), so log-probs and entropies are summed over the
-candidates of a step; one environment (each step already trains two model branches, more
+candidates of a step (with `env.upweight`, drop/keep/upweight per candidate through the same
+agent.ActionDist REINFORCE uses); one environment (each step already trains two model branches, more
 copies would only multiply the cost on CPU). `main(cfg)` is importable; metrics use cleanrl's
 names (`charts/episodic_return`, `losses/policy_loss`, `losses/value_loss`, `losses/entropy`,
 `losses/approx_kl`, `losses/clipfrac`, `charts/SPS`) in a JSONL log.
@@ -33,13 +34,13 @@ def main(cfg: AgentConfig, pool: Pool | None = None, tokenizer: bytes | None = N
     env = setup.env
     setup_s = time.time() - t0
     k, n_features = env.observation_space.shape
-    agent = PolicyNet(n_features, cfg.hidden)
+    agent = PolicyNet(n_features, cfg.hidden, upweight=cfg.env.upweight)
     optimizer = torch.optim.Adam(agent.parameters(), lr=cfg.learning_rate, eps=1e-5)
     log = MetricsLog(cfg.log_path or Path(cfg.output).with_name("metrics.jsonl"))
 
     # rollout storage (cleanrl layout, one env)
     obs = torch.zeros((args.num_steps, k, n_features))
-    actions = torch.zeros((args.num_steps, k))
+    actions = torch.zeros((args.num_steps, k))  # 0/1, or 0/1/2 with env.upweight
     logprobs = torch.zeros(args.num_steps)
     rewards = torch.zeros(args.num_steps)
     dones = torch.zeros(args.num_steps)
@@ -68,8 +69,9 @@ def main(cfg: AgentConfig, pool: Pool | None = None, tokenizer: bytes | None = N
             episodic_return += reward
             next_done = torch.tensor(float(terminated or truncated))
             if terminated or truncated:
-                log.log(global_step, **{"charts/episodic_return": episodic_return,
-                                        "charts/keep_rate": info["keep_rate"]})
+                rates = {f"charts/{n}": info[n] for n in ("keep_rate", "upweight_rate")
+                         if n in info}
+                log.log(global_step, **{"charts/episodic_return": episodic_return, **rates})
                 returns.append(episodic_return)
                 episodic_return = 0.0
                 o, _ = env.reset()

@@ -12,6 +12,12 @@ the step size does not depend on the reward's units; gradients are averaged over
 evaluation episodes are the ones saved (model selection on the reward alone, never on labels).
 `main(cfg)` is importable (tests and jobs call it); metrics use cleanrl's names in a JSONL log;
 the result is a safetensors policy checkpoint.
+
+Options (both off by default, where this file runs exactly as without them): `env.upweight`
+samples drop/keep/upweight per document (agent.ActionDist, one code path for both action
+kinds); `replay.enabled` stores every sampled mask as a transition (replay.py) and after each
+fresh update takes `replay.updates_per_step` mini-updates on replayed transitions, weighted by
+the truncated importance ratio.
 """
 
 from __future__ import annotations
@@ -23,13 +29,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.distributions import Bernoulli
 
 from policies.agent import PolicyNet
 from policies.checkpoint import MetricsLog, save_policy
 from policies.config import AgentConfig, load_agent_config
 from policies.env import CurationEnv, TrainingSetup, make_env
 from policies.pool import Pool
+from policies.replay import ReplayBuffer, Transitions, replay_loss
 
 
 def main(cfg: AgentConfig, pool: Pool | None = None, tokenizer: bytes | None = None
@@ -39,7 +45,7 @@ def main(cfg: AgentConfig, pool: Pool | None = None, tokenizer: bytes | None = N
     t0 = time.time()
     setup = make_env(cfg, pool, tokenizer)
     setup_s = time.time() - t0
-    net = PolicyNet(setup.env.observation_space.shape[1], cfg.hidden)
+    net = PolicyNet(setup.env.observation_space.shape[1], cfg.hidden, upweight=cfg.env.upweight)
     affine = (0.0, 1.0)
     if cfg.init == "logistic":
         affine = logistic_init(net, setup)
@@ -85,6 +91,13 @@ def train_policy(net: PolicyNet, env: CurationEnv, cfg: AgentConfig, log: Metric
     sampled mask would be the same and the leave-one-out advantages zero.
     """
     center, temperature = logit_affine
+    upweight = env.cfg.upweight
+    if upweight and not net.upweight:
+        raise ValueError("env.upweight is on but the policy has no upweight head; build it "
+                         "with PolicyNet(..., upweight=True)")
+    replay = (ReplayBuffer(cfg.replay.capacity, env.observation_space.shape, seed=cfg.seed)
+              if cfg.replay.enabled else None)
+    replay_metrics: dict[str, float] = {}
     optimizer = torch.optim.Adam(net.parameters(), lr=cfg.learning_rate)
     ent_coef = cfg.ent_coef  # keeps early decisions exploratory until the baseline settles
     baseline, var, beta = 0.0, 1.0, cfg.baseline_beta
@@ -99,7 +112,7 @@ def train_policy(net: PolicyNet, env: CurationEnv, cfg: AgentConfig, log: Metric
         # 1. act: sample k keep/drop masks of the same candidates; k-1 are only scored (same
         #    learner state), the last one is the action the episode goes on with
         obs_t = torch.from_numpy(obs)
-        dist = Bernoulli(logits=(net.keep_logits(obs_t) - center) / temperature)
+        dist = net.dist(obs_t, upweight, center, temperature)
         actions = dist.sample((k,))
         masks = actions.numpy().astype(np.int8)
         peeked = [env.peek(m) for m in masks[:-1]]
@@ -126,19 +139,32 @@ def train_policy(net: PolicyNet, env: CurationEnv, cfg: AgentConfig, log: Metric
         # 3. policy gradient on the joint log-prob of each mask's decisions, averaged over
         #    the masks and over `batch_steps` env steps per update (one scalar reward is a
         #    noisy judge of 32 decisions)
-        policy_loss = -(advantage * dist.log_prob(actions).sum(-1)).mean()
+        logp = dist.log_prob(actions).sum(-1)
+        policy_loss = -(advantage * logp).mean()
         entropy = dist.entropy().mean()
         loss = (policy_loss - ent_coef * entropy) / cfg.batch_steps
         loss.backward()
+        if replay is not None:
+            replay.add(Transitions(obs_t.expand(k, *obs_t.shape), actions, advantage,
+                                   logp.detach()))
         if (step + 1) % cfg.batch_steps == 0 or step + 1 == cfg.total_steps:
             torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
             optimizer.step()
             optimizer.zero_grad()
+            if replay is not None:
+                replay_metrics = replay_updates(net, optimizer, replay, cfg, upweight,
+                                                logit_affine)
 
         metrics = {"charts/reward": reward, "charts/keep_rate": info["keep_rate"],
                    "charts/gain_pct": info["gain_pct"], "losses/policy_loss": policy_loss.item(),
                    "losses/entropy": entropy.item(), "charts/baseline": baseline,
                    "charts/reward_spread": spreads[-1]}
+        if "upweight_rate" in info:
+            metrics["charts/upweight_rate"] = info["upweight_rate"]
+            for name in ("junk_upweight_rate", "clean_upweight_rate"):
+                if name in info:
+                    metrics[f"charts/{name}"] = info[name]
+        metrics.update(replay_metrics)  # the latest replayed update's
         if "junk_keep_rate" in info:
             metrics["charts/junk_keep_rate"] = info["junk_keep_rate"]
             metrics["charts/clean_keep_rate"] = info["clean_keep_rate"]
@@ -169,11 +195,39 @@ def train_policy(net: PolicyNet, env: CurationEnv, cfg: AgentConfig, log: Metric
             "mean_reward_spread": float(np.mean(spreads))}
 
 
+def replay_updates(net: PolicyNet, optimizer: torch.optim.Optimizer, replay: ReplayBuffer,
+                   cfg: AgentConfig, upweight: bool, logit_affine: tuple[float, float]
+                   ) -> dict[str, float]:
+    """`replay.updates_per_step` optimizer steps on replayed transitions (truncated-IS policy
+    gradient, replay.py); returns their metrics. Transitions are sampled from the same
+    (tempered) distribution they are replayed under, so the ratio compares like with like."""
+    rc = cfg.replay
+    losses, weights = [], []
+    for _ in range(rc.updates_per_step):
+        batch = replay.sample(rc.batch)
+        logp_now = net.dist(batch.obs, upweight, *logit_affine).log_prob(batch.actions).sum(-1)
+        loss, weight = replay_loss(logp_now, batch, rc.clip)
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append(loss.item())
+        weights.append(weight)
+    w = torch.cat(weights)
+    return {"losses/replay_loss": float(np.mean(losses)),
+            "charts/replay_is_mean": w.mean().item(),
+            "charts/replay_is_max": w.max().item(),
+            "charts/replay_clipped_frac": (w >= rc.clip).float().mean().item(),
+            "charts/replay_size": float(len(replay))}
+
+
 EVAL_SEEDS = (10_001, 10_002)
 
 
 def greedy_return(net: PolicyNet, env: CurationEnv, seed: int, center: float = 0.0) -> float:
-    """Mean return of deterministic (keep if p > 0.5) episodes on fixed evaluation seeds.
+    """Mean return of deterministic episodes on fixed evaluation seeds: keep if the logit is
+    above `center` (the sampling center; 0 = p > 0.5), then upweight if p > 0.5.
 
     Only the policy's forward pass is gradient-free: the environment's transformer learner
     trains inside `env.step`."""
@@ -183,9 +237,9 @@ def greedy_return(net: PolicyNet, env: CurationEnv, seed: int, center: float = 0
         done = False
         while not done:
             with torch.no_grad():
-                logits = net.keep_logits(torch.from_numpy(obs))
-                keep = (logits > center).numpy().astype(np.int8)
-            obs, reward, terminated, truncated, _ = env.step(keep)
+                dist = net.dist(torch.from_numpy(obs), env.cfg.upweight, center)
+                action = dist.greedy().numpy().astype(np.int8)
+            obs, reward, terminated, truncated, _ = env.step(action)
             total += reward
             done = terminated or truncated
     return total / len(EVAL_SEEDS)

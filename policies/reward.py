@@ -209,16 +209,32 @@ def budget_penalty(keep_rate: float, target: float, weight: float) -> float:
     return weight * (keep_rate - target) ** 2
 
 
+def upweighted_stream(doc_tokens: list[np.ndarray], copies: np.ndarray,
+                      rng: np.random.Generator) -> np.ndarray:
+    """Document i repeated copies[i] times, the copies in a shuffled order (so a repeat is not
+    simply the same document twice in a row)."""
+    order = rng.permutation(np.repeat(np.arange(len(doc_tokens)), copies))
+    return (np.concatenate([doc_tokens[i] for i in order]) if len(order)
+            else np.zeros(0, np.int64))
+
+
 def paired_reward(learner: Learner, doc_tokens: list[np.ndarray], keep: np.ndarray, step: int,
-                  seed: int, target_keep: float, budget_weight: float
-                  ) -> tuple[float, dict[str, float]]:
+                  seed: int, target_keep: float, budget_weight: float,
+                  copies: np.ndarray | None = None) -> tuple[float, dict[str, float]]:
     """Train the learner on the kept docs; reward vs a random equal-token branch of its state.
 
-    Leaves the learner in the agent's branch (the episode continues from what the agent chose).
+    `copies` (the upweight action): document i enters the agent's stream copies[i] times; the
+    random branch is still an equal-token random selection and the budget term still counts
+    distinct kept documents (`keep`). Leaves the learner in the agent's branch (the episode
+    continues from what the agent chose).
     """
     start = learner.state()
-    kept = [doc_tokens[i] for i in np.flatnonzero(keep)]
-    agent_stream = np.concatenate(kept) if kept else np.zeros(0, np.int64)
+    if copies is None:
+        kept = [doc_tokens[i] for i in np.flatnonzero(keep)]
+        agent_stream = np.concatenate(kept) if kept else np.zeros(0, np.int64)
+    else:
+        # own stream of the seed: the random branch below draws exactly as without copies
+        agent_stream = upweighted_stream(doc_tokens, copies, np.random.default_rng([seed, step, 1]))
     rng = np.random.default_rng([seed, step])
     random_stream = random_equal_tokens(doc_tokens, len(agent_stream), rng)
     learner.train(random_stream, step, seed)
@@ -231,4 +247,6 @@ def paired_reward(learner: Learner, doc_tokens: list[np.ndarray], keep: np.ndarr
     penalty = budget_penalty(keep_rate, target_keep, budget_weight)
     info = {"loss_agent": loss_agent, "loss_random": loss_random, "gain_pct": gain,
             "keep_rate": keep_rate, "budget_penalty": penalty}
+    if copies is not None:
+        info["upweight_rate"] = float(np.mean(copies > 1)) if len(copies) else 0.0
     return gain - penalty, info

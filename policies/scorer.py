@@ -5,8 +5,11 @@
 policy's keep logit: higher = better, sigmoid(score) = keep probability, unbounded; the
 rule-family count for 'heuristic'; null for rows not alive) to each Arrow batch. With
 `threshold` or `keep_fraction` it also drops the alive rows that fall short, with reason
-`agent_low_score`; without either it only scores (the pass structure decides). Inference is one
-batched forward pass on CPU, single-threaded: Ray runs one scorer per core.
+`agent_low_score`; without either it only scores (the pass structure decides). It also adds
+`sample_weight` (int32): for rows still kept after its cut, the policy's `upweight_factor` where
+its upweight head says upweight (sigmoid(up logit) > 0.5), else 1 (always 1 for a policy without
+that head, and for the heuristic); null for rows not kept. Inference is one batched forward pass
+on CPU, single-threaded: Ray runs one scorer per core.
 
 Features come from the text alone, through the same `FeatureExtractor.__call__` as in training
 and `curator score`: inside `curator curate` that is the text the run will keep (normalized,
@@ -83,12 +86,25 @@ class PolicyScorer:
             for j, name in enumerate(self.feature_names):
                 table = set_column(table, f"feat_{name}", scatter(raw[:, j], alive, pa.float32()))
         cut = self._cutoff(scores)
-        if cut is None:
-            return table
-        low = pc.less(table.column("quality_score"), pa.scalar(cut, pa.float32()))
-        reason = pc.if_else(pc.fill_null(low, False), pa.scalar(AGENT_REASON),
-                            pa.nulls(table.num_rows, pa.string()))
-        return apply_drops(table, reason)
+        if cut is not None:
+            low = pc.less(table.column("quality_score"), pa.scalar(cut, pa.float32()))
+            reason = pc.if_else(pc.fill_null(low, False), pa.scalar(AGENT_REASON),
+                                pa.nulls(table.num_rows, pa.string()))
+            table = apply_drops(table, reason)
+        weight = scatter(self.sample_weights(raw, len(scores)), alive, pa.int32())
+        # a weight is a sampling weight of kept documents: the cut's drops have none
+        weight = pc.if_else(alive_mask(table), weight, pa.scalar(None, pa.int32()))
+        return set_column(table, "sample_weight", weight)
+
+    def sample_weights(self, raw: np.ndarray | None, n: int) -> np.ndarray:
+        """Per scored row: `upweight_factor` where the upweight head's logit > 0, else 1."""
+        if self.policy is None or not self.policy.net.upweight or raw is None:
+            return np.ones(n, np.int32)
+        import torch
+
+        with torch.no_grad():
+            up = self.policy.net.up_logits(torch.from_numpy(self.policy.norm(raw))).numpy()
+        return np.where(up > 0, self.policy.upweight_factor, 1).astype(np.int32)
 
     def _cutoff(self, scores: np.ndarray) -> float | None:
         if self.threshold is not None:

@@ -1,7 +1,10 @@
 """Token data for the trainer: curator shards or a .bin export -> train/held-out token streams.
 
 Order is the curriculum's: `RUN/shards/stage=<k>/part-*.parquet` by stage ascending, then part
-file name, then row order; the `curriculum` batch order walks that stream front to back. The
+file name, then row order; the `curriculum` batch order walks that stream front to back. A
+shard row's `sample_weight` (the agent's upweight) is honoured as the bin export honours it:
+the document appears that many times in a row (each copy its own document, same doc_id, so
+all copies fall on the same side of the held-out split). The
 held-out split hashes `doc_id` with a fixed 64-bit FNV-1a (not Python's salted `hash`, not a
 library hash whose output may change between versions), so every run and every worker agrees.
 """
@@ -19,6 +22,7 @@ import pyarrow.parquet as pq
 from connectors.bin import HEADER, BinReader
 from curator.hashing import stable_hash
 from curator.rundir import RunDir
+from curator.schema import SAMPLE_WEIGHT, sample_weights
 
 _STAGE_DIR = re.compile(r"^stage=(-?\d+)$")
 
@@ -68,6 +72,10 @@ def read_shards(run_dir: str | Path) -> Corpus:
     values, lengths, ids = [], [], []
     for path in shard_files(run_dir):
         table = pq.read_table(path, columns=["doc_id", "tokens"])
+        if SAMPLE_WEIGHT in pq.read_schema(path).names:  # runs older than weights lack it
+            weight = sample_weights(pq.read_table(path, columns=[SAMPLE_WEIGHT])).to_numpy()
+            if (weight != 1).any():
+                table = table.take(pa.array(np.repeat(np.arange(table.num_rows), weight)))
         # per chunk: int32 list offsets of one chunk are safe; combining all could overflow
         for chunk in table.column("tokens").chunks:
             values.append(chunk.flatten().to_numpy(zero_copy_only=False))

@@ -58,6 +58,7 @@ def tiny_run(root: Path, vocab: int = VOCAB) -> Path:
             "quality_score": pa.nulls(n, pa.float32()),
             "difficulty": pa.nulls(n, pa.float32()),
             "stage": pa.array(np.arange(n) * 2 // n, pa.int32()),
+            "sample_weight": pa.array(np.ones(n, np.int32)),
         },
         schema=SHARD_SCHEMA,
     )
