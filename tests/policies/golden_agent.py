@@ -78,7 +78,7 @@ def train_ppo(cfg: AgentConfig, tmp: Path) -> PolicyNet:
     swapped for ones that hand the environment in and the trained network out."""
     saved: dict[str, PolicyNet] = {}
     env = CurationEnv(synthetic_data(), cfg.env)
-    setup = SimpleNamespace(env=env, norm=None, spec=None, target=None,
+    setup = SimpleNamespace(env=env, norm=None, spec=None, target=None, reference=None,
                             extractor=SimpleNamespace(tokenizer_proto=b""))
     make_env, save_policy = ppo.make_env, ppo.save_policy
     ppo.make_env = lambda *a, **k: setup
