@@ -29,6 +29,7 @@ keep/reject judgments of the evaluation half's English documents when a label fi
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
@@ -45,13 +46,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.paired_stats import sign_flip_p  # noqa: E402
 from policies import baselines as bl  # noqa: E402
 from policies.agent import PolicyNet  # noqa: E402
+from policies.env import FittedTarget  # noqa: E402
 from policies.features import FeatureExtractor, FeatureNorm, FeatureSpec  # noqa: E402
-from policies.natural_corpus import NaturalData, load_natural  # noqa: E402
+from policies.natural_corpus import NaturalData  # noqa: E402
 from policies.reference import ReferenceLM  # noqa: E402
 from policies.reward import TrainerSpec  # noqa: E402
 from policies.target import TargetModel, fit_classifier  # noqa: E402
 from policies.train_default import (  # noqa: E402
+    add_data_args,
     natural_agent_config,
+    natural_data,
     natural_tokenizer,
     train_default,
     training_pool,
@@ -169,7 +173,7 @@ def policy_scores(path: str, texts: list[str]) -> np.ndarray:
 
 
 def train_agents(data: NaturalData, tokenizer: bytes, work: Path, steps: int,
-                 names: list[str]) -> dict[str, dict]:
+                 names: list[str], fitted: FittedTarget) -> dict[str, dict]:
     """Each agent trained once (cached by name and steps) on the pool's training half, by
     the function that builds the shipped default policy."""
     out: dict[str, dict] = {}
@@ -179,7 +183,7 @@ def train_agents(data: NaturalData, tokenizer: bytes, work: Path, steps: int,
         info_path = path.with_suffix(".json")
         if not path.exists():
             t0 = time.time()
-            summary = train_default(data, path, steps, tokenizer, AGENTS[name])
+            summary = train_default(data, path, steps, tokenizer, AGENTS[name], fitted)
             info = {"wall_s": time.time() - t0, "setup_s": summary.get("setup_s"),
                     "train_s": summary.get("train_s"), "steps": steps}
             info_path.write_text(json.dumps(info))
@@ -217,9 +221,7 @@ def auc(scores: np.ndarray, positive: np.ndarray) -> float:
 def run(args: argparse.Namespace) -> dict:
     work = Path(args.work)
     t0 = time.time()
-    data = load_natural(Path(args.corpora), work / "inputs",
-                        Path(args.debian) if args.debian else None,
-                        [Path(p) for p in args.crawl])
+    data = natural_data(args, work / "inputs")
     load_s = time.time() - t0
     tok_path = work / "tokenizer.model"
     if not tok_path.exists():
@@ -231,7 +233,8 @@ def run(args: argparse.Namespace) -> dict:
     scores = {name: np.asarray(f(data.pool_eval.texts), np.float64)
               for name, f in scorers.items()}
     baselines_s = time.time() - t0
-    agents = train_agents(data, tokenizer, work, args.agent_steps, args.agents)
+    agents = train_agents(data, tokenizer, work, args.agent_steps, args.agents,
+                          (feats.extractor.target, feats.extractor.reference))
     for name, info in agents.items():
         t0 = time.time()
         scores[name] = policy_scores(info["path"], data.pool_eval.texts)
@@ -255,7 +258,9 @@ def run(args: argparse.Namespace) -> dict:
     # one cache entry per (method, draw, budget): adding a method later trains only its runs
     cache_path = work / "losses.json"
     cache: dict[str, float] = json.loads(cache_path.read_text()) if cache_path.exists() else {}
-    stamps = {name: agents[name]["path"] if name in agents else "" for name in scores}
+    # keyed by the scores themselves: a method whose ranking changed is evaluated again
+    stamps = {name: hashlib.sha1(np.asarray(s, np.float64).tobytes()).hexdigest()[:16]
+              for name, s in scores.items()}
     t0 = time.time()
     for draw in range(args.draws):
         rng = np.random.default_rng(1000 + draw)
@@ -297,8 +302,6 @@ def run(args: argparse.Namespace) -> dict:
 def load_labels(path: str, data: NaturalData) -> dict:
     """keep/reject judgments of the selection half's documents, keyed by the sha1 of the text
     (the file holds no text: benchmarks/data/natural_dev_labels.jsonl)."""
-    import hashlib
-
     where = {hashlib.sha1(t.encode()).hexdigest(): i for i, t in enumerate(data.pool_eval.texts)}
     rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
     found = [(where[r["sha1"]], int(r["keep"])) for r in rows if r["sha1"] in where]
@@ -371,9 +374,7 @@ def report(result: dict, command: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--corpora", default="../shared/corpora")
-    parser.add_argument("--debian", default=None, help="an unpacked debian-handbook package")
-    parser.add_argument("--crawl", nargs="*", default=[], help="extra crawl jsonl files")
+    add_data_args(parser)
     parser.add_argument("--labels", default=str(LABELS),
                         help="keep/reject jsonl: {sha1 of the text, keep}")
     parser.add_argument("--work", default="/tmp/curator-selection-natural")

@@ -231,13 +231,19 @@ def resolve_tokenizer(path: str | None) -> bytes:
     return load_policy(DEFAULT_POLICY).tokenizer
 
 
-def make_env(cfg: AgentConfig, pool: Pool | None = None, tokenizer: bytes | None = None
-             ) -> TrainingSetup:
-    """The training environment of an agent config (the pool is built unless given)."""
+FittedTarget = tuple[TargetModel | None, ReferenceLM | None]
+
+
+def make_env(cfg: AgentConfig, pool: Pool | None = None, tokenizer: bytes | None = None,
+             fitted: FittedTarget | None = None) -> TrainingSetup:
+    """The training environment of an agent config (the pool is built unless given).
+
+    `fitted`: the target model and reference LM `fit_target_models(cfg, pool, tokenizer)`
+    returns, when the caller already has them (several agents trained on one pool)."""
     pool = pool if pool is not None else load_pool(cfg.pool, cfg.target,
                                                    cfg.target_fit_fraction)
     tokenizer = tokenizer or resolve_tokenizer(cfg.tokenizer)
-    target, reference = fit_target_models(cfg, pool, tokenizer)
+    target, reference = fitted if fitted is not None else fit_target_models(cfg, pool, tokenizer)
     base = FeatureSpec(sketch_dim=cfg.sketch_dim, target_dim=cfg.target_dim,
                        reference=cfg.reference_model)
     extractor = FeatureExtractor(tokenizer, base, target=target, reference=reference)

@@ -23,6 +23,7 @@ Splits, all by a hash of the text (stable, independent of input order):
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,7 +115,10 @@ def write_kernel_docs(package: Path, work: Path, n_files: int) -> Path:
 def load_natural(corpora: Path, work: Path, debian: Path | None = None,
                  crawl: list[Path] | None = None, eval_share: float = 0.5,
                  target_fit: float = 0.4, target_reward: float = 0.3, book_chunks: int = 8,
-                 kernel_docs: Path | None = None) -> NaturalData:
+                 kernel_docs: Path | None = None, kept: Path | None = None) -> NaturalData:
+    """`kept`: keep/reject judgments of training-half crawl documents (jsonl of `sha1` of the
+    text, `keep`): the kept ones leave the pool and join the target -- crawl text a reader
+    would keep is the most direct statement of what the user wants from their crawl."""
     pool_specs, target_specs = write_inputs(corpora, work, debian, crawl or [], book_chunks,
                                             kernel_docs)
     docs = read_documents(pool_specs)
@@ -122,6 +126,15 @@ def load_natural(corpora: Path, work: Path, debian: Path | None = None,
     texts = [docs.texts[i] for i in keep]
     origins = [docs.origins[i] for i in keep]
     u = text_hash_unit(texts, salt=5)
+    chosen = np.zeros(len(texts), bool)
+    if kept is not None:
+        rows = [json.loads(line) for line in kept.read_text().splitlines() if line.strip()]
+        judged = {r["sha1"]: int(r["keep"]) for r in rows}
+        sha = [hashlib.sha1(t.encode()).hexdigest() for t in texts]
+        chosen = np.array([judged.get(h, 0) == 1 for h in sha]) & (u >= eval_share)
+        target_specs = [*target_specs, InputSpec(path=str(_write_texts(
+            work / "target-kept-crawl.jsonl",
+            [t for t, c in zip(texts, chosen, strict=True) if c])))]
 
     def part(mask: np.ndarray) -> Documents:
         idx = np.flatnonzero(mask)
@@ -129,8 +142,15 @@ def load_natural(corpora: Path, work: Path, debian: Path | None = None,
 
     goal = read_documents(target_specs, min_chars=200)
     target = split_target(distinct_texts(goal.texts), target_fit, target_reward)
-    return NaturalData(part(u >= eval_share), part(u < eval_share), target, pool_specs,
-                       target_specs)
+    return NaturalData(part((u >= eval_share) & ~chosen), part(u < eval_share), target,
+                       pool_specs, target_specs)
+
+
+def _write_texts(path: Path, texts: list[str]) -> Path:
+    with open(path, "w") as f:
+        for i, text in enumerate(texts):
+            f.write(json.dumps({"id": str(i), "text": text}) + "\n")
+    return path
 
 
 def distinct_texts(texts: list[str]) -> list[str]:

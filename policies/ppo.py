@@ -21,16 +21,16 @@ import torch
 from policies.agent import PolicyNet
 from policies.checkpoint import MetricsLog, save_policy
 from policies.config import AgentConfig, load_agent_config
-from policies.env import make_env
+from policies.env import FittedTarget, make_env
 from policies.pool import Pool
 
 
-def main(cfg: AgentConfig, pool: Pool | None = None, tokenizer: bytes | None = None
-         ) -> dict[str, Any]:
+def main(cfg: AgentConfig, pool: Pool | None = None, tokenizer: bytes | None = None,
+         fitted: FittedTarget | None = None) -> dict[str, Any]:
     args = cfg.ppo
     torch.manual_seed(cfg.seed)
     t0 = time.time()
-    setup = make_env(cfg, pool, tokenizer)
+    setup = make_env(cfg, pool, tokenizer, fitted)
     env = setup.env
     setup_s = time.time() - t0
     k, n_features = env.observation_space.shape

@@ -33,17 +33,17 @@ import torch
 from policies.agent import PolicyNet
 from policies.checkpoint import MetricsLog, save_policy
 from policies.config import AgentConfig, load_agent_config
-from policies.env import CurationEnv, TrainingSetup, make_env
+from policies.env import CurationEnv, FittedTarget, TrainingSetup, make_env
 from policies.pool import Pool
 from policies.replay import ReplayBuffer, Transitions, replay_loss
 
 
-def main(cfg: AgentConfig, pool: Pool | None = None, tokenizer: bytes | None = None
-         ) -> dict[str, Any]:
+def main(cfg: AgentConfig, pool: Pool | None = None, tokenizer: bytes | None = None,
+         fitted: FittedTarget | None = None) -> dict[str, Any]:
     """Train a policy from scratch on the config's environment and save it to `cfg.output`."""
     torch.manual_seed(cfg.seed)
     t0 = time.time()
-    setup = make_env(cfg, pool, tokenizer)
+    setup = make_env(cfg, pool, tokenizer, fitted)
     setup_s = time.time() - t0
     net = PolicyNet(setup.env.observation_space.shape[1], cfg.hidden, upweight=cfg.env.upweight)
     affine = (0.0, 1.0)

@@ -32,6 +32,7 @@ from curator.config import TokenizerConfig
 from curator.tokenizer_train import train_tokenizer
 from policies.checkpoint import DEFAULT_POLICY
 from policies.config import AgentConfig, EnvConfig
+from policies.env import FittedTarget
 from policies.natural_corpus import NaturalData, load_natural
 from policies.pool import Pool
 
@@ -72,8 +73,10 @@ def natural_tokenizer(data: NaturalData, vocab_size: int = 4096) -> bytes:
 
 
 def train_default(data: NaturalData, output: str | Path = DEFAULT_POLICY, steps: int = 120,
-                  tokenizer: bytes | None = None, overrides: list[str] | None = None
-                  ) -> dict[str, Any]:
+                  tokenizer: bytes | None = None, overrides: list[str] | None = None,
+                  fitted: FittedTarget | None = None) -> dict[str, Any]:
+    """`fitted`: `fit_target_models` of the natural config on `training_pool(data)`, when
+    the caller trains several agents on the same data (the benchmark)."""
     from policies import ppo, reinforce
 
     cfg = natural_agent_config(str(output), steps, overrides)
@@ -81,19 +84,41 @@ def train_default(data: NaturalData, output: str | Path = DEFAULT_POLICY, steps:
         cfg = cfg.model_copy(update={"log_path": str(
             Path(tempfile.gettempdir()) / f"curator-policy-{Path(output).stem}-metrics.jsonl")})
     algo = ppo if cfg.algorithm == "ppo" else reinforce
-    return algo.main(cfg, pool=training_pool(data), tokenizer=tokenizer or natural_tokenizer(data))
+    return algo.main(cfg, pool=training_pool(data), tokenizer=tokenizer or natural_tokenizer(data),
+                     fitted=fitted)
+
+
+KEPT_LABELS = Path(__file__).resolve().parents[1] / "benchmarks" / "data" / \
+    "natural_train_labels.jsonl"
+
+
+def add_data_args(parser: argparse.ArgumentParser) -> None:
+    """The natural setup's inputs, shared by this script and the natural benchmark."""
+    parser.add_argument("--corpora", default="../shared/corpora")
+    parser.add_argument("--crawl", nargs="*", default=[], help="extra crawl jsonl files")
+    parser.add_argument("--kept", default=str(KEPT_LABELS),
+                        help="keep/reject judgments of training-half crawl documents (sha1, "
+                        "keep): the kept ones join the target; '' = none")
+    parser.add_argument("--book-chunks", type=int, default=0,
+                        help="~2 KB chunks per book in the target (0 = no books)")
+    parser.add_argument("--debian", default=None, help="an unpacked debian-handbook package "
+                        "(its English pages join the target)")
+    parser.add_argument("--kernel-docs", default=None, help="an unpacked linux-doc package")
+
+
+def natural_data(ns: argparse.Namespace, work: Path) -> NaturalData:
+    return load_natural(Path(ns.corpora), work, Path(ns.debian) if ns.debian else None,
+                        [Path(p) for p in ns.crawl], book_chunks=ns.book_chunks,
+                        kernel_docs=Path(ns.kernel_docs) if ns.kernel_docs else None,
+                        kept=Path(ns.kept) if ns.kept else None)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="Rebuild the shipped default policy.")
-    parser.add_argument("--corpora", default="../shared/corpora")
-    parser.add_argument("--debian", default=None, help="an unpacked debian-handbook package")
-    parser.add_argument("--crawl", nargs="*", default=[], help="extra crawl jsonl files")
+    add_data_args(parser)
     parser.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "curator-natural"))
     parser.add_argument("--steps", type=int, default=120)
     parser.add_argument("--output", default=str(DEFAULT_POLICY))
     ns = parser.parse_args()
-    natural = load_natural(Path(ns.corpora), Path(ns.work),
-                           Path(ns.debian) if ns.debian else None, [Path(p) for p in ns.crawl])
-    summary = train_default(natural, ns.output, ns.steps)
+    summary = train_default(natural_data(ns, Path(ns.work)), ns.output, ns.steps)
     print({k: v for k, v in summary.items() if k != "episodic_returns"})
