@@ -10,7 +10,7 @@ the target is clean text (web articles, book chunks, the Debian handbook), split
 reward / evaluation parts. No corruption, no label: the primary table judges a selection only
 by what it does to a model.
 
-Protocol: `--draws` paired pool draws (a random 80% of the evaluation half each); for each
+Protocol: `--draws` paired pool draws (a random half of the selection half each); for each
 draw and each budget (a share of the draw's tokens), every method ranks the draw's documents,
 its top documents up to the budget train the bundled transformer (tiny DSA GPT, seeded init and
 batch order per draw, LR decayed at the end), and the loss on the target's evaluation part is
@@ -50,6 +50,7 @@ from policies.env import FittedTarget  # noqa: E402
 from policies.features import FeatureExtractor, FeatureNorm, FeatureSpec  # noqa: E402
 from policies.natural_corpus import NaturalData  # noqa: E402
 from policies.reference import ReferenceLM  # noqa: E402
+from policies.reinforce import LOGISTIC_L2  # noqa: E402
 from policies.reward import TrainerSpec  # noqa: E402
 from policies.target import TargetModel, fit_classifier  # noqa: E402
 from policies.train_default import (  # noqa: E402
@@ -64,6 +65,7 @@ from policies.train_default import (  # noqa: E402
 RESULTS = Path(__file__).parent / "results" / "selection_natural.md"
 LABELS = Path(__file__).parent / "data" / "natural_dev_labels.jsonl"
 BUDGETS = (0.25, 0.5)
+DRAW_SHARE = 0.5  # each paired draw: this share of the selection half's documents
 TARGET_DIM = 4096
 AGENT = "REINFORCE (logistic init; the shipped recipe)"
 # name -> overrides of policies.train_default.natural_agent_config (one environment for all)
@@ -71,6 +73,7 @@ AGENTS: dict[str, list[str]] = {
     AGENT: [],
     "REINFORCE from scratch": ["init=scratch"],
     "REINFORCE + replay": ["replay.enabled=true"],
+    "REINFORCE + upweight action": ["env.upweight=true"],
     "PPO (from scratch)": ["algorithm=ppo", "init=scratch"],
 }
 
@@ -110,7 +113,8 @@ def baseline_scorers(data: NaturalData, feats: Featurized, seed: int) -> dict[st
     raw_train = ext(pa.array(data.pool_train.texts, pa.string()))
     raw_goal = ext(pa.array(data.target.reward, pa.string()))
     norm = FeatureNorm.fit(raw_train)
-    w, b = fit_classifier(norm(raw_goal), norm(raw_train), steps=500, seed=seed)
+    w, b = fit_classifier(norm(raw_goal), norm(raw_train), steps=500, seed=seed,
+                          weight_decay=LOGISTIC_L2)
     torch.manual_seed(seed)
     untrained = PolicyNet(raw_train.shape[1])
 
@@ -166,10 +170,16 @@ def diagnostic_aucs(data: NaturalData, scorers: dict[str, Scorer], n: int = 60,
 
 
 def policy_scores(path: str, texts: list[str]) -> np.ndarray:
+    return policy_scores_and_weights(path, texts)[0]
+
+
+def policy_scores_and_weights(path: str, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Keep logits and sample weights (the upweight head's repetition; 1 without one)."""
     from policies.scorer import PolicyScorer
 
-    scores, _ = PolicyScorer(path).score_texts(pa.array(texts, pa.string()))
-    return scores.astype(np.float64)
+    scorer = PolicyScorer(path)
+    scores, raw = scorer.score_texts(pa.array(texts, pa.string()))
+    return scores.astype(np.float64), scorer.sample_weights(raw, len(texts))
 
 
 def train_agents(data: NaturalData, tokenizer: bytes, work: Path, steps: int,
@@ -191,10 +201,11 @@ def train_agents(data: NaturalData, tokenizer: bytes, work: Path, steps: int,
     return out
 
 
-def train_eval(docs: list[np.ndarray], keep: np.ndarray, budget: int, evaluation: np.ndarray,
+def train_eval(docs: list[np.ndarray], copies: np.ndarray, budget: int, evaluation: np.ndarray,
                vocab: int, seed: int) -> float:
-    """The bundled transformer from a seeded init on exactly `budget` tokens of the kept
-    documents (a short selection repeats), LR fully decayed; loss on the evaluation text."""
+    """The bundled transformer from a seeded init on exactly `budget` tokens of the selected
+    documents, each `copies[i]` times (0 = not selected; a short selection repeats), LR fully
+    decayed; loss on the evaluation text."""
     from curator.trainer.data import TokenStream
     from curator.trainer.engine import evaluate
     from policies.reward import TrainerLearner
@@ -202,7 +213,8 @@ def train_eval(docs: list[np.ndarray], keep: np.ndarray, budget: int, evaluation
     learner = TrainerLearner(vocab, evaluation, budget, episode_steps=1,
                              spec=TrainerSpec(eval_batches=16))
     learner.reset(seed)
-    stream = np.concatenate([docs[i] for i in np.flatnonzero(keep)])
+    stream = np.concatenate([docs[i] for i in np.flatnonzero(copies)
+                             for _ in range(int(copies[i]))])
     learner.train(stream, 0, seed)
     held = TokenStream(evaluation, learner.cfg.model.seq_len)
     return evaluate(learner.model, held, learner.cfg.batch_size * 2, 16)
@@ -235,9 +247,12 @@ def run(args: argparse.Namespace) -> dict:
     baselines_s = time.time() - t0
     agents = train_agents(data, tokenizer, work, args.agent_steps, args.agents,
                           (feats.extractor.target, feats.extractor.reference))
+    weights: dict[str, np.ndarray] = {}
     for name, info in agents.items():
         t0 = time.time()
-        scores[name] = policy_scores(info["path"], data.pool_eval.texts)
+        scores[name], w = policy_scores_and_weights(info["path"], data.pool_eval.texts)
+        if (w != 1).any():
+            weights[name] = w
         scorers[name] = lambda t, p=info["path"]: policy_scores(p, t)
         info["score_s_per_doc"] = (time.time() - t0) / len(data.pool_eval.texts)
     if not args.no_default:
@@ -259,12 +274,13 @@ def run(args: argparse.Namespace) -> dict:
     cache_path = work / "losses.json"
     cache: dict[str, float] = json.loads(cache_path.read_text()) if cache_path.exists() else {}
     # keyed by the scores themselves: a method whose ranking changed is evaluated again
-    stamps = {name: hashlib.sha1(np.asarray(s, np.float64).tobytes()).hexdigest()[:16]
-              for name, s in scores.items()}
+    stamps = {name: hashlib.sha1(np.asarray(s, np.float64).tobytes() + (
+        weights[name].tobytes() if name in weights else b"")).hexdigest()[:16]
+        for name, s in scores.items()}
     t0 = time.time()
     for draw in range(args.draws):
         rng = np.random.default_rng(1000 + draw)
-        sub = np.sort(rng.choice(len(docs), int(0.8 * len(docs)), replace=False))
+        sub = np.sort(rng.choice(len(docs), int(DRAW_SHARE * len(docs)), replace=False))
         sub_docs = [docs[i] for i in sub]
         for frac in BUDGETS:
             budget = int(frac * n_tok[sub].sum())
@@ -272,8 +288,11 @@ def run(args: argparse.Namespace) -> dict:
                 key = f"{name}|{stamps[name]}|{draw}|{frac}"
                 if key not in cache:
                     s_sub = bl.random_scores(len(sub), draw) if name == "random" else s[sub]
-                    keep = bl.select_by_score(s_sub, n_tok[sub], budget)
-                    cache[key] = train_eval(sub_docs, keep, budget, evaluation, vocab, seed=draw)
+                    # an upweighted document costs its tokens once per copy it trains on
+                    w = weights[name][sub] if name in weights else np.ones(len(sub), np.int64)
+                    keep = bl.select_by_score(s_sub, n_tok[sub] * w, budget)
+                    cache[key] = train_eval(sub_docs, keep * w, budget, evaluation, vocab,
+                                            seed=draw)
                     cache_path.write_text(json.dumps(cache))
                 losses[name][str(frac)].append(cache[key])
             print(f"draw {draw} budget {frac}: " + ", ".join(
@@ -321,7 +340,7 @@ def report(result: dict, command: str) -> str:
         f"hash after near-duplicate removal. Target: {sz['target_fit']} documents to fit on, "
         f"{sz['target_reward']} for the RL reward, {sz['target_eval']} "
         f"({sz['target_eval_tokens']:,} tokens) for evaluation only. "
-        f"{len(next(iter(agent.values())))} paired draws (80% of the selection half each); "
+        f"{len(next(iter(agent.values())))} paired draws (half of the selection half each); "
         "budgets are shares of a draw's tokens. Loss = the bundled transformer's loss on the "
         "target's evaluation part after training on the selection (nats/token, lower is "
         "better). Δ = method − REINFORCE agent, paired per draw; p = exact sign-flip.", ""]
@@ -379,7 +398,7 @@ def main() -> None:
                         help="keep/reject jsonl: {sha1 of the text, keep}")
     parser.add_argument("--work", default="/tmp/curator-selection-natural")
     parser.add_argument("--draws", type=int, default=5)
-    parser.add_argument("--agent-steps", type=int, default=120)
+    parser.add_argument("--agent-steps", type=int, default=100)
     parser.add_argument("--agents", nargs="*", default=list(AGENTS))
     parser.add_argument("--no-default", action="store_true")
     parser.add_argument("--default-label", default="shipped default policy",

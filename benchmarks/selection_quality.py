@@ -97,19 +97,6 @@ def reference_model_losses(
     )
 
 
-def upstream_signals(texts: pa.Array) -> pa.Table:
-    """The table the curate pipeline hands the scorer: language id + rule signal columns."""
-    from curator.config import LanguageConfig, QualityConfig
-    from curator.stages.language import LanguageId
-    from curator.step import set_column
-    from policies.features import alive_table, rule_steps
-
-    table = alive_table(texts)
-    for step in [LanguageId(LanguageConfig(keep=[], min_score=0.0)), *rule_steps(QualityConfig())]:
-        table = set_column(step(table), "decision", pa.array(["kept"] * len(texts)))
-    return set_column(table, "text", texts)
-
-
 def tokens_to_reach(losses: dict[float, float], target: float, budget: int) -> float:
     """Smallest tokens at which the loss curve (fractions of budget) reaches target; inf if not."""
     pts = sorted(losses.items())
@@ -258,11 +245,7 @@ def main() -> None:
 
             t0 = time.time()
             agent_scores, _ = agent.score_texts(pool.texts)
-            standalone = len(pool) / (time.time() - t0)
-            signals = upstream_signals(pool.texts)  # what the curate stage's alive rows carry
-            t0 = time.time()
-            agent.score_texts(pool.texts, signals)
-            speed.setdefault(noise, (standalone, len(pool) / (time.time() - t0)))
+            speed.setdefault(noise, len(pool) / (time.time() - t0))
             pool_loss, ref_loss = reference_model_losses(docs, ref_docs, heldout, vocab,
                                                          args.budget)
             scores = {
@@ -351,7 +334,7 @@ def write_results(
     removed: dict[float, dict[str, int]],
     rows: list[dict],
     pr_rows: list[dict],
-    speed: dict[float, tuple[float, float]],
+    speed: dict[float, float],
     agent_train_s: float,
     total_s: float,
 ) -> None:
@@ -444,14 +427,14 @@ def write_results(
         "",
         "## Scorer throughput",
         "",
-        "PolicyScorer.score_texts (features + MLP) on one core. Standalone (`curator score`): "
-        "the features run language id and every rule family themselves. Curate stage: the "
-        "alive rows already carry those signal columns and the scorer reuses them.",
+        "PolicyScorer.score_texts (features + MLP) on one core, the same in `curator score` "
+        "and the curate stage: the features run language id and every rule family on the "
+        "text themselves.",
         "",
-        "| noise | docs/s standalone | docs/s as curate stage (signals reused) |",
-        "|---|---|---|",
+        "| noise | docs/s |",
+        "|---|---|",
     ]
-    lines += [f"| {n:.2f} | {a:.0f} | {b:.0f} |" for n, (a, b) in speed.items()]
+    lines += [f"| {n:.2f} | {a:.0f} |" for n, a in speed.items()]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

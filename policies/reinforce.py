@@ -58,6 +58,9 @@ def main(cfg: AgentConfig, pool: Pool | None = None, tokenizer: bytes | None = N
     return {"output": cfg.output, "setup_s": setup_s, **summary}
 
 
+LOGISTIC_L2 = 0.1
+
+
 def logistic_init(net: PolicyNet, setup: TrainingSetup) -> tuple[float, float]:
     """Start the linear path from the features fitted without RL: a class-balanced logistic
     regression of the reward's held-out text (1) against the pool (0). Returns the sampling
@@ -70,7 +73,8 @@ def logistic_init(net: PolicyNet, setup: TrainingSetup) -> tuple[float, float]:
                          "set env.model_features=false")
     pool = setup.env.data.features
     goal = setup.norm(setup.extractor(setup.extractor.prepare(setup.pool.heldout)))
-    w, b = fit_classifier(goal, pool, steps=500, seed=0)
+    # strong L2: the reward's held-out text is a few dozen documents against ~150 features
+    w, b = fit_classifier(goal, pool, steps=500, seed=0, weight_decay=LOGISTIC_L2)
     with torch.no_grad():
         net.linear.copy_(torch.from_numpy(w))
         net.keep_head.bias.fill_(b)

@@ -32,16 +32,17 @@ def tfidf_rows(counts: np.ndarray) -> np.ndarray:
 
 
 def fit_classifier(
-    pos: np.ndarray, neg: np.ndarray, steps: int = 300, seed: int = 0
+    pos: np.ndarray, neg: np.ndarray, steps: int = 300, seed: int = 0,
+    weight_decay: float = 1e-4,
 ) -> tuple[np.ndarray, float]:
-    """Class-balanced L2 logistic regression (Adam, full batch) on tf-idf rows: (weight, bias)."""
+    """Class-balanced L2 logistic regression (Adam, full batch): (weight, bias)."""
     x = torch.from_numpy(np.concatenate([pos, neg]))
     y = torch.cat([torch.ones(len(pos)), torch.zeros(len(neg))])
     # class balance: the pool is much larger than the target set
     w = torch.where(y > 0, len(y) / (2 * max(len(pos), 1)), len(y) / (2 * max(len(neg), 1)))
     torch.manual_seed(seed)
     lin = torch.nn.Linear(x.shape[1], 1)
-    opt = torch.optim.Adam(lin.parameters(), lr=0.05, weight_decay=1e-4)
+    opt = torch.optim.Adam(lin.parameters(), lr=0.05, weight_decay=weight_decay)
     for _ in range(steps):
         loss = torch.nn.functional.binary_cross_entropy_with_logits(lin(x).squeeze(-1), y, weight=w)
         opt.zero_grad()

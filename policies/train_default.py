@@ -2,7 +2,7 @@
 setup, offline:
 
     .venv/bin/python -m policies.train_default --corpora ../shared/corpora \
-        --debian DEBIAN/debian-handbook --crawl CRAWL/*.jsonl.gz [--steps 120]
+        --debian DEBIAN/debian-handbook --crawl CRAWL/*.jsonl.gz [--steps 100]
 
 1. data (policies/natural_corpus.py): the candidates are real crawl text (WARC pages, Common
    Crawl and Dolma documents, raw web pages; `--crawl` adds Common Crawl extracts), of which
@@ -72,7 +72,7 @@ def natural_tokenizer(data: NaturalData, vocab_size: int = 4096) -> bytes:
         return path.read_bytes()
 
 
-def train_default(data: NaturalData, output: str | Path = DEFAULT_POLICY, steps: int = 120,
+def train_default(data: NaturalData, output: str | Path = DEFAULT_POLICY, steps: int = 100,
                   tokenizer: bytes | None = None, overrides: list[str] | None = None,
                   fitted: FittedTarget | None = None) -> dict[str, Any]:
     """`fitted`: `fit_target_models` of the natural config on `training_pool(data)`, when
@@ -117,7 +117,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="Rebuild the shipped default policy.")
     add_data_args(parser)
     parser.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "curator-natural"))
-    parser.add_argument("--steps", type=int, default=120)
+    parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--output", default=str(DEFAULT_POLICY))
     ns = parser.parse_args()
     summary = train_default(natural_data(ns, Path(ns.work)), ns.output, ns.steps)
