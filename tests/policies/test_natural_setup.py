@@ -109,3 +109,30 @@ def test_agent_trains_on_a_natural_pool_with_the_reference_lm(files, tmp_path):
     np.testing.assert_array_equal(ext(docs), again(docs))
     scores, _ = PolicyScorer(cfg.output).score_texts(docs)
     assert np.isfinite(scores).all()
+
+
+def test_logistic_init_starts_from_target_versus_pool(files):
+    """init=logistic: the linear path is the regression of the reward's text against the pool
+    on the policy's features; masks are sampled around the pool's median logit, so about half
+    the candidates are kept and menus rank below prose before any RL."""
+    import torch
+
+    from policies.agent import PolicyNet
+    from policies.env import make_env
+    from policies.reinforce import logistic_init
+
+    cfg = AgentConfig(
+        sketch_dim=8, hidden=16, init="logistic", target=[InputSpec(path=str(files["target"]))],
+        env=EnvConfig(docs_per_step=8, step_tokens=512, episode_steps=3),
+        pool=PoolConfig(source="inputs", inputs=[InputSpec(path=str(files["pool"]))]),
+    )
+    setup = make_env(cfg, tokenizer=load_policy(DEFAULT_POLICY).tokenizer)
+    torch.manual_seed(0)
+    net = PolicyNet(setup.env.observation_space.shape[1], cfg.hidden)
+    assert not net.linear.detach().any()
+    center, temperature = logistic_init(net, setup)
+    logits = net.keep_logits(torch.from_numpy(setup.env.data.features)).detach().numpy()
+    assert net.linear.detach().abs().sum() > 0 and temperature > 0
+    assert abs((logits > center).mean() - 0.5) < 0.05
+    menus = np.array([t.startswith("Home") for t in setup.pool.texts.to_pylist()])
+    assert logits[menus].max() < np.median(logits[~menus])
