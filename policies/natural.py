@@ -57,7 +57,10 @@ def read_documents(specs: Sequence[InputSpec], min_chars: int = 200) -> Document
 
 
 def text_hash_unit(texts: Sequence[str], salt: int = 0) -> np.ndarray:
-    """A uniform number in [0, 1) per text from its xxh3 hash: stable across runs and inputs."""
+    """A uniform number in [0, 1) per text from polars' hash of its bytes: the same in every
+    run and for any order or set of inputs (for one polars version: a split that must hold
+    across installs would use curator.hashing.stable_hash, whose byte loop is slow on the
+    long documents of a crawl)."""
     hashes = pc.cast(pa.array(list(texts), pa.string()), pa.binary())
     import polars as pl
 
