@@ -15,6 +15,7 @@ ORDER = [
     "reader_limits.md",
     "dsa_attention.md",
     "train_throughput.md",
+    "selection_natural.md",
     "selection_quality.md",
     "closed_loop.md",
     "loop_margin_probe.md",

@@ -64,7 +64,9 @@ def dsir_logratio(
 def dsir_weights(counts: np.ndarray, logratio: np.ndarray) -> np.ndarray:
     """Mean log ratio over each document's n-grams (0 for a document without words)."""
     n = counts.sum(axis=1)
-    return (counts @ logratio) / np.where(n > 0, n, 1.0)
+    # row by row, as TargetModel's logit: the same document, the same weight in any batch
+    total = np.einsum("ij,j->i", counts, logratio.astype(np.float64))
+    return total / np.where(n > 0, n, 1.0)
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,11 @@ class TargetModel:
     def __call__(self, texts: pa.Array, keys: NgramKeys | None = None) -> np.ndarray:
         """(n, 2) float64: classifier logit, DSIR weight; `keys`: see ngrams.ngram_counts."""
         counts = ngram_counts(texts, self.dim, keys=keys)
-        logit = tfidf_rows(counts) @ self.clf_weight + self.clf_bias
+        # row by row (einsum, float64): a BLAS matrix-vector product may round a row
+        # differently with other rows beside it, and one document must get one feature
+        # vector whatever batch it is scored in
+        logit = np.einsum("ij,j->i", tfidf_rows(counts).astype(np.float64),
+                          self.clf_weight.astype(np.float64)) + self.clf_bias
         return np.stack([logit.astype(np.float64), dsir_weights(counts, self.dsir)], axis=1)
 
     def tensors(self) -> dict[str, torch.Tensor]:

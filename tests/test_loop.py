@@ -321,7 +321,7 @@ def test_loop_unit_ranks_by_the_cached_signal_and_recomputes_without_it(loop_run
     policy = load_policy(str(policy_path(run, "loop", 0, 1)))
     weighted = tmp_path / "round-1.safetensors"
     save_policy(weighted, policy.net, policy.norm, policy.spec, policy.tokenizer,
-                {**policy.config, SIGNAL_KEY: 4.0}, policy.target)
+                {**policy.config, SIGNAL_KEY: 4.0}, policy.target, policy.reference)
     _, model, _ = build_trainer(cfg, pool.vocab_size, 0, latest(prev))
     gain = model_signal(cfg.update.signal, model, pool.docs(idx), pool.validation,
                         pool.word_start)

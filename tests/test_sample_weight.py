@@ -39,7 +39,8 @@ def upweight_policy(tmp_path_factory) -> Path:
         net.up_head.weight.normal_(std=1.0)
     path = tmp_path_factory.mktemp("policy") / "upweight.safetensors"
     return save_policy(path, net, base.norm, base.spec, base.tokenizer,
-                       {"env": {"upweight": True, "upweight_factor": FACTOR}}, base.target)
+                       {"env": {"upweight": True, "upweight_factor": FACTOR}}, base.target,
+                       base.reference)
 
 
 @pytest.fixture(scope="module")

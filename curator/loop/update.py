@@ -90,7 +90,7 @@ def _finish(policy_out: Path, record: dict, policy: Policy, config: dict) -> dic
 
     write_text_atomic(json.dumps(record, default=float), update_record(policy_out))
     save_policy(policy_out, policy.net, policy.norm, policy.spec, policy.tokenizer, config,
-                policy.target)
+                policy.target, policy.reference)
     return record
 
 

@@ -136,3 +136,19 @@ def test_logistic_init_starts_from_target_versus_pool(files):
     assert abs((logits > center).mean() - 0.5) < 0.05
     menus = np.array([t.startswith("Home") for t in setup.pool.texts.to_pylist()])
     assert logits[menus].max() < np.median(logits[~menus])
+
+
+def test_shipped_default_policy_is_the_natural_recipe():
+    """policies/default is built by policies.train_default: natural pool, transformer learner,
+    target-aware columns and the reference LM, logistic init, and every column computable from
+    the text alone (curator score and the curate stage have no model to pass)."""
+    from policies.train_default import natural_agent_config
+
+    policy = load_policy(DEFAULT_POLICY)
+    recipe = natural_agent_config("x", 1).model_dump(mode="json")
+    assert policy.spec.reference and policy.reference is not None
+    assert policy.spec.target_dim == recipe["target_dim"] and policy.target is not None
+    assert not policy.spec.model_features
+    for key in ("init", "target_dim", "reference_model", "samples_per_step"):
+        assert policy.config[key] == recipe[key]
+    assert policy.config["env"]["learner"] == "trainer"
