@@ -18,12 +18,14 @@ measured. Differences are paired per draw and budget; p is the exact sign-flip t
 
 Methods: random; rule families passed (heuristic); the DCLM-style n-gram classifier and DSIR
 (target fit part vs the pool's training half); CCNet-style perplexity under the reference LM;
-a logistic regression on the agent's features (target reward part vs pool training half: the
-same features, no RL); the same policy network untrained; REINFORCE, REINFORCE + replay and PPO
-in the transformer environment on the pool's training half (reward: loss on the target's
-reward part); the shipped default policy. A second table gives each method's ROC AUC against
-keep/reject judgments of the evaluation half's English documents when a label file is given
-(`--labels`; see the notes for who labelled them). Agents are cached in `--work`.
+a logistic regression on the agent's features (the target's fit and reward parts vs the pool's
+training half: the same features and fit as the agents' logistic init, no RL); the same policy
+network untrained; REINFORCE (from that logistic init: the shipped recipe; and from scratch),
+REINFORCE + replay, REINFORCE + the upweight action and PPO, all in the transformer environment
+on the pool's training half (reward: loss on the target's reward part); the previous default
+policy. A second table gives each method's ROC AUC against keep/reject judgments of the
+selection half's English documents (`--labels`, keyed by text sha1; see BENCHMARKS.md for who
+made them). A third, diagnostic table uses synthetic corruptions. Agents are cached in `--work`.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ from policies.env import FittedTarget  # noqa: E402
 from policies.features import FeatureExtractor, FeatureNorm, FeatureSpec  # noqa: E402
 from policies.natural_corpus import NaturalData  # noqa: E402
 from policies.reference import ReferenceLM  # noqa: E402
-from policies.reinforce import LOGISTIC_L2  # noqa: E402
+from policies.reinforce import LOGISTIC_L2, target_text  # noqa: E402
 from policies.reward import TrainerSpec  # noqa: E402
 from policies.target import TargetModel, fit_classifier  # noqa: E402
 from policies.train_default import (  # noqa: E402
@@ -111,7 +113,7 @@ def baseline_scorers(data: NaturalData, feats: Featurized, seed: int) -> dict[st
     assert isinstance(ext.target, TargetModel) and isinstance(ext.reference, ReferenceLM)
     target, reference = ext.target, ext.reference
     raw_train = ext(pa.array(data.pool_train.texts, pa.string()))
-    raw_goal = ext(pa.array(data.target.reward, pa.string()))
+    raw_goal = ext(pa.array(target_text(training_pool(data)), pa.string()))
     norm = FeatureNorm.fit(raw_train)
     w, b = fit_classifier(norm(raw_goal), norm(raw_train), steps=500, seed=seed,
                           weight_decay=LOGISTIC_L2)

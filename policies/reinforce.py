@@ -63,23 +63,30 @@ LOGISTIC_L2 = 0.1
 
 def logistic_init(net: PolicyNet, setup: TrainingSetup) -> tuple[float, float]:
     """Start the linear path from the features fitted without RL: a class-balanced logistic
-    regression of the reward's held-out text (1) against the pool (0). Returns the sampling
-    affine (median, std of the pool's logits) so that sampled masks keep about half the
-    candidates and still differ from each other (else every leave-one-out advantage is 0)."""
+    regression of the target text the agent may see (the fitting part and the reward's
+    held-out part) against the pool. Returns the sampling affine (median, std of the pool's
+    logits) so that sampled masks keep about half the candidates and still differ from each
+    other (else every leave-one-out advantage is 0)."""
     from policies.target import fit_classifier
 
     if setup.spec.model_features:
         raise ValueError("init=logistic needs features the pool alone defines; "
                          "set env.model_features=false")
     pool = setup.env.data.features
-    goal = setup.norm(setup.extractor(setup.extractor.prepare(setup.pool.heldout)))
-    # strong L2: the reward's held-out text is a few dozen documents against ~150 features
+    goal = setup.norm(setup.extractor(target_text(setup.pool)))
+    # strong L2: the target is a few hundred documents at most against ~170 features
     w, b = fit_classifier(goal, pool, steps=500, seed=0, weight_decay=LOGISTIC_L2)
     with torch.no_grad():
         net.linear.copy_(torch.from_numpy(w))
         net.keep_head.bias.fill_(b)
         logits = net.keep_logits(torch.from_numpy(pool)).numpy()
     return float(np.median(logits)), float(max(np.std(logits), 1e-3))
+
+
+def target_text(pool: Pool) -> list[str]:
+    """Every target document training may use: the fitting part and the reward's part
+    (one list when the pool has only the held-out split)."""
+    return pool.heldout + pool.target if pool.target else list(pool.heldout)
 
 
 def train_policy(net: PolicyNet, env: CurationEnv, cfg: AgentConfig, log: MetricsLog,
