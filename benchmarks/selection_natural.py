@@ -258,8 +258,8 @@ def run(args: argparse.Namespace) -> dict:
         scorers[name] = lambda t, p=info["path"]: policy_scores(p, t)
         info["score_s_per_doc"] = (time.time() - t0) / len(data.pool_eval.texts)
     if not args.no_default:
-        scores[args.default_label] = policy_scores("default", data.pool_eval.texts)
-        scorers[args.default_label] = lambda t: policy_scores("default", t)
+        scores[args.default_label] = policy_scores(args.default_policy, data.pool_eval.texts)
+        scorers[args.default_label] = lambda t: policy_scores(args.default_policy, t)
     np.savez(work / "scores.npz", **scores)
 
     t0 = time.time()
@@ -403,8 +403,11 @@ def main() -> None:
     parser.add_argument("--agent-steps", type=int, default=100)
     parser.add_argument("--agents", nargs="*", default=list(AGENTS))
     parser.add_argument("--no-default", action="store_true")
+    parser.add_argument("--default-policy", default="default",
+                        help="a policy to compare besides the agents trained here (default: the "
+                        "shipped one)")
     parser.add_argument("--default-label", default="shipped default policy",
-                        help="row name of the policy `curator score` uses by default")
+                        help="its row name")
     parser.add_argument("--results", default=str(RESULTS))
     args = parser.parse_args()
     result = run(args)
