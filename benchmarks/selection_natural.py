@@ -197,7 +197,9 @@ def train_agents(data: NaturalData, tokenizer: bytes, work: Path, steps: int,
             t0 = time.time()
             summary = train_default(data, path, steps, tokenizer, AGENTS[name], fitted)
             info = {"wall_s": time.time() - t0, "setup_s": summary.get("setup_s"),
-                    "train_s": summary.get("train_s"), "steps": steps}
+                    "train_s": summary.get("train_s"), "steps": steps,
+                    "eval_returns": summary.get("eval_returns"),
+                    "rl_replaced_start": summary.get("rl_replaced_start")}
             info_path.write_text(json.dumps(info))
         out[name] = {"path": str(path), **json.loads(info_path.read_text())}
     return out

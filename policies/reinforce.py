@@ -50,7 +50,8 @@ def main(cfg: AgentConfig, pool: Pool | None = None, tokenizer: bytes | None = N
     if cfg.init == "logistic":
         affine = logistic_init(net, setup)
     log = MetricsLog(cfg.log_path or Path(cfg.output).with_name("metrics.jsonl"))
-    summary = train_policy(net, setup.env, cfg, log, reset_seed=cfg.seed, logit_affine=affine)
+    summary = train_policy(net, setup.env, cfg, log, reset_seed=cfg.seed, logit_affine=affine,
+                           keep_start=cfg.init == "logistic")
     log.close()
     save_policy(cfg.output, net, setup.norm, setup.spec,
                 setup.extractor.tokenizer_proto, cfg.model_dump(mode="json"), setup.target,
@@ -90,9 +91,12 @@ def target_text(pool: Pool) -> list[str]:
 
 
 def train_policy(net: PolicyNet, env: CurationEnv, cfg: AgentConfig, log: MetricsLog,
-                 reset_seed: int, logit_affine: tuple[float, float] = (0.0, 1.0)
-                 ) -> dict[str, Any]:
+                 reset_seed: int, logit_affine: tuple[float, float] = (0.0, 1.0),
+                 keep_start: bool = False) -> dict[str, Any]:
     """REINFORCE on `env` for `cfg.total_steps` steps, updating `net` in place.
+
+    `keep_start`: the starting weights enter the model selection (greedy evaluation before
+    the first step), so weights RL does not improve on the reward are not replaced.
 
     Also the closed loop's per-round update (curator/loop/update.py): there `net` is the
     current policy and `env` starts every episode from the loop's current model checkpoint.
@@ -116,6 +120,13 @@ def train_policy(net: PolicyNet, env: CurationEnv, cfg: AgentConfig, log: Metric
     obs, _ = env.reset(seed=reset_seed)
     episodic_return, returns, rewards, spreads = 0.0, [], [], []
     best_return, best_state, eval_returns = -np.inf, copy.deepcopy(net.state_dict()), []
+    if keep_start and cfg.eval_interval:
+        # the starting weights are a candidate too: from a fitted init, RL must beat it on
+        # the environment's own reward to replace it
+        best_return = greedy_return(net, env, cfg.seed, center)
+        eval_returns.append(best_return)
+        obs, _ = env.reset(seed=reset_seed)
+    improved_on_start = not (keep_start and cfg.eval_interval)
     start = time.time()
     optimizer.zero_grad()
     k = cfg.samples_per_step
@@ -192,6 +203,7 @@ def train_policy(net: PolicyNet, env: CurationEnv, cfg: AgentConfig, log: Metric
             metrics["charts/eval_return"] = eval_return
             if eval_return > best_return:
                 best_return, best_state = eval_return, copy.deepcopy(net.state_dict())
+                improved_on_start = True
             next_obs, _ = env.reset()
             episodic_return = 0.0
         if step % 10 == 0 or terminated or "charts/eval_return" in metrics:
@@ -203,6 +215,7 @@ def train_policy(net: PolicyNet, env: CurationEnv, cfg: AgentConfig, log: Metric
     return {"steps": cfg.total_steps, "train_s": time.time() - start,
             "episodic_returns": returns, "eval_returns": eval_returns,
             "best_eval_return": best_return, "mean_reward": float(np.mean(rewards)),
+            "rl_replaced_start": improved_on_start,
             "mean_reward_spread": float(np.mean(spreads))}
 
 
