@@ -152,3 +152,30 @@ def test_shipped_default_policy_is_the_natural_recipe():
     for key in ("init", "target_dim", "reference_model", "samples_per_step"):
         assert policy.config[key] == recipe[key]
     assert policy.config["env"]["learner"] == "trainer"
+
+
+def test_rl_from_a_fitted_init_keeps_it_unless_the_reward_improves(files, tmp_path):
+    """init=logistic enters the starting weights into the model selection: weights RL moved
+    without a better greedy return are not the ones saved."""
+    import torch
+
+    from policies.agent import PolicyNet
+    from policies.env import make_env
+    from policies.reinforce import logistic_init
+
+    cfg = AgentConfig(
+        output=str(tmp_path / "p.safetensors"), total_steps=8, eval_interval=4,
+        learning_rate=1e-9, sketch_dim=8, hidden=16, init="logistic", samples_per_step=2,
+        batch_steps=2, target=[InputSpec(path=str(files["target"]))],
+        env=EnvConfig(docs_per_step=8, step_tokens=512, episode_steps=3),
+        pool=PoolConfig(source="inputs", inputs=[InputSpec(path=str(files["pool"]))]),
+    )
+    tokenizer = load_policy(DEFAULT_POLICY).tokenizer
+    summary = reinforce.main(cfg, tokenizer=tokenizer)
+    assert summary["rl_replaced_start"] is False and len(summary["eval_returns"]) == 3
+    saved = load_policy(cfg.output).net
+    setup = make_env(cfg, tokenizer=tokenizer)
+    torch.manual_seed(cfg.seed)
+    start = PolicyNet(setup.env.observation_space.shape[1], cfg.hidden)
+    logistic_init(start, setup)
+    assert torch.equal(saved.linear, start.linear)  # exactly the start, not a nudged copy
