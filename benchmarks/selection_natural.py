@@ -69,10 +69,12 @@ LABELS = Path(__file__).parent / "data" / "natural_dev_labels.jsonl"
 BUDGETS = (0.25, 0.5)
 DRAW_SHARE = 0.5  # each paired draw: this share of the selection half's documents
 TARGET_DIM = 4096
-AGENT = "REINFORCE (logistic init; the shipped recipe)"
+AGENT = "REINFORCE (from the logistic init)"
+SHIPPED = "logistic init, no RL (the shipped default)"
 # name -> overrides of policies.train_default.natural_agent_config (one environment for all)
 AGENTS: dict[str, list[str]] = {
     AGENT: [],
+    SHIPPED: [],
     "REINFORCE from scratch": ["init=scratch"],
     "REINFORCE + replay": ["replay.enabled=true"],
     "REINFORCE + upweight action": ["env.upweight=true"],
@@ -190,12 +192,14 @@ def train_agents(data: NaturalData, tokenizer: bytes, work: Path, steps: int,
     the function that builds the shipped default policy."""
     out: dict[str, dict] = {}
     for name in names:
-        slug = "".join(c for c in name.lower() if c.isalnum())[:40]
+        slug = {AGENT: "reinforcelogisticinittheshippedrecipe"}.get(
+            name, "".join(c for c in name.lower() if c.isalnum())[:40])
         path = work / f"agent-{slug}-{steps}.safetensors"
         info_path = path.with_suffix(".json")
         if not path.exists():
             t0 = time.time()
-            summary = train_default(data, path, steps, tokenizer, AGENTS[name], fitted)
+            summary = train_default(data, path, steps, tokenizer, AGENTS[name], fitted,
+                                    rl=name != SHIPPED)
             info = {"wall_s": time.time() - t0, "setup_s": summary.get("setup_s"),
                     "train_s": summary.get("train_s"), "steps": steps,
                     "eval_returns": summary.get("eval_returns"),

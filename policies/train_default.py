@@ -74,10 +74,16 @@ def natural_tokenizer(data: NaturalData, vocab_size: int = 4096) -> bytes:
 
 def train_default(data: NaturalData, output: str | Path = DEFAULT_POLICY, steps: int = 100,
                   tokenizer: bytes | None = None, overrides: list[str] | None = None,
-                  fitted: FittedTarget | None = None) -> dict[str, Any]:
+                  fitted: FittedTarget | None = None, rl: bool = True) -> dict[str, Any]:
     """`fitted`: `fit_target_models` of the natural config on `training_pool(data)`, when
-    the caller trains several agents on the same data (the benchmark)."""
+    the caller trains several agents on the same data (the benchmark). `rl=False`: the
+    policy network at its logistic init, saved without any RL step (what ships: see
+    BENCHMARKS.md, RL moved the ranking away from readers' judgments)."""
     from policies import ppo, reinforce
+
+    if not rl:
+        return fitted_policy(natural_agent_config(str(output), steps, overrides),
+                             training_pool(data), tokenizer or natural_tokenizer(data), fitted)
 
     cfg = natural_agent_config(str(output), steps, overrides)
     if cfg.log_path is None:
@@ -86,6 +92,31 @@ def train_default(data: NaturalData, output: str | Path = DEFAULT_POLICY, steps:
     algo = ppo if cfg.algorithm == "ppo" else reinforce
     return algo.main(cfg, pool=training_pool(data), tokenizer=tokenizer or natural_tokenizer(data),
                      fitted=fitted)
+
+
+def fitted_policy(cfg: AgentConfig, pool: Pool, tokenizer: bytes,
+                  fitted: FittedTarget | None = None) -> dict[str, Any]:
+    """The policy network with its linear path fitted (target vs pool, `logistic_init`) and
+    no RL, saved like a trained policy; its config records `rl_steps: 0`."""
+    import time
+
+    import torch
+
+    from policies.agent import PolicyNet
+    from policies.checkpoint import save_policy
+    from policies.env import make_env
+    from policies.reinforce import logistic_init
+
+    t0 = time.time()
+    setup = make_env(cfg, pool, tokenizer, fitted)
+    torch.manual_seed(cfg.seed)
+    net = PolicyNet(setup.env.observation_space.shape[1], cfg.hidden)
+    logistic_init(net, setup)
+    config = {**cfg.model_dump(mode="json"), "rl_steps": 0}
+    save_policy(cfg.output, net, setup.norm, setup.spec, setup.extractor.tokenizer_proto,
+                config, setup.target, setup.reference)
+    return {"output": cfg.output, "setup_s": time.time() - t0, "train_s": 0.0,
+            "eval_returns": [], "rl_replaced_start": None}
 
 
 KEPT_LABELS = Path(__file__).resolve().parents[1] / "benchmarks" / "data" / \
@@ -119,6 +150,8 @@ if __name__ == "__main__":
     parser.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "curator-natural"))
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--output", default=str(DEFAULT_POLICY))
+    parser.add_argument("--rl", action="store_true",
+                        help="run REINFORCE from the fitted init (the shipped policy has none)")
     ns = parser.parse_args()
-    summary = train_default(natural_data(ns, Path(ns.work)), ns.output, ns.steps)
+    summary = train_default(natural_data(ns, Path(ns.work)), ns.output, ns.steps, rl=ns.rl)
     print({k: v for k, v in summary.items() if k != "episodic_returns"})
