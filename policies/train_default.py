@@ -2,21 +2,25 @@
 setup, offline:
 
     .venv/bin/python -m policies.train_default --corpora ../shared/corpora \
-        --debian DEBIAN/debian-handbook --crawl CRAWL/*.jsonl.gz [--steps 100]
+        --crawl CRAWL/*.jsonl.gz [--rl --steps 100]
 
 1. data (policies/natural_corpus.py): the candidates are real crawl text (WARC pages, Common
    Crawl and Dolma documents, raw web pages; `--crawl` adds Common Crawl extracts), of which
    only the training half (by text hash) is used here -- the other half is what the natural
    selection benchmark selects from and what its keep/reject judgments describe; the target is
-   clean text (web articles, book chunks, the Debian handbook from `apt-get download
-   debian-handbook`), of which the fit and reward parts are used, never the evaluation part;
+   the training half's crawl documents a reader kept (`--kept`, judgments keyed by text sha1 in
+   benchmarks/data/natural_train_labels.jsonl) and the clean articles of the web pages
+   (optionally book chunks, the Debian handbook, kernel docs from `apt-get download`), of which
+   the fit and reward parts are used, never the evaluation part;
 2. a sentencepiece BPE tokenizer (4k pieces) on the target's fit part and the training pool;
 3. features with the target-aware columns and the reference LM's loss (fitted on the target's
-   fit part); the policy's linear path starts from the logistic regression of the reward part
-   against the pool (`init: logistic`) and REINFORCE adjusts it in the transformer
-   environment (reward: the bundled transformer's loss on the target's reward part).
-The same function builds the natural benchmark's REINFORCE agent, so the benchmark measures
-the policy that ships.
+   fit part); the policy's linear path is the logistic regression of the target text (fit and
+   reward parts) against the pool (`init: logistic`). That fitted policy is what ships:
+   REINFORCE in the transformer environment (`--rl`; reward: the bundled transformer's loss
+   on the target's reward part) raises its own reward but moves the ranking away from the
+   readers' keep/reject judgments of the other half (BENCHMARKS.md, natural selection).
+The same function builds the natural benchmark's agents and its "no RL" row, so the
+benchmark measures the policy that ships.
 """
 
 from __future__ import annotations

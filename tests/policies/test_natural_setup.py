@@ -139,9 +139,9 @@ def test_logistic_init_starts_from_target_versus_pool(files):
 
 
 def test_shipped_default_policy_is_the_natural_recipe():
-    """policies/default is built by policies.train_default: natural pool, transformer learner,
-    target-aware columns and the reference LM, logistic init, and every column computable from
-    the text alone (curator score and the curate stage have no model to pass)."""
+    """policies/default is built by policies.train_default: natural pool, target-aware columns
+    and the reference LM, the logistic init, and every column computable from the text alone
+    (curator score and the curate stage have no model to pass)."""
     from policies.train_default import natural_agent_config
 
     policy = load_policy(DEFAULT_POLICY)
@@ -152,6 +152,7 @@ def test_shipped_default_policy_is_the_natural_recipe():
     for key in ("init", "target_dim", "reference_model", "samples_per_step"):
         assert policy.config[key] == recipe[key]
     assert policy.config["env"]["learner"] == "trainer"
+    assert policy.config["rl_steps"] == 0  # shipped without RL steps (see train_default)
 
 
 def test_rl_from_a_fitted_init_keeps_it_unless_the_reward_improves(files, tmp_path):
