@@ -59,11 +59,19 @@ class ReferenceLM:
         return cls(model, cfg)
 
     def losses(self, docs: list[np.ndarray]) -> np.ndarray:
-        """Mean next-token loss (nats) of each document's first `max_tokens` tokens."""
+        """Mean next-token loss (nats) of each document's first `max_tokens` tokens.
+
+        On one thread whatever the caller set: a matrix product split over more threads sums
+        in another order, and a feature must not depend on which process computes it."""
         from curator.trainer.engine import per_document_loss
 
         heads = [np.asarray(d[: self.max_tokens], np.int64) for d in docs]
-        return per_document_loss(self.model, heads, batch_size=32, dense=True)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return per_document_loss(self.model, heads, batch_size=32, dense=True)
+        finally:
+            torch.set_num_threads(threads)
 
     def tensors(self) -> dict[str, torch.Tensor]:
         return {PREFIX + k: v.detach().cpu().contiguous()
