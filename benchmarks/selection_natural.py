@@ -377,7 +377,14 @@ def report(result: dict, command: str) -> str:
     if result.get("auc"):
         lab = result["labels"]
         lines += [f"ROC AUC against keep/reject judgments of the selection half's English "
-                  f"documents ({len(lab['keep'])} documents, {sum(lab['keep'])} keep):", "",
+                  f"documents ({len(lab['keep'])} documents, {sum(lab['keep'])} keep). The "
+                  "judgments (benchmarks/data/natural_dev_labels.jsonl, by text sha1) were "
+                  "made by one careful reader -- an AI assistant reading each document's first "
+                  "2,500 characters against a written rubric (readable, informative prose = "
+                  "keep; spam, boilerplate, lists, catalogue records, fragments, non-English = "
+                  "reject), not by the people behind any held-back set; the training half's "
+                  "English documents were judged the same way and their kept ones are part of "
+                  "the target. Single features are listed for comparison.", "",
                   "| method | ROC AUC |", "|---|---|"]
         for name, a in sorted(result["auc"].items(), key=lambda kv: -kv[1]):
             lines.append(f"| {name} | {a:.3f} |")
