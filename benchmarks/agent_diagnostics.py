@@ -29,10 +29,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.paired_stats import auc  # noqa: E402
 from benchmarks.selection_quality import (  # noqa: E402
     agent_config,
     agent_pool,
-    auc,
     benchmark_data,
     eval_pool,
 )

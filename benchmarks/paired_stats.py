@@ -36,3 +36,14 @@ def sign_flip_p(d: np.ndarray, samples: int = 200_000, seed: int = 0) -> float:
     observed = abs(d.mean())
     means = np.abs(signs @ d) / len(d)
     return float(np.mean(means >= observed - 1e-12 * max(observed, 1.0)))
+
+
+def auc(scores: np.ndarray, positive: np.ndarray) -> float:
+    """ROC AUC of `positive` rows ranked above the rest by `scores` (ties by position)."""
+    order = np.argsort(scores, kind="stable")
+    ranks = np.empty(len(scores))
+    ranks[order] = np.arange(1, len(scores) + 1)
+    n_pos, n_neg = positive.sum(), (~positive).sum()
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))

@@ -45,7 +45,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.paired_stats import sign_flip_p  # noqa: E402
+from benchmarks.paired_stats import auc, sign_flip_p  # noqa: E402
 from policies import baselines as bl  # noqa: E402
 from policies.agent import PolicyNet  # noqa: E402
 from policies.env import FittedTarget  # noqa: E402
@@ -226,16 +226,6 @@ def train_eval(docs: list[np.ndarray], copies: np.ndarray, budget: int, evaluati
     learner.train(stream, 0, seed)
     held = TokenStream(evaluation, learner.cfg.model.seq_len)
     return evaluate(learner.model, held, learner.cfg.batch_size * 2, 16)
-
-
-def auc(scores: np.ndarray, positive: np.ndarray) -> float:
-    order = np.argsort(scores, kind="stable")
-    ranks = np.empty(len(scores))
-    ranks[order] = np.arange(1, len(scores) + 1)
-    n_pos, n_neg = positive.sum(), (~positive).sum()
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def run(args: argparse.Namespace) -> dict:

@@ -35,6 +35,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.paired_stats import auc  # noqa: E402
 from curator.config import TokenizerConfig  # noqa: E402
 from curator.stages.dedup_memory import near_duplicate_copies  # noqa: E402
 from curator.tokenizer_train import train_tokenizer  # noqa: E402
@@ -106,16 +107,6 @@ def tokens_to_reach(losses: dict[float, float], target: float, budget: int) -> f
         if l1 <= target:
             return budget * (f0 + (f1 - f0) * (l0 - target) / max(l0 - l1, 1e-12))
     return float("inf")
-
-
-def auc(scores: np.ndarray, positive: np.ndarray) -> float:
-    order = np.argsort(scores, kind="stable")
-    ranks = np.empty(len(scores))
-    ranks[order] = np.arange(1, len(scores) + 1)
-    n_pos, n_neg = positive.sum(), (~positive).sum()
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def prec_recall(dropped: np.ndarray, junk: np.ndarray) -> tuple[float, float]:
