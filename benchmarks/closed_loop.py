@@ -29,6 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.paired_stats import paired_t, sign_flip_p  # noqa: E402
 from curator.loop.config import load_loop_config  # noqa: E402
 from curator.loop.driver import run_loop  # noqa: E402
+from policies.natural_corpus import write_loop_inputs  # noqa: E402
+from policies.train_default import add_data_args, natural_data  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "closed_loop.md"
 
@@ -63,6 +65,8 @@ def merge(summaries: list[dict]) -> dict:
 
     def span(key: str, fmt: str) -> str:
         v = [x[key] for x in summaries]
+        if any(x is None for x in v):  # pool_junk_share of a natural (unlabelled) pool
+            return "n/a (unlabelled pool)"
         return format(min(v), fmt) + ("" if min(v) == max(v) else "-" + format(max(v), fmt))
 
     walls: dict[str, float] = {}
@@ -171,11 +175,12 @@ def table(cfg, res: dict, summary: dict, command: str, wall: float, draws: int) 
                 else float("nan")
             )
         ok = [t for t in reach if np.isfinite(t)]
-        junk = np.mean([np.mean(res[(a, s)]["junk_share_tokens"]) for s in seeds])
+        shares = [v for s in seeds for v in res[(a, s)]["junk_share_tokens"]]
+        junk = "n/a" if None in shares else f"{np.mean(shares):.2f}"
         shown = f"{np.mean(ok) / budget:.2f} B" if ok else "> B"
         lines.append(
             f"| {a} | {final[a].mean():.4f} ± {final[a].std():.4f} | {shown} | "
-            f"{len(ok)}/{len(seeds)} | {junk:.2f} |"
+            f"{len(ok)}/{len(seeds)} | {junk} |"
         )
     lines += [
         "",
@@ -206,7 +211,8 @@ def table(cfg, res: dict, summary: dict, command: str, wall: float, draws: int) 
         "| stage | seconds |",
         "|---|---|",
         f"| curate the pool (normalize, dedup, tokenizer, shards) | {phases['curate']:.1f} |",
-        f"| round-0 policy (REINFORCE, proxy env) | {phases['initial_policy']:.1f} |",
+        f"| round-0 policy (initial_policy: {cfg.initial_policy}) "
+        f"| {phases['initial_policy']:.1f} |",
         *[f"| unit: {k} | {v:.1f} |" for k, v in stage.items()],
         f"| all units (wall) | {units:.1f} |",
         f"| loop policy updates (wall) | {upd:.1f} |",
@@ -223,7 +229,14 @@ def main() -> None:
     ap.add_argument("--draws", type=int, default=1,
                     help="pool draws (pool.seed, pool.seed+1, ...), each a loop of its own "
                     "under OUTPUT/draw-K with every seed; pairs = draws x seeds")
+    ap.add_argument("--natural", default=None, metavar="DIR",
+                    help="first write the natural setup's loop inputs (pool.jsonl: the "
+                    "selection half of the natural pool; target.jsonl: the target's evaluation "
+                    "part) into DIR, as configs/loop_natural.yaml reads them")
+    add_data_args(ap)
     args = ap.parse_args()
+    if args.natural:
+        write_loop_inputs(natural_data(args, Path(args.natural) / "work"), Path(args.natural))
     cfg = load_loop_config(args.config, args.overrides)
     t0 = time.time()
     summaries, res = [], {}

@@ -253,9 +253,9 @@ def run(args: argparse.Namespace) -> dict:
             weights[name] = w
         scorers[name] = lambda t, p=info["path"]: policy_scores(p, t)
         info["score_s_per_doc"] = (time.time() - t0) / len(data.pool_eval.texts)
-    if not args.no_default:
-        scores[args.default_label] = policy_scores(args.default_policy, data.pool_eval.texts)
-        scorers[args.default_label] = lambda t: policy_scores(args.default_policy, t)
+    for label, path in parse_policies(args.policy):
+        scores[label] = policy_scores(path, data.pool_eval.texts)
+        scorers[label] = lambda t, p=path: policy_scores(p, t)
     np.savez(work / "scores.npz", **scores)
 
     t0 = time.time()
@@ -271,10 +271,9 @@ def run(args: argparse.Namespace) -> dict:
     # one cache entry per (method, draw, budget): adding a method later trains only its runs
     cache_path = work / "losses.json"
     cache: dict[str, float] = json.loads(cache_path.read_text()) if cache_path.exists() else {}
-    # keyed by the scores themselves: a method whose ranking changed is evaluated again
-    stamps = {name: hashlib.sha1(np.asarray(s, np.float64).tobytes() + (
-        weights[name].tobytes() if name in weights else b"")).hexdigest()[:16]
-        for name, s in scores.items()}
+    # keyed by the ranking (a selection depends on nothing else): a method whose order changed
+    # is evaluated again, one whose scores moved in the last bits (another BLAS) is not
+    stamps = {name: ranking_stamp(s, weights.get(name)) for name, s in scores.items()}
     t0 = time.time()
     for draw in range(args.draws):
         rng = np.random.default_rng(1000 + draw)
@@ -302,8 +301,8 @@ def run(args: argparse.Namespace) -> dict:
                          "feature_s_per_doc": feats.feature_s_per_doc,
                          "baselines_s": baselines_s, "eval_s": eval_s,
                          "diagnostic_s": diagnostic_s},
-              "auc": ({n: auc(s[labels["idx"]], np.array(labels["keep"], bool))
-                       for n, s in scores.items()} if labels else None),
+              "auc": (judged_aucs(labels, scores, single_features(feats.extractor, data))
+                      if labels else None),
               "sizes": {"pool_train": len(data.pool_train.texts),
                         "pool_eval": len(data.pool_eval.texts),
                         "pool_eval_tokens": int(n_tok.sum()),
@@ -314,6 +313,44 @@ def run(args: argparse.Namespace) -> dict:
               "args": {k: v for k, v in vars(args).items()}}
     (work / "result.json").write_text(json.dumps(result, indent=1))
     return result
+
+
+def parse_policies(pairs: list[str]) -> list[tuple[str, str]]:
+    """--policy LABEL=PATH, each a row besides the methods trained here."""
+    out = []
+    for pair in pairs:
+        label, sep, path = pair.rpartition("=")
+        if not sep or not label or not path:
+            raise SystemExit(f"--policy {pair!r}: expected LABEL=PATH (a policy directory or "
+                             "safetensors file)")
+        out.append((label, path))
+    return out
+
+
+def ranking_stamp(scores: np.ndarray, weights: np.ndarray | None) -> str:
+    """What `bl.select_by_score` depends on: the order of the scores (stable, so ties keep
+    document order) and the copies of each document."""
+    order = np.argsort(-np.asarray(scores, np.float64), kind="stable").astype(np.int64)
+    extra = b"" if weights is None else np.asarray(weights, np.int64).tobytes()
+    return hashlib.sha1(order.tobytes() + extra).hexdigest()[:16]
+
+
+# single feature columns reported beside the methods (sign: +1 higher is better)
+SINGLE_FEATURES = (("lang_score", 1, "single feature: language-ID confidence"),
+                   ("gopher_n_stop_words", 1, "single feature: stop words (log count)"))
+
+
+def single_features(ext: FeatureExtractor, data: NaturalData) -> dict[str, np.ndarray]:
+    raw = ext(pa.array(data.pool_eval.texts, pa.string()))
+    names = ext.spec.names
+    return {label: np.nan_to_num(sign * raw[:, names.index(col)], nan=-1e9)
+            for col, sign, label in SINGLE_FEATURES}
+
+
+def judged_aucs(labels: dict, scores: dict[str, np.ndarray],
+                extra: dict[str, np.ndarray]) -> dict[str, float]:
+    idx, keep = np.array(labels["idx"]), np.array(labels["keep"], bool)
+    return {n: auc(np.asarray(s)[idx], keep) for n, s in {**scores, **extra}.items()}
 
 
 def load_labels(path: str, data: NaturalData) -> dict:
@@ -405,12 +442,9 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=5)
     parser.add_argument("--agent-steps", type=int, default=100)
     parser.add_argument("--agents", nargs="*", default=list(AGENTS))
-    parser.add_argument("--no-default", action="store_true")
-    parser.add_argument("--default-policy", default="default",
-                        help="a policy to compare besides the agents trained here (default: the "
-                        "shipped one)")
-    parser.add_argument("--default-label", default="shipped default policy",
-                        help="its row name")
+    parser.add_argument("--policy", action="append", default=[], metavar="LABEL=PATH",
+                        help="a policy to compare besides the methods trained here (repeatable), "
+                        "e.g. 'shipped default policy=default'")
     parser.add_argument("--results", default=str(RESULTS))
     args = parser.parse_args()
     result = run(args)

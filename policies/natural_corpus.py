@@ -146,6 +146,16 @@ def load_natural(corpora: Path, work: Path, debian: Path | None = None,
                        pool_specs, target_specs)
 
 
+def write_loop_inputs(data: NaturalData, out: Path) -> tuple[Path, Path]:
+    """The closed loop's natural inputs (configs/loop_natural.yaml): the pool's selection half
+    as candidates and the target's evaluation part as the loop's clean text. The shipped default
+    policy (the loop's round-0 policy) was fitted on the pool's training half and the target's
+    fit and reward parts, so no text the loop selects from or is judged on entered it."""
+    out.mkdir(parents=True, exist_ok=True)
+    return (_write_texts(out / "pool.jsonl", data.pool_eval.texts),
+            _write_texts(out / "target.jsonl", data.target.evaluation))
+
+
 def _write_texts(path: Path, texts: list[str]) -> Path:
     with open(path, "w") as f:
         for i, text in enumerate(texts):

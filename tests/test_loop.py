@@ -610,3 +610,49 @@ def test_junk_kinds_split_each_arms_reported_junk_share(loop_run):
         junk = sum(u["junk_share_tokens"] * n
                    for u, n in zip(units, selected, strict=True)) / sum(selected)
         assert 1.0 - shares["clean"] == pytest.approx(junk, rel=1e-6)
+
+
+def natural_inputs(root: Path) -> tuple[Path, Path]:
+    """A natural pool (prose paragraphs and near-empty menu pages, no labels) and a target of
+    other prose."""
+    from tests.corpus import real_paragraphs
+
+    paras = real_paragraphs()
+    menus = [f"Home\nAbout us\nContact\nLogin\nShop {i}\nCart\nPrivacy\nTerms\n" * 6
+             for i in range(40)]
+    root.mkdir(parents=True, exist_ok=True)
+    pool, target = root / "pool.jsonl", root / "target.jsonl"
+    pool.write_text("".join(json.dumps({"id": str(i), "text": t}) + "\n"
+                            for i, t in enumerate(paras[:120] + menus)))
+    target.write_text("".join(json.dumps({"id": str(i), "text": t}) + "\n"
+                              for i, t in enumerate(paras[150:190])))
+    return pool, target
+
+
+def test_loop_runs_on_a_natural_pool_without_labels(ray_cluster, tmp_path):
+    pool_file, target_file = natural_inputs(tmp_path / "inputs")
+    cfg = tiny_config(
+        tmp_path / "natural", "pool.source=inputs", f"pool.inputs=[{{path: {pool_file}}}]",
+        f"agent.target=[{{path: {target_file}}}]", "agent.target_fit_fraction=0.3",
+        "arms=[loop, static, random]", "update.signal_weights=[]")
+    summary = run_loop(cfg)
+    assert summary["pool_junk_share"] is None
+    assert {r["arm"] for r in summary["arms"]} == {"loop", "static", "random"}
+    run = RunDir.at(cfg.output)
+    pool = load_loop_pool(run)
+    assert pool.is_junk is None and not pool.labelled
+    assert len(pool) >= 100  # the 40 menus differ by one word: near-duplicates, mostly dropped
+    # the target's fitting part, the validation half and the test half are disjoint
+    heldout = json.loads((run.root / "loop" / "pool" / "heldout.json").read_text())
+    assert pool.target_texts and not set(pool.target_texts) & set(heldout)
+    assert len(pool.validation_texts) == len(heldout) // 2
+    for arm in cfg.arms:
+        res = json.loads((run.root / "loop" / f"result-{arm}-seed0.json").read_text())
+        assert res["junk_share_tokens"] == [None] * cfg.rounds
+    assert len(summary["updates"]) == cfg.rounds - 1
+    assert (run.root / "report.html").exists()
+
+
+def test_natural_loop_config_needs_a_target(tmp_path):
+    with pytest.raises(ConfigError, match="agent.target"):
+        tiny_config(tmp_path / "x", "pool.source=inputs", "pool.inputs=[{path: a.jsonl}]")

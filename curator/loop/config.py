@@ -105,8 +105,10 @@ class LoopConfig(Section):
     pool: PoolConfig = Field(
         PoolConfig(n_docs=1200, noise=0.5, heldout_docs=60),
         description="Candidate pool: clean text + real junk + labelled corruptions "
-        "(policies/pool.py); its held-out clean documents are split into a validation half "
-        "(the agent's reward) and a test half (the reported held-out loss).",
+        "(policies/pool.py), or source=inputs: the user's documents as they are, with "
+        "agent.target as the clean text; the held-out clean documents (a natural pool: the "
+        "target's reward part) are split into a validation half (the agent's reward) and a "
+        "test half (the reported held-out loss).",
     )
     curate_rules: bool = Field(
         False,
@@ -160,7 +162,14 @@ class LoopConfig(Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> LoopConfig:
-        if self.pool.heldout_docs < 4:
+        if self.pool.source == "inputs":
+            if not (self.pool.inputs and self.agent.target):
+                raise ValueError(
+                    "pool.source=inputs (a natural pool) needs pool.inputs (the candidate "
+                    "documents) and agent.target (clean text: its reward part becomes the "
+                    "validation and test text); set both"
+                )
+        elif self.pool.heldout_docs < 4:
             raise ValueError("pool.heldout_docs must be >= 4 (split into validation and test)")
         if (
             self.initial_policy not in ("train", "default")

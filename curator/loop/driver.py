@@ -60,7 +60,9 @@ def initial_policy(cfg: LoopConfig, run: RunDir, pool: LoopPool) -> dict[str, An
         from policies import reinforce
         from policies.pool import Pool
 
-        proxy_pool = Pool(pool.texts, pool.labels, pool.validation_texts)  # never the test half
+        # never the test half; a natural pool's target models fit on its target's fitting part
+        proxy_pool = Pool(pool.texts, pool.labels if pool.labelled else None,
+                          pool.validation_texts, pool.target_texts)
         agent = cfg.agent.model_copy(
             update={
                 "output": str(out),
@@ -298,12 +300,14 @@ def summarize(
     per_arm = {}
     for arm in cfg.arms:
         finals = [results[(arm, s)][-1]["curve"][-1][1] for s in cfg.seeds]
-        junk = [np.mean([r["junk_share_tokens"] for r in results[(arm, s)]]) for s in cfg.seeds]
-        per_arm[arm] = {"final_loss_per_seed": finals, "junk_share_tokens": float(np.mean(junk))}
+        junk = ([np.mean([r["junk_share_tokens"] for r in results[(arm, s)]]) for s in cfg.seeds]
+                if pool.labelled else None)
+        per_arm[arm] = {"final_loss_per_seed": finals,
+                        "junk_share_tokens": float(np.mean(junk)) if junk else None}
     return {
         "pool_docs": len(pool),
         "pool_tokens": int(pool.n_tokens.sum()),
-        "pool_junk_share": float(pool.is_junk.mean()),
+        "pool_junk_share": float(pool.is_junk.mean()) if pool.is_junk is not None else None,
         "rounds": cfg.rounds,
         "round_tokens": cfg.round_tokens,
         "tokens_per_round_trained": cfg.steps_per_round * cfg.model.seq_len * cfg.model.batch_size,

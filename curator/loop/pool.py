@@ -1,13 +1,18 @@
 """The loop's candidate pool: built, curated into RUN/, and loaded as aligned arrays.
 
-The pool (policies/pool.py: clean text, real junk, labelled corruptions) is written as
+The pool (policies/pool.py: clean text, real junk, labelled corruptions; or, with
+`pool.source: inputs`, the user's own crawl documents unlabelled and `agent.target` as the clean
+text, policies/natural.py) is written as
 `RUN/loop/pool/pool.jsonl` with an `id` per document and curated by `run_curate` into the loop's
 RUN directory: normalization and dedup (and, with `curate_rules`, the heuristic rules), a
 sentencepiece tokenizer trained on the kept text, token shards, manifest and catalog. The loop's
 candidates are the kept documents of that run; the run's funnel, manifest and catalog are the
-report's first sections. Labels stay beside the pool (`labels.parquet`), for evaluation only.
-The clean held-out documents are split: the first half is the validation text the agent's
-reward is measured on, the second half the test text every arm's reported loss is measured on.
+report's first sections. Labels stay beside the pool (`labels.parquet`, null for a natural
+pool), for evaluation only. The clean held-out documents are split: the first half is the
+validation text the agent's reward is measured on, the second half the test text every arm's
+reported loss is measured on. A natural pool also keeps its target's fitting part
+(`target.json`: what the round-0 agent's target model and reference LM are fitted on), disjoint
+from both halves.
 """
 
 from __future__ import annotations
@@ -42,9 +47,10 @@ class LoopPool:
     doc_ids: pa.Array  # string: the pool's own ids (pool-NNNNNN), unique within the pool
     texts: pa.Array  # string: the pool's raw text (what policies are trained and scored on)
     tokens: pa.ListArray  # list<uint32>: token ids under RUN/tokenizer.model, EOS appended
-    labels: pa.Array  # "clean" or the junk kind; evaluation only
+    labels: pa.Array  # "clean" or the junk kind, null for a natural pool; evaluation only
     validation_texts: list[str]  # clean held-out documents for rewards ...
     validation: np.ndarray  # ... and their token stream
+    target_texts: list[str]  # a natural pool's target fitting part ([] for a labelled pool)
     test: np.ndarray  # clean held-out token stream for reported losses
     vocab_size: int
     eos_id: int
@@ -62,7 +68,14 @@ class LoopPool:
         return np.split(flat, np.cumsum(lengths)[:-1])
 
     @property
-    def is_junk(self) -> np.ndarray:
+    def labelled(self) -> bool:
+        return self.labels.null_count < len(self.labels)
+
+    @property
+    def is_junk(self) -> np.ndarray | None:
+        """Junk per document; None for a natural (unlabelled) pool."""
+        if not self.labelled:
+            return None
         return np.asarray(pc.not_equal(self.labels, "clean").to_numpy(zero_copy_only=False))
 
     def __len__(self) -> int:
@@ -104,14 +117,17 @@ def write_pool(cfg: LoopConfig, run: RunDir) -> Path:
     pool_file = out / "pool.jsonl"
     if (out / "heldout.json").exists():
         return pool_file
-    pool = load_pool(cfg.pool)
+    pool = load_pool(cfg.pool, cfg.agent.target, cfg.agent.target_fit_fraction)
     ids = pa.array([f"pool-{i:06d}" for i in range(len(pool))], pa.string())
+    labels = pool.labels if pool.labels is not None else pa.nulls(len(pool), pa.string())
     with atomic_open(pool_file, "w") as f:
         for doc_id, text in zip(ids.to_pylist(), pool.texts.to_pylist(), strict=True):
             f.write(json.dumps({"id": doc_id, "text": text}) + "\n")
     write_parquet_atomic(
-        pa.table({"doc_id": ids, "label": pool.labels, "text": pool.texts}), out / "labels.parquet"
+        pa.table({"doc_id": ids, "label": labels, "text": pool.texts}), out / "labels.parquet"
     )
+    with atomic_open(out / "target.json", "w") as f:
+        json.dump(pool.target, f)
     with atomic_open(out / "heldout.json", "w") as f:  # written last: the pool is complete
         json.dump(pool.heldout, f)
     return pool_file
@@ -147,6 +163,8 @@ def load_loop_pool(run: RunDir) -> LoopPool:
     meta = labels.take(pos)
     sp = spm.SentencePieceProcessor(model_file=str(run.tokenizer))
     heldout = json.loads((pool_dir(run) / "heldout.json").read_text())
+    target_file = pool_dir(run) / "target.json"
+    target = json.loads(target_file.read_text()) if target_file.exists() else []
     half = len(heldout) // 2
 
     def stream(texts: list[str]) -> np.ndarray:
@@ -159,6 +177,7 @@ def load_loop_pool(run: RunDir) -> LoopPool:
         labels=meta["label"].combine_chunks(),
         validation_texts=heldout[:half],
         validation=stream(heldout[:half]),
+        target_texts=target,
         test=stream(heldout[half:]),
         vocab_size=sp.get_piece_size(),
         eos_id=int(sp.eos_id()),

@@ -182,7 +182,8 @@ def score_plots(path: Path) -> list[str]:
     import pyarrow.parquet as pq
 
     table = pq.read_table(path)
-    labels = np.asarray(table["label"].to_pylist(), dtype=object)
+    # a natural pool has no labels: one histogram of all its documents
+    labels = np.asarray([lab or "unlabelled" for lab in table["label"].to_pylist()], dtype=object)
     out = []
     for name in table.column_names:
         if name in ("doc_id", "label"):

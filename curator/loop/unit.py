@@ -245,7 +245,8 @@ def run_unit(
     save_checkpoint(out / "model", first + cfg.steps_per_round, model, optimizer, keep=1)
     lap("train")
 
-    junk = pool.is_junk[chosen]
+    is_junk = pool.is_junk
+    junk = is_junk[chosen] if is_junk is not None else None
     result = {
         "arm": arm,
         "seed": seed,
@@ -255,8 +256,10 @@ def run_unit(
         "docs": int(len(chosen)),
         "tokens_selected": int(n_tok.sum()),
         "tokens_trained": int(cfg.steps_per_round * per_step),
-        "junk_share_tokens": float(n_tok[junk].sum() / max(1, n_tok.sum())),
-        "junk_docs": int(junk.sum()),
+        # None on a natural pool: nothing is labelled junk there
+        "junk_share_tokens": (None if junk is None
+                              else float(n_tok[junk].sum() / max(1, n_tok.sum()))),
+        "junk_docs": None if junk is None else int(junk.sum()),
         "signal_cached": signal_cached,  # None: no model signal in this unit's ranking
         "curve": curve,
         "train_loss_mean": float(np.mean(losses)) if losses else float("nan"),

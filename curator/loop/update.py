@@ -215,7 +215,9 @@ def _reinforce(
     from policies.reinforce import train_policy
     from policies.reward import TrainerLearner
 
-    data = EnvData(features, pool.docs(idx), pool.validation, pool.vocab_size, pool.is_junk[idx])
+    is_junk = pool.is_junk
+    data = EnvData(features, pool.docs(idx), pool.validation, pool.vocab_size,
+                   is_junk[idx] if is_junk is not None else None)
     _, model, optimizer = build_trainer(cfg, pool.vocab_size, seed, latest(model_dir))
     start = (model.state_dict(), optimizer.state_dict())
     spec = trainer_spec(cfg)
