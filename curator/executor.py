@@ -21,10 +21,11 @@ from connectors.fs import remove_stale_temps
 from connectors.registry import SourceUnit, expand_inputs
 from curator.catalog import build_catalog, query
 from curator.config import ConfigError, CurateConfig, check_or_record_config
+from curator.fanout import run_units
 from curator.input_fingerprint import check_or_record_inputs
 from curator.passes import Pass1Worker, Pass2Worker, unit_item
 from curator.progress import PassBar, phase
-from curator.ray_runtime import default_concurrency, ensure_ray, run_units
+from curator.ray_runtime import default_concurrency, ensure_ray
 from curator.run_lock import run_lock
 from curator.rundir import RunDir
 from curator.schema import KEPT

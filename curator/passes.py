@@ -109,13 +109,12 @@ class _UnitWorker:
         self.session = session
         self.memory_limit = self.cfg.ray.worker_memory_bytes or default_memory_limit()
 
-    def __call__(self, batch: pa.Table) -> pa.Table:
-        out = []
-        for item in batch.to_pylist():
-            stats = self.bounded(item)
-            self.run.write_marker(stats.to_json(), self.phase, item["idx"])
-            out.append({"idx": item["idx"], "stats": json.dumps(stats.to_json())})
-        return pa.Table.from_pylist(out)
+    def handle(self, item: dict) -> dict:
+        """One unit (curator/fanout.py calls this on the actor): its marker written, its
+        stats returned."""
+        stats = self.bounded(item)
+        self.run.write_marker(stats.to_json(), self.phase, item["idx"])
+        return {"idx": item["idx"], "stats": json.dumps(stats.to_json())}
 
     def bounded(self, item: dict) -> UnitStats:
         tries = UnitTries(self.run.tries, self.phase, item["idx"], self.session)

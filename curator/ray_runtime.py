@@ -1,4 +1,6 @@
-"""Connecting to Ray and fanning units of work out over a Ray Data actor pool."""
+"""Connecting to Ray: join a cluster or start the embedded one, keep its logs off the console.
+
+Fanning work out over it is curator/fanout.py."""
 
 from __future__ import annotations
 
@@ -6,9 +8,7 @@ import atexit
 import logging
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from curator.config import RayConfig
 
@@ -25,7 +25,8 @@ def ensure_ray(cfg: RayConfig) -> dict[str, float]:
         if not address:
             from curator.embedded_ray import start_embedded_cluster
 
-            cluster = start_embedded_cluster(cfg.num_cpus)
+            # the log monitor only feeds log_to_driver: started when the console shows logs
+            cluster = start_embedded_cluster(cfg.num_cpus, log_monitor=ray_verbose())
             address = cluster.address
             # Disconnect before the cluster goes: stopped under a connected driver, Ray logs
             # object-recovery errors at exit.
@@ -54,10 +55,12 @@ def silence_ray_logs() -> None:
     (ray-data.log in the session folder) keeps everything."""
     if ray_verbose():
         return
-    # importing ray.data configures its logger: a console handler and the session's file
+    logging.getLogger("ray").setLevel(logging.ERROR)
+    if "ray.data" not in sys.modules:  # curate itself never imports Ray Data (curator/fanout.py)
+        return
+    # importing ray.data configured its logger: a console handler and the session's file
     from ray.data._internal.logging import SessionFileHandler
 
-    logging.getLogger("ray").setLevel(logging.ERROR)
     for handler in logging.getLogger("ray.data").handlers:
         if not isinstance(handler, SessionFileHandler):
             handler.setLevel(logging.ERROR)
@@ -91,41 +94,3 @@ def default_concurrency(cfg: RayConfig, n_units: int) -> int:
 
     cpus = int(ray.cluster_resources().get("CPU", 1))
     return max(1, min(cfg.concurrency or cpus, n_units))
-
-
-def run_units(
-    worker_cls: type,
-    items: list[dict[str, Any]],
-    ctor_kwargs: dict[str, Any],
-    concurrency: int,
-    on_result: Callable[[dict[str, Any]], None],
-    num_cpus: float = 1,
-) -> None:
-    """Run `worker_cls` (a callable class over one-row pyarrow batches) on every item.
-
-    Ray Data gives the actor pool, backpressure and scheduling; actors that die are restarted
-    and their in-flight unit retried (Ray Data's default `max_restarts`/`max_task_retries` of
-    -1), which is safe because each unit writes its outputs atomically and is idempotent.
-    """
-    if not items:
-        return
-    import ray.data
-
-    ctx = ray.data.DataContext.get_current()
-    ctx.enable_progress_bars = False  # the driver shows one bar per pass instead
-    ctx.print_on_execution_start = False
-    silence_ray_logs()
-    # One unit per block: units are coarse (whole files), so each is its own scheduling grain.
-    ds = ray.data.from_items(items, override_num_blocks=len(items))
-    ds = ds.map_batches(
-        worker_cls,
-        fn_constructor_kwargs=ctor_kwargs,
-        batch_size=1,
-        batch_format="pyarrow",
-        compute=ray.data.ActorPoolStrategy(size=min(concurrency, len(items))),
-        num_cpus=num_cpus,
-        # no max_restarts/max_task_retries here: Ray Data's actor pools default to both = -1
-        # (restart dead actors, retry their tasks) and passing them is deprecated in Ray 2.60
-    )
-    for row in ds.iter_rows():
-        on_result(row)

@@ -201,3 +201,25 @@ def test_an_unauthenticated_cluster_off_loopback_is_refused(tmp_path):
                           text=True, timeout=120)
     assert proc.stdout.startswith("REFUSED"), proc.stdout + proc.stderr[-2000:]
     assert f"{SINGLE_MACHINE_ENV}=0" in proc.stdout and "unset RAY_AUTH_MODE" in proc.stdout
+
+
+def test_the_session_cluster_runs_workers_at_normal_priority_without_monitors(ray_cluster):
+    """The embedded head starts no autoscaler monitor and no log monitor (nothing reads them
+    on one machine), and its workers run at niceness 0 (Ray's default, 15, starves them
+    beside ordinary processes)."""
+    import ray
+
+    @ray.remote(num_cpus=1)
+    def niceness() -> int:
+        return os.nice(0)
+
+    assert ray.get(niceness.remote()) == 0
+    tree = psutil.Process(ray_cluster.proc.pid).children(recursive=True)
+    commands = []
+    for proc in tree:
+        try:
+            commands.append(" ".join(proc.cmdline()))
+        except psutil.NoSuchProcess:
+            continue
+    assert any("raylet" in c for c in commands), commands  # the listing sees the node
+    assert not [c for c in commands if "monitor.py" in c], commands

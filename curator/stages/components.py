@@ -23,16 +23,15 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pyarrow.parquet as pq
-import ray
 
 from connectors.fs import temp_name
+from curator.fanout import run_tasks
 
 PART_SEED = 0x5EED  # hash seed of shuffle partitioning (any constant; labels do not depend on it)
 ADJ_SCHEMA = {"u": pl.String, "v": pl.String}  # adjacency rows keyed by u
@@ -76,36 +75,6 @@ def read_partition(step_dir: str | Path, part: int, schema: dict[str, Any]) -> p
     if not files:
         return pl.DataFrame(schema=schema)
     return pl.read_parquet(files).select(list(schema)).cast(schema)
-
-
-def run_tasks(
-    fn: Callable[..., Any], arg_tuples: Sequence[tuple], concurrency: int | None
-) -> list[Any]:
-    """Run `fn` as Ray tasks, at most `concurrency` in flight; results in argument order.
-
-    System failures (a worker died) are retried by Ray (max_retries); an exception raised by
-    `fn` itself is an application error and propagates at once, it would fail again. Without a
-    connected Ray the tasks run one after another in this process: a single-core run for
-    profiling and per-core benchmarks, same code and files.
-    """
-    if not ray.is_initialized():
-        return [fn(*args) for args in arg_tuples]
-    remote = ray.remote(max_retries=3, retry_exceptions=False)(fn)
-    limit = concurrency or max(int(ray.cluster_resources().get("CPU", 1)), 1)
-    results: dict[ray.ObjectRef, int] = {}
-    pending: list[ray.ObjectRef] = []
-    out: list[Any] = [None] * len(arg_tuples)
-    for i, args in enumerate(arg_tuples):
-        if len(pending) >= limit:
-            done, pending = ray.wait(pending, num_returns=1)
-            for ref in done:
-                out[results[ref]] = ray.get(ref)
-        ref = remote.remote(*args)
-        results[ref] = i
-        pending.append(ref)
-    for ref, value in zip(pending, ray.get(pending), strict=True):
-        out[results[ref]] = value
-    return out
 
 
 def adjacency(edges: pl.DataFrame) -> pl.DataFrame:

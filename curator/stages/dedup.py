@@ -28,12 +28,12 @@ import pyarrow.parquet as pq
 
 from connectors.fs import filesystem, write_parquet_atomic
 from curator.config import DedupConfig
+from curator.fanout import run_tasks
 from curator.schema import KEPT
 from curator.stages.components import (
     connected_components,
     read_labels,
     read_partition,
-    run_tasks,
     write_edges_for_components,
     write_partitions,
     write_scratch,
