@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 from curator.config import FineWebConfig
 from curator.stages.text_columns import (
     TERMINAL_PUNCTUATION,
+    SharedWords,
     alive_text,
     char_class,
     char_lengths,
@@ -29,7 +30,6 @@ from curator.stages.text_columns import (
     safe_ratio,
     scatter,
     split_on,
-    split_words,
 )
 from curator.step import apply_drops, first_reason, set_column
 
@@ -39,8 +39,9 @@ _ENDS_TERMINAL = char_class(TERMINAL_PUNCTUATION) + "$"
 class FineWebQuality:
     name = "fineweb"
 
-    def __init__(self, cfg: FineWebConfig):
+    def __init__(self, cfg: FineWebConfig, words: SharedWords | None = None):
         self.cfg = cfg
+        self.words = words or SharedWords()  # shared by the steps of one pipeline
 
     def __call__(self, table: pa.Table) -> pa.Table:
         alive, text = alive_text(table)
@@ -61,7 +62,7 @@ class FineWebQuality:
         _, dup_chars = dup_counts(line, parents, n)
         n_newlines = pc.count_substring(text, "\n").to_numpy()
         char_dup = safe_ratio(dup_chars, char_lengths(text) - n_newlines)
-        newline_ratio = safe_ratio(n_newlines, list_lengths(split_words(text)))
+        newline_ratio = safe_ratio(n_newlines, list_lengths(self.words(table, alive, text)))
 
         signals = {
             "fineweb_line_punct_ratio": punct,

@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 from curator.config import GopherQualityConfig
 from curator.stages.text_columns import (
     PUNCTUATION,
+    SharedWords,
     alive_text,
     char_class,
     char_lengths,
@@ -32,7 +33,6 @@ from curator.stages.text_columns import (
     per_doc_sum,
     safe_ratio,
     scatter,
-    split_words,
     splitlines,
 )
 from curator.step import apply_drops, first_reason, set_column
@@ -43,15 +43,16 @@ _NOT_PUNCT = char_class(PUNCTUATION, negate=True)
 class GopherQuality:
     name = "gopher_quality"
 
-    def __init__(self, cfg: GopherQualityConfig):
+    def __init__(self, cfg: GopherQualityConfig, words: SharedWords | None = None):
         self.cfg = cfg
+        self.words = words or SharedWords()  # shared by the steps of one pipeline
         self.stop_words = pa.array(sorted(set(cfg.stop_words)), pa.string())
 
     def __call__(self, table: pa.Table) -> pa.Table:
         alive, text = alive_text(table)
         n = len(text)
         cfg = self.cfg
-        words = split_words(text)
+        words = self.words(table, alive, text)
         flat = pc.list_flatten(words)
         parents = list_parents(words)
         n_tokens = list_lengths(words)

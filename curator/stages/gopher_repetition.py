@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 
 from curator.config import GopherRepetitionConfig
 from curator.stages.text_columns import (
+    SharedWords,
     WordNgrams,
     alive_text,
     char_lengths,
@@ -30,7 +31,6 @@ from curator.stages.text_columns import (
     safe_ratio,
     scatter,
     split_on,
-    split_words,
 )
 from curator.step import apply_drops, first_reason, set_column
 
@@ -38,8 +38,9 @@ from curator.step import apply_drops, first_reason, set_column
 class GopherRepetition:
     name = "gopher_repetition"
 
-    def __init__(self, cfg: GopherRepetitionConfig):
+    def __init__(self, cfg: GopherRepetitionConfig, words: SharedWords | None = None):
         self.cfg = cfg
+        self.words = words or SharedWords()  # shared by the steps of one pipeline
 
     def __call__(self, table: pa.Table) -> pa.Table:
         alive, text = alive_text(table)
@@ -73,7 +74,7 @@ class GopherRepetition:
                 )
             )
 
-        ngrams = WordNgrams(split_words(text))
+        ngrams = WordNgrams(self.words(table, alive, text))
         for k, max_frac in sorted(cfg.max_top_ngram_char_frac.items()):
             name = f"gopher_top_{k}gram_char_frac"
             signals[name] = safe_ratio(ngrams.top_ngram_chars(k), n_chars)

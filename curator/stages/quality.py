@@ -14,18 +14,21 @@ from curator.stages.c4 import C4Quality
 from curator.stages.fineweb import FineWebQuality
 from curator.stages.gopher_quality import GopherQuality
 from curator.stages.gopher_repetition import GopherRepetition
+from curator.stages.text_columns import SharedWords
 from curator.step import Step
 
 
 def build_quality_steps(cfg: QualityConfig) -> list[Step]:
-    """Enabled rule families, in the fixed order above."""
+    """Enabled rule families, in the fixed order above; the word split is shared by the steps
+    that read words (computed once per batch unless C4 rewrote the text in between)."""
     steps: list[Step] = []
+    words = SharedWords()
     if cfg.gopher_repetition.enabled:
-        steps.append(GopherRepetition(cfg.gopher_repetition))
+        steps.append(GopherRepetition(cfg.gopher_repetition, words))
     if cfg.gopher_quality.enabled:
-        steps.append(GopherQuality(cfg.gopher_quality))
+        steps.append(GopherQuality(cfg.gopher_quality, words))
     if cfg.c4.enabled:
         steps.append(C4Quality(cfg.c4))
     if cfg.fineweb.enabled:
-        steps.append(FineWebQuality(cfg.fineweb))
+        steps.append(FineWebQuality(cfg.fineweb, words))
     return steps

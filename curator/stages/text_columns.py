@@ -114,6 +114,41 @@ def split_words(text: pa.Array | pa.ChunkedArray) -> pa.ListArray:
     return _as_list(pc.utf8_split_whitespace(pc.utf8_trim_whitespace(out)))
 
 
+class SharedWords:
+    """`split_words` of a batch's text, computed once for every rule step that reads it.
+
+    The word split (17 regex rewrites) was the most expensive kernel of the rules, and Gopher
+    repetition and Gopher quality split the same text. A step asks with its table and alive
+    mask: when the table's text column is the one split last (the same buffers: not rewritten
+    since) and its alive rows are a subset of the rows split then, the cached lists are taken
+    for them; otherwise the text is split and cached. The cache holds the text column itself,
+    so its buffers cannot be freed and reused by another batch while their address is the key.
+    """
+
+    def __init__(self) -> None:
+        self._text: pa.ChunkedArray | None = None
+        self._rows = np.zeros(0, bool)
+        self._words: pa.ListArray | None = None
+
+    def __call__(self, table: pa.Table, alive: np.ndarray, text: pa.Array) -> pa.ListArray:
+        column = table.column("text")
+        if (self._words is not None and self._text is not None and len(alive) == len(self._rows)
+                and _same_buffers(column, self._text) and not (alive & ~self._rows).any()):
+            slot = np.cumsum(self._rows) - 1  # row -> its index among the rows split then
+            return self._words.take(pa.array(slot[alive], pa.int64()))
+        words = split_words(text)
+        self._text, self._rows, self._words = column, alive.copy(), words
+        return words
+
+
+def _same_buffers(a: pa.ChunkedArray, b: pa.ChunkedArray) -> bool:
+    def key(col: pa.ChunkedArray) -> list[tuple]:
+        return [(c.offset, len(c), *(buf.address if buf is not None else 0
+                                     for buf in c.buffers())) for c in col.chunks]
+
+    return key(a) == key(b)
+
+
 def split_on(text: pa.Array | pa.ChunkedArray, pattern: str, regex: bool = False) -> pa.ListArray:
     """Documents -> list<string> split on a literal separator or an RE2 pattern."""
     fn = pc.split_pattern_regex if regex else pc.split_pattern
@@ -207,6 +242,7 @@ class WordNgrams:
         self._cum_len = np.concatenate([[0], np.cumsum(self.word_len)])
         self._hash = self._word_hash.copy()
         self._n = 1
+        self._shared: tuple[int, np.ndarray] | None = None  # (n, repeated n-gram starts)
 
     def _advance_to(self, n: int) -> np.ndarray:
         """Rolling hash of the n-gram starting at each position (valid where it fits)."""
@@ -233,10 +269,11 @@ class WordNgrams:
 
         Ties go to the n-gram seen first, as `Counter.most_common` does (groups kept in order of
         first occurrence, arg_max takes the first maximum); docs with fewer than n words get 0
-        (datatrove skips the check).
+        (datatrove skips the check). Only repeated n-grams are grouped: a doc with none has
+        every count 1, so its first n-gram wins; a doc with one has a count >= 2 among them.
         """
         out = np.zeros(self.n_docs, dtype=np.int64)
-        start, key = self._keys(n)
+        start, key = self._repeated_keys(n, first_per_doc=out)
         if len(start) == 0:
             return out
         runs = (
@@ -249,10 +286,51 @@ class WordNgrams:
             pl.col("pos").get(pl.col("count").arg_max()), pl.col("count").max()
         )
         doc = best["doc"].to_numpy()
-        p = best["pos"].to_numpy()
-        ngram_chars = self._cum_len[p + n] - self._cum_len[p] + (n - 1)
-        out[doc] = ngram_chars * best["count"].to_numpy()
+        out[doc] = self._ngram_chars(best["pos"].to_numpy(), n) * best["count"].to_numpy()
         return out
+
+    def _ngram_chars(self, pos: np.ndarray, n: int) -> np.ndarray:
+        """len(" ".join(words)) of the n-grams starting at `pos`."""
+        return self._cum_len[pos + n] - self._cum_len[pos] + (n - 1)
+
+    def _candidates(self, n: int) -> np.ndarray | None:
+        """Start positions whose n-gram can occur twice in its document: those whose
+        (n-1)-gram does (two equal n-grams begin with equal (n-1)-grams), when the (n-1)-gram
+        pass ran just before; None = every valid start. On natural text a few percent of
+        positions survive each step, so the passes for larger n touch little."""
+        if self._shared is not None and self._shared[0] == n - 1:
+            return self._shared[1]
+        return None
+
+    def _repeated_keys(
+        self, n: int, first_per_doc: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(start positions, keys) of the n-grams that occur at least twice in their document,
+        in position order; remembered as the next pass's candidates. `first_per_doc`: set to
+        the chars of each document's first n-gram (needs a full pass)."""
+        cand = None if first_per_doc is not None else self._candidates(n)
+        if cand is None:
+            start, key = self._keys(n)
+            if first_per_doc is not None and len(start):
+                doc = self.parents[start]
+                first = start[np.r_[True, doc[1:] != doc[:-1]]]
+                first_per_doc[self.parents[first]] = self._ngram_chars(first, n)
+        else:
+            start = cand[cand + n <= self.doc_end[cand]]
+            key = self._hash_at(start, n)
+        if len(start):
+            dup = pl.Series(key).is_duplicated().to_numpy()
+            start, key = start[dup], key[dup]
+        self._shared = (n, start)
+        return start, key
+
+    def _hash_at(self, start: np.ndarray, n: int) -> np.ndarray:
+        """Keys of the n-grams at `start` only (same values as `_keys`)."""
+        with np.errstate(over="ignore"):
+            h = self._word_hash[start].copy()
+            for k in range(1, n):
+                h = h * _NGRAM_MULT + self._word_hash[start + k]
+            return h ^ self._doc_salt[start]
 
     def dup_ngram_chars(self, n: int) -> np.ndarray:
         """Per doc: chars of words covered by an n-gram that already occurred earlier in the doc.
@@ -260,17 +338,19 @@ class WordNgrams:
         Gopher's "duplicate n-gram character fraction" as a coverage mask. datatrove's
         `find_all_duplicate` walks greedily (on a repeat it jumps n words and does not record
         the skipped n-grams); the mask equals the greedy count on ordinary repeated passages and
-        can exceed it by < n words on runs of one repeated word.
+        can exceed it by < n words on runs of one repeated word. Called for increasing n, each
+        pass only looks at the previous pass's repeated n-grams.
         """
-        start, key = self._keys(n)
-        repeat_start = np.zeros(self.n_words, dtype=np.int64)
-        if len(start):
-            first = pl.Series(key).is_first_distinct().to_numpy()  # hash pass, no sort
-            repeat_start[start[~first]] = 1
-        cum = np.concatenate([[0], np.cumsum(repeat_start)])
-        lo = np.maximum(self.pos - n + 1, 0)
-        covered = (cum[self.pos + 1] - cum[lo]) > 0
-        return per_doc_sum(self.word_len * covered, self.parents, self.n_docs).astype(np.int64)
+        start, key = self._repeated_keys(n)
+        if len(start) == 0:
+            return np.zeros(self.n_docs, dtype=np.int64)
+        first = pl.Series(key).is_first_distinct().to_numpy()  # hash pass, no sort
+        rep = start[~first]  # increasing
+        # the words covered by [rep_k, rep_k + n) for all k, as disjoint pieces: each interval
+        # up to where the next one starts (an interval never crosses its document's end)
+        end = np.minimum(rep + n, np.r_[rep[1:], np.iinfo(np.int64).max])
+        chars = self._cum_len[end] - self._cum_len[rep]
+        return per_doc_sum(chars, self.parents[rep], self.n_docs).astype(np.int64)
 
 
 def scatter(values: pa.Array | np.ndarray, alive: np.ndarray, type_: pa.DataType) -> pa.Array:
