@@ -109,8 +109,8 @@ def test_shared_words_are_reused_only_for_the_same_text_and_a_subset_of_rows() -
     import numpy as np
     import pyarrow.compute as pc
 
-    from curator.step import set_column
     from curator.stages.text_columns import SharedWords, alive_text, split_words
+    from curator.step import set_column
 
     texts = [f"{S1} {i}" for i in range(5)]
     table = docs(texts)
