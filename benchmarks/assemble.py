@@ -17,6 +17,7 @@ ORDER = [
     "train_throughput.md",
     "selection_natural.md",
     "selection_quality.md",
+    "closed_loop_natural.md",
     "closed_loop.md",
     "loop_margin_probe.md",
 ]
