@@ -47,7 +47,12 @@ def main() -> None:
     names = ", ".join(Path(p).name for p in (args.input or DEFAULT_INPUTS))
     cur, dt = minhash["curator"], minhash["datatrove"]
     lines = [
-        "## curator vs datatrove 0.10.1: rules + MinHash, one core each",
+        "## curator vs datatrove 0.10.1 in-process kernels: rules + MinHash, one core each",
+        "",
+        "What this table is: the two libraries' kernels called in one Python process on texts "
+        "already in memory, one thread, no Ray, no file reading or writing, no tokenizer -- "
+        "an in-process kernel ratio. What a user pays for a whole run (every process, every "
+        "phase) is the whole-pipeline table (benchmarks/whole_pipeline.py).",
         "",
         f"Input: {n:,} docs, {mb:.1f} MB ({names}; "
         "books cut into ~2 KB line-aligned chunks). MinHash on the same docs plus "
