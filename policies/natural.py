@@ -105,7 +105,9 @@ def natural_pool(inputs: Sequence[InputSpec], target: Sequence[InputSpec], fit_f
     if not docs.texts:
         raise ValueError("pool.inputs hold no document of >= 200 characters")
     goal = read_documents(target, min_chars=1)
-    split = split_target(goal.texts, fit_fraction, 1 - fit_fraction)
+    # a salt of its own: a target that is itself one part of an earlier split by the same
+    # hash (the natural benchmark's evaluation part, the loop's clean text) still splits
+    split = split_target(goal.texts, fit_fraction, 1 - fit_fraction, salt=1)
     if not split.fit or not split.reward:
         raise ValueError(f"agent target has {len(goal.texts)} documents: too few to split "
                          "into a fitting part and a reward part; add target text")
