@@ -88,7 +88,8 @@ def _tokenizer_sample(run: RunDir, n_units: int, fraction: float, seed: int) -> 
 
 
 def prepare_tokenizer(
-    cfg: CurateConfig, run: RunDir, alive_docs: int, alive_chars: int, n_units: int
+    cfg: CurateConfig, run: RunDir, alive_docs: int, alive_chars: int, n_units: int,
+    threads: int = 1,
 ) -> None:
     """Train (or copy) RUN/tokenizer.model. With no surviving document there is nothing to
     train on and nothing to encode: no tokenizer is written, and pass 2 only writes the
@@ -102,9 +103,9 @@ def prepare_tokenizer(
 
     fraction = min(1.0, cfg.tokenizer.sample_chars / max(1, alive_chars))
     texts = _tokenizer_sample(run, n_units, fraction, cfg.tokenizer.seed)
-    import os
-
-    train_tokenizer(texts, cfg.tokenizer, run.tokenizer, num_threads=os.cpu_count() or 1)
+    # the trainer runs in the driver between the passes, when the workers are idle: as many
+    # threads as the run's CPUs (not the machine's: a cluster may be given fewer)
+    train_tokenizer(texts, cfg.tokenizer, run.tokenizer, num_threads=threads)
 
 
 def validate_before_work(cfg: CurateConfig) -> None:
@@ -194,7 +195,8 @@ def _run_phases(cfg: CurateConfig, units: list[SourceUnit], run: RunDir) -> dict
 
     with phase("tokenizer", _tokenizer_detail(cfg, run, alive), quiet), \
             timed(wall, "tokenizer_train"):
-        prepare_tokenizer(cfg, run, alive, pass1.chars_alive, len(items))
+        prepare_tokenizer(cfg, run, alive, pass1.chars_alive, len(items),
+                          threads=max(1, int(resources.get("CPU", 1))))
 
     threads = cfg.tokenizer.num_threads or max(1, int(resources.get("CPU", 1)) // concurrency)
     with phase("pass 2", "drop duplicates, tokenize, write shards + manifest", quiet) as said, \
