@@ -19,6 +19,8 @@ ORDER = [
     "selection_natural.md",
     "selection_quality.md",
     "closed_loop_natural.md",
+    "closed_loop_natural_long.md",
+    "closed_loop_natural_ordergain.md",
     "closed_loop.md",
     "loop_margin_probe.md",
 ]

@@ -33,6 +33,7 @@ from policies.natural_corpus import write_loop_inputs  # noqa: E402
 from policies.train_default import add_data_args, natural_data  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "closed_loop.md"
+TITLE = "Closed loop: agent updated each round vs static agent vs baselines (CPU)"
 
 
 def tokens_to_reach(tokens: list[int], losses: list[float], target: float) -> float:
@@ -127,7 +128,8 @@ def choice_table(summary: dict) -> list[str]:
     ]
 
 
-def table(cfg, res: dict, summary: dict, command: str, wall: float, draws: int) -> list[str]:
+def table(cfg, res: dict, summary: dict, command: str, wall: float, draws: int,
+          title: str = TITLE) -> list[str]:
     arms = cfg.arms
     seeds = [(d, s) for d in range(draws) for s in cfg.seeds]  # the paired units of comparison
     budget = res[(arms[0], seeds[0])]["tokens"][-1]
@@ -137,7 +139,7 @@ def table(cfg, res: dict, summary: dict, command: str, wall: float, draws: int) 
              "pool, round-0 policy and init)" if draws > 1 else
              f"{len(seeds)} paired seeds (same init per seed for every arm)")
     lines = [
-        "## Closed loop: agent updated each round vs static agent vs baselines (CPU)",
+        f"## {title}",
         "",
         f"Command (repo root): `{command}`",
         "",
@@ -226,6 +228,7 @@ def main() -> None:
     ap.add_argument("--config", default="configs/loop_corpora.yaml")
     ap.add_argument("--set", dest="overrides", action="append", default=[])
     ap.add_argument("--out", default=str(RESULTS))
+    ap.add_argument("--title", default=TITLE, help="the results section's heading")
     ap.add_argument("--draws", type=int, default=1,
                     help="pool draws (pool.seed, pool.seed+1, ...), each a loop of its own "
                     "under OUTPUT/draw-K with every seed; pairs = draws x seeds")
@@ -249,7 +252,8 @@ def main() -> None:
     summary = merge(summaries)
     wall = time.time() - t0
     command = "python -m benchmarks.closed_loop " + " ".join(sys.argv[1:])
-    lines = table(cfg, res, summary, command.strip(), summary.get("wall_s", wall), args.draws)
+    lines = table(cfg, res, summary, command.strip(), summary.get("wall_s", wall), args.draws,
+                  args.title)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
