@@ -21,7 +21,7 @@ from connectors.fs import remove_stale_temps
 from connectors.registry import SourceUnit, expand_inputs
 from curator.catalog import build_catalog, query
 from curator.config import ConfigError, CurateConfig, check_or_record_config
-from curator.fanout import run_units
+from curator.fanout import run_units, worker_pool
 from curator.input_fingerprint import check_or_record_inputs
 from curator.passes import Pass1Worker, Pass2Worker, unit_item
 from curator.progress import PassBar, phase
@@ -153,65 +153,67 @@ def _run_phases(cfg: CurateConfig, units: list[SourceUnit], run: RunDir) -> dict
     cfg_json = cfg.model_dump_json()
     wall: dict[str, float] = {}
 
-    with phase("pass 1", f"read, normalize, filter {len(items)} input files", quiet) as said, \
-            timed(wall, "pass1"):
-        pass1 = run_pass(
-            Pass1Worker,
-            "pass1",
-            run,
-            items,
-            {"cfg_json": cfg_json, "run_root": str(run.root)},
-            concurrency,
-            quiet,
-        )
-        alive = pass1.by_decision()[KEPT]
-        said["text"] = f"{pass1.records:,} records, {alive:,} pass the rules"
+    # one pool of worker processes for both passes and the dedup shuffles between them
+    with worker_pool(concurrency):
+        with phase("pass 1", f"read, normalize, filter {len(items)} input files", quiet) as said, \
+                timed(wall, "pass1"):
+            pass1 = run_pass(
+                Pass1Worker,
+                "pass1",
+                run,
+                items,
+                {"cfg_json": cfg_json, "run_root": str(run.root)},
+                concurrency,
+                quiet,
+            )
+            alive = pass1.by_decision()[KEPT]
+            said["text"] = f"{pass1.records:,} records, {alive:,} pass the rules"
 
-    dedup_summary = run.read_marker("dedup")
-    with phase("dedup", _dedup_detail(cfg, alive), quiet) as said, timed(wall, "dedup"):
-        if dedup_summary is None:
-            dedup_summary = {}
-            if cfg.dedup.exact or cfg.dedup.near:
-                from dataclasses import asdict
+        dedup_summary = run.read_marker("dedup")
+        with phase("dedup", _dedup_detail(cfg, alive), quiet) as said, timed(wall, "dedup"):
+            if dedup_summary is None:
+                dedup_summary = {}
+                if cfg.dedup.exact or cfg.dedup.near:
+                    from dataclasses import asdict
 
-                from curator.stages.dedup import run_dedup
+                    from curator.stages.dedup import run_dedup
 
-                summary = run_dedup(
-                    [(i["idx"], str(run.pass1(i["idx"]))) for i in items],
-                    str(run.dedup_work),
-                    cfg.dedup,
-                    concurrency,
-                )
-                dedup_summary = asdict(summary)
-            run.write_marker(dedup_summary, "dedup")
-        said["text"] = ", ".join(f"{k} {v:,}" for k, v in dedup_summary.items()
-                                 if isinstance(v, int))
+                    summary = run_dedup(
+                        [(i["idx"], str(run.pass1(i["idx"]))) for i in items],
+                        str(run.dedup_work),
+                        cfg.dedup,
+                        concurrency,
+                    )
+                    dedup_summary = asdict(summary)
+                run.write_marker(dedup_summary, "dedup")
+            said["text"] = ", ".join(f"{k} {v:,}" for k, v in dedup_summary.items()
+                                     if isinstance(v, int))
 
-    with timed(wall, "curriculum"):
-        curriculum = run.read_marker("curriculum")
-        if curriculum is None:
-            curriculum = _curriculum_cuts(cfg, run)
-            run.write_marker(curriculum, "curriculum")
+        with timed(wall, "curriculum"):
+            curriculum = run.read_marker("curriculum")
+            if curriculum is None:
+                curriculum = _curriculum_cuts(cfg, run)
+                run.write_marker(curriculum, "curriculum")
 
-    with phase("tokenizer", _tokenizer_detail(cfg, run, alive), quiet), \
-            timed(wall, "tokenizer_train"):
-        prepare_tokenizer(cfg, run, alive, pass1.chars_alive, len(items),
-                          threads=max(1, int(resources.get("CPU", 1))))
+        with phase("tokenizer", _tokenizer_detail(cfg, run, alive), quiet), \
+                timed(wall, "tokenizer_train"):
+            prepare_tokenizer(cfg, run, alive, pass1.chars_alive, len(items),
+                              threads=max(1, int(resources.get("CPU", 1))))
 
-    threads = cfg.tokenizer.num_threads or max(1, int(resources.get("CPU", 1)) // concurrency)
-    with phase("pass 2", "drop duplicates, tokenize, write shards + manifest", quiet) as said, \
-            timed(wall, "pass2"):
-        pass2 = run_pass(
-            Pass2Worker,
-            "pass2",
-            run,
-            items,
-            {"cfg_json": cfg_json, "run_root": str(run.root), "num_threads": threads},
-            concurrency,
-            quiet,
-            total_docs=pass1.records,
-        )
-        said["text"] = f"{pass2.by_decision()[KEPT]:,} kept, {pass2.tokens:,} tokens"
+        threads = cfg.tokenizer.num_threads or max(1, int(resources.get("CPU", 1)) // concurrency)
+        with phase("pass 2", "drop duplicates, tokenize, write shards + manifest", quiet) as said, \
+                timed(wall, "pass2"):
+            pass2 = run_pass(
+                Pass2Worker,
+                "pass2",
+                run,
+                items,
+                {"cfg_json": cfg_json, "run_root": str(run.root), "num_threads": threads},
+                concurrency,
+                quiet,
+                total_docs=pass1.records,
+            )
+            said["text"] = f"{pass2.by_decision()[KEPT]:,} kept, {pass2.tokens:,} tokens"
 
     with phase("catalog + report", "", quiet):
         build_catalog(run)

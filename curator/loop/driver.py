@@ -110,7 +110,9 @@ def run_loop(cfg: LoopConfig) -> dict[str, Any]:
 
     quiet = cfg.quiet
     t0 = time.perf_counter()
-    with phase("loop pool", f"build and curate a {cfg.pool.n_docs}-document pool", quiet):
+    what = ("read and curate the pool's inputs" if cfg.pool.source == "inputs"
+            else f"build and curate a {cfg.pool.n_docs}-document pool")
+    with phase("loop pool", what, quiet):
         curate_pool(cfg)  # starts or joins Ray; resumes a half-done curation
     wall["curate"] = time.perf_counter() - t0
     ensure_ray(cfg.ray)
