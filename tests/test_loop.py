@@ -613,11 +613,13 @@ def test_junk_kinds_split_each_arms_reported_junk_share(loop_run):
 
 
 def natural_inputs(root: Path) -> tuple[Path, Path]:
-    """A natural pool (prose paragraphs and near-empty menu pages, no labels) and a target of
-    other prose."""
-    from tests.corpus import real_paragraphs
+    """A natural pool (chunks of the Python reference and near-empty menu pages, no labels)
+    and a target of other chunks."""
+    from curator.demo_corpus import pydoc_topics
+    from policies.pool import chunk_lines
 
-    paras = real_paragraphs()
+    paras = [d for rec in pydoc_topics() for d in chunk_lines(rec["text"], 20)]
+    assert len(paras) >= 190
     menus = [f"Home\nAbout us\nContact\nLogin\nShop {i}\nCart\nPrivacy\nTerms\n" * 6
              for i in range(40)]
     root.mkdir(parents=True, exist_ok=True)
