@@ -6,7 +6,7 @@ units all run on the same actor processes, so each worker imports pyarrow, polar
 stages once per run instead of once per pass (measured at 1 MB, whole process tree: the dedup
 map's fresh task workers and pass 2's fresh actors were ~6 of 18.7 CPU-seconds, all start-up).
 
-`run_units`: coarse units of a pass (a file or a range of one), each handled by a stateful
+`run_units`: coarse units of a pass (one input file or DuckDB query), each handled by a stateful
 worker (its config parsed, its stages built once per host and pass). Each host gets its next
 unit as soon as it returns one. A host that dies is restarted and its unit retried (actor
 max_restarts / max_task_retries = -1), which is safe because every unit writes its outputs
