@@ -255,9 +255,9 @@ def sql(
 def export(
     run: Annotated[str, typer.Argument(help="Finished RUN directory.")],
     output: Annotated[str, typer.Option("--output", "-o", help="Folder for the export.")],
-    format: Annotated[str, typer.Option("--format", "-f", help="parquet, jsonl or bin.")] = (
-        "parquet"
-    ),
+    format: Annotated[
+        str, typer.Option("--format", "-f", help="parquet, jsonl, bin or megatron.")
+    ] = "parquet",
     schedule: Annotated[
         str, typer.Option(help="phases, linear, step, uniform, or a schedule YAML file.")
     ] = "phases",

@@ -56,7 +56,9 @@ from curator.schedules import OnExhausted, Plan, load_schedule, plan_order
 from curator.schema import INPUT_METADATA, SAMPLE_WEIGHT, sample_weights
 from curator.trainer.data import shard_files
 
-ExportFormat = Literal["parquet", "jsonl", "bin"]
+ExportFormat = Literal["parquet", "jsonl", "bin", "megatron"]
+TOKEN_FORMATS = ("bin", "megatron")  # tokens only, sample weights applied by repetition
+MEGATRON_PREFIX = "tokens"
 META = ["doc_id", "input_id", "source", "n_tokens", "quality_score", "difficulty", "stage"]
 # read where a shard has it (runs curated before it existed have not) and always written
 WEIGHTED_META = [*META, SAMPLE_WEIGHT]
@@ -76,7 +78,10 @@ class ExportConfig(Section):
 
     run: str = Field(description="Finished RUN directory to export.")
     output: str = Field(description="Folder to write the export to.")
-    format: ExportFormat = Field("parquet", description="parquet, jsonl or bin.")
+    format: ExportFormat = Field(
+        "parquet", description="parquet, jsonl, bin (flat tokens.bin + int64 offsets, nanoGPT "
+        "style) or megatron (tokens.bin + tokens.idx in Megatron's MMIDIDX indexed-dataset "
+        "format: `IndexedDataset(OUTPUT/tokens)`).")
     schedule: str = Field(
         "phases", description="phases, linear, step, uniform, or a schedule YAML file."
     )
@@ -309,10 +314,10 @@ def run_export(cfg: ExportConfig) -> dict:
         raise ConfigError(run.kept_nothing_message("export"))
     if not run.tokenizer.exists() or not run.shards.is_dir():
         raise ConfigError(f"{run.root} is not a finished curator run (no shards/ or tokenizer)")
-    if cfg.with_text and cfg.format == "bin":
+    if cfg.with_text and cfg.format in TOKEN_FORMATS:
         raise ConfigError(
-            "with_text applies to format=parquet (jsonl always carries text, bin has none); "
-            "drop --with-text or use --format parquet"
+            "with_text applies to format=parquet (jsonl always carries text, bin and megatron "
+            "have none); drop --with-text or use --format parquet"
         )
     docs = kept_documents(run)
     schedule = load_schedule(cfg.schedule, docs.n_stages)
@@ -346,7 +351,7 @@ def run_export(cfg: ExportConfig) -> dict:
         "files": files,
         **plan.summary(docs.n_tokens, stage),
         # bin writes a document sample_weight times; parquet/jsonl carry the column only
-        "sample_weight_applied": cfg.format == "bin",
+        "sample_weight_applied": cfg.format in TOKEN_FORMATS,
         "weighted_tokens": int((docs.n_tokens * docs.sample_weight)[plan.order].sum()),
     }
     if restaged:
@@ -366,7 +371,7 @@ def _scatter(
     buckets: _Buckets,
 ) -> None:
     # bin keeps only tokens and doc_id; parquet and jsonl carry the input metadata.
-    meta_schema = metadata_schema(run) if cfg.format != "bin" else pa.schema([])
+    meta_schema = metadata_schema(run) if cfg.format not in TOKEN_FORMATS else pa.schema([])
     for f, shard in enumerate(docs.files):
         batches = (
             _text_batches(run, shard, cfg.batch_rows, with_tokens=cfg.format == "parquet")
@@ -409,13 +414,15 @@ def _gather(
 ) -> list[str]:
     files: list[str] = []
     bin_writer = None
-    if cfg.format == "bin":
+    if cfg.format in TOKEN_FORMATS:
         import sentencepiece as spm
 
         from connectors.bin import BinWriter
 
         sp = spm.SentencePieceProcessor(model_file=str(run.tokenizer))
-        bin_writer = BinWriter(out, sp.get_piece_size(), int(sp.eos_id()), weighted=True)
+        bin_writer = BinWriter(out, sp.get_piece_size(), int(sp.eos_id()), weighted=True,
+                               layout="megatron" if cfg.format == "megatron" else "flat",
+                               prefix=MEGATRON_PREFIX)
     try:
         for b in range(n_buckets):
             table = buckets.read(b)
@@ -440,6 +447,6 @@ def _gather(
             bin_writer.abort()
         raise
     if bin_writer is not None:
-        bin_writer.close()
-        files = ["tokens.bin", "tokens.idx", "header.json", "doc_ids.parquet"]
+        header = bin_writer.close()
+        files = [*header["files"], "header.json", "doc_ids.parquet"]
     return files

@@ -233,6 +233,49 @@ def test_bin_export_memmaps_and_feeds_the_trainer(run, tmp_path):
     assert x.shape == (2, 32) and (x[0, 1:] == y[0, :-1]).all()
 
 
+def test_megatron_export_is_read_as_is_by_megatron_core(run, tmp_path):
+    """`--format megatron`: Megatron-core's own IndexedDataset opens the export, every document
+    is one sequence and one document, in the parquet export's order token for token (the
+    curriculum order), with Megatron's dtype; curator's trainer reads it too."""
+    pytest.importorskip("megatron.core", reason="megatron-core is in the test extra")
+    from megatron.core.datasets.indexed_dataset import IndexedDataset
+
+    out = tmp_path / "megatron"
+    export(run, out, "megatron", seed=3)
+    export(run, tmp_path / "pq", "parquet", seed=3)
+    ref = pl.read_parquet(tmp_path / "pq" / "*.parquet")
+    dataset = IndexedDataset(str(out / "tokens"))
+    assert len(dataset) == ref.height
+    assert dataset.index.dtype == np.uint16
+    assert dataset.document_indices.tolist() == list(range(ref.height + 1))
+    for i in (0, 1, ref.height // 2, ref.height - 1):
+        assert dataset[i].tolist() == ref["tokens"][i].to_list()
+    assert dataset.sequence_lengths.tolist() == ref["n_tokens"].to_list()
+    header = json.loads((out / "header.json").read_text())
+    assert header["layout"] == "megatron" and header["n_docs"] == ref.height
+    corpus = load_corpus(out)  # the bundled trainer reads either layout
+    assert corpus.doc_ids.to_pylist() == ref["doc_id"].to_list()
+    assert corpus.n_docs == ref.height
+
+
+def test_megatron_index_stores_large_vocabularies_as_int32(tmp_path):
+    """Megatron has no uint32 code: a 100k vocabulary is written as int32 and read back."""
+    pytest.importorskip("megatron.core", reason="megatron-core is in the test extra")
+    import pyarrow as pa
+    from megatron.core.datasets.indexed_dataset import IndexedDataset
+
+    from connectors.bin import BinWriter
+
+    docs = [[5, 99_999, 7], [70_000], [1, 2, 3, 4, 0]]
+    writer = BinWriter(tmp_path, 100_000, eos_id=0, layout="megatron", prefix="corpus")
+    writer.write(pa.array(docs, pa.list_(pa.int64())))
+    header = writer.close()
+    assert header["dtype"] == "int32" and header["files"] == ["corpus.bin", "corpus.idx"]
+    dataset = IndexedDataset(str(tmp_path / "corpus"))
+    assert [dataset[i].tolist() for i in range(len(dataset))] == docs
+    assert dataset.index.dtype == np.int32
+
+
 def test_model_loss_restages_by_checkpoint_loss(run, tmp_path):
     import torch
 

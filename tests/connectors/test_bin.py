@@ -21,7 +21,8 @@ def test_round_trip_and_nanogpt_memmap(tmp_path: Path) -> None:
     header = write_bin(
         tmp_path, docs_array(docs), vocab_size=100, eos_id=1, doc_ids=pa.array(["a", "b", "c", "d"])
     )
-    assert header == {"dtype": "uint16", "vocab_size": 100, "eos_id": 1, "n_docs": 4, "n_tokens": 9}
+    assert header == {"layout": "flat", "files": ["tokens.bin", "tokens.idx"], "dtype": "uint16",
+                      "vocab_size": 100, "eos_id": 1, "n_docs": 4, "n_tokens": 9}
     # exactly what nanoGPT does: a raw memmap, dtype from the header
     raw = np.memmap(tmp_path / "tokens.bin", dtype=np.uint16, mode="r")
     assert raw.tolist() == [5, 6, 1, 7, 1, 9, 9, 9, 1]
