@@ -76,14 +76,20 @@ def run_pass(
 
 
 def _tokenizer_sample(run: RunDir, n_units: int, fraction: float, seed: int) -> Iterator[str]:
-    """Alive texts whose doc_id hash falls under `fraction`: deterministic, bounded by the
-    sample size, not the corpus (pass-1 files are streamed a batch at a time)."""
+    """Texts pass 2 will keep (alive after the rules, not a duplicate dedup removed) whose
+    doc_id hash falls under `fraction`: deterministic, bounded by the sample size, not the
+    corpus (pass-1 files are streamed a batch at a time). Duplicates stay out so that a text
+    repeated across the corpus does not weigh in the vocabulary once per copy."""
     cut = int(fraction * 2**64)
     for idx in range(n_units):
+        dups_path = run.dups(idx)
+        dropped = (set(pq.read_table(dups_path, columns=["doc_id"]).column("doc_id").to_pylist())
+                   if dups_path.exists() else set())
         pf = pq.ParquetFile(run.pass1(idx))
         for rb in pf.iter_batches(columns=["doc_id", "decision", "text"], batch_size=4096):
             for doc_id, decision, text in zip(*(c.to_pylist() for c in rb.columns), strict=True):
-                if decision == KEPT and xxhash.xxh3_64_intdigest(doc_id, seed=seed) < cut:
+                if (decision == KEPT and doc_id not in dropped
+                        and xxhash.xxh3_64_intdigest(doc_id, seed=seed) < cut):
                     yield text
 
 

@@ -45,3 +45,26 @@ def test_identical_runs_write_identical_model_bytes(tmp_path):
     assert b"curator-spm" not in a and b"/tmp" not in a
     sp = spm.SentencePieceProcessor(model_file=str(tmp_path / "a" / "t.model"))
     assert all(sp.decode(sp.encode(t)) == t for t in texts[-2:])  # rules still apply
+
+
+def test_the_training_sample_holds_kept_documents_and_no_removed_duplicate(tmp_path):
+    """The sample is what pass 2 will keep: rule survivors, minus the duplicates dedup listed
+    (a text repeated under many ids must not weigh in the vocabulary once per copy)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from curator.executor import _tokenizer_sample
+    from curator.rundir import RunDir
+    from curator.schema import DROPPED, KEPT
+
+    run = RunDir.at(tmp_path / "run")
+    run.pass1(0).parent.mkdir(parents=True)
+    run.dups(0).parent.mkdir(parents=True)
+    pq.write_table(pa.table({
+        "doc_id": ["a", "b", "c", "d"],
+        "decision": [KEPT, KEPT, DROPPED, KEPT],
+        "text": ["first text", "a copy", "dropped by a rule", "second text"],
+    }), run.pass1(0))
+    pq.write_table(pa.table({"doc_id": ["b"], "duplicate_of": ["a"],
+                             "reason": ["exact_duplicate"]}), run.dups(0))
+    assert list(_tokenizer_sample(run, 1, fraction=1.0, seed=0)) == ["first text", "second text"]
