@@ -14,6 +14,7 @@ ORDER = [
     "minhash.md",
     "connectors.md",
     "reader_limits.md",
+    "warc_reading.md",
     "dsa_attention.md",
     "train_throughput.md",
     "selection_natural.md",

@@ -51,15 +51,13 @@ def curator_framing(path: Path) -> list[str]:
 
 
 def fastwarc_framing(path: Path) -> list[str]:
-    from fastwarc.stream_io import FileStream, GZipStream
     from fastwarc.warc import ArchiveIterator, WarcRecordType
 
     uris = []
-    stream = GZipStream(FileStream(str(path), "rb"))
-    for record in ArchiveIterator(stream, record_types=WarcRecordType.response,
-                                  parse_http=False):
-        record.reader.read()  # the whole body, as curator's scanner holds it
-        uris.append(record.headers.get("WARC-Target-URI", ""))
+    with open(path, "rb") as f:  # FastWARC detects the gzip members itself
+        for record in ArchiveIterator(f, record_types=WarcRecordType.response, parse_http=False):
+            record.reader.read()  # the whole body, as curator's scanner holds it
+            uris.append(record.headers.get("WARC-Target-URI", ""))
     return uris
 
 
