@@ -50,10 +50,12 @@ from connectors.validate import (
     over_bytes_error,
     quarantine_one,
     read_failure,
+    with_metadata,
 )
 from curator.config import InputSpec, ReadConfig
 
 _MAX_ERROR_CHARS = 200
+DATE_FIELD, META_FIELD = "date", "metadata"  # kept with URL_FIELD (curator.schema.READER_METADATA)
 _MAX_BYTES = "read.max_doc_bytes"
 
 
@@ -107,15 +109,17 @@ class _BatchParser:
         return table if table is not None else self._parse_slow(lines, records)
 
     def _parse_fast(self, lines: list[bytes], records: list[int]) -> pa.Table | None:
-        types = {self.text_field: pa.string()}
-        if self.id_field is not None:
-            types[self.id_field] = self.id_type
-        if self.extractor is not None:
-            types.setdefault(URL_FIELD, pa.string())
-        fields = [pa.field(name, kind) for name, kind in types.items()]
         data = b"".join(lines)
         if not data.endswith(b"\n"):
             data += b"\n"
+        if META_FIELD.encode() in data:
+            return None  # a `metadata` object is kept as JSON text: the per-line path writes it
+        types = {self.text_field: pa.string()}
+        if self.id_field is not None:
+            types[self.id_field] = self.id_type
+        for name in (URL_FIELD, DATE_FIELD):  # kept when strings; other JSON types: per line
+            types.setdefault(name, pa.string())
+        fields = [pa.field(name, kind) for name, kind in types.items()]
         try:
             parsed = pj.read_json(
                 io.BytesIO(data),
@@ -133,8 +137,9 @@ class _BatchParser:
         ids = parsed.column(self.id_field) if self.id_field is not None else None
         ids = ids.combine_chunks() if ids is not None else None
         record_ids = pa.array(records, pa.int64())
+        meta = {name: parsed.column(name).combine_chunks() for name in (URL_FIELD, DATE_FIELD)}
         if self.extractor is not None:
-            return html_field_docs(
+            table = html_field_docs(
                 self.extractor,
                 self.source,
                 record_ids,
@@ -144,10 +149,11 @@ class _BatchParser:
                 self.text_field,
                 self.max_doc_chars,
             )
+            return with_metadata(table, meta)
         texts = parsed.column(self.text_field).combine_chunks()
         missing = pc.is_null(texts)
         reasons = pc.if_else(missing, MISSING_TEXT_FIELD, pa.scalar(None, pa.string()))
-        return finish_batch(
+        table = finish_batch(
             self.source,
             record_ids,
             ids,
@@ -156,6 +162,7 @@ class _BatchParser:
             self._missing_errors(lines, missing),
             self.max_doc_chars,
         )
+        return with_metadata(table, meta)
 
     def _missing_errors(self, lines: list[bytes], missing: pa.Array) -> pa.Array:
         """The error of each row without its text field, naming the row's fields and the fix;
@@ -201,8 +208,10 @@ class _BatchParser:
         self._int_ids += isinstance(raw_id, int) and not isinstance(raw_id, bool)
         self._str_ids += isinstance(raw_id, str)
         text = obj.get(self.text_field)
+        meta = _object_metadata(obj)
         if text is None:
-            rows.add_bad(record, MISSING_TEXT_FIELD, self._missing_error(list(obj)), input_id)
+            rows.add_bad(record, MISSING_TEXT_FIELD, self._missing_error(list(obj)), input_id,
+                         meta=meta)
         elif not isinstance(text, str):
             rows.add_bad(
                 record,
@@ -210,14 +219,16 @@ class _BatchParser:
                 f"field {self.text_field!r} is a JSON {type(text).__name__}, expected "
                 f"string; check {self.setting}",
                 input_id,
+                meta=meta,
             )
         elif self.extractor is not None:
-            self._add_page(rows, record, text, obj.get(URL_FIELD), input_id)
+            self._add_page(rows, record, text, obj.get(URL_FIELD), input_id, meta)
         else:
-            rows.add(record, text, input_id)
+            rows.add(record, text, input_id, meta)
 
     def _add_page(
-        self, rows: RowBuffer, record: int, html: str, url: object, input_id: str | None
+        self, rows: RowBuffer, record: int, html: str, url: object, input_id: str | None,
+        meta: dict[str, str | None],
     ) -> None:
         assert self.extractor is not None
         # "replace": a lone surrogate (JSON "\ud800") must not fail the page; HTML decoding
@@ -226,9 +237,26 @@ class _BatchParser:
             html.encode("utf-8", "replace"), UTF8_HTML, url if isinstance(url, str) else None
         )
         if text is None:
-            rows.add_bad(record, NO_TEXT_EXTRACTED, why or "", input_id)
+            rows.add_bad(record, NO_TEXT_EXTRACTED, why or "", input_id, meta=meta)
         else:
-            rows.add(record, text, input_id)
+            rows.add(record, text, input_id, meta)
+
+
+def _object_metadata(obj: dict) -> dict[str, str | None]:
+    """A line's url and date (as text, whatever their JSON type) and its `metadata` value as
+    JSON text (keys sorted: the same object gives the same string)."""
+    def text(value: object) -> str | None:
+        if value is None:
+            return None
+        return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+    meta = obj.get(META_FIELD)
+    return {
+        URL_FIELD: text(obj.get(URL_FIELD)),
+        DATE_FIELD: text(obj.get(DATE_FIELD)),
+        META_FIELD: None if meta is None else json.dumps(meta, ensure_ascii=False,
+                                                         sort_keys=True),
+    }
 
 
 class _NotAnObject(ValueError):

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curator.doc_ids import doc_ids
-from curator.schema import DOC_SCHEMA, KEPT, QUARANTINED
+from curator.schema import DOC_SCHEMA, KEPT, QUARANTINED, READER_METADATA
 
 # Quarantine reason codes (the manifest's `reason` for decision == quarantined).
 MALFORMED_JSON = "malformed_json"
@@ -185,6 +185,20 @@ def quarantine_records(source: str, records: pa.Array, reason: str, error: str) 
     )
 
 
+def with_metadata(table: pa.Table, columns: dict[str, pa.Array | list]) -> pa.Table:
+    """`table` plus the reader-metadata columns (READER_METADATA: url, date, metadata) that
+    hold any value; a batch whose input has none gets none (pass 1 fills nulls)."""
+    for field in READER_METADATA:
+        values = columns.get(field.name)
+        if values is None:
+            continue
+        arr = values if isinstance(values, pa.Array | pa.ChunkedArray) else pa.array(
+            values, pa.string())
+        if arr.null_count < len(arr):
+            table = table.append_column(field, arr.cast(pa.string()))
+    return table
+
+
 class RowBuffer:
     """Candidates of one batch collected record by record (line, file or WARC readers).
 
@@ -205,17 +219,21 @@ class RowBuffer:
         self.reasons: list[str | None] = []
         self.errors: list[str | None] = []
         self.n_chars: list[int | None] = []
+        self.meta: dict[str, list[str | None]] = {f.name: [] for f in READER_METADATA}
         self.text_chars = 0  # bounds batch memory together with the row count
 
     def __len__(self) -> int:
         return len(self.records)
 
-    def add(self, record: int, text: str, input_id: str | None = None) -> None:
+    def add(self, record: int, text: str, input_id: str | None = None,
+            meta: dict[str, str | None] | None = None) -> None:
+        """A good candidate; `meta`: its url / date / metadata (JSON text), where it has any."""
         n = len(text)
         if n > self.max_doc_chars:
-            self.add_bad(record, TOO_LARGE, too_large_error(n, self.max_doc_chars), input_id, n)
+            self.add_bad(record, TOO_LARGE, too_large_error(n, self.max_doc_chars), input_id, n,
+                         meta)
             return
-        self._append(record, input_id, text, None, None, None)
+        self._append(record, input_id, text, None, None, None, meta)
         self.text_chars += n
 
     def add_bad(
@@ -225,8 +243,9 @@ class RowBuffer:
         error: str,
         input_id: str | None = None,
         n_chars: int | None = None,
+        meta: dict[str, str | None] | None = None,
     ) -> None:
-        self._append(record, input_id, None, reason, error, n_chars)
+        self._append(record, input_id, None, reason, error, n_chars, meta)
 
     def _append(
         self,
@@ -236,7 +255,10 @@ class RowBuffer:
         reason: str | None,
         error: str | None,
         n_chars: int | None,
+        meta: dict[str, str | None] | None = None,
     ) -> None:
+        for name, values in self.meta.items():
+            values.append(meta.get(name) if meta else None)
         self.records.append(record)
         self.ids.append(input_id)
         self.texts.append(text)
@@ -258,8 +280,26 @@ class RowBuffer:
             self.max_doc_chars,
             pa.array(self.n_chars, pa.int64()),
         )
+        table = with_metadata(table, {k: _strings_or_nulls(v) for k, v in self.meta.items()})
         self._clear()
         return table
+
+
+def _strings_or_nulls(values: list[str | None]) -> pa.Array:
+    """Metadata strings; one that cannot be UTF-8 (a lone surrogate) becomes null: metadata
+    never quarantines a document."""
+    try:
+        return pa.array(values, _STR)
+    except (UnicodeEncodeError, pa.ArrowInvalid):
+        return pa.array([v if v is None or _encodes(v) else None for v in values], _STR)
+
+
+def _encodes(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _strings_or_surrogates(

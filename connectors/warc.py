@@ -16,6 +16,7 @@ over read.max_doc_bytes (before or after its Content-Encoding is undone) is too_
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -59,6 +60,14 @@ def read_warc(
         yield rows.flush()
 
 
+def _bare_uri(uri: str | None) -> str | None:
+    """WARC-Target-URI without the angle brackets some WARC 1.0 writers put around it."""
+    if uri is None:
+        return None
+    uri = uri.strip()
+    return uri[1:-1] if uri.startswith("<") and uri.endswith(">") else uri
+
+
 class _ResponseParser:
     def __init__(
         self,
@@ -78,6 +87,12 @@ class _ResponseParser:
         input_id = (headers.get(self.id_field) if self.id_field else None) or headers.get(
             "warc-record-id"
         )
+        # the page's own metadata, on every row it gets (kept or quarantined)
+        meta = {
+            "url": _bare_uri(headers.get("warc-target-uri")),
+            "date": headers.get("warc-date"),
+            "metadata": json.dumps({"warc_record_id": headers.get("warc-record-id")}),
+        }
         try:
             content_type, payload = self._payload(frame)
         except Exception as exc:  # noqa: BLE001 - any failure here is this record's alone
@@ -86,6 +101,7 @@ class _ResponseParser:
                 CORRUPT_RECORD,
                 f"response record at {frame.where} cannot be parsed: {type(exc).__name__}: {exc}",
                 input_id,
+                meta=meta,
             )
             return True
         is_html = content_type is not None and content_type.split(";")[0].strip().lower() in (
@@ -101,13 +117,14 @@ class _ResponseParser:
                 TOO_LARGE,
                 over_bytes_error(what, size, self.max_bytes, _MAX_BYTES),
                 input_id,
+                meta=meta,
             )
             return True
         text, why = self.extractor.page(payload, content_type, headers.get("warc-target-uri"))
         if text is None:
-            rows.add_bad(frame.ordinal, NO_TEXT_EXTRACTED, why or "", input_id)
+            rows.add_bad(frame.ordinal, NO_TEXT_EXTRACTED, why or "", input_id, meta=meta)
         else:
-            rows.add(frame.ordinal, text, input_id)
+            rows.add(frame.ordinal, text, input_id, meta)
         return True
 
     def _payload(self, frame: Response) -> tuple[str | None, bytes | None]:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import pyarrow as pa
 
 from curator.config import CurateConfig
-from curator.schema import DOC_SCHEMA
+from curator.schema import DOC_SCHEMA, READER_METADATA
 from curator.step import Step
 
 
@@ -67,4 +67,8 @@ def output_schema(steps: Sequence[Step]) -> pa.Schema:
     Every unit's output then has the same schema (a unit with only quarantined rows would
     otherwise lack the signal columns).
     """
-    return run_chain(steps, DOC_SCHEMA.empty_table()).schema
+    schema = run_chain(steps, DOC_SCHEMA.empty_table()).schema
+    for field in READER_METADATA:  # a reader adds them only where the input has them
+        if field.name not in schema.names:
+            schema = schema.append(field)
+    return schema

@@ -36,6 +36,17 @@ DOC_SCHEMA = pa.schema(
 # Input metadata a document may carry into the manifest (the connectors' url/date/metadata,
 # language id's lang/lang_score); the exports and RUN/excluded/ copy the ones a run has.
 INPUT_METADATA = ("url", "date", "metadata", "lang", "lang_score")
+# What the readers keep of an input's own metadata (connectors: jsonl/parquet `url`, `date` and
+# `metadata` fields, the metadata as JSON text; a WARC record's target URI, date and record id):
+# strings, null where the input has none. Pass 1 always writes the three columns.
+READER_METADATA = pa.schema([pa.field(n, pa.string()) for n in ("url", "date", "metadata")])
+
+
+def is_read_schema(schema: pa.Schema) -> bool:
+    """What a reader yields: DOC_SCHEMA, then any of READER_METADATA (where the input has them)."""
+    head, extra = schema.names[: len(DOC_SCHEMA)], schema.names[len(DOC_SCHEMA):]
+    return (pa.schema(list(schema)[: len(DOC_SCHEMA)]) == DOC_SCHEMA
+            and set(extra) <= set(READER_METADATA.names) and head == DOC_SCHEMA.names)
 
 # What became of a document: the leading columns of the manifest and of RUN/excluded/.
 DECISION_FIELDS = [

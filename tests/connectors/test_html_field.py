@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from connectors.registry import expand_inputs, format_of, read_unit
 from curator.config import InputSpec, ReadConfig
-from curator.schema import DOC_SCHEMA
+from curator.schema import is_read_schema
 from tests.corpus import real_paragraphs
 
 PAGE = (
@@ -43,8 +43,8 @@ def pages(n: int) -> list[tuple[str, str]]:
 def read_all(path: Path | str, cfg: ReadConfig | None = None, **spec) -> pa.Table:
     units = expand_inputs([InputSpec(path=str(path), **spec)])
     tables = [t for u in units for t in read_unit(u, cfg or ReadConfig())]
-    assert all(t.schema == DOC_SCHEMA for t in tables)
-    return pa.concat_tables(tables)
+    assert all(is_read_schema(t.schema) for t in tables)
+    return pa.concat_tables(tables, promote_options="default")
 
 
 def write_jsonl(path: Path, rows: list[dict], tail: list[bytes] = ()) -> Path:

@@ -11,14 +11,14 @@ import pytest
 from connectors.registry import expand_inputs, read_unit
 from curator.config import InputSpec, ReadConfig
 from curator.doc_ids import doc_id
-from curator.schema import DOC_SCHEMA
+from curator.schema import is_read_schema
 
 
 def read_all(path: Path | str, cfg: ReadConfig | None = None, **spec) -> pa.Table:
     units = expand_inputs([InputSpec(path=str(path), **spec)])
     tables = [t for u in units for t in read_unit(u, cfg or ReadConfig())]
-    assert all(t.schema == DOC_SCHEMA for t in tables)
-    return pa.concat_tables(tables)
+    assert all(is_read_schema(t.schema) for t in tables)
+    return pa.concat_tables(tables, promote_options="default")
 
 
 def test_round_trip_with_int_ids_and_batches(tmp_path: Path) -> None:
@@ -32,7 +32,7 @@ def test_round_trip_with_int_ids_and_batches(tmp_path: Path) -> None:
     unit = expand_inputs([InputSpec(path=str(path))])[0]
     tables = list(read_unit(unit, ReadConfig(batch_size=8)))
     assert max(t.num_rows for t in tables) <= 8
-    out = pa.concat_tables(tables)
+    out = pa.concat_tables(tables, promote_options="default")
     assert out.column("text").to_pylist() == texts
     assert out.column("input_id").to_pylist() == [str(i) for i in range(23)]
     assert out.column("doc_id").to_pylist() == [doc_id(str(path), r) for r in range(23)]

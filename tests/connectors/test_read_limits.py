@@ -16,7 +16,7 @@ from warcio.warcwriter import WARCWriter
 from connectors.registry import expand_inputs, read_unit
 from connectors.tally import ReadTally
 from curator.config import InputSpec, ReadConfig
-from curator.schema import DOC_SCHEMA
+from curator.schema import is_read_schema
 from tests.connectors.bombs import (
     ARTICLE,
     good_lines,
@@ -36,8 +36,8 @@ def read_all(path: Path, cfg: ReadConfig, **spec) -> tuple[pa.Table, ReadTally]:
     tally = ReadTally()
     unit = expand_inputs([InputSpec(path=str(path), **spec)])[0]
     tables = list(read_unit(unit, cfg, tally))
-    assert all(t.schema == DOC_SCHEMA for t in tables)
-    out = pa.concat_tables(tables)
+    assert all(is_read_schema(t.schema) for t in tables)
+    out = pa.concat_tables(tables, promote_options="default")
     assert tally.rows == out.num_rows == tally.expected
     return out, tally
 

@@ -11,14 +11,14 @@ import pytest
 from connectors.registry import expand_inputs, read_unit
 from curator.config import InputSpec, ReadConfig
 from curator.doc_ids import doc_id
-from curator.schema import DOC_SCHEMA
+from curator.schema import is_read_schema
 
 
 def read_all(path: Path | str, cfg: ReadConfig | None = None, **spec) -> pa.Table:
     units = expand_inputs([InputSpec(path=str(path), **spec)])
     tables = [t for u in units for t in read_unit(u, cfg or ReadConfig())]
-    assert all(t.schema == DOC_SCHEMA for t in tables)
-    return pa.concat_tables(tables)
+    assert all(is_read_schema(t.schema) for t in tables)
+    return pa.concat_tables(tables, promote_options="default")
 
 
 def test_folder_round_trip_one_document_per_file(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from warcio.warcwriter import WARCWriter
 from connectors.registry import expand_inputs, read_unit
 from connectors.tally import ReadTally
 from curator.config import InputSpec, ReadConfig
-from curator.schema import DOC_SCHEMA
+from curator.schema import is_read_schema
 
 ARTICLE = (
     "<html><head><title>T{i}</title><script>var x = 1;</script></head><body>"
@@ -62,8 +62,8 @@ def read_all(path: Path | str, cfg: ReadConfig | None = None, **spec) -> pa.Tabl
         tables += read_unit(unit, cfg or ReadConfig(), tally)
         # The framing layer's count: every HTML response and damaged stretch has its row.
         assert tally.rows == tally.expected and tally.lost == 0
-    assert all(t.schema == DOC_SCHEMA for t in tables)
-    return pa.concat_tables(tables)
+    assert all(is_read_schema(t.schema) for t in tables)
+    return pa.concat_tables(tables, promote_options="default")
 
 
 def html_responses(path: Path) -> list[tuple[str, str]]:
