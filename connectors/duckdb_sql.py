@@ -14,7 +14,13 @@ import pyarrow as pa
 
 from connectors.html import URL_FIELD, HtmlExtractor, missing_field_fix, record_batch_docs
 from connectors.tally import ReadTally
-from connectors.validate import WRONG_SCHEMA, quarantine_one, read_failure
+from connectors.validate import (
+    WRONG_SCHEMA,
+    column_metadata,
+    quarantine_one,
+    read_failure,
+    with_metadata,
+)
 from curator.config import InputSpec, ReadConfig
 
 
@@ -82,9 +88,10 @@ def read_duckdb(
             # second `SELECT count(*)` would be more independent but runs the query twice, and
             # disagrees with the read for any non-deterministic query (USING SAMPLE, random()).
             tally.framed += batch.num_rows
-            yield record_batch_docs(
+            docs = record_batch_docs(
                 batch, source, record, field, id_field, url_field, extractor, cfg.max_doc_chars
             )
+            yield with_metadata(docs, column_metadata(batch))
             record += batch.num_rows
 
 

@@ -254,8 +254,8 @@ def _object_metadata(obj: dict) -> dict[str, str | None]:
     return {
         URL_FIELD: text(obj.get(URL_FIELD)),
         DATE_FIELD: text(obj.get(DATE_FIELD)),
-        META_FIELD: None if meta is None else json.dumps(meta, ensure_ascii=False,
-                                                         sort_keys=True),
+        META_FIELD: None if meta is None else json.dumps(
+            meta, ensure_ascii=False, sort_keys=True, separators=(",", ":")),
     }
 
 

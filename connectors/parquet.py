@@ -20,11 +20,14 @@ from connectors.tally import ReadTally
 from connectors.validate import (
     CORRUPT_RECORD,
     WRONG_SCHEMA,
+    column_metadata,
     quarantine_one,
     quarantine_records,
     read_failure,
+    with_metadata,
 )
 from curator.config import InputSpec, ReadConfig
+from curator.schema import READER_METADATA
 
 
 def read_parquet(
@@ -61,7 +64,8 @@ def read_parquet(
         extractor = HtmlExtractor(spec.html_extractor) if spec.html_field else None
         id_field = spec.id_field if spec.id_field in names and spec.id_field != field else None
         url_field = URL_FIELD if extractor is not None and URL_FIELD in names else None
-        columns = list(dict.fromkeys(c for c in (field, id_field, url_field) if c))
+        kept = [n for n in READER_METADATA.names if n in names]  # the input's own metadata
+        columns = list(dict.fromkeys(c for c in (field, id_field, url_field, *kept) if c))
         meta = pf.metadata
         tally.framed += meta.num_rows  # the footer's count, not what the batches turn out to be
         batch_size = _rows_per_batch(pf, field, cfg)
@@ -79,9 +83,10 @@ def read_parquet(
                 except Exception as exc:  # noqa: BLE001 - a corrupt row group: skip to the next
                     yield _unreadable_rows(source, record, end, group, meta.num_row_groups, exc)
                     break
-                yield record_batch_docs(
+                docs = record_batch_docs(
                     batch, source, record, field, id_field, url_field, extractor, cfg.max_doc_chars
                 )
+                yield with_metadata(docs, column_metadata(batch))
                 record += batch.num_rows
             record = end
 

@@ -62,3 +62,39 @@ def test_urls_dates_and_metadata_reach_the_manifest_and_the_exports(ray_cluster,
     assert len(exported) == kept.height
     assert {r["url"] for r in exported} == set(kept["url"].to_list())
     assert all("text" in r for r in exported)
+
+
+def test_parquet_and_duckdb_inputs_pass_their_metadata_columns_as_text(tmp_path):
+    """url / date / metadata columns of a columnar input: strings as they are, a timestamp as
+    ISO text, a struct as compact JSON; a null stays null; a file without them adds none."""
+    import datetime
+
+    import duckdb
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from connectors.registry import expand_inputs, read_unit
+    from curator.config import InputSpec, ReadConfig
+
+    table = pa.table({
+        "id": ["a", "b"], "text": ["hello there", "second doc"],
+        "url": ["https://x.org/1", None],
+        "date": pa.array([datetime.datetime(2024, 1, 2), None]),
+        "metadata": pa.array([{"k": 1, "s": "v"}, None]),
+    })
+    pq.write_table(table, tmp_path / "docs.parquet")
+    con = duckdb.connect(str(tmp_path / "docs.duckdb"))
+    con.execute(f"CREATE TABLE docs AS SELECT * FROM '{tmp_path / 'docs.parquet'}'")
+    con.close()
+    want = [{"url": "https://x.org/1", "date": "2024-01-02 00:00:00.000000",
+             "metadata": '{"k":1,"s":"v"}'}, {"url": None, "date": None, "metadata": None}]
+    for spec in (InputSpec(path=str(tmp_path / "docs.parquet")),
+                 InputSpec(path=str(tmp_path / "docs.duckdb"), format="duckdb",
+                           query="SELECT * FROM docs ORDER BY id")):
+        (unit,) = expand_inputs([spec])
+        (batch,) = list(read_unit(unit, ReadConfig()))
+        assert batch.select(["url", "date", "metadata"]).to_pylist() == want, spec
+    pq.write_table(table.select(["id", "text"]), tmp_path / "plain.parquet")
+    (unit,) = expand_inputs([InputSpec(path=str(tmp_path / "plain.parquet"))])
+    (batch,) = list(read_unit(unit, ReadConfig()))
+    assert not {"url", "date", "metadata"} & set(batch.column_names)
