@@ -112,7 +112,7 @@ class _BatchParser:
         data = b"".join(lines)
         if not data.endswith(b"\n"):
             data += b"\n"
-        if META_FIELD.encode() in data:
+        if f'"{META_FIELD}"'.encode() in data:  # the key (inside a JSON string it is escaped)
             return None  # a `metadata` object is kept as JSON text: the per-line path writes it
         types = {self.text_field: pa.string()}
         if self.id_field is not None:
