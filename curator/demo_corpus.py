@@ -20,18 +20,56 @@ LICENSE_FILE = re.compile(r"(^|/)(LICEN[CS]E|COPYING|NOTICE|AUTHORS)[^/]*$", re.
 
 
 def _distributions() -> list[md.Distribution]:
-    """Packages installed in this interpreter's site-packages, by name. Not `sys.path` as a
-    whole: `ray.init` appends ray/thirdparty_files to it, and the corpus must not change with
-    whether Ray was started in this process."""
+    """curator and the packages it needs at run time (its dependencies, transitively, with the
+    extras they ask for), as installed in this interpreter's site-packages, by name.
+
+    Not every installed package: the corpus, and every test margin measured on it, must not
+    change with what else is in the environment (a test or bench extra, a user's own
+    packages; seen: installing megatron-core for the tests moved two learning margins). Not
+    `sys.path` as a whole: `ray.init` appends ray/thirdparty_files to it, and the corpus must
+    not change with whether Ray was started in this process."""
     import sysconfig
+
+    from packaging.utils import canonicalize_name
 
     paths = sorted({sysconfig.get_paths()[k] for k in ("purelib", "platlib")})
     seen: dict[str, md.Distribution] = {}
     for dist in md.distributions(path=paths):
-        name = (dist.metadata["Name"] or "").lower()
+        name = canonicalize_name(dist.metadata["Name"] or "")
         if name and name not in seen:
             seen[name] = dist
-    return [seen[k] for k in sorted(seen)]
+    keep = _runtime_closure(seen)
+    return [seen[k] for k in sorted(seen) if keep is None or k in keep]
+
+
+def _runtime_closure(installed: dict[str, md.Distribution]) -> set[str] | None:
+    """Canonical names of curator and its run-time requirements, followed through the
+    installed packages' metadata (markers evaluated here, extras as requested); None when
+    curator itself is not installed (then every package counts)."""
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.utils import canonicalize_name
+
+    if "curator" not in installed:
+        return None
+    todo: list[tuple[str, str]] = [("curator", "")]
+    visited: set[tuple[str, str]] = set()
+    names: set[str] = set()
+    while todo:
+        name, extra = todo.pop()
+        if (name, extra) in visited or name not in installed:
+            continue
+        visited.add((name, extra))
+        names.add(name)
+        for line in installed[name].requires or []:
+            try:
+                req = Requirement(line)
+            except InvalidRequirement:
+                continue
+            if req.marker is not None and not req.marker.evaluate({"extra": extra}):
+                continue  # another extra's, or another platform's
+            dep = canonicalize_name(req.name)
+            todo += [(dep, "")] + [(dep, canonicalize_name(e)) for e in req.extras]
+    return names
 
 
 def package_descriptions() -> Iterator[dict]:
