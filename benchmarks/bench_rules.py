@@ -27,6 +27,9 @@ from pathlib import Path  # noqa: E402
 
 import pyarrow as pa  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script, too
+
+from benchmarks.texts import group_pieces  # noqa: E402
 from curator.config import NormalizeConfig, QualityConfig  # noqa: E402
 from curator.schema import DOC_SCHEMA, KEPT  # noqa: E402
 from curator.stages.c4 import C4Quality  # noqa: E402
@@ -54,16 +57,7 @@ def load_texts(paths: list[str], max_docs: int) -> list[str]:
 
 
 def _chunks(text: str) -> list[str]:
-    out, cur, size = [], [], 0
-    for ln in text.split("\n"):
-        cur.append(ln)
-        size += len(ln) + 1
-        if size >= CHUNK_CHARS:
-            out.append("\n".join(cur))
-            cur, size = [], 0
-    if cur:
-        out.append("\n".join(cur))
-    return out
+    return group_pieces(text.split("\n"), "\n", lambda: CHUNK_CHARS)
 
 
 def _table(texts: list[str]) -> pa.Table:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from policies.pool import chunk_paragraphs
@@ -32,3 +33,21 @@ def load_texts(
                     chunk_paragraphs(text, chunk_chars) if len(text) > 4 * chunk_chars else [text]
                 )
     return texts[:limit] if limit else texts
+
+
+def group_pieces(pieces: Iterable[str], sep: str, target: Callable[[], int]) -> list[str]:
+    """Consecutive pieces (lines, entries) joined by `sep` into chunks, each closed once its
+    size reaches `target()` (called for the first chunk and after each one closes); the rest
+    is the last chunk."""
+    chunks: list[str] = []
+    cur: list[str] = []
+    size, goal = 0, target()
+    for piece in pieces:
+        cur.append(piece)
+        size += len(piece) + len(sep)
+        if size >= goal:
+            chunks.append(sep.join(cur))
+            cur, size, goal = [], 0, target()
+    if cur:
+        chunks.append(sep.join(cur))
+    return chunks

@@ -50,6 +50,8 @@ from pathlib import Path
 
 import psutil
 
+from benchmarks.texts import group_pieces
+
 ROOT = Path(__file__).resolve().parents[1]
 CORPORA = Path("/work/shared/corpora")
 DEBIAN = Path("/work/data/debian")
@@ -107,16 +109,8 @@ class Sources:
 
 def chunk_lines(text: str, rng: random.Random, lo: int = 2000, hi: int = 4000) -> list[str]:
     """Whole lines grouped into chunks of a target drawn in [lo, hi] chars per chunk."""
-    chunks, cur, size, target = [], [], 0, rng.randint(lo, hi)
-    for line in text.split("\n"):
-        cur.append(line)
-        size += len(line) + 1
-        if size >= target:
-            chunks.append("\n".join(cur).strip("\n"))
-            cur, size, target = [], 0, rng.randint(lo, hi)
-    if cur:
-        chunks.append("\n".join(cur).strip("\n"))
-    return [c for c in chunks if c.strip()]
+    chunks = group_pieces(text.split("\n"), "\n", lambda: rng.randint(lo, hi))
+    return [c.strip("\n") for c in chunks if c.strip()]
 
 
 def _jsonl_texts(path: Path) -> list[str]:
@@ -170,19 +164,9 @@ def _gcide_docs(path: Path, group_chars: int = 2000) -> list[str]:
     """Dictionary entries (a headword at column 0, blank line between entries) in groups."""
     with gzip.open(path, "rt", encoding="utf-8", errors="replace") as f:
         text = f.read()
-    docs, cur, size = [], [], 0
-    for entry in re.split(r"\n\n+(?=\S)", text):
-        entry = entry.strip("\n")
-        if not entry.strip() or entry.startswith("00-database"):
-            continue
-        cur.append(entry)
-        size += len(entry) + 2
-        if size >= group_chars:
-            docs.append("\n\n".join(cur))
-            cur, size = [], 0
-    if cur:
-        docs.append("\n\n".join(cur))
-    return docs
+    entries = (e.strip("\n") for e in re.split(r"\n\n+(?=\S)", text))
+    kept = (e for e in entries if e.strip() and not e.startswith("00-database"))
+    return group_pieces(kept, "\n\n", lambda: group_chars)
 
 
 def load_sources(sources: Sources, rng: random.Random) -> dict[str, list[str]]:

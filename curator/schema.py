@@ -44,9 +44,9 @@ READER_METADATA = pa.schema([pa.field(n, pa.string()) for n in ("url", "date", "
 
 def is_read_schema(schema: pa.Schema) -> bool:
     """What a reader yields: DOC_SCHEMA, then any of READER_METADATA (where the input has them)."""
-    head, extra = schema.names[: len(DOC_SCHEMA)], schema.names[len(DOC_SCHEMA):]
+    extra = schema.names[len(DOC_SCHEMA):]
     return (pa.schema(list(schema)[: len(DOC_SCHEMA)]) == DOC_SCHEMA
-            and set(extra) <= set(READER_METADATA.names) and head == DOC_SCHEMA.names)
+            and set(extra) <= set(READER_METADATA.names))
 
 # What became of a document: the leading columns of the manifest and of RUN/excluded/.
 DECISION_FIELDS = [

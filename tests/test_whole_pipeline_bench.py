@@ -102,13 +102,14 @@ def test_chunks_are_line_aligned_and_in_range():
     assert all(2000 <= len(c) + 1 <= 4000 + 100 for c in chunks[:-1])
 
 
+def burning_grandchild(spawn: str) -> list[str]:
+    """A python whose child burns CPU; `spawn` "run" waits for it, "Popen" leaves it orphaned."""
+    code = f"import subprocess, sys; subprocess.{spawn}([sys.executable, '-c', {BURN!r}])"
+    return [sys.executable, "-c", code]
+
+
 def test_sampler_counts_a_grandchild_cpu():
-    cmd = [
-        sys.executable,
-        "-c",
-        f"import subprocess, sys; subprocess.run([sys.executable, '-c', {BURN!r}])",
-    ]
-    m = wp.measure_tree(cmd)
+    m = wp.measure_tree(burning_grandchild("run"))
     assert m["rc"] == 0
     assert m["cpu_s"] >= 0.4
     assert m["procs_seen"] >= 2
@@ -119,12 +120,7 @@ def test_sampler_counts_a_grandchild_cpu():
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="subreaper is Linux-only")
 def test_sampler_counts_an_orphaned_grandchild():
     # the child exits at once; its grandchild burns on, reparented to the sampler
-    cmd = [
-        sys.executable,
-        "-c",
-        f"import subprocess, sys; subprocess.Popen([sys.executable, '-c', {BURN!r}])",
-    ]
-    m = wp.measure_tree(cmd)
+    m = wp.measure_tree(burning_grandchild("Popen"))
     assert m["rc"] == 0 and m["subreaper"]
     assert m["cpu_s"] >= 0.4
     assert m["wall_s"] < m["cpu_s"]  # the command itself returned before the burn ended
