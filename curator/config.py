@@ -121,6 +121,49 @@ class NormalizeConfig(Section):
     )
 
 
+class FiltersConfig(Section):
+    """URL and domain filters on the documents' `url` (a WARC page's target URI, a jsonl,
+    parquet or DuckDB input's `url`); documents without a url pass."""
+
+    blocked_domains: list[str] | str = Field(
+        [],
+        description="Domains to drop (reason blocked_domain), a list or a file of one domain "
+        "per line (# comments); a domain also blocks its subdomains, case-insensitively.",
+    )
+    url_patterns: list[str] = Field(
+        [], description="RE2 regular expressions; a url matching any is dropped (blocked_url)."
+    )
+
+    @field_validator("blocked_domains")
+    @classmethod
+    def _read_domains(cls, v: list[str] | str) -> list[str]:
+        if isinstance(v, str):
+            try:
+                lines = Path(v).read_text(encoding="utf-8").splitlines()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ValueError(
+                    f"blocked_domains file {v!r} cannot be read ({type(exc).__name__}: {exc}); "
+                    "give a readable text file of one domain per line, or a list"
+                ) from None
+            v = [line.split("#", 1)[0] for line in lines]
+        domains = [d.strip().lower().lstrip("*").strip(".") for d in v]
+        return sorted({d for d in domains if d})
+
+    @field_validator("url_patterns")
+    @classmethod
+    def _compile(cls, v: list[str]) -> list[str]:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        for pattern in v:
+            try:
+                pc.match_substring_regex(pa.array([""], pa.string()), pattern)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise ValueError(f"url_patterns entry {pattern!r} is not an RE2 regular "
+                                 f"expression ({exc}); fix or remove it") from None
+        return v
+
+
 class LanguageConfig(Section):
     enabled: bool = Field(True, description="Identify language with py3langid (bundled model).")
     keep: list[str] = Field(["en"], description="ISO 639-1 codes to keep; empty list keeps all.")
@@ -470,6 +513,7 @@ class CurateConfig(Section):
     output: str = Field(description="RUN directory to create or resume.")
     read: ReadConfig = ReadConfig()
     normalize: NormalizeConfig = NormalizeConfig()
+    filters: FiltersConfig = FiltersConfig()
     language: LanguageConfig = LanguageConfig()
     quality: QualityConfig = QualityConfig()
     agent: AgentStageConfig = AgentStageConfig()

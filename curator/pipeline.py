@@ -20,7 +20,8 @@ from curator.step import Step
 
 
 def build_pass1_steps(cfg: CurateConfig, *, filters: bool = True) -> list[Step]:
-    """normalize -> language -> quality rules -> agent -> exact hash -> MinHash signature.
+    """normalize -> url filter -> language -> quality rules -> agent -> exact hash -> MinHash
+    signature.
 
     `filters=False` gives the chain of `curator dedup` (normalize + hashes only).
     """
@@ -32,6 +33,11 @@ def build_pass1_steps(cfg: CurateConfig, *, filters: bool = True) -> list[Step]:
 
     steps: list[Step] = [Normalize(cfg.normalize)]
     if filters:
+        from curator.stages.url_filter import UrlFilter
+
+        url_filter = UrlFilter(cfg.filters)
+        if url_filter.active:  # first: a blocked page costs no language id or rule
+            steps.append(url_filter)
         if cfg.language.enabled:
             steps.append(LanguageId(cfg.language))
         steps.extend(build_quality_steps(cfg.quality))

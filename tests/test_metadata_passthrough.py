@@ -1,6 +1,6 @@
 """An input's own metadata reaches the manifest and the exports: a WARC page's target URI,
 date and record id; a jsonl line's `url`, `date` and `metadata` object (as JSON text). DuckDB
-over the manifest can then answer "drops by domain"."""
+over the manifest can then answer "drops by domain", and the url filters act on those urls."""
 
 from __future__ import annotations
 
@@ -30,7 +30,9 @@ def test_urls_dates_and_metadata_reach_the_manifest_and_the_exports(ray_cluster,
     cfg = load_model(CurateConfig, base={
         "inputs": [{"path": str(corpus)}], "output": str(tmp_path / "run"), "quiet": True,
         "tokenizer": {"vocab_size": 400}, "language": {"enabled": False},
-        "quality": {"gopher_quality": {"min_alpha_words_ratio": 0.5}}})
+        "quality": {"gopher_quality": {"min_alpha_words_ratio": 0.5}},
+        # the url filters act on the urls the readers kept
+        "filters": {"blocked_domains": ["blog1.example.org"], "url_patterns": ["/p4$"]}})
     run_curate(cfg)
 
     m = pl.read_parquet(tmp_path / "run" / "manifest" / "*.parquet")
@@ -45,6 +47,9 @@ def test_urls_dates_and_metadata_reach_the_manifest_and_the_exports(ray_cluster,
     assert by_id["j3"]["date"] == "2024-05-04"
     assert json.loads(by_id["j3"]["metadata"]) == {"lang_hint": "en", "rank": 3}
     assert by_id["plain"]["url"] is None and by_id["plain"]["metadata"] is None
+    assert [by_id[f"j{i}"]["reason"] for i in (1, 3, 4, 5)] == [
+        "blocked_domain", "blocked_domain", "blocked_url", "blocked_domain"]
+    assert by_id["plain"]["reason"] != "blocked_domain"
 
     # DuckDB over the run: decisions by domain
     con = open_catalog(RunDir.at(tmp_path / "run"))
