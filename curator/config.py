@@ -164,6 +164,83 @@ class FiltersConfig(Section):
         return v
 
 
+# What an evaluation file may be; the benchmark is the file name without these suffixes.
+EVAL_SUFFIXES = (".jsonl", ".jsonl.gz", ".jsonl.zst", ".parquet", ".txt", ".txt.gz", ".txt.zst")
+
+
+def eval_benchmark(path: str) -> str | None:
+    """The benchmark an evaluation file names (`evals/mmlu.jsonl.gz` -> `mmlu`), or None when
+    its suffix is not one of EVAL_SUFFIXES."""
+    name = Path(path).name
+    for suffix in sorted(EVAL_SUFFIXES, key=len, reverse=True):
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return None
+
+
+class DecontaminateConfig(Section):
+    """Drop documents that share a word n-gram with an evaluation set (reason `contaminated`,
+    the benchmark named in the manifest's `contaminated_by`), as GPT-3, Dolma and DCLM do
+    (curator/stages/decontaminate.py). Both sides are normalized alike: lower-cased, words
+    with punctuation and symbols deleted, so case and punctuation edits still match. The files
+    are read once by the driver before any work (an unreadable file or a missing field fails
+    there, naming decontaminate.paths); workers read the hash set it stores in the run."""
+
+    paths: list[str] = Field(
+        [],
+        description="Evaluation sets, one benchmark per file, named by the file name without "
+        "its suffix (evals/mmlu.jsonl -> mmlu): .jsonl, .parquet or .txt (jsonl and txt may "
+        "be .gz/.zst). Empty = no decontamination.",
+    )
+    ngram: int = Field(
+        13, ge=1, description="Words per n-gram; a document sharing any one with an "
+        "evaluation item is dropped (13: GPT-3, Dolma). Both sides are lower-cased and "
+        "punctuation/symbols deleted first, so case and punctuation edits still match."
+    )
+    fields: list[str] = Field(
+        ["text"],
+        min_length=1,
+        description="jsonl/parquet fields holding an item's text, joined with a space "
+        "(e.g. [question, answer]); a list value is joined too. Each file must have each field.",
+    )
+    txt_items: Literal["line", "paragraph", "file"] = Field(
+        "line",
+        description="How a .txt file splits into items: one per non-blank line, per "
+        "blank-line-separated paragraph, or the whole file as one item.",
+    )
+    min_item_words: int = Field(
+        8,
+        ge=1,
+        description="An item of fewer than `ngram` words but at least this many is matched "
+        "whole (one shorter n-gram, GPT-3's floor of 8); shorter items are skipped and counted "
+        "in RUN/stats.json (decontaminate.<benchmark>.skipped_items).",
+    )
+
+    @field_validator("paths")
+    @classmethod
+    def _named_files(cls, v: list[str]) -> list[str]:
+        names: dict[str, str] = {}
+        for path in v:
+            name = eval_benchmark(path)
+            if name is None:
+                raise ValueError(
+                    f"{path!r} is not an evaluation file curator reads; give a file ending in "
+                    f"one of {', '.join(EVAL_SUFFIXES)}"
+                )
+            if name in names:
+                raise ValueError(
+                    f"{names[name]!r} and {path!r} both name benchmark {name!r} (the file name "
+                    "without its suffix): rename one, or merge them into one file"
+                )
+            names[name] = path
+        return v
+
+    @property
+    def benchmarks(self) -> dict[str, str]:
+        """Benchmark name -> path, in config order (the order `contaminated_by` prefers)."""
+        return {eval_benchmark(p) or p: p for p in self.paths}
+
+
 class LanguageConfig(Section):
     enabled: bool = Field(True, description="Identify language with py3langid (bundled model).")
     keep: list[str] = Field(["en"], description="ISO 639-1 codes to keep; empty list keeps all.")
@@ -516,6 +593,7 @@ class CurateConfig(Section):
     filters: FiltersConfig = FiltersConfig()
     language: LanguageConfig = LanguageConfig()
     quality: QualityConfig = QualityConfig()
+    decontaminate: DecontaminateConfig = DecontaminateConfig()
     agent: AgentStageConfig = AgentStageConfig()
     dedup: DedupConfig = DedupConfig()
     tokenizer: TokenizerConfig = TokenizerConfig()

@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow.parquet as pq
 import xxhash
@@ -30,6 +31,9 @@ from curator.run_lock import run_lock
 from curator.rundir import RunDir
 from curator.schema import KEPT
 from curator.stats import UnitStats
+
+if TYPE_CHECKING:
+    from curator.stages.decontaminate import EvalSet
 
 
 def prepare_run_dir(cfg: CurateConfig) -> RunDir:
@@ -136,6 +140,7 @@ def run_curate(cfg: CurateConfig) -> dict:
     cfg = cfg.model_copy(update={"output": check_output_place(cfg.output, cfg.ray)})
     validate_before_work(cfg)
     units = expand_inputs(cfg.inputs)  # raises ConfigError for inputs that match nothing
+    eval_set = _load_eval_set(cfg)  # a bad evaluation file fails here, before any work
     run = RunDir.at(cfg.output)
     with run_lock(run.root):
         prepare_run_dir(cfg)
@@ -143,10 +148,34 @@ def run_curate(cfg: CurateConfig) -> dict:
         if run.read_marker("run") is not None:
             return json.loads(run.stats.read_text())
         remove_stale_temps(run.root)  # ours to delete: the lock says no writer is running
-        return _run_phases(cfg, units, run)
+        decontaminate = None
+        if eval_set is not None:
+            from curator.stages.eval_sets import store_eval_set
+
+            decontaminate = store_eval_set(eval_set, run)
+        return _run_phases(cfg, units, run, decontaminate)
 
 
-def _run_phases(cfg: CurateConfig, units: list[SourceUnit], run: RunDir) -> dict:
+def _load_eval_set(cfg: CurateConfig) -> EvalSet | None:
+    """The run's decontamination set, built once here by the driver: the workers memory-map
+    the copy stored in the run instead of each reading and splitting the files (which may be
+    on the driver's machine only) once per process."""
+    if not cfg.decontaminate.paths:
+        return None
+    from curator.stages.eval_sets import load_eval_set
+
+    with phase("decontaminate", f"indexing {len(cfg.decontaminate.paths)} evaluation sets",
+               cfg.quiet) as said:
+        eval_set = load_eval_set(cfg.decontaminate)
+        said["text"] = "; ".join(
+            f"{name} {c['items']:,} items ({c['skipped_items']:,} too short), {c['ngrams']:,} "
+            "n-grams" for name, c in eval_set.counts.items())
+    return eval_set
+
+
+def _run_phases(
+    cfg: CurateConfig, units: list[SourceUnit], run: RunDir, decontaminate: dict | None = None
+) -> dict:
     """pass 1 -> dedup -> curriculum -> tokenizer -> pass 2 -> catalog, each skipped where its
     marker says it is done."""
 
@@ -224,6 +253,8 @@ def _run_phases(cfg: CurateConfig, units: list[SourceUnit], run: RunDir) -> dict
     with phase("catalog + report", "", quiet):
         build_catalog(run)
         stats = _final_stats(run, items, pass1, pass2, dedup_summary, wall)
+        if decontaminate is not None:
+            stats["decontaminate"] = _decontaminate_stats(run, decontaminate)
         from connectors.fs import write_text_atomic
 
         write_text_atomic(json.dumps(stats, indent=2), run.stats)
@@ -271,6 +302,18 @@ def _curriculum_cuts(cfg: CurateConfig, run: RunDir) -> dict:
     kept_glob = (run.work / "pass1" / "*.parquet").as_posix()
     cuts = stage_cuts(kept_glob, dups_glob, cc.n_stages)
     return {"score": cc.score, "n_stages": len(cuts) + 1, "cuts": cuts}
+
+
+def _decontaminate_stats(run: RunDir, meta: dict) -> dict:
+    """Per benchmark: what its file gave (items, of them matched whole or skipped as shorter
+    than min_item_words, distinct n-grams) and the documents it dropped."""
+    from curator.stages.decontaminate import CONTAMINATED_BY
+
+    _, rows = query(run, f"SELECT {CONTAMINATED_BY}, count(*) FROM manifest "
+                         f"WHERE {CONTAMINATED_BY} IS NOT NULL GROUP BY 1")
+    dropped = dict(rows)
+    return {name: {**c, "documents": int(dropped.get(name, 0))}
+            for name, c in meta["counts"].items()}
 
 
 class ConservationError(RuntimeError):

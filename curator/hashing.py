@@ -38,6 +38,14 @@ def stable_hash(strings: pa.Array | pa.ChunkedArray, seed: int = 0) -> np.ndarra
         for j in range(int(lengths.max()) if n else 0):
             live = np.nonzero(lengths > j)[0]
             h[live] = (h[live] ^ data[offs[live] + j].astype(np.uint64)) * _FNV_PRIME
+    return splitmix64(h, out=h)
+
+
+def splitmix64(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """splitmix64's finalizer on uint64 values: every input bit moves every output bit, so a
+    weak combination (FNV, a polynomial of word hashes) becomes a well-spread 64-bit key."""
+    h = x.copy() if out is None else out
+    with np.errstate(over="ignore"):
         h ^= h >> np.uint64(30)
         h *= np.uint64(0xBF58476D1CE4E5B9)
         h ^= h >> np.uint64(27)

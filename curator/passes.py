@@ -149,7 +149,15 @@ class Pass1Worker(_UnitWorker):
         session: str = "",
     ) -> None:
         super().__init__(cfg_json, run_root, filters, progress, session)
-        self.steps = build_pass1_steps(self.cfg, filters=filters)
+        eval_set = None
+        if filters and self.cfg.decontaminate.paths:
+            from curator.stages.decontaminate import EvalSet
+
+            # built once by the driver (executor.run_curate), memory-mapped here: no worker
+            # reads or splits the evaluation files, and a node's workers share the pages
+            meta = self.run.read_marker("decontaminate")
+            eval_set = EvalSet.open(self.run.eval_set, meta) if meta is not None else None
+        self.steps = build_pass1_steps(self.cfg, filters=filters, eval_set=eval_set)
         if filters and self.cfg.curriculum.score != "none":
             # Last: difficulty is scored on the final text of documents that passed the rules.
             self.steps.append(Difficulty(self.cfg.curriculum))

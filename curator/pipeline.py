@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
@@ -18,18 +19,26 @@ from curator.config import CurateConfig
 from curator.schema import DOC_SCHEMA, READER_METADATA
 from curator.step import Step
 
+if TYPE_CHECKING:
+    from curator.stages.decontaminate import EvalSet
 
-def build_pass1_steps(cfg: CurateConfig, *, filters: bool = True) -> list[Step]:
-    """normalize -> url filter -> language -> quality rules -> agent -> exact hash -> MinHash
-    signature.
 
-    `filters=False` gives the chain of `curator dedup` (normalize + hashes only).
+def build_pass1_steps(
+    cfg: CurateConfig, *, filters: bool = True, eval_set: EvalSet | None = None
+) -> list[Step]:
+    """normalize -> url filter -> language -> quality rules -> decontaminate -> agent -> exact
+    hash -> MinHash signature.
+
+    `filters=False` gives the chain of `curator dedup` (normalize + hashes only). `eval_set`:
+    the run's decontamination set (a worker memory-maps the driver's); None builds it from
+    cfg.decontaminate.paths here.
     """
     from curator.stages.dedup_exact import ExactHash
     from curator.stages.language import LanguageId
     from curator.stages.minhash import MinHashSignature
     from curator.stages.normalize import Normalize
     from curator.stages.quality import build_quality_steps
+    from curator.stages.text_columns import SharedWords
 
     steps: list[Step] = [Normalize(cfg.normalize)]
     if filters:
@@ -40,7 +49,18 @@ def build_pass1_steps(cfg: CurateConfig, *, filters: bool = True) -> list[Step]:
             steps.append(url_filter)
         if cfg.language.enabled:
             steps.append(LanguageId(cfg.language))
-        steps.extend(build_quality_steps(cfg.quality))
+        words = SharedWords()  # one word split per batch for the rules and decontamination
+        steps.extend(build_quality_steps(cfg.quality, words))
+        if cfg.decontaminate.paths:
+            from curator.stages.decontaminate import Decontaminate
+            from curator.stages.eval_sets import load_eval_set
+
+            # after the rules: it checks the text the run exports (C4 may rewrite it), and the
+            # split the last rule made is reused; before the agent, whose forward pass a
+            # contaminated document need not cost, and before the dedup hashes, so that a
+            # contaminated document never becomes the kept representative of its duplicates
+            eval_set = eval_set or load_eval_set(cfg.decontaminate)
+            steps.append(Decontaminate(eval_set, words))
         if cfg.agent.enabled:
             from policies.scorer import PolicyScorer
 

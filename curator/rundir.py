@@ -89,6 +89,11 @@ class RunDir:
         return self.dedup_work / "dups" / f"source={idx:05d}.parquet"
 
     @property
+    def eval_set(self) -> Path:
+        """The decontamination n-gram set the driver built (curator/stages/eval_sets.py)."""
+        return self.work / "decontaminate"
+
+    @property
     def inputs(self) -> Path:
         """The inputs as they were at the first start (curator/input_fingerprint.py)."""
         return self.done / "inputs.json"

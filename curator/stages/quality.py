@@ -18,11 +18,12 @@ from curator.stages.text_columns import SharedWords
 from curator.step import Step
 
 
-def build_quality_steps(cfg: QualityConfig) -> list[Step]:
+def build_quality_steps(cfg: QualityConfig, words: SharedWords | None = None) -> list[Step]:
     """Enabled rule families, in the fixed order above; the word split is shared by the steps
-    that read words (computed once per batch unless C4 rewrote the text in between)."""
+    that read words (computed once per batch unless C4 rewrote the text in between), and with
+    later steps of the pipeline that pass the same `words`."""
     steps: list[Step] = []
-    words = SharedWords()
+    words = words or SharedWords()
     if cfg.gopher_repetition.enabled:
         steps.append(GopherRepetition(cfg.gopher_repetition, words))
     if cfg.gopher_quality.enabled:
