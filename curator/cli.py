@@ -128,18 +128,25 @@ def curate(
     """Curate inputs into a RUN directory (shards, manifest, catalog, stats); resumes if killed."""
     from curator.executor import run_curate
     from curator.output_place import local_path
+    from curator.run_mirror import default_staging, is_store_uri
 
     try:
         cfg = build_curate_config(input, output, config, set, quiet, preset)
         # resolved here too: the summary and `stats` below read the RUN where it was written
-        cfg = cfg.model_copy(update={"output": local_path(cfg.output)})
+        # (a store output's local staging copy)
+        if is_store_uri(cfg.output):
+            local = str(Path(cfg.staging).expanduser() if cfg.staging
+                        else default_staging(cfg.output))
+        else:
+            cfg = cfg.model_copy(update={"output": local_path(cfg.output)})
+            local = cfg.output
         stats = run_curate(cfg)
     except ConfigError as err:
         _fail(err)
     summary = {k: stats[k] for k in ("records", "kept", "dropped", "quarantined", "tokens")}
     console.print(f"[green]done[/green] {cfg.output}: {json.dumps(summary)}")
     if not cfg.quiet:
-        stats_command(cfg.output)
+        stats_command(local)
     from curator.stats import nothing_survived_note
 
     if note := nothing_survived_note(stats):

@@ -587,7 +587,16 @@ class CurateConfig(Section):
     """A curation job: inputs -> RUN directory (ARCHITECTURE.md)."""
 
     inputs: list[InputSpec] = Field(description="Inputs to curate.")
-    output: str = Field(description="RUN directory to create or resume.")
+    output: str = Field(
+        description="RUN directory to create or resume: a local or mounted folder, or an "
+        "object-store URI (s3://bucket/runs/r1), built in `staging` and copied up."
+    )
+    staging: str | None = Field(
+        None,
+        description="Object-store output only: the local folder the run is built in before "
+        "each committed file is copied to the store; null = ~/.cache/curator/staging/<hash>. "
+        "On a cluster of several nodes, a folder every node sees.",
+    )
     read: ReadConfig = ReadConfig()
     normalize: NormalizeConfig = NormalizeConfig()
     filters: FiltersConfig = FiltersConfig()
@@ -703,7 +712,7 @@ def dump_yaml(cfg: BaseModel) -> str:
 # Sections that may change between a killed run and its resume (they do not change the output).
 # `output` is where the folder is, not what it holds: it is recorded absolute (output_place), and
 # a run recorded relative before that, or moved since, resumes.
-RESUMABLE_DIFFERENCES = frozenset({"ray", "quiet", "output"})
+RESUMABLE_DIFFERENCES = frozenset({"ray", "quiet", "output", "staging"})
 
 
 def check_or_record_config(cfg: BaseModel, path: Path, what: str) -> None:

@@ -11,7 +11,7 @@ import json
 import shutil
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,15 +33,14 @@ from curator.schema import KEPT
 from curator.stats import UnitStats
 
 if TYPE_CHECKING:
+    from curator.run_mirror import RunMirror
     from curator.stages.decontaminate import EvalSet
 
 
-def prepare_run_dir(cfg: CurateConfig) -> RunDir:
+def prepare_run_dir(cfg: CurateConfig, run: RunDir) -> None:
     """Create RUN or check that an existing RUN belongs to this very job (resume)."""
-    run = RunDir.at(cfg.output)
     run.root.mkdir(parents=True, exist_ok=True)
     check_or_record_config(cfg, run.config, "run")
-    return run
 
 
 def run_pass(
@@ -54,9 +53,11 @@ def run_pass(
     quiet: bool,
     num_cpus: float = 1,
     total_docs: int | None = None,
+    after_unit: Callable[[], object] | None = None,
 ) -> UnitStats:
     """Run one pass over the unmarked units; return the stats of all units (marked included).
-    The bar counts documents as workers handle them (against `total_docs` when known)."""
+    The bar counts documents as workers handle them (against `total_docs` when known);
+    `after_unit` runs in the driver as each unit returns (a store output's push)."""
     total = UnitStats()
     pending = []
     for item in items:
@@ -72,6 +73,8 @@ def run_pass(
             nonlocal total
             total = total + UnitStats.from_json(json.loads(row["stats"]))
             bar.unit_done()
+            if after_unit is not None:
+                after_unit()
 
         # A fresh session per call: only this driver's tries count against max_unit_attempts.
         kwargs = {**ctor_kwargs, "progress": bar.board, "session": uuid.uuid4().hex}
@@ -118,11 +121,13 @@ def prepare_tokenizer(
     train_tokenizer(texts, cfg.tokenizer, run.tokenizer, num_threads=threads)
 
 
-def validate_before_work(cfg: CurateConfig) -> None:
-    out = Path(cfg.output)
+def validate_before_work(cfg: CurateConfig, root: str | None = None) -> None:
+    """`root`: the local folder the run is built in (cfg.output, or a store output's
+    staging folder)."""
+    out = Path(root or cfg.output)
     if out.exists() and not out.is_dir():
         raise ConfigError(
-            f"output: {cfg.output} is a file, not a folder; give --output a new or existing "
+            f"output: {out} is a file, not a folder; give --output a new or existing "
             "RUN folder"
         )
     if cfg.tokenizer.model_path and not Path(cfg.tokenizer.model_path).is_file():
@@ -136,14 +141,29 @@ def validate_before_work(cfg: CurateConfig) -> None:
 def run_curate(cfg: CurateConfig) -> dict:
     """Run (or resume) a curation job; returns the run's stats (also written to RUN/stats.json)."""
     from curator.output_place import check_output_place  # before anything is written there
+    from curator.run_mirror import is_store_uri, open_store_output
 
+    if is_store_uri(cfg.output):
+        # built in a local staging folder, each committed file copied up (curator/run_mirror.py)
+        mirror = open_store_output(cfg.output, cfg.staging)
+        root = check_output_place(str(mirror.staging), cfg.ray)
+        try:
+            return _curate_at(cfg, root, mirror)
+        finally:
+            mirror.push()  # on failure too: what is committed goes up, a resume skips it
     cfg = cfg.model_copy(update={"output": check_output_place(cfg.output, cfg.ray)})
-    validate_before_work(cfg)
+    return _curate_at(cfg, cfg.output, None)
+
+
+def _curate_at(cfg: CurateConfig, root: str, mirror: RunMirror | None) -> dict:
+    validate_before_work(cfg, root)
     units = expand_inputs(cfg.inputs)  # raises ConfigError for inputs that match nothing
     eval_set = _load_eval_set(cfg)  # a bad evaluation file fails here, before any work
-    run = RunDir.at(cfg.output)
+    run = RunDir.at(root)
     with run_lock(run.root):
-        prepare_run_dir(cfg)
+        if mirror is not None:
+            mirror.pull()  # under the lock: a second job on this staging folder is refused
+        prepare_run_dir(cfg, run)
         check_or_record_inputs(units, run.inputs)
         if run.read_marker("run") is not None:
             return json.loads(run.stats.read_text())
@@ -153,7 +173,8 @@ def run_curate(cfg: CurateConfig) -> dict:
             from curator.stages.eval_sets import store_eval_set
 
             decontaminate = store_eval_set(eval_set, run)
-        return _run_phases(cfg, units, run, decontaminate)
+        after_unit = None if mirror is None else (lambda: mirror.push(force=False))
+        return _run_phases(cfg, units, run, decontaminate, after_unit)
 
 
 def _load_eval_set(cfg: CurateConfig) -> EvalSet | None:
@@ -174,7 +195,8 @@ def _load_eval_set(cfg: CurateConfig) -> EvalSet | None:
 
 
 def _run_phases(
-    cfg: CurateConfig, units: list[SourceUnit], run: RunDir, decontaminate: dict | None = None
+    cfg: CurateConfig, units: list[SourceUnit], run: RunDir, decontaminate: dict | None = None,
+    after_unit: Callable[[], object] | None = None,
 ) -> dict:
     """pass 1 -> dedup -> curriculum -> tokenizer -> pass 2 -> catalog, each skipped where its
     marker says it is done."""
@@ -200,6 +222,7 @@ def _run_phases(
                 {"cfg_json": cfg_json, "run_root": str(run.root)},
                 concurrency,
                 quiet,
+                after_unit=after_unit,
             )
             alive = pass1.by_decision()[KEPT]
             said["text"] = f"{pass1.records:,} records, {alive:,} pass the rules"
@@ -247,6 +270,7 @@ def _run_phases(
                 concurrency,
                 quiet,
                 total_docs=pass1.records,
+                after_unit=after_unit,
             )
             said["text"] = f"{pass2.by_decision()[KEPT]:,} kept, {pass2.tokens:,} tokens"
 

@@ -74,7 +74,8 @@ def curate_in_process(corpus_root: Path, out: Path, **sets: object) -> RunDir:
     process (no dedup, no Ray)."""
     cfg = curate_config(corpus_root, out, **{**NO_RULES, **sets})
     items = [unit_item(i, u) for i, u in enumerate(expand_inputs(cfg.inputs))]
-    run = prepare_run_dir(cfg)
+    run = RunDir.at(cfg.output)
+    prepare_run_dir(cfg, run)
     pass1 = Pass1Worker(cfg.model_dump_json(), str(run.root))
     alive_docs = alive_chars = 0
     for item in items:
