@@ -13,10 +13,10 @@ from collections.abc import Iterator
 import pyarrow as pa
 
 from connectors.html import URL_FIELD, HtmlExtractor, missing_field_fix, record_batch_docs
+from connectors.metadata import MetadataSelection
 from connectors.tally import ReadTally
 from connectors.validate import (
     WRONG_SCHEMA,
-    column_metadata,
     quarantine_one,
     read_failure,
     with_metadata,
@@ -71,6 +71,8 @@ def read_duckdb(
         extractor = HtmlExtractor(spec.html_extractor) if spec.html_field else None
         id_field = spec.id_field if spec.id_field in names and spec.id_field != field else None
         url_field = URL_FIELD if extractor is not None and URL_FIELD in names else None
+        selection = MetadataSelection(cfg.metadata_fields)
+        extracted = {"extractor": extractor.name} if extractor is not None else None
         record = 0
         batches = None
         while True:
@@ -91,7 +93,7 @@ def read_duckdb(
             docs = record_batch_docs(
                 batch, source, record, field, id_field, url_field, extractor, cfg.max_doc_chars
             )
-            yield with_metadata(docs, column_metadata(batch))
+            yield with_metadata(docs, selection.of_columns(batch, extracted))
             record += batch.num_rows
 
 

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from connectors.metadata import MetadataSelection
 from connectors.tally import ReadTally
 from connectors.text import one_file_document
 from connectors.validate import (
@@ -247,4 +248,6 @@ def read_html(
         setting = "read.max_batch_bytes"
     limit = min(cfg.max_doc_bytes, cfg.max_batch_bytes)
     too_large = over_bytes_error("HTML file", None, limit, setting)
-    yield from one_file_document(source, cfg.max_doc_chars, limit, too_large, to_text, tally)
+    meta = MetadataSelection(cfg.metadata_fields).of_record({}, {"extractor": extractor.name})
+    yield from one_file_document(source, cfg.max_doc_chars, limit, too_large, to_text, tally,
+                                 meta)

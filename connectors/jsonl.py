@@ -37,6 +37,7 @@ from connectors.html import (
     missing_field_fix,
 )
 from connectors.lines import LongLine, frame_lines
+from connectors.metadata import MetadataSelection
 from connectors.tally import ReadTally
 from connectors.validate import (
     INVALID_UTF8,
@@ -97,6 +98,10 @@ class _BatchParser:
         self.text_field = spec.html_field or spec.text_field
         self.setting = "input.html_field" if spec.html_field else "input.text_field"
         self.extractor = HtmlExtractor(spec.html_extractor) if spec.html_field else None
+        self.selection = MetadataSelection(cfg.metadata_fields)
+        self.extracted = {"extractor": self.extractor.name} if self.extractor else None
+        # field names that send a batch to the per-line path (their values become JSON there)
+        self.object_keys = [f'"{k}"'.encode() for k in self.selection.object_fields]
         self.id_field = spec.id_field if spec.id_field != self.text_field else None
         self.max_doc_chars = cfg.max_doc_chars
         # Guess for the id column's JSON type; the fast path needs it exact and datasets use
@@ -112,12 +117,12 @@ class _BatchParser:
         data = b"".join(lines)
         if not data.endswith(b"\n"):
             data += b"\n"
-        if f'"{META_FIELD}"'.encode() in data:  # the key (inside a JSON string it is escaped)
+        if any(key in data for key in self.object_keys):  # (inside a JSON string: escaped)
             return None  # a `metadata` object is kept as JSON text: the per-line path writes it
         types = {self.text_field: pa.string()}
         if self.id_field is not None:
             types[self.id_field] = self.id_type
-        for name in (URL_FIELD, DATE_FIELD):  # kept when strings; other JSON types: per line
+        for name in self._own_columns():  # kept when strings; other JSON types: per line
             types.setdefault(name, pa.string())
         fields = [pa.field(name, kind) for name, kind in types.items()]
         try:
@@ -137,7 +142,10 @@ class _BatchParser:
         ids = parsed.column(self.id_field) if self.id_field is not None else None
         ids = ids.combine_chunks() if ids is not None else None
         record_ids = pa.array(records, pa.int64())
-        meta = {name: parsed.column(name).combine_chunks() for name in (URL_FIELD, DATE_FIELD)}
+        meta: dict[str, pa.Array | list] = {
+            name: parsed.column(name).combine_chunks() for name in self._own_columns()}
+        if self.extracted:
+            meta[META_FIELD] = [self.selection.merged(None, {}, self.extracted)] * len(lines)
         if self.extractor is not None:
             table = html_field_docs(
                 self.extractor,
@@ -163,6 +171,9 @@ class _BatchParser:
             self.max_doc_chars,
         )
         return with_metadata(table, meta)
+
+    def _own_columns(self) -> list[str]:
+        return [n for n in (URL_FIELD, DATE_FIELD) if getattr(self.selection, n)]
 
     def _missing_errors(self, lines: list[bytes], missing: pa.Array) -> pa.Array:
         """The error of each row without its text field, naming the row's fields and the fix;
@@ -208,7 +219,7 @@ class _BatchParser:
         self._int_ids += isinstance(raw_id, int) and not isinstance(raw_id, bool)
         self._str_ids += isinstance(raw_id, str)
         text = obj.get(self.text_field)
-        meta = _object_metadata(obj)
+        meta = self.selection.of_object(obj, self.extracted)
         if text is None:
             rows.add_bad(record, MISSING_TEXT_FIELD, self._missing_error(list(obj)), input_id,
                          meta=meta)
@@ -240,23 +251,6 @@ class _BatchParser:
             rows.add_bad(record, NO_TEXT_EXTRACTED, why or "", input_id, meta=meta)
         else:
             rows.add(record, text, input_id, meta)
-
-
-def _object_metadata(obj: dict) -> dict[str, str | None]:
-    """A line's url and date (as text, whatever their JSON type) and its `metadata` value as
-    JSON text (keys sorted: the same object gives the same string)."""
-    def text(value: object) -> str | None:
-        if value is None:
-            return None
-        return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-
-    meta = obj.get(META_FIELD)
-    return {
-        URL_FIELD: text(obj.get(URL_FIELD)),
-        DATE_FIELD: text(obj.get(DATE_FIELD)),
-        META_FIELD: None if meta is None else json.dumps(
-            meta, ensure_ascii=False, sort_keys=True, separators=(",", ":")),
-    }
 
 
 class _NotAnObject(ValueError):

@@ -16,18 +16,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from connectors.html import URL_FIELD, HtmlExtractor, missing_field_fix, record_batch_docs
+from connectors.metadata import MetadataSelection
 from connectors.tally import ReadTally
 from connectors.validate import (
     CORRUPT_RECORD,
     WRONG_SCHEMA,
-    column_metadata,
     quarantine_one,
     quarantine_records,
     read_failure,
     with_metadata,
 )
 from curator.config import InputSpec, ReadConfig
-from curator.schema import READER_METADATA
 
 
 def read_parquet(
@@ -64,7 +63,9 @@ def read_parquet(
         extractor = HtmlExtractor(spec.html_extractor) if spec.html_field else None
         id_field = spec.id_field if spec.id_field in names and spec.id_field != field else None
         url_field = URL_FIELD if extractor is not None and URL_FIELD in names else None
-        kept = [n for n in READER_METADATA.names if n in names]  # the input's own metadata
+        selection = MetadataSelection(cfg.metadata_fields)
+        kept = selection.columns_to_read(names)  # the input's own metadata
+        extracted = {"extractor": extractor.name} if extractor is not None else None
         columns = list(dict.fromkeys(c for c in (field, id_field, url_field, *kept) if c))
         meta = pf.metadata
         tally.framed += meta.num_rows  # the footer's count, not what the batches turn out to be
@@ -86,7 +87,7 @@ def read_parquet(
                 docs = record_batch_docs(
                     batch, source, record, field, id_field, url_field, extractor, cfg.max_doc_chars
                 )
-                yield with_metadata(docs, column_metadata(batch))
+                yield with_metadata(docs, selection.of_columns(batch, extracted))
                 record += batch.num_rows
             record = end
 

@@ -51,10 +51,12 @@ def one_file_document(
     too_large: str,
     to_text: FileToText,
     tally: ReadTally | None = None,
+    meta: dict[str, str | None] | None = None,
 ) -> Iterator[pa.Table]:
     """A file that is one document (record 0): read at most `limit` + 1 bytes, so a huge file
     is refused as too_large (error `too_large`) without being held whole; a read failure or
-    what `to_text` refuses is the file's one quarantine row. The file frames one record."""
+    what `to_text` refuses is the file's one quarantine row. The file frames one record.
+    `meta`: the document's url / date / metadata, where the reader has any."""
     if tally is not None:
         tally.framed += 1
     try:
@@ -65,11 +67,11 @@ def one_file_document(
         return
     rows = RowBuffer(source, max_doc_chars)
     if len(data) > limit:
-        rows.add_bad(0, TOO_LARGE, too_large)
+        rows.add_bad(0, TOO_LARGE, too_large, meta=meta)
     else:
         text, reason, why = to_text(data)
         if text is None:
-            rows.add_bad(0, reason or "", why or "")
+            rows.add_bad(0, reason or "", why or "", meta=meta)
         else:
-            rows.add(0, text)
+            rows.add(0, text, meta=meta)
     yield rows.flush()

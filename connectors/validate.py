@@ -11,8 +11,6 @@ should not ride along to the manifest.
 
 from __future__ import annotations
 
-import json
-
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -199,35 +197,6 @@ def with_metadata(table: pa.Table, columns: dict[str, pa.Array | list]) -> pa.Ta
         if arr.null_count < len(arr):
             table = table.append_column(field, arr.cast(pa.string()))
     return table
-
-
-def column_metadata(batch: pa.RecordBatch | pa.Table) -> dict[str, pa.Array]:
-    """The reader-metadata columns of a columnar input (parquet, a DuckDB result) as text:
-    `url` and `date` cast to strings (a timestamp prints as ISO text), `metadata` as JSON text
-    when it is a struct, map or list. A column that cannot be turned into text is left out,
-    never the document."""
-    import polars as pl
-
-    out: dict[str, pa.Array] = {}
-    for name in READER_METADATA.names:
-        if name not in batch.schema.names:
-            continue
-        col = batch.column(name)
-        col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-        try:
-            if pa.types.is_struct(col.type):
-                text = pl.from_arrow(col).struct.json_encode().to_arrow().cast(_STR)
-                out[name] = pc.if_else(col.is_valid(), text, pa.scalar(None, _STR))
-            elif pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
-                out[name] = col.cast(_STR)
-            elif pa.types.is_nested(col.type):
-                out[name] = pa.array([None if v is None else json.dumps(
-                    v, default=str, separators=(",", ":")) for v in col.to_pylist()], _STR)
-            else:
-                out[name] = col.cast(_STR)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, TypeError, ValueError):
-            continue
-    return out
 
 
 class RowBuffer:

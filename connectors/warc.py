@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from connectors.html import HtmlExtractor
+from connectors.metadata import MetadataSelection
 from connectors.tally import ReadTally
 from connectors.validate import (
     CORRUPT_RECORD,
@@ -80,6 +81,8 @@ class _ResponseParser:
         self.loader = loader
         self.id_field = spec.id_field.lower() if spec.id_field else None
         self.max_bytes = cfg.max_doc_bytes
+        self.selection = MetadataSelection(cfg.metadata_fields)
+        self.extracted = {"extractor": extractor.name}
 
     def add(self, rows: RowBuffer, frame: Response) -> bool:
         """Add the row of one response; False (no row) when it is not HTML."""
@@ -88,11 +91,11 @@ class _ResponseParser:
             "warc-record-id"
         )
         # the page's own metadata, on every row it gets (kept or quarantined)
-        meta = {
+        meta = self.selection.of_record({
             "url": _bare_uri(headers.get("warc-target-uri")),
             "date": headers.get("warc-date"),
             "metadata": json.dumps({"warc_record_id": headers.get("warc-record-id")}),
-        }
+        }, self.extracted)
         try:
             content_type, payload = self._payload(frame)
         except Exception as exc:  # noqa: BLE001 - any failure here is this record's alone

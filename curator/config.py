@@ -108,6 +108,20 @@ class ReadConfig(Section):
         "skipped while it is read, never held whole, and quarantined as too_large: a "
         "decompression bomb costs time, not memory.",
     )
+    metadata_fields: list[str] = Field(
+        ["url", "date", "metadata"],
+        description="The input's own fields each document keeps: url and date (own columns), "
+        "metadata (its JSON object), and any other field name (added to the metadata object, "
+        "e.g. crawl_id); an empty list keeps none. Extracted pages also record the extractor.",
+    )
+
+    @field_validator("metadata_fields")
+    @classmethod
+    def _field_names(cls, v: list[str]) -> list[str]:
+        bad = [f for f in v if not isinstance(f, str) or not f.strip()]
+        if bad:
+            raise ValueError(f"read.metadata_fields holds empty names {bad}; list field names")
+        return list(dict.fromkeys(v))
 
 
 class NormalizeConfig(Section):
