@@ -10,6 +10,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from curator.config import TokenizerConfig
+from curator.run_tokenizer import SentencePieceTokenizer
 from curator.schema import KEPT
 from curator.stages.tokenize import Tokenize
 from curator.tokenizer_train import train_tokenizer
@@ -29,7 +30,7 @@ def run(
             texts[:2000], TokenizerConfig(vocab_size=vocab_size), Path(tmp) / "t.model", 2
         )
         sp = spm.SentencePieceProcessor(model_file=str(model))
-        step = Tokenize(str(model), num_threads=threads)
+        step = Tokenize(SentencePieceTokenizer(model, num_threads=threads))
         batches = [texts[i : i + batch_size] for i in range(0, len(texts), batch_size)]
         tables = [
             pa.table(

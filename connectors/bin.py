@@ -3,7 +3,8 @@
 - tokens.bin: every document's tokens back to back, raw little-endian uint16 when the vocabulary
   fits (< 65536) else uint32 -- `np.memmap(DIR/"tokens.bin", dtype=header["dtype"])` as nanoGPT.
 - tokens.idx: raw int64, n_docs + 1 document start offsets (last = n_tokens).
-- header.json: {"layout", "files", "dtype", "vocab_size", "eos_id", "n_docs", "n_tokens"};
+- header.json: {"layout", "files", "dtype", "vocab_size", "eos_id" (null: the tokenizer has no
+  end-of-text token), "n_docs", "n_tokens"};
   written last, so a directory with a header is complete (every file goes through a temp name
   and a rename).
   A writer built with `weighted=True` repeats each document its sample weight times in a row
@@ -81,7 +82,7 @@ def write_mmididx(path: Path, lengths: np.ndarray, dtype: np.dtype) -> None:
 class BinWriter:
     """Streaming writer: `write(list_array)` per batch of documents, then `close()`."""
 
-    def __init__(self, out_dir: str | Path, vocab_size: int, eos_id: int,
+    def __init__(self, out_dir: str | Path, vocab_size: int, eos_id: int | None,
                  weighted: bool = False, layout: Layout = "flat", prefix: str = "tokens") -> None:
         self.dir = Path(out_dir)
         self.weighted = weighted
@@ -170,7 +171,7 @@ def write_bin(
     out_dir: str | Path,
     tokens: pa.ListArray | pa.ChunkedArray,
     vocab_size: int,
-    eos_id: int,
+    eos_id: int | None,
     doc_ids: pa.Array | pa.ChunkedArray | None = None,
 ) -> dict:
     """Write one export in a call; returns the header."""
@@ -198,7 +199,7 @@ class BinReader:
             )
         self.header = json.loads(header_path.read_text())
         self.vocab_size: int = self.header["vocab_size"]
-        self.eos_id: int = self.header["eos_id"]
+        self.eos_id: int | None = self.header["eos_id"]
         n = self.header["n_tokens"]
         self.tokens = (
             np.memmap(self.dir / self.header.get("files", [TOKENS])[0], dtype=self.header["dtype"],

@@ -454,7 +454,20 @@ class DedupConfig(Section):
 
 class TokenizerConfig(Section):
     model_path: str | None = Field(
-        None, description="Existing sentencepiece .model to use; null trains one."
+        None,
+        description="The user's tokenizer: a sentencepiece .model or a Hugging Face "
+        "tokenizer.json (told apart by content); null trains one.",
+    )
+    kind: Literal["auto", "sentencepiece", "hf"] = Field(
+        "auto",
+        description="auto = the model_path file's kind, or sentencepiece when training; 'hf' "
+        "with no model_path trains a byte-level BPE tokenizer.json (GPT-2 style).",
+    )
+    eos_token: str | None = Field(
+        None,
+        description="Hugging Face tokenizers: the token appended after each document; null = "
+        "eos_token of a tokenizer_config.json beside the file, else <|endoftext|>, "
+        "<|end_of_text|>, </s> or <eos> if the vocabulary has one; \"\" = none.",
     )
     model_type: Literal["bpe", "unigram"] = Field(
         "bpe", description="Sentencepiece algorithm when training."
@@ -474,6 +487,21 @@ class TokenizerConfig(Section):
         0, ge=0, description="Encoder threads per worker; 0 = worker's CPU count."
     )
     seed: int = Field(0, description="Seed for the training sample.")
+
+    @model_validator(mode="after")
+    def _hf_training_vocab(self) -> TokenizerConfig:
+        # a byte-level BPE starts from the 256 byte symbols plus its end-of-text token
+        if self.kind == "hf" and self.model_path is None and self.vocab_size < 257:
+            raise ValueError(
+                f"tokenizer.vocab_size={self.vocab_size} is below the 257 symbols a byte-level "
+                "BPE needs (256 bytes + <|endoftext|>); raise it, or use kind: sentencepiece"
+            )
+        if self.eos_token is not None and self.model_path is None:
+            raise ValueError(
+                "tokenizer.eos_token applies to a model_path tokenizer.json (a trained "
+                "tokenizer ends documents with its own EOS); remove it or set model_path"
+            )
+        return self
 
 
 class CurriculumConfig(Section):

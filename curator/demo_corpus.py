@@ -19,15 +19,26 @@ from connectors.fs import atomic_open
 LICENSE_FILE = re.compile(r"(^|/)(LICEN[CS]E|COPYING|NOTICE|AUTHORS)[^/]*$", re.IGNORECASE)
 
 
-def _distributions() -> list[md.Distribution]:
-    """curator and the packages it needs at run time (its dependencies, transitively, with the
-    extras they ask for), as installed in this interpreter's site-packages, by name.
+# The packages whose texts make the corpus, with their run-time requirements followed: curator's
+# core dependencies as of the corpus's design, frozen here. Not curator's own requirement list:
+# adding a dependency (tokenizers, s3fs) must not change the corpus, nor every test margin
+# measured on it (seen: megatron-core, then a README edit, each moved two learning margins).
+DEMO_ROOTS = (
+    "ray[data,default,train]", "torch", "polars", "pyarrow", "duckdb", "sentencepiece",
+    "gymnasium", "pydantic", "pyyaml", "typer", "rich", "tqdm", "xxhash", "zstandard", "fsspec",
+    "warcio", "trafilatura", "resiliparse", "lxml_html_clean", "py3langid", "safetensors",
+    "matplotlib", "numpy", "psutil",
+)
 
-    Not every installed package: the corpus, and every test margin measured on it, must not
-    change with what else is in the environment (a test or bench extra, a user's own
-    packages; seen: installing megatron-core for the tests moved two learning margins). Not
-    `sys.path` as a whole: `ray.init` appends ray/thirdparty_files to it, and the corpus must
-    not change with whether Ray was started in this process."""
+
+def _distributions() -> list[md.Distribution]:
+    """DEMO_ROOTS and the packages they need at run time (transitively, with the extras they
+    ask for), as installed in this interpreter's site-packages, by name.
+
+    Not every installed package: the corpus must not change with what else is in the
+    environment (a test or bench extra, a user's own packages). Not `sys.path` as a whole:
+    `ray.init` appends ray/thirdparty_files to it, and the corpus must not change with whether
+    Ray was started in this process."""
     import sysconfig
 
     from packaging.utils import canonicalize_name
@@ -38,20 +49,21 @@ def _distributions() -> list[md.Distribution]:
         name = canonicalize_name(dist.metadata["Name"] or "")
         if name and name not in seen:
             seen[name] = dist
-    keep = _runtime_closure(seen)
-    return [seen[k] for k in sorted(seen) if keep is None or k in keep]
+    keep = _runtime_closure(seen, DEMO_ROOTS)
+    return [seen[k] for k in sorted(seen) if k in keep]
 
 
-def _runtime_closure(installed: dict[str, md.Distribution]) -> set[str] | None:
-    """Canonical names of curator and its run-time requirements, followed through the
-    installed packages' metadata (markers evaluated here, extras as requested); None when
-    curator itself is not installed (then every package counts)."""
+def _runtime_closure(installed: dict[str, md.Distribution], roots: tuple[str, ...]) -> set[str]:
+    """Canonical names of `roots` and their run-time requirements, followed through the
+    installed packages' metadata (markers evaluated here, extras as requested)."""
     from packaging.requirements import InvalidRequirement, Requirement
     from packaging.utils import canonicalize_name
 
-    if "curator" not in installed:
-        return None
-    todo: list[tuple[str, str]] = [("curator", "")]
+    todo: list[tuple[str, str]] = []
+    for root in roots:
+        req = Requirement(root)
+        name = canonicalize_name(req.name)
+        todo += [(name, "")] + [(name, canonicalize_name(e)) for e in req.extras]
     visited: set[tuple[str, str]] = set()
     names: set[str] = set()
     while todo:
@@ -74,10 +86,6 @@ def _runtime_closure(installed: dict[str, md.Distribution]) -> set[str] | None:
 
 def package_descriptions() -> Iterator[dict]:
     for dist in _distributions():
-        if dist.metadata["Name"] == "curator":
-            # curator's own description is its README, which changes with every edit to the
-            # docs; the corpus (and the learning margins the tests measure on it) must not.
-            continue
         body = dist.metadata.get_payload() or dist.metadata.get("Description") or ""
         if body.strip():
             yield {"id": f"pkg:{dist.metadata['Name']}:description", "text": body}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -21,7 +21,7 @@ import xxhash
 from connectors.fs import remove_stale_temps
 from connectors.registry import SourceUnit, expand_inputs
 from curator.catalog import build_catalog, query
-from curator.config import ConfigError, CurateConfig, check_or_record_config
+from curator.config import ConfigError, CurateConfig, TokenizerConfig, check_or_record_config
 from curator.fanout import run_units, worker_pool
 from curator.input_fingerprint import check_or_record_inputs
 from curator.passes import Pass1Worker, Pass2Worker, unit_item
@@ -104,20 +104,30 @@ def prepare_tokenizer(
     cfg: CurateConfig, run: RunDir, alive_docs: int, alive_chars: int, n_units: int,
     threads: int = 1,
 ) -> None:
-    """Train (or copy) RUN/tokenizer.model. With no surviving document there is nothing to
-    train on and nothing to encode: no tokenizer is written, and pass 2 only writes the
-    manifest (a run where everything is dropped still finishes and says why)."""
+    """Train (or copy) RUN/tokenizer.model or RUN/tokenizer.json. With no surviving document
+    there is nothing to train on and nothing to encode: no tokenizer is written, and pass 2 only
+    writes the manifest (a run where everything is dropped still finishes and says why)."""
+    from curator.run_tokenizer import take_tokenizer_file
+
     if run.tokenizer.exists() or (alive_docs == 0 and not cfg.tokenizer.model_path):
         return
     if cfg.tokenizer.model_path:
-        shutil.copyfile(cfg.tokenizer.model_path, run.tokenizer)
+        take_tokenizer_file(cfg.tokenizer.model_path, cfg.tokenizer.eos_token, run.root)
         return
-    from curator.tokenizer_train import train_tokenizer
-
     fraction = min(1.0, cfg.tokenizer.sample_chars / max(1, alive_chars))
     texts = _tokenizer_sample(run, n_units, fraction, cfg.tokenizer.seed)
     # the trainer runs in the driver between the passes, when the workers are idle: as many
     # threads as the run's CPUs (not the machine's: a cluster may be given fewer)
+    if cfg.tokenizer.kind == "hf":
+        from curator.tokenizer_train_hf import train_hf_tokenizer
+
+        with tempfile.TemporaryDirectory(prefix="curator-hf-") as tmp:
+            trained = train_hf_tokenizer(texts, cfg.tokenizer, Path(tmp) / "tokenizer.json",
+                                         num_threads=threads)
+            take_tokenizer_file(trained, None, run.root)
+        return
+    from curator.tokenizer_train import train_tokenizer
+
     train_tokenizer(texts, cfg.tokenizer, run.tokenizer, num_threads=threads)
 
 
@@ -130,11 +140,37 @@ def validate_before_work(cfg: CurateConfig, root: str | None = None) -> None:
             f"output: {out} is a file, not a folder; give --output a new or existing "
             "RUN folder"
         )
-    if cfg.tokenizer.model_path and not Path(cfg.tokenizer.model_path).is_file():
+    if cfg.tokenizer.model_path:
+        _check_tokenizer_file(cfg.tokenizer)
+
+
+def _check_tokenizer_file(cfg: TokenizerConfig) -> None:
+    """The user's tokenizer file is readable, of the configured kind, and has the end-of-text
+    token asked for: checked before any work, since pass 2 would only fail after pass 1."""
+    from curator.run_tokenizer import detect_kind, resolve_hf_eos
+
+    path = cfg.model_path
+    assert path is not None
+    if not Path(path).is_file():
         raise ConfigError(
-            f"tokenizer.model_path: {cfg.tokenizer.model_path} is not a file; point it at a "
-            "sentencepiece "
-            ".model or set it to null to train one"
+            f"tokenizer.model_path: {path} is not a file; point it at a sentencepiece .model "
+            "or a Hugging Face tokenizer.json, or set it to null to train one"
+        )
+    try:
+        kind = detect_kind(path)
+        if kind == "hf":
+            resolve_hf_eos(path, cfg.eos_token)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if cfg.kind != "auto" and cfg.kind != kind:
+        raise ConfigError(
+            f"tokenizer.kind: {cfg.kind!r} but {path} is a {kind} tokenizer; set kind to "
+            f"{kind!r} or 'auto'"
+        )
+    if kind == "sentencepiece" and cfg.eos_token is not None:
+        raise ConfigError(
+            "tokenizer.eos_token: only Hugging Face tokenizers take it (a sentencepiece model "
+            "names its own EOS piece); remove it"
         )
 
 
@@ -310,6 +346,9 @@ def _tokenizer_detail(cfg: CurateConfig, run: RunDir, alive: int) -> str:
         return f"using {cfg.tokenizer.model_path}"
     if alive == 0:
         return "nothing survived: no tokenizer to train"
+    if cfg.tokenizer.kind == "hf":
+        return (f"training a byte-level BPE tokenizer.json (vocab {cfg.tokenizer.vocab_size}) "
+                f"on up to {cfg.tokenizer.sample_chars:,} chars")
     return (f"training sentencepiece ({cfg.tokenizer.model_type}, vocab "
             f"{cfg.tokenizer.vocab_size}) on up to {cfg.tokenizer.sample_chars:,} chars")
 

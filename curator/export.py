@@ -204,16 +204,15 @@ def _text_batches(
 def _decoded_batches(
     run: RunDir, shard: Path, batch_rows: int, columns: list[str]
 ) -> Iterator[tuple[np.ndarray, pa.Table]]:
-    import sentencepiece as spm
+    from curator.run_tokenizer import open_run_tokenizer
 
-    sp = spm.SentencePieceProcessor(model_file=str(run.tokenizer))
+    tokenizer = open_run_tokenizer(run.root)
     start = 0
     read = _present(shard, WEIGHTED_META) + ["tokens"]
     for rb in pq.ParquetFile(shard).iter_batches(batch_size=batch_rows, columns=read):
         table = pa.Table.from_batches([rb])
-        # One batched decode call per read batch; EOS is a control piece and decodes to "".
-        lists = table["tokens"].to_pylist()
-        text = sp.decode(lists) if lists else []
+        # One batched decode call per read batch; the EOS that ends each document is not text.
+        text = tokenizer.decode(table["tokens"].to_pylist())
         rows = np.arange(start, start + table.num_rows)
         start += table.num_rows
         yield rows, table.select(columns).append_column("text", pa.array(text, pa.string()))
@@ -415,12 +414,11 @@ def _gather(
     files: list[str] = []
     bin_writer = None
     if cfg.format in TOKEN_FORMATS:
-        import sentencepiece as spm
-
         from connectors.bin import BinWriter
+        from curator.run_tokenizer import open_run_tokenizer
 
-        sp = spm.SentencePieceProcessor(model_file=str(run.tokenizer))
-        bin_writer = BinWriter(out, sp.get_piece_size(), int(sp.eos_id()), weighted=True,
+        tokenizer = open_run_tokenizer(run.root)
+        bin_writer = BinWriter(out, tokenizer.vocab_size, tokenizer.eos_id, weighted=True,
                                layout="megatron" if cfg.format == "megatron" else "flat",
                                prefix=MEGATRON_PREFIX)
     try:

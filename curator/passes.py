@@ -234,12 +234,13 @@ class Pass2Worker(_UnitWorker):
         progress: Any = None,
         session: str = "",
     ) -> None:
+        from curator.run_tokenizer import open_run_tokenizer
         from curator.stages.tokenize import Tokenize
 
         super().__init__(cfg_json, run_root, progress=progress, session=session)
         # No tokenizer = nothing survived pass 1 (executor.prepare_tokenizer): no row to encode.
         self.tokenize = (
-            Tokenize(str(self.run.tokenizer), num_threads)
+            Tokenize(open_run_tokenizer(self.run.root, num_threads))
             if self.run.tokenizer.exists()
             else NoSurvivors()
         )

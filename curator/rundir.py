@@ -49,7 +49,11 @@ class RunDir:
 
     @property
     def tokenizer(self) -> Path:
-        return self.root / "tokenizer.model"
+        """RUN/tokenizer.json (a Hugging Face tokenizer) or RUN/tokenizer.model (sentencepiece;
+        the path also when neither exists yet)."""
+        from curator.run_tokenizer import tokenizer_file
+
+        return tokenizer_file(self.root)
 
     @property
     def config(self) -> Path:

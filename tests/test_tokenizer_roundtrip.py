@@ -14,6 +14,7 @@ import pytest
 import sentencepiece as spm
 
 from curator.config import NormalizeConfig, TokenizerConfig
+from curator.run_tokenizer import SentencePieceTokenizer
 from curator.schema import DROPPED, KEPT
 from curator.stages.normalize import normalize_text
 from curator.stages.tokenize import Tokenize
@@ -106,7 +107,7 @@ def test_the_tokenize_stage_output_decodes_to_its_text(sp, tmp_path):
         "text": SAMPLES,
         "decision": [KEPT] * (len(SAMPLES) - 1) + [DROPPED],
     })
-    out = Tokenize(str(model), num_threads=1)(table)
+    out = Tokenize(SentencePieceTokenizer(model, num_threads=1))(table)
     tokens = out.column("tokens").to_pylist()
     assert tokens[-1] is None  # dropped rows are not tokenized
     assert all(t[-1] == sp.eos_id() for t in tokens[:-1])

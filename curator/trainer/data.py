@@ -35,7 +35,7 @@ class Corpus:
     offsets: np.ndarray
     doc_ids: pa.Array | None
     vocab_size: int
-    eos_id: int
+    eos_id: int | None  # None: a tokenizer without an end-of-text token
 
     @property
     def n_docs(self) -> int:
@@ -59,16 +59,15 @@ def shard_files(run_dir: str | Path) -> list[Path]:
 
 
 def read_shards(run_dir: str | Path) -> Corpus:
-    """Load RUN/shards in curriculum order; vocab and EOS from RUN/tokenizer.model."""
-    import sentencepiece as spm
+    """Load RUN/shards in curriculum order; vocab and EOS from the run's tokenizer."""
+    from curator.run_tokenizer import open_run_tokenizer
 
-    model = Path(run_dir) / "tokenizer.model"
     run = RunDir.at(run_dir)
     if run.kept_nothing():
         raise FileNotFoundError(run.kept_nothing_message("train on"))
-    if not model.exists():
-        raise FileNotFoundError(f"{model} missing; the trainer needs the run's tokenizer")
-    sp = spm.SentencePieceProcessor(model_file=str(model))
+    if not run.tokenizer.exists():
+        raise FileNotFoundError(f"{run.tokenizer} missing; the trainer needs the run's tokenizer")
+    tokenizer = open_run_tokenizer(run.root)
     values, lengths, ids = [], [], []
     for path in shard_files(run_dir):
         table = pq.read_table(path, columns=["doc_id", "tokens"])
@@ -83,10 +82,10 @@ def read_shards(run_dir: str | Path) -> Corpus:
         ids.append(table.column("doc_id").combine_chunks())
     lengths_all = np.concatenate(lengths).astype(np.int64)
     offsets = np.concatenate([[0], np.cumsum(lengths_all)]).astype(np.int64)
-    vocab = sp.get_piece_size()
+    vocab = tokenizer.vocab_size
     dtype = np.uint16 if vocab < 2**16 else np.uint32
     tokens = np.concatenate(values).astype(dtype, copy=False)
-    return Corpus(tokens, offsets, pa.concat_arrays(ids), vocab, int(sp.eos_id()))
+    return Corpus(tokens, offsets, pa.concat_arrays(ids), vocab, tokenizer.eos_id)
 
 
 def read_bin(path: str | Path) -> Corpus:
