@@ -68,7 +68,8 @@ def test_extra_fields_join_the_metadata_object_on_every_path(tmp_path):
 
     db = tmp_path / "d.duckdb"
     with duckdb.connect(str(db)) as con:
-        con.execute("CREATE TABLE t AS SELECT * FROM read_parquet(?)", [str(tmp_path / "t.parquet")])
+        con.execute("CREATE TABLE t AS SELECT * FROM read_parquet(?)",
+                    [str(tmp_path / "t.parquet")])
     duck = read_all(db, cfg, format="duckdb", query="SELECT * FROM t ORDER BY id")
     assert metadata(duck) == metadata(parquet)
 
