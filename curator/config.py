@@ -452,6 +452,96 @@ class DedupConfig(Section):
         return self.bands * self.rows
 
 
+PII_KINDS = ("email", "ip", "phone", "card")
+
+
+def _refuse_unknown(data: Any, known: tuple[str, ...], what: str) -> Any:
+    """An unknown key of a PII section is most likely a kind curator does not detect (ssn,
+    iban): name the kinds there are instead of pydantic's bare 'extra inputs'."""
+    if isinstance(data, dict) and (bad := sorted(set(data) - set(known))):
+        raise ValueError(
+            f"unknown field(s) {bad} in {what}; {what} takes {', '.join(known)} (PII of other "
+            "kinds is not detected): fix the name or remove it"
+        )
+    return data
+
+
+class PiiReplacementConfig(Section):
+    """What each kind of address becomes. Realistic-looking but reserved values, as FineWeb
+    (datatrove's PIIFormatter, `email@example.com`): the model still sees an address's shape
+    in its context (a `<EMAIL>` tag is a string it never meets at inference), and none of them
+    belongs to a person or a reachable host."""
+
+    email: str = Field(
+        "email@example.com", description="Replaces each email (example.com is reserved, RFC 2606)."
+    )
+    ipv4: str = Field(
+        "192.0.2.1",
+        description="Replaces each IPv4 address (TEST-NET-1, reserved for documentation, RFC "
+        "5737; not public, so with ip_public_only a second pass leaves it alone).",
+    )
+    ipv6: str = Field(
+        "2001:db8::1",
+        description="Replaces each IPv6 address (the documentation prefix, RFC 3849).",
+    )
+    phone: str = Field(
+        "555-0100",
+        description="Replaces each phone number (the NANP block reserved for fiction; 7 digits, "
+        "so the phone pattern does not match it again).",
+    )
+    card: str = Field(
+        "0000 0000 0000 0000",
+        description="Replaces each card number (card-shaped, but no card network issues "
+        "numbers starting with 0).",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_kinds(cls, data: Any) -> Any:
+        return _refuse_unknown(data, ("email", "ipv4", "ipv6", "phone", "card"),
+                               "pii.replacement")
+
+
+class PiiConfig(Section):
+    """Anonymization of personal addresses in the text (curator/stages/pii.py): each one found
+    is replaced by `replacement.<kind>` and counted per document in the manifest (`pii_<kind>`,
+    int32). Runs after every keep/drop decision and before anything is tokenized or written,
+    so dedup sees the original text and no output holds an original address. Only the text:
+    `url` and `metadata` are carried as the input had them."""
+
+    email: bool = Field(True, description="Replace email addresses (local@domain.tld).")
+    ip: bool = Field(True, description="Replace IPv4 and IPv6 addresses.")
+    phone: bool = Field(
+        False,
+        description="Replace phone numbers: NANP ((555) 123-4567, 555-123-4567, 1-800-...) and "
+        "international ones written with + (+44 20 7946 0958). Off by default: unlike an "
+        "address, a digit pattern also matches ordinary numbers.",
+    )
+    card: bool = Field(
+        False,
+        description="Replace payment card numbers: 13-19 digits, contiguous or grouped by "
+        "spaces or dashes, with a card network's prefix and a valid Luhn checksum. Off by "
+        "default, as in FineWeb.",
+    )
+    ip_public_only: bool = Field(
+        True,
+        description="Replace only public IP addresses (as datatrove's only_remove_public_ips): "
+        "private, loopback, link-local, documentation, multicast and other reserved ones "
+        "(127.0.0.1, 192.168.1.1, 255.255.255.0) identify no one and are kept.",
+    )
+    replacement: PiiReplacementConfig = PiiReplacementConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_kinds(cls, data: Any) -> Any:
+        return _refuse_unknown(data, (*PII_KINDS, "ip_public_only", "replacement"), "pii")
+
+    @property
+    def kinds(self) -> list[str]:
+        """The kinds turned on, in PII_KINDS order."""
+        return [k for k in PII_KINDS if getattr(self, k)]
+
+
 class TokenizerConfig(Section):
     model_path: str | None = Field(
         None,
@@ -647,6 +737,7 @@ class CurateConfig(Section):
     decontaminate: DecontaminateConfig = DecontaminateConfig()
     agent: AgentStageConfig = AgentStageConfig()
     dedup: DedupConfig = DedupConfig()
+    pii: PiiConfig = PiiConfig()
     tokenizer: TokenizerConfig = TokenizerConfig()
     curriculum: CurriculumConfig = CurriculumConfig()
     excluded: ExcludedConfig = ExcludedConfig()

@@ -383,6 +383,22 @@ class ConservationError(RuntimeError):
     """input = kept + dropped + quarantined failed: a bug, never bad input."""
 
 
+def _pii_totals(run: RunDir) -> dict[str, dict[str, int]]:
+    """Per PII kind the run replaced (its manifest's `pii_<kind>` columns): addresses replaced
+    in all documents with text (kept and dropped: excluded/ may hold the latter), and in the
+    kept ones, with the number of kept documents that held any."""
+    cols, _ = query(run, "SELECT * FROM manifest LIMIT 0")
+    kinds = [c.removeprefix("pii_") for c in cols if c.startswith("pii_")]
+    if not kinds:
+        return {}
+    kept = "decision = 'kept'"
+    sql = ", ".join(f"coalesce(sum(pii_{k}), 0), coalesce(sum(pii_{k}) FILTER ({kept}), 0), "
+                    f"count(*) FILTER ({kept} AND pii_{k} > 0)" for k in kinds)
+    _, [row] = query(run, f"SELECT {sql} FROM manifest")
+    return {k: {"replaced": int(row[3 * i]), "kept_replaced": int(row[3 * i + 1]),
+                "kept_docs": int(row[3 * i + 2])} for i, k in enumerate(kinds)}
+
+
 def _final_stats(
     run: RunDir,
     items: list[dict],
@@ -437,6 +453,7 @@ def _final_stats(
         "input_id_collisions": int(collisions),
         "outcomes": dict(sorted(pass2.outcomes.items())),
         "dedup": dedup_summary,
+        "pii": _pii_totals(run),
         "wall_seconds": {k: round(v, 3) for k, v in wall.items()},
         "worker_seconds": {
             k: round(v, 3) for k, v in sorted((pass1.seconds + pass2.seconds).items())

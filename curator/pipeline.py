@@ -27,7 +27,7 @@ def build_pass1_steps(
     cfg: CurateConfig, *, filters: bool = True, eval_set: EvalSet | None = None
 ) -> list[Step]:
     """normalize -> url filter -> language -> quality rules -> decontaminate -> agent -> exact
-    hash -> MinHash signature.
+    hash -> MinHash signature -> PII anonymization.
 
     `filters=False` gives the chain of `curator dedup` (normalize + hashes only). `eval_set`:
     the run's decontamination set (a worker memory-maps the driver's); None builds it from
@@ -72,6 +72,19 @@ def build_pass1_steps(
         steps.append(ExactHash(cfg.dedup))
     if cfg.dedup.near:
         steps.append(MinHashSignature(cfg.dedup))
+    if filters:
+        from curator.stages.pii import PiiAnonymizer
+
+        # Last, as in FineWeb: the rules, the agent and both dedup signatures see the text as
+        # it came, so turning pii on or off, or changing a replacement, moves no keep/drop
+        # decision (two pages differing only in their contact address do not become exact
+        # duplicates through a shared placeholder). Still in pass 1: the tokenizer sample, the
+        # token shards, the exports and excluded/ all read pass 1's text, so none of them
+        # holds an original address. Curriculum difficulty, appended after this chain,
+        # scores the text as it is written. `curator dedup` writes no text: no pii there.
+        pii = PiiAnonymizer(cfg.pii)
+        if pii.active:
+            steps.append(pii)
     return steps
 
 

@@ -162,6 +162,8 @@ def render_report(run: RunDir, schedule: str = "phases") -> str:
     brief = [
         (k, stats[k]) for k in ("records", "kept", "dropped", "quarantined", "tokens") if k in stats
     ]
+    brief += [(f"pii_{kind} replaced in kept docs", v["kept_replaced"])
+              for kind, v in stats.get("pii", {}).items()]
     body = [
         f"<h1>curator run report</h1><p>{html.escape(str(run.root))}</p>",
         html_table(["", "value"], brief) if brief else "",
