@@ -848,6 +848,14 @@ def dump_yaml(cfg: BaseModel) -> str:
 RESUMABLE_DIFFERENCES = frozenset({"ray", "quiet", "output", "staging"})
 
 
+def _default_json(field: Any) -> object:
+    """A model field's default as model_dump(mode="json") writes it; None when it has none."""
+    if field.is_required():
+        return None
+    value = field.get_default(call_default_factory=True)
+    return value.model_dump(mode="json") if isinstance(value, BaseModel) else value
+
+
 def check_or_record_config(cfg: BaseModel, path: Path, what: str) -> None:
     """Resume guard: an existing `path` must hold this same config (up to the sections in
     RESUMABLE_DIFFERENCES), else ConfigError before any work; a missing one is written."""
@@ -857,10 +865,17 @@ def check_or_record_config(cfg: BaseModel, path: Path, what: str) -> None:
         write_text_atomic(dump_yaml(cfg), path)
         return
     previous, resolved = yaml.safe_load(path.read_text()), cfg.model_dump(mode="json")
+    # A section added to curator after the run started (pii, decontaminate, ...) is absent
+    # from its config.yaml: at its defaults it changes nothing, so the run still resumes.
+    defaults = {
+        name: _default_json(field) for name, field in type(cfg).model_fields.items()
+        if name not in previous
+    }
     diff = sorted(
         k
         for k in set(previous) | set(resolved)
-        if k not in RESUMABLE_DIFFERENCES and previous.get(k) != resolved.get(k)
+        if k not in RESUMABLE_DIFFERENCES
+        and previous.get(k, defaults.get(k)) != resolved.get(k)
     )
     if diff:
         raise ConfigError(

@@ -167,3 +167,22 @@ def test_a_run_begun_by_an_older_curator_is_not_resumed(tmp_path):
     check_or_record_inputs(units, fresh.inputs)  # a new RUN records its inputs
     check_or_record_inputs(units, fresh.inputs)  # and resumes over the same ones
     assert [e["source"] for e in json.loads(fresh.inputs.read_text())] == [u.source for u in units]
+
+
+def test_a_config_section_added_since_the_run_began_resumes_at_its_defaults(tmp_path):
+    """A run's config.yaml written before curator had a section (pii, decontaminate, ...)
+    resumes when the section is at its defaults, and is refused when it is not."""
+    import yaml
+
+    from curator.config import CurateConfig, check_or_record_config, load_model
+
+    base = {"inputs": [{"path": str(tmp_path)}], "output": str(tmp_path / "run")}
+    cfg = load_model(CurateConfig, base=base)
+    older = cfg.model_dump(mode="json")
+    del older["pii"], older["decontaminate"]
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(older))
+    check_or_record_config(cfg, path, "run")  # the same job: resumes
+    changed = load_model(CurateConfig, base={**base, "pii": {"phone": True}})
+    with pytest.raises(ConfigError, match=r"sections \['pii'\] differ"):
+        check_or_record_config(changed, path, "run")
