@@ -8,11 +8,12 @@ map's fresh task workers and pass 2's fresh actors were ~6 of 18.7 CPU-seconds, 
 
 `run_units`: coarse units of a pass (one input file or DuckDB query), each handled by a stateful
 worker (its config parsed, its stages built once per host and pass). Each host gets its next
-unit as soon as it returns one. A host that dies is restarted and its unit retried (actor
-max_restarts / max_task_retries = -1), which is safe because every unit writes its outputs
-atomically and is idempotent; a unit that keeps killing its worker is given up by the worker's
-own try count (curator/unit_tries.py). No Ray Data: its streaming executor costs a scheduling
-loop, a stats actor and seconds of start-up per pass, for units that are one row each.
+unit as soon as it returns one. A host that dies (its process killed, or its whole node lost)
+is replaced by a new one and its unit handed to the next host free, which is safe because every
+unit writes its outputs atomically and is idempotent; a unit that keeps killing its worker is
+given up by the worker's own try count (curator/unit_tries.py). No Ray Data: its streaming
+executor costs a scheduling loop, a stats actor and seconds of start-up per pass, for units
+that are one row each.
 
 `run_tasks`: stateless functions over a list of arguments (the dedup shuffles), results in
 argument order; on the open pool's hosts, else as Ray tasks, else (no Ray) in this process.
@@ -50,23 +51,114 @@ class _Host:
         return fn(*args)
 
 
-_POOL: list[Any] = []  # the open pool's host actors (empty: none open)
+class _Pool:
+    """The open pool's hosts, and which of them are up and free.
+
+    Ray does not restart a host (max_restarts=0); the driver does, here. A host Ray restarts
+    keeps its unit queued until the restart is placed, and when a node is lost the surviving
+    nodes' CPUs are held by the pool's other hosts, so it never is: seen on two nodes of one
+    CPU each, the job waited forever for the unit that was on the lost node. So a host that
+    dies is replaced by a new one, its work goes to the next host that is free, and a host gets
+    work only once it has answered: one that cannot be placed (no CPU left on any node, or more
+    hosts asked for than CPUs) holds none, and starts working if a node with room joins."""
+
+    def __init__(self, size: int, num_cpus: float) -> None:
+        import ray
+
+        self._host = ray.remote(num_cpus=num_cpus, max_restarts=0)(_Host)
+        self.started: list[Any] = []  # every host started, stopped when the pool closes
+        self.starting: dict[Any, Any] = {}  # its readiness ref -> a host not yet up
+        self.free: list[Any] = []  # hosts up with nothing in flight
+        for _ in range(max(1, size)):
+            self.start_one()
+
+    def start_one(self) -> None:
+        host = self._host.remote()
+        self.starting[host.__ray_ready__.remote()] = host
+        self.started.append(host)
+
+    def answered(self, ref: Any) -> None:
+        """A starting host is up (free now) or could not start (dropped, not replaced: its
+        replacement would most likely fail the same way)."""
+        import ray
+        from ray.exceptions import RayActorError
+
+        host = self.starting.pop(ref)
+        with contextlib.suppress(RayActorError):
+            ray.get(ref)
+            self.free.append(host)
+
+    def replace(self, host: Any) -> None:
+        import ray
+
+        ray.kill(host)  # dead already, unless only unreachable: then it must not go on
+        self.start_one()
+
+    def close(self) -> None:
+        import ray
+
+        for host in self.started:  # their processes go now, not when the driver exits
+            ray.kill(host)
+
+
+_POOL: list[_Pool] = []  # the open pool (empty: none open)
 
 
 @contextlib.contextmanager
-def worker_pool(size: int, num_cpus: float = 1) -> Iterator[list[Any]]:
+def worker_pool(size: int, num_cpus: float = 1) -> Iterator[_Pool]:
     """Open a pool of `size` host actors for what runs inside; they go when it closes."""
-    import ray
-
-    host = ray.remote(num_cpus=num_cpus, max_restarts=-1, max_task_retries=-1)(_Host)
-    hosts = [host.remote() for _ in range(max(1, size))]
-    _POOL[:] = hosts
+    pool = _Pool(size, num_cpus)
+    _POOL[:] = [pool]
     try:
-        yield hosts
+        yield pool
     finally:
         _POOL.clear()
-        for actor in hosts:  # their processes go now, not when the driver exits
-            ray.kill(actor)
+        pool.close()
+
+
+def _on_hosts(
+    pool: _Pool,
+    n_jobs: int,
+    submit: Callable[[Any, int], Any],
+    on_value: Callable[[int, Any], None],
+    limit: int,
+    retries: int | None,
+) -> None:
+    """Jobs 0..n_jobs-1 on the pool's hosts, at most `limit` in flight, in order of submission:
+    `submit(host, j)` starts job j on a free host and returns its ref, `on_value(j, value)` gets
+    each result as it arrives. A job whose host died goes to the next free host (at most
+    `retries` times; None: no bound); an exception the job raised propagates."""
+    import ray
+    from ray.exceptions import RayActorError
+
+    todo = list(reversed(range(n_jobs)))  # pop() takes them in order
+    deaths = [0] * n_jobs
+    in_flight: dict[Any, tuple[Any, int]] = {}  # ref -> (host, job)
+    while todo or in_flight:
+        while todo and pool.free and len(in_flight) < limit:
+            host, job = pool.free.pop(), todo.pop()
+            in_flight[submit(host, job)] = (host, job)
+        if not in_flight and not pool.starting:
+            raise RuntimeError(
+                f"no worker of the pool could start, {len(todo)} jobs left; the Ray worker "
+                "logs (session folder, logs/worker-*.err) say why"
+            )
+        (ref,), _ = ray.wait([*in_flight, *pool.starting], num_returns=1)
+        if ref in pool.starting:
+            pool.answered(ref)
+            continue
+        host, job = in_flight.pop(ref)
+        try:
+            value = ray.get(ref)
+        except RayActorError:  # its process or its node died: not the job's own error
+            deaths[job] += 1
+            if retries is not None and deaths[job] > retries:
+                raise
+            pool.replace(host)
+            todo.append(job)  # next, on the first host free
+            continue
+        pool.free.append(host)
+        on_value(job, value)
 
 
 def run_units(
@@ -78,33 +170,25 @@ def run_units(
     num_cpus: float = 1,
 ) -> None:
     """`worker_cls(**ctor_kwargs).handle(item)` for every item, on the open pool's hosts (or a
-    pool of `concurrency` opened for this call); `on_result` gets each result as it arrives."""
+    pool of `concurrency` opened for this call); `on_result` gets each result as it arrives.
+    A unit whose host died is tried again with no bound here: the unit's own try count
+    (curator/unit_tries.py) gives up one that keeps killing its worker."""
     if not items:
         return
     import uuid
 
-    import ray
-
     with contextlib.ExitStack() as stack:
-        hosts = list(_POOL) or stack.enter_context(
-            worker_pool(min(concurrency, len(items)), num_cpus))
-        hosts = hosts[: max(1, min(concurrency, len(items)))]
+        pool = (_POOL[0] if _POOL else
+                stack.enter_context(worker_pool(min(concurrency, len(items)), num_cpus)))
         key = uuid.uuid4().hex  # this call's workers: a host builds one on its first unit
-        todo = list(reversed(items))  # pop() takes them in the given order
-        in_flight: dict[Any, Any] = {}  # ObjectRef -> the host working on it
-
-        def submit(host: Any) -> None:
-            in_flight[host.handle.remote(key, worker_cls, ctor_kwargs, todo.pop())] = host
-
-        for host in hosts:
-            if todo:
-                submit(host)
-        while in_flight:
-            (ref,), _ = ray.wait(list(in_flight), num_returns=1)
-            host = in_flight.pop(ref)
-            if todo:
-                submit(host)
-            on_result(ray.get(ref))
+        _on_hosts(
+            pool,
+            len(items),
+            lambda host, j: host.handle.remote(key, worker_cls, ctor_kwargs, items[j]),
+            lambda _, value: on_result(value),
+            limit=max(1, min(concurrency, len(items))),
+            retries=None,
+        )
 
 
 def run_tasks(
@@ -121,40 +205,26 @@ def run_tasks(
     if not ray.is_initialized():
         return [fn(*args) for args in arg_tuples]
     limit = concurrency or max(int(ray.cluster_resources().get("CPU", 1)), 1)
-    hosts = list(_POOL)[:limit]
-    free = list(hosts)  # hosts with no task in flight
-    if hosts:
-
-        def submit(args: tuple) -> tuple[Any, Any]:
-            host = free.pop()
-            return host.call.options(max_task_retries=TASK_RETRIES).remote(fn, *args), host
-
-        limit = len(hosts)
-    else:
-        remote = ray.remote(max_retries=TASK_RETRIES, retry_exceptions=False)(fn)
-
-        def submit(args: tuple) -> tuple[Any, Any]:
-            return remote.remote(*args), None
-
-    index: dict[Any, int] = {}
-    owner: dict[Any, Any] = {}
-    pending: list[Any] = []
     out: list[Any] = [None] * len(arg_tuples)
+    if _POOL:
 
-    def collect(ref: Any) -> None:
-        out[index.pop(ref)] = ray.get(ref)
-        host = owner.pop(ref)
-        if host is not None:
-            free.append(host)
+        def on_value(i: int, value: Any) -> None:
+            out[i] = value
 
+        _on_hosts(_POOL[0], len(arg_tuples), lambda host, i: host.call.remote(fn, *arg_tuples[i]),
+                  on_value, limit, retries=TASK_RETRIES)
+        return out
+    remote = ray.remote(max_retries=TASK_RETRIES, retry_exceptions=False)(fn)
+    index: dict[Any, int] = {}
+    pending: list[Any] = []
     for i, args in enumerate(arg_tuples):
         if len(pending) >= limit:
             done, pending = ray.wait(pending, num_returns=1)
             for ref in done:
-                collect(ref)
-        ref, host = submit(args)
-        index[ref], owner[ref] = i, host
+                out[index.pop(ref)] = ray.get(ref)
+        ref = remote.remote(*args)
+        index[ref] = i
         pending.append(ref)
     for ref in pending:
-        collect(ref)
+        out[index.pop(ref)] = ray.get(ref)
     return out

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import socket
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -87,6 +89,15 @@ def _timed(batches: Iterator[pa.Table], seconds: dict, name: str) -> Iterator[pa
         yield batch
 
 
+def where() -> dict:
+    """The machine, Ray node and process handling a unit, for its marker: on a cluster, which
+    node read (or failed on) a file. `node_id` is null outside Ray."""
+    import ray
+
+    node = ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
+    return {"host": socket.gethostname(), "node_id": node, "pid": os.getpid()}
+
+
 class _UnitWorker:
     """One pass over units, each tried at most `ray.max_unit_attempts` times per driver
     session (curator/unit_tries.py) under the per-worker memory bound; a unit given up is
@@ -110,10 +121,10 @@ class _UnitWorker:
         self.memory_limit = self.cfg.ray.worker_memory_bytes or default_memory_limit()
 
     def handle(self, item: dict) -> dict:
-        """One unit (curator/fanout.py calls this on the actor): its marker written, its
-        stats returned."""
+        """One unit (curator/fanout.py calls this on the actor): its marker written, with the
+        worker that did it, its stats returned."""
         stats = self.bounded(item)
-        self.run.write_marker(stats.to_json(), self.phase, item["idx"])
+        self.run.write_marker({**stats.to_json(), "worker": where()}, self.phase, item["idx"])
         return {"idx": item["idx"], "stats": json.dumps(stats.to_json())}
 
     def bounded(self, item: dict) -> UnitStats:

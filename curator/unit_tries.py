@@ -99,7 +99,7 @@ def default_memory_limit() -> int:
 def memory_bound(limit: int, tries: UnitTries, poll_seconds: float = 0.05) -> Iterator[None]:
     """End the try (exit the worker process) if its resident memory passes `limit`.
 
-    Exiting is the one way to reclaim memory held inside native code; Ray restarts the actor
+    Exiting is the one way to reclaim memory held inside native code; the pool starts a new host
     and the next try reads why this one ended. Polling cannot stop a single allocation larger
     than the limit; the readers' byte caps (read.max_doc_bytes) keep allocations small, so
     this is the backstop for what they do not foresee.
