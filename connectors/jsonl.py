@@ -38,6 +38,7 @@ from connectors.html import (
 )
 from connectors.lines import LongLine, frame_lines
 from connectors.metadata import MetadataSelection
+from connectors.split import UnitPart
 from connectors.tally import ReadTally
 from connectors.validate import (
     INVALID_UTF8,
@@ -61,13 +62,15 @@ _MAX_BYTES = "read.max_doc_bytes"
 
 
 def read_jsonl(
-    source: str, spec: InputSpec, cfg: ReadConfig, tally: ReadTally | None = None
+    source: str, spec: InputSpec, cfg: ReadConfig, tally: ReadTally | None = None,
+    part: UnitPart | None = None,
 ) -> Iterator[pa.Table]:
     parser = _BatchParser(source, spec, cfg)
     lines: list[bytes] = []
     records: list[int] = []
     size = 0
-    frames = frame_lines(source, cfg.max_doc_bytes, tally if tally is not None else ReadTally())
+    frames = frame_lines(source, cfg.max_doc_bytes, tally if tally is not None else ReadTally(),
+                         part)
     for line_no, line in frames:
         if not isinstance(line, bytes):
             # A line over read.max_doc_bytes or the point where reading stopped: one row each,

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import IO
 
 from connectors.fs import open_input
+from connectors.split import UnitPart
 from connectors.tally import ReadTally
 
 _BOM = b"\xef\xbb\xbf"
@@ -34,19 +35,23 @@ class Break:
 
 
 def frame_lines(
-    source: str, max_line_bytes: int, tally: ReadTally
+    source: str, max_line_bytes: int, tally: ReadTally, part: UnitPart | None = None
 ) -> Iterator[tuple[int, bytes | LongLine | Break]]:
-    """(0-based line number, line) for each record of `source`, in order.
+    """(0-based line number, line) for each record of `source`, in order; with `part`, of the
+    lines that start in its byte range (line numbers still count from the file's start).
 
     A record is a non-blank line: its bytes with the newline (a leading BOM dropped), or a
     LongLine. Any failure to read (truncated compression, unreadable file) ends the iterator
     with one Break at the line where it happened. A truncated .gz/.zst raises before handing out
     the cut last line, so every line yielded is complete.
     """
-    line_no = 0
+    line_no = part.first_record if part is not None else 0
+    end = part.end if part is not None else None
     try:
         with open_input(source) as f:
-            while True:
+            if part is not None:
+                f.seek(part.start)  # a plain local file (connectors/split.py)
+            while end is None or f.tell() < end:
                 line = f.readline(max_line_bytes + 1)
                 if not line:
                     return

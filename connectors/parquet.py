@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 
 from connectors.html import URL_FIELD, HtmlExtractor, missing_field_fix, record_batch_docs
 from connectors.metadata import MetadataSelection
+from connectors.split import UnitPart
 from connectors.tally import ReadTally
 from connectors.validate import (
     CORRUPT_RECORD,
@@ -30,21 +31,26 @@ from curator.config import InputSpec, ReadConfig
 
 
 def read_parquet(
-    source: str, spec: InputSpec, cfg: ReadConfig, tally: ReadTally | None = None
+    source: str, spec: InputSpec, cfg: ReadConfig, tally: ReadTally | None = None,
+    part: UnitPart | None = None,
 ) -> Iterator[pa.Table]:
+    """`part`: its run of row groups only (connectors/split.py); records are row numbers in
+    the file either way."""
     tally = tally if tally is not None else ReadTally()
+    # a failure of the whole unit is one row at its first record: distinct across ranges
+    first = part.first_record if part is not None else 0
     try:
         handle = fsspec.open(source, "rb").open()
     except Exception as exc:  # noqa: BLE001 - unreadable input is quarantined, not raised
         tally.framed += 1
-        yield read_failure(exc, source, 0)
+        yield read_failure(exc, source, first)
         return
     with handle:
         try:
             pf = pq.ParquetFile(handle)
         except Exception as exc:  # noqa: BLE001 - not parquet / truncated footer
             tally.framed += 1
-            yield read_failure(exc, source, 0)
+            yield read_failure(exc, source, first)
             return
         names = pf.schema_arrow.names
         # The column a document comes from: its text, or its HTML to extract text from.
@@ -54,7 +60,7 @@ def read_parquet(
             tally.framed += 1  # the file is refused whole: one record
             yield quarantine_one(
                 source,
-                0,
+                first,
                 WRONG_SCHEMA,
                 f"column {field!r} missing in {source}; columns are {names}; "
                 + missing_field_fix(setting, names),
@@ -68,10 +74,12 @@ def read_parquet(
         extracted = {"extractor": extractor.name} if extractor is not None else None
         columns = list(dict.fromkeys(c for c in (field, id_field, url_field, *kept) if c))
         meta = pf.metadata
-        tally.framed += meta.num_rows  # the footer's count, not what the batches turn out to be
+        groups = range(part.start, part.end) if part is not None else range(meta.num_row_groups)
+        # the footer's count, not what the batches turn out to be
+        tally.framed += sum(meta.row_group(g).num_rows for g in groups)
         batch_size = _rows_per_batch(pf, field, cfg)
-        record = 0
-        for group in range(meta.num_row_groups):
+        record = part.first_record if part is not None else 0
+        for group in groups:
             end = record + meta.row_group(group).num_rows
             batches = pf.iter_batches(
                 batch_size=batch_size, row_groups=[group], columns=columns, use_threads=False

@@ -22,6 +22,7 @@ from connectors.fs import COMPRESSION_SUFFIXES
 from connectors.html import read_html
 from connectors.jsonl import read_jsonl
 from connectors.parquet import read_parquet
+from connectors.split import UnitPart, split_unit
 from connectors.tally import ReadTally
 from connectors.text import read_text
 from connectors.validate import (
@@ -80,11 +81,17 @@ _GLOB_CHARS = "*?["
 
 @dataclass(frozen=True)
 class SourceUnit:
-    """One unit of work: one input file (or one DuckDB query)."""
+    """One unit of work: one input file, a range of a large one (connectors/split.py), or one
+    DuckDB query."""
 
     source: str  # the file path/URI as expanded (this is the manifest's `source`)
     format: str  # jsonl | parquet | text | warc | html | duckdb (resolved, never 'auto')
     spec: InputSpec
+    part: UnitPart | None = None  # the range of the file; None = the whole file
+
+    @property
+    def first_record(self) -> int:
+        return self.part.first_record if self.part is not None else 0
 
 
 def format_of(path: str) -> str | None:
@@ -105,8 +112,10 @@ def _known_suffixes() -> str:
     return ", ".join(s for suffixes in FORMAT_SUFFIXES.values() for s in suffixes)
 
 
-def expand_inputs(specs: list[InputSpec]) -> list[SourceUnit]:
-    """Input specs -> units of work, in a deterministic order (spec order, then sorted paths).
+def expand_inputs(specs: list[InputSpec], unit_bytes: int = 0) -> list[SourceUnit]:
+    """Input specs -> units of work, in a deterministic order (spec order, then sorted paths,
+    then ranges in file order). Files over `unit_bytes` (> 0) are cut into ranges where their
+    format allows (connectors/split.py).
 
     A file reached twice (a folder and a glob over it) is read once: the first spec wins.
     """
@@ -116,7 +125,7 @@ def expand_inputs(specs: list[InputSpec]) -> list[SourceUnit]:
         for source, fmt in _expand_one(spec):
             if source not in seen:
                 seen.add(source)
-                units.append(SourceUnit(source=source, format=fmt, spec=spec))
+                units += split_unit(SourceUnit(source=source, format=fmt, spec=spec), unit_bytes)
     return units
 
 
@@ -269,9 +278,11 @@ def read_unit(
     what happened.
     """
     tally = tally if tally is not None else ReadTally()
-    next_record = 0  # past every record ordinal yielded so far
+    # past every record ordinal yielded so far; a range's own rows start past the whole file's
+    next_record = unit.part.spare_record if unit.part is not None else 0
+    ranged = {"part": unit.part} if unit.part is not None else {}
     try:
-        for table in READERS[unit.format](unit.source, unit.spec, cfg, tally):
+        for table in READERS[unit.format](unit.source, unit.spec, cfg, tally, **ranged):
             if table.num_rows:
                 tally.rows += table.num_rows
                 last = pc.max(table.column("record")).as_py()

@@ -108,6 +108,13 @@ class ReadConfig(Section):
         "skipped while it is read, never held whole, and quarantined as too_large: a "
         "decompression bomb costs time, not memory.",
     )
+    unit_bytes: int = Field(
+        16 << 20,
+        ge=0,
+        description="Plain (uncompressed) jsonl and parquet files larger than this are cut into "
+        "units of about this size (line-aligned byte ranges, runs of row groups), so one big "
+        "file uses every worker; doc_ids do not change. 0 = one unit per file.",
+    )
     metadata_fields: list[str] = Field(
         ["url", "date", "metadata"],
         description="The input's own fields each document keeps: url and date (own columns), "

@@ -37,7 +37,7 @@ def run_dedup_only(cfg: CurateConfig, output: str) -> dict:
     from curator.stages.dedup import run_dedup
 
     output = check_output_place(output, cfg.ray)  # tasks write OUTPUT.work/
-    units = expand_inputs(cfg.inputs)
+    units = expand_inputs(cfg.inputs, cfg.read.unit_bytes)
     work = RunDir.at(Path(output).with_suffix(".work"))
     work.root.mkdir(parents=True, exist_ok=True)
     ensure_ray(cfg.ray)

@@ -193,7 +193,8 @@ def run_curate(cfg: CurateConfig) -> dict:
 
 def _curate_at(cfg: CurateConfig, root: str, mirror: RunMirror | None) -> dict:
     validate_before_work(cfg, root)
-    units = expand_inputs(cfg.inputs)  # raises ConfigError for inputs that match nothing
+    # raises ConfigError for inputs that match nothing; large files become several units
+    units = expand_inputs(cfg.inputs, cfg.read.unit_bytes)
     eval_set = _load_eval_set(cfg)  # a bad evaluation file fails here, before any work
     run = RunDir.at(root)
     with run_lock(run.root):

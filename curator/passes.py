@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 
 from connectors.fs import AtomicParquetWriter
 from connectors.registry import SourceUnit, read_unit
+from connectors.split import UnitPart
 from connectors.tally import ReadTally
 from connectors.validate import quarantine_one
 from curator.config import CurateConfig, InputSpec
@@ -59,6 +60,7 @@ def unit_item(idx: int, unit: SourceUnit) -> dict:
         "source": unit.source,
         "format": unit.format,
         "spec": unit.spec.model_dump_json(),
+        "part": unit.part.to_json() if unit.part is not None else None,
     }
 
 
@@ -67,6 +69,7 @@ def item_unit(item: dict) -> SourceUnit:
         source=item["source"],
         format=item["format"],
         spec=InputSpec.model_validate_json(item["spec"]),
+        part=UnitPart(**item["part"]) if item.get("part") else None,
     )
 
 
@@ -199,7 +202,8 @@ class Pass1Worker(_UnitWorker):
     def give_up(self, item: dict, error: str) -> UnitStats:
         """The unit becomes one quarantined record (as an unreadable file does)."""
         stats = UnitStats()
-        table = quarantine_one(item["source"], 0, UNIT_FAILED, error)
+        # at the unit's first record: a range's row is distinct from the other ranges'
+        table = quarantine_one(item["source"], item_unit(item).first_record, UNIT_FAILED, error)
         table = run_chain(self.steps, table)
         stats.records = stats.framed = table.num_rows
         stats.add_batch_outcomes(table)

@@ -1,0 +1,96 @@
+"""One large plain jsonl on 1 vs 2 CPUs: does one big file use every worker (issue 17, item 3)?
+
+Builds one ~200 MB uncompressed jsonl of real text (benchmarks/whole_pipeline.py's corpus: the
+shared corpora and the Debian documentation; past the distinct text the same documents repeat
+as exact duplicates, which dedup removes), then runs `curator curate` on it, whole process tree
+measured from outside (whole_pipeline.measure_tree), interleaved, `--repeats` times each:
+
+- `2 CPUs, ranges`: `ray.num_cpus=2`, the default `read.unit_bytes` (the file cut into ranges);
+- `1 CPU, ranges`: `ray.num_cpus=1`;
+- `2 CPUs, whole file`: `ray.num_cpus=2`, `read.unit_bytes=0` (one unit: what it was before).
+
+    PYTHONPATH=. .venv/bin/python -m benchmarks.one_big_file --mb 200 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import shutil
+import statistics
+import tempfile
+from pathlib import Path
+
+from benchmarks.whole_pipeline import CORPORA, DEBIAN, Sources, build_corpus, run_curator
+
+ARMS = {
+    "2 CPUs, ranges": ["ray.num_cpus=2"],
+    "1 CPU, ranges": ["ray.num_cpus=1"],
+    "2 CPUs, whole file": ["ray.num_cpus=2", "read.unit_bytes=0"],
+}
+OUT = Path(__file__).resolve().parent / "results" / "one_big_file.md"
+
+
+def one_plain_file(mb: float, work: Path, seed: int) -> tuple[Path, dict]:
+    """The corpus as one uncompressed jsonl (the builder writes gzip parts; joined here)."""
+    parts = work / "parts"
+    info = build_corpus(mb, parts, Sources.from_dirs(CORPORA, DEBIAN), seed=seed, n_files=1)
+    folder = work / "one"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "big.jsonl"
+    with gzip.open(parts / "part-00.jsonl.gz", "rb") as src, open(path, "wb") as dst:
+        shutil.copyfileobj(src, dst, 16 << 20)
+    shutil.rmtree(parts)
+    return path, info
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--mb", type=float, default=200)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--work-dir", type=Path)
+    args = ap.parse_args(argv)
+    work = args.work_dir or Path(tempfile.mkdtemp(prefix="one-big-file-"))
+    path, info = one_plain_file(args.mb, work, args.seed)
+    size_mb = path.stat().st_size / 1e6
+    print(f"{path}: {size_mb:.1f} MB, {info['docs']:,} docs ({info['repeats']:,} repeats)",
+          flush=True)
+    runs: dict[str, list[dict]] = {arm: [] for arm in ARMS}
+    for r in range(args.repeats):
+        for arm, sets in ARMS.items():  # interleaved: a drift in the machine hits every arm
+            m = run_curator(path.parent, work, f"{r}", sets)
+            runs[arm].append(m)
+            print(f"repeat {r} {arm}: wall {m['wall_s']:.1f} s, cpu {m['cpu_s']:.1f} s",
+                  flush=True)
+    med = {arm: {k: statistics.median(m[k] for m in ms) for k in ("wall_s", "cpu_s")}
+           for arm, ms in runs.items()}
+    base = med["1 CPU, ranges"]["wall_s"]
+    lines = [
+        "## One big file on 1 vs 2 CPUs (whole process tree)",
+        "",
+        f"`PYTHONPATH=. .venv/bin/python -m benchmarks.one_big_file --mb {args.mb:g} "
+        f"--repeats {args.repeats}`: one {size_mb:.0f} MB plain jsonl of real text "
+        f"({info['docs']:,} documents, {info['repeats']:,} of them exact repeats past the "
+        f"distinct text), `curator curate` with the default rules, dedup and tokenizer; "
+        f"medians of {args.repeats} interleaved runs.",
+        "",
+        "| arm | wall s | CPU s | speed-up over 1 CPU (wall) |",
+        "|---|---|---|---|",
+    ]
+    for arm, v in med.items():
+        lines.append(f"| {arm} | {v['wall_s']:.1f} | {v['cpu_s']:.1f} | "
+                     f"{base / v['wall_s']:.2f}x |")
+    lines += ["", "Every run: " + "; ".join(
+        f"{arm}: " + ", ".join(f"{m['wall_s']:.1f}" for m in ms) + " s wall"
+        for arm, ms in runs.items()), ""]
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text("\n".join(lines))
+    (OUT.with_suffix(".json")).write_text(json.dumps({"runs": runs, "median": med,
+                                                      "corpus": info}, indent=1, default=str))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
