@@ -8,6 +8,7 @@ from __future__ import annotations
 import ipaddress
 import random
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
@@ -108,10 +109,16 @@ def test_public_ipv4_pattern_equals_the_reserved_block_table():
     tails = [(0, 0), (0, 1), (2, 9), (99, 1), (100, 7), (113, 200), (255, 255)]
     addrs = [f"{a}.{b}.{c}.{d}" for a, b in pairs for c, d in tails]
     got = pa.compute.match_substring_regex(pa.array(addrs), f"^{ipv4_pattern(True)}$")
-    want = [not any(ipaddress.IPv4Address(x) in n for n in nets) for x in addrs]
+    # membership in the table as integer masks (ipaddress per address took 15 s)
+    ints = np.array([(a << 24) | (b << 16) | (c << 8) | d for a, b in pairs for c, d in tails],
+                    dtype=np.uint64)
+    reserved = np.zeros(len(ints), bool)
+    for n in nets:
+        reserved |= (ints & np.uint64(int(n.netmask))) == np.uint64(int(n.network_address))
+    want = ~reserved
     wrong = [x for x, g, w in zip(addrs, got.to_pylist(), want, strict=True) if g != w]
     assert not wrong, wrong[:10]
-    assert sum(want) > 0.8 * len(addrs)  # most of the space is public
+    assert want.sum() > 0.8 * len(addrs)  # most of the space is public
 
 
 def test_defaults_replace_email_and_ip_only():
@@ -183,7 +190,7 @@ def test_the_vectorized_path_equals_the_exact_python_patterns():
     rows; the result must equal running the exact patterns on every row in Python."""
     rng = random.Random(0)
     texts = ["".join(rng.choice(FRAGMENTS) for _ in range(rng.randint(1, 12)))
-             for _ in range(3000)]
+             for _ in range(1500)]
     out = PiiAnonymizer(ALL)(docs(texts))
     for i, text in enumerate(texts):
         counts = dict.fromkeys(ALL.kinds, 0)
