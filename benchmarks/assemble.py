@@ -9,6 +9,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ORDER = [
     "curate_vs_datatrove.md",
     "whole_pipeline.md",
+    "one_big_file.md",
     "streaming_rss.md",
     "rules.md",
     "minhash.md",
