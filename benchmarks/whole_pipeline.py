@@ -66,6 +66,9 @@ EOS = "<|endoftext|>"
 # less dedup and tokenization work than datatrove). `--curator-set` adds to these (last wins).
 CURATOR_SETS = [
     "language.enabled=false",
+    # datatrove's pipeline here has no PII step: the same stages on both sides
+    "pii.email=false",
+    "pii.ip=false",
     "quality.c4.max_removed_char_fraction=1",
     f"dedup.shingle_size={SHINGLE}",
     f"dedup.bands={BANDS}",
