@@ -10,6 +10,7 @@ ORDER = [
     "curate_vs_datatrove.md",
     "whole_pipeline.md",
     "one_big_file.md",
+    "whole_pipeline_recheck.md",
     "streaming_rss.md",
     "rules.md",
     "minhash.md",
