@@ -22,7 +22,14 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from benchmarks.whole_pipeline import CORPORA, DEBIAN, Sources, build_corpus, run_curator
+from benchmarks.whole_pipeline import (
+    CORPORA,
+    CURATOR_SETS,
+    DEBIAN,
+    Sources,
+    build_corpus,
+    run_curator,
+)
 
 ARMS = {
     "2 CPUs, ranges": ["ray.num_cpus=2"],
@@ -65,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"repeat {r} {arm}: wall {m['wall_s']:.1f} s, cpu {m['cpu_s']:.1f} s",
                   flush=True)
     data = {"runs": runs, "corpus": info, "size_mb": size_mb, "mb": args.mb,
-            "repeats": args.repeats}
+            "repeats": args.repeats, "sets": CURATOR_SETS}
     (OUT.with_suffix(".json")).write_text(json.dumps(data, indent=1, default=str))
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(render(data))
@@ -89,7 +96,8 @@ def render(data: dict) -> str:
         f"`PYTHONPATH=. .venv/bin/python -m benchmarks.one_big_file --mb {data['mb']:g} "
         f"--repeats {data['repeats']}`: one {data['size_mb']:.0f} MB plain jsonl of real text "
         f"({info['docs']:,} documents, {info['repeats']:,} of them exact repeats past the "
-        f"distinct text), `curator curate` with the default rules, dedup and tokenizer; "
+        f"distinct text), `curator curate` with the whole-pipeline comparison's settings "
+        f"({', '.join(f'`{x}`' for x in data['sets'])}, then the arm's; defaults otherwise); "
         f"medians of {data['repeats']} interleaved runs. `outside` = wall minus the phases "
         "the run times itself (Ray start and connect, splitting, catalog, report, exit).",
         "",
