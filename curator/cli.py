@@ -128,15 +128,14 @@ def curate(
     """Curate inputs into a RUN directory (shards, manifest, catalog, stats); resumes if killed."""
     from curator.executor import run_curate
     from curator.output_place import local_path
-    from curator.run_mirror import default_staging, is_store_uri
+    from curator.run_mirror import is_store_uri, staging_folder
 
     try:
         cfg = build_curate_config(input, output, config, set, quiet, preset)
         # resolved here too: the summary and `stats` below read the RUN where it was written
         # (a store output's local staging copy)
         if is_store_uri(cfg.output):
-            local = str(Path(cfg.staging).expanduser() if cfg.staging
-                        else default_staging(cfg.output))
+            local = str(staging_folder(cfg.output, cfg.staging))
         else:
             cfg = cfg.model_copy(update={"output": local_path(cfg.output)})
             local = cfg.output

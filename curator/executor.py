@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import xxhash
 
@@ -90,13 +92,17 @@ def _tokenizer_sample(run: RunDir, n_units: int, fraction: float, seed: int) -> 
     cut = int(fraction * 2**64)
     for idx in range(n_units):
         dups_path = run.dups(idx)
-        dropped = (set(pq.read_table(dups_path, columns=["doc_id"]).column("doc_id").to_pylist())
-                   if dups_path.exists() else set())
+        dropped = (pq.read_table(dups_path, columns=["doc_id"]).column("doc_id").combine_chunks()
+                   if dups_path.exists() else pa.array([], pa.string()))
         pf = pq.ParquetFile(run.pass1(idx))
         for rb in pf.iter_batches(columns=["doc_id", "decision", "text"], batch_size=4096):
-            for doc_id, decision, text in zip(*(c.to_pylist() for c in rb.columns), strict=True):
-                if (decision == KEPT and doc_id not in dropped
-                        and xxhash.xxh3_64_intdigest(doc_id, seed=seed) < cut):
+            # column ops pick the kept rows; only their doc_ids are hashed one by one
+            keep = pc.and_(pc.equal(rb.column("decision"), KEPT),
+                           pc.invert(pc.is_in(rb.column("doc_id"), value_set=dropped)))
+            rows = rb.filter(keep)
+            for doc_id, text in zip(rows.column("doc_id").to_pylist(),
+                                    rows.column("text").to_pylist(), strict=True):
+                if xxhash.xxh3_64_intdigest(doc_id, seed=seed) < cut:
                     yield text
 
 

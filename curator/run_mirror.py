@@ -36,8 +36,11 @@ def is_store_uri(output: str) -> bool:
     return not is_local(output)
 
 
-def default_staging(output: str) -> Path:
-    """A local folder for the run `output` names, stable across resumes on this machine."""
+def staging_folder(output: str, staging: str | None) -> Path:
+    """The local folder a store `output` is built in: `staging` when given, else one under the
+    user's cache named after the output, stable across resumes on this machine."""
+    if staging:
+        return Path(staging).expanduser()
     key = hashlib.sha256(output.rstrip("/").encode()).hexdigest()[:16]
     base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
     return base / "curator" / "staging" / key
@@ -124,7 +127,7 @@ def open_store_output(output: str, staging: str | None) -> RunMirror:
     bucket or refused credentials is a ConfigError naming `output`)."""
     from curator.config import ConfigError
 
-    mirror = RunMirror(output, Path(staging).expanduser() if staging else default_staging(output))
+    mirror = RunMirror(output, staging_folder(output, staging))
     try:
         mirror.check_writable()
     except Exception as exc:  # fsspec backends raise their own types (FileNotFoundError, ...)
