@@ -20,11 +20,9 @@ import zlib
 from dataclasses import dataclass
 from typing import IO
 
-_MAGIC = b"\x1f\x8b\x08"  # a member header: magic, CM=8 (deflate)
-_RESERVED_FLAGS = 0xE0
+_MAGIC = b"\x1f\x8b\x08"  # a member header: magic, CM=8 (deflate), as Python's gzip checks it
 _CHUNK = 1 << 20
 _MAX_OUT = 4 << 20  # decoded bytes per zlib call: a member that inflates to gigabytes is never held
-_PROBE = 1 << 10  # compressed bytes a candidate member must decode without error
 
 
 @dataclass(frozen=True)
@@ -42,38 +40,6 @@ class GzipLines:
     cuts: list[LineCut]  # the first is (0, 0, 0, 0)
     decoded_size: int
     lines: int  # lines of the file, a last line without newline included
-
-
-def may_have_members(path: str) -> bool:
-    """Whether `path` may hold a second gzip member: a header after byte 0 whose first compressed
-    bytes decode. A single-member file (most .gz) is ruled out at the speed of reading it, not
-    of inflating it; a false match inside deflate data only costs the walk."""
-    with open(path, "rb") as f:
-        tail, at = b"", 1
-        f.seek(1)
-        while block := f.read(_CHUNK):
-            data = tail + block
-            found = data.find(_MAGIC)
-            while found >= 0:
-                if found + 3 < len(data) and not data[found + 3] & _RESERVED_FLAGS:
-                    if _decodes(f, at - len(tail) + found):
-                        return True
-                found = data.find(_MAGIC, found + 1)
-            tail = data[-3:]
-            at += len(block)
-    return False
-
-
-def _decodes(f: IO[bytes], offset: int) -> bool:
-    back = f.tell()
-    f.seek(offset)
-    probe = f.read(_PROBE)
-    f.seek(back)
-    try:
-        zlib.decompressobj(zlib.MAX_WBITS | 16).decompress(probe, 1 << 16)
-    except zlib.error:
-        return False
-    return True
 
 
 def gzip_line_cuts(path: str, targets: list[int]) -> GzipLines | None:

@@ -20,6 +20,42 @@ _MEMBER_MAGIC = b"\x1f\x8b\x08"
 _RESERVED_FLAGS = 0xE0  # must be zero in a real member header; rules out most false matches
 
 
+_PROBE = 1 << 10  # compressed bytes a candidate member must decode without error
+
+
+def may_have_members(path: str) -> bool:
+    """Whether local file `path` may hold a second gzip member: a header after byte 0 whose
+    first compressed bytes decode. A single-member file (most .gz) is ruled out at the speed of
+    reading it, not of inflating it, before anything walks its members; a false match inside
+    deflate data only costs that walk."""
+    with open(path, "rb") as f:
+        tail, at = b"", 1  # `tail`: the last bytes of the previous block, for a split header
+        f.seek(1)
+        while block := f.read(1 << 20):
+            data = tail + block
+            found = data.find(_MEMBER_MAGIC)
+            while found >= 0:
+                if found + 3 < len(data) and not data[found + 3] & _RESERVED_FLAGS:
+                    if _decodes(f, at - len(tail) + found):
+                        return True
+                found = data.find(_MEMBER_MAGIC, found + 1)
+            tail = data[-3:]
+            at += len(block)
+    return False
+
+
+def _decodes(f: IO[bytes], offset: int) -> bool:
+    back = f.tell()
+    f.seek(offset)
+    probe = f.read(_PROBE)
+    f.seek(back)
+    try:
+        zlib.decompressobj(zlib.MAX_WBITS | 16).decompress(probe, 1 << 16)
+    except zlib.error:
+        return False
+    return True
+
+
 class CorruptMember(Exception):
     """A gzip member that cannot be decoded: bad deflate data, CRC or length, or no gzip magic."""
 
@@ -29,10 +65,10 @@ class GzipMembers:
 
     `last_start` is the file offset of the member the first byte of the last read came from, so
     a caller can say where a record starts, and `last_at_boundary` whether that byte was the
-    member's first (a line there is where a range of the file may begin, connectors/split.py);
-    `member_start` is the member being decoded now. A
-    decoding failure raises CorruptMember; `skip_member()` then moves to the next plausible
-    member header. Input that ends inside a member raises TruncatedInputError (file cut short).
+    member's first (a record there may begin a range of the file, connectors/split.py);
+    `member_start` is the member being decoded now. A decoding failure raises CorruptMember;
+    `skip_member()` then moves to the next plausible member header. Input that ends inside a
+    member raises TruncatedInputError (file cut short).
     """
 
     offsets = "compressed byte"  # how `last_start`/`member_start` read in an error message

@@ -33,7 +33,8 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from connectors.fs import compression_of, is_local
-from connectors.gzip_lines import gzip_line_cuts, may_have_members
+from connectors.gzip_lines import gzip_line_cuts
+from connectors.gzip_members import may_have_members
 from connectors.warc_scan import record_starts
 
 if TYPE_CHECKING:
@@ -115,8 +116,8 @@ def _gzip_jsonl_parts(path: str, unit_bytes: int) -> list[UnitPart]:
 def _warc_parts(path: str, unit_bytes: int) -> list[UnitPart]:
     size = os.path.getsize(path)
     targets = _targets(size, unit_bytes)
-    if not targets:
-        return []
+    if not targets or (compression_of(path) == "gzip" and not may_have_members(path)):
+        return []  # a .warc.gz in one member has no record to cut at but the first
     starts, framed = record_starts(path)  # damage is framed, not raised; OSError: read whole
     offsets = [offset for offset, _ in starts]
     chosen = [(0, 0)]  # the file's start: a fresh scanner there is the whole-file scan

@@ -24,6 +24,14 @@ the scanner is in the state the whole-file scan was in (nothing pending is the p
 and any open damage ends at that line, in the previous range), so it frames the same records,
 damage included, with the same ordinals and messages, until it meets the next range's first
 line, where it stops as the whole-file scan would have gone on.
+
+Why a whole scan and not a cheaper search for members: ranges need the ordinals, and damage
+takes ordinals (a corrupt request member is a Damage frame; neighbouring bad members merge into
+one), which only decoding every member through this scanner gives. Measured on the shared
+crawl WARCs concatenated 40 times (23.5 MB, 5,280 members), CPU s: a search for member headers,
+each verified by decoding its first bytes, 0.06; walking the members with zlib's
+`unused_data`, 0.25; `record_starts`, 0.46; reading the file whole (`read_unit`), 3.4. So the
+driver spends ~13% of a whole read's CPU to cut a .warc.gz.
 """
 
 from __future__ import annotations
