@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import os
 import shutil
 import statistics
 import tempfile
@@ -116,7 +117,9 @@ def main(argv: list[str] | None = None) -> None:
     runs: dict[str, list[dict]] = {arm: [] for arm in ARMS}
     for r in range(args.repeats):
         for arm, sets in ARMS.items():  # interleaved: a drift in the machine hits every arm
+            load = os.getloadavg()[0]  # others' work on a shared machine skews the 2-CPU arms
             m = run_curator(path.parent, work, f"{r}", sets)
+            m["load_1m"] = load
             runs[arm].append(m)
             print(f"repeat {r} {arm}: wall {m['wall_s']:.1f} s, cpu {m['cpu_s']:.1f} s",
                   flush=True)
@@ -141,7 +144,8 @@ def render(data: dict) -> str:
 
     base = med(runs["1 CPU, ranges"], "wall_s")
     lines = [
-        "## One big file on 1 vs 2 CPUs (whole process tree)",
+        f"## One big {'.warc.gz' if data.get('warc') else 'file'} on 1 vs 2 CPUs (whole "
+        "process tree)",
         "",
         f"`PYTHONPATH=. .venv/bin/python -m benchmarks.one_big_file "
         f"{'--warc ' if data.get('warc') else ''}--mb {data['mb']:g} "
@@ -165,6 +169,10 @@ def render(data: dict) -> str:
     lines += ["", "Every run: " + "; ".join(
         f"{arm}: " + ", ".join(f"{m['wall_s']:.1f}" for m in ms) + " s wall"
         for arm, ms in runs.items()), ""]
+    if all("load_1m" in m for ms in runs.values() for m in ms):
+        lines += ["Machine load (1-minute average) as each run began: " + "; ".join(
+            f"{arm}: " + ", ".join(f"{m['load_1m']:.1f}" for m in ms)
+            for arm, ms in runs.items()), ""]
     return "\n".join(lines)
 
 
