@@ -93,24 +93,22 @@ def _targets(size: int, unit_bytes: int) -> list[int]:
 
 
 def _gzip_jsonl_parts(path: str, unit_bytes: int) -> list[UnitPart]:
-    targets = _targets(os.path.getsize(path), unit_bytes)
+    size = os.path.getsize(path)
+    targets = _targets(size, unit_bytes)
     if not targets or not may_have_members(path):
         return []
     found = gzip_line_cuts(path, targets)
     if found is None:
         return []
     cuts = found.cuts
-    size = os.path.getsize(path)
-    parts = []
-    for k, cut in enumerate(cuts):
-        following = cuts[k + 1] if k + 1 < len(cuts) else None
-        # up to the next range's first line; the last range to the end of the data
-        line_end = (following.decoded + following.skip if following is not None
-                    else found.decoded_size)
-        parts.append(UnitPart(
-            k, cut.offset, following.offset if following is not None else size,
-            cut.first_line, found.lines + cut.first_line + k, cut.skip, line_end - cut.decoded))
-    return parts
+    # each range's lines run to the next range's first line; the last range's to the end
+    line_ends = [c.decoded + c.skip for c in cuts[1:]] + [found.decoded_size]
+    ends = [c.offset for c in cuts[1:]] + [size]
+    return [
+        UnitPart(k, cut.offset, ends[k], cut.first_line, found.lines + cut.first_line + k,
+                 cut.skip, line_ends[k] - cut.decoded)
+        for k, cut in enumerate(cuts)
+    ]
 
 
 def _warc_parts(path: str, unit_bytes: int) -> list[UnitPart]:
