@@ -230,8 +230,11 @@ class _ZstdRawReader(io.RawIOBase):
 
 
 @contextlib.contextmanager
-def open_input(path: str, compression: str | None = "infer") -> Iterator[IO[bytes]]:
-    """Open a local path or fsspec URI for streaming binary reads, decompressing by suffix.
+def open_input(
+    path: str, compression: str | None = "infer", start: int = 0
+) -> Iterator[IO[bytes]]:
+    """Open a local path or fsspec URI for streaming binary reads, decompressing by suffix; from
+    file offset `start` (a range's: a line of a plain file, a gzip member's first byte).
 
     Truncated compressed inputs raise EOFError while reading (never a silent short read), so
     readers can quarantine the break. Both the decoder and the underlying file are closed on exit
@@ -241,6 +244,8 @@ def open_input(path: str, compression: str | None = "infer") -> Iterator[IO[byte
         compression = compression_of(path)
     with contextlib.ExitStack() as stack:
         raw: IO[bytes] = stack.enter_context(fsspec.open(path, "rb"))
+        if start:
+            raw.seek(start)
         if compression is None:
             # fsspec's remote files have a readline() without a size limit; readers bound lines.
             yield raw if is_local(path) else stack.enter_context(io.BufferedReader(raw))

@@ -20,6 +20,42 @@ _MEMBER_MAGIC = b"\x1f\x8b\x08"
 _RESERVED_FLAGS = 0xE0  # must be zero in a real member header; rules out most false matches
 
 
+_PROBE = 1 << 10  # compressed bytes a candidate member must decode without error
+
+
+def may_have_members(path: str) -> bool:
+    """Whether local file `path` may hold a second gzip member: a header after byte 0 whose
+    first compressed bytes decode. A single-member file (most .gz) is ruled out at the speed of
+    reading it, not of inflating it, before anything walks its members; a false match inside
+    deflate data only costs that walk."""
+    with open(path, "rb") as f:
+        tail, at = b"", 1  # `tail`: the last bytes of the previous block, for a split header
+        f.seek(1)
+        while block := f.read(1 << 20):
+            data = tail + block
+            found = data.find(_MEMBER_MAGIC)
+            while found >= 0:
+                if found + 3 < len(data) and not data[found + 3] & _RESERVED_FLAGS:
+                    if _decodes(f, at - len(tail) + found):
+                        return True
+                found = data.find(_MEMBER_MAGIC, found + 1)
+            tail = data[-3:]
+            at += len(block)
+    return False
+
+
+def _decodes(f: IO[bytes], offset: int) -> bool:
+    back = f.tell()
+    f.seek(offset)
+    probe = f.read(_PROBE)
+    f.seek(back)
+    try:
+        zlib.decompressobj(zlib.MAX_WBITS | 16).decompress(probe, 1 << 16)
+    except zlib.error:
+        return False
+    return True
+
+
 class CorruptMember(Exception):
     """A gzip member that cannot be decoded: bad deflate data, CRC or length, or no gzip magic."""
 
@@ -28,25 +64,33 @@ class GzipMembers:
     """Decoded bytes of a gzip file, with `readline(limit)` and `read(n)` like a binary stream.
 
     `last_start` is the file offset of the member the first byte of the last read came from, so
-    a caller can say where a record starts; `member_start` is the member being decoded now. A
-    decoding failure raises CorruptMember; `skip_member()` then moves to the next plausible
-    member header. Input that ends inside a member raises TruncatedInputError (file cut short).
+    a caller can say where a record starts, and `last_at_boundary` whether that byte was the
+    member's first (a record there may begin a range of the file, connectors/split.py);
+    `member_start` is the member being decoded now. A decoding failure raises CorruptMember;
+    `skip_member()` then moves to the next plausible member header. Input that ends inside a
+    member raises TruncatedInputError (file cut short).
     """
 
     offsets = "compressed byte"  # how `last_start`/`member_start` read in an error message
 
-    def __init__(self, raw: IO[bytes], chunk_size: int = 1 << 16, max_out: int = 1 << 20) -> None:
+    def __init__(
+        self, raw: IO[bytes], chunk_size: int = 1 << 16, max_out: int = 1 << 20, start: int = 0
+    ) -> None:
+        """`raw` is positioned at file offset `start`: a member's first byte, or 0."""
         self._raw = raw
         self._chunk = chunk_size
         self._max_out = max_out
         self._in = b""  # input read but not yet decoded
-        self._in_at = 0  # file offset of self._in[0]
+        self._in_at = start  # file offset of self._in[0]
         self._dec: zlib._Decompress | None = None  # decoder of the current member, if inside one
-        self.member_start = 0
-        self.last_start = 0
+        self.member_start = start
+        self.last_start = start
+        self.last_at_boundary = False
         self._out = b""  # decoded bytes; those before _pos were handed out
         self._pos = 0
-        self._out_member = 0  # member the bytes in _out came from
+        self._out_member = start  # member the bytes in _out came from
+        self._out_first = False  # _out is its member's first decoded piece
+        self._fresh = False  # the current member has decoded nothing yet
 
     # --- reading -------------------------------------------------------------------------
 
@@ -54,7 +98,7 @@ class GzipMembers:
         """Up to `n` decoded bytes (fewer at a member's piece boundary); b"" at the end."""
         if self._pos >= len(self._out) and not self._decode():
             return b""
-        self.last_start = self._out_member
+        self._mark_start()
         piece = self._out[self._pos : self._pos + n]
         self._pos += len(piece)
         return piece
@@ -66,7 +110,7 @@ class GzipMembers:
             if self._pos >= len(self._out) and not self._decode():
                 break
             if not parts:
-                self.last_start = self._out_member
+                self._mark_start()
             end = self._out.find(b"\n", self._pos, self._pos + limit)
             stop = end + 1 if end >= 0 else min(len(self._out), self._pos + limit)
             parts.append(self._out[self._pos : stop])
@@ -75,6 +119,10 @@ class GzipMembers:
             if end >= 0:
                 break
         return b"".join(parts)
+
+    def _mark_start(self) -> None:
+        self.last_start = self._out_member
+        self.last_at_boundary = self._out_first and self._pos == 0
 
     def _decode(self) -> bool:
         """Decode the next piece of output; False at the clean end of the input."""
@@ -100,6 +148,7 @@ class GzipMembers:
             self._in = rest
             if out:
                 self._out, self._pos, self._out_member = out, 0, self.member_start
+                self._out_first, self._fresh = self._fresh, False
                 return True
 
     def _start_member(self) -> bool:
@@ -119,6 +168,7 @@ class GzipMembers:
             raise CorruptMember(f"no gzip member at byte {self._in_at} (starts {self._in[:4]!r})")
         self._dec = zlib.decompressobj(zlib.MAX_WBITS | 16)
         self.member_start = self._in_at
+        self._fresh = True
         return True
 
     def _read_raw(self) -> bool:

@@ -38,7 +38,9 @@ def frame_lines(
     source: str, max_line_bytes: int, tally: ReadTally, part: UnitPart | None = None
 ) -> Iterator[tuple[int, bytes | LongLine | Break]]:
     """(0-based line number, line) for each record of `source`, in order; with `part`, of the
-    lines that start in its byte range (line numbers still count from the file's start).
+    lines that start in its range (line numbers still count from the file's start): a plain
+    file's bytes [start, end), or for a gzip file the `span` decoded bytes from the member at
+    `start`, less the `skip` bytes of a line begun before (connectors/gzip_lines.py).
 
     A record is a non-blank line: its bytes with the newline (a leading BOM dropped), or a
     LongLine. Any failure to read (truncated compression, unreadable file) ends the iterator
@@ -46,11 +48,12 @@ def frame_lines(
     the cut last line, so every line yielded is complete.
     """
     line_no = part.first_record if part is not None else 0
-    end = part.end if part is not None else None
     try:
-        with open_input(source) as f:
-            if part is not None:
-                f.seek(part.start)  # a plain local file (connectors/split.py)
+        with open_input(source, start=part.start if part is not None else 0) as f:
+            end = None
+            if part is not None:  # tell() counts from `start` in a gzip file, from 0 in a plain
+                end = f.tell() + (part.span if part.span is not None else part.end - part.start)
+                _skip(f, part.skip)
             while end is None or f.tell() < end:
                 line = f.readline(max_line_bytes + 1)
                 if not line:
@@ -69,6 +72,15 @@ def frame_lines(
     except Exception as exc:  # noqa: BLE001 - the break is one quarantined record, not a crash
         tally.framed += 1
         yield line_no, Break(exc)
+
+
+def _skip(f: IO[bytes], n: int) -> None:
+    """Drop `n` bytes (the end of a line begun in the previous range) in bounded reads."""
+    while n > 0:
+        data = f.read(min(n, _DRAIN_CHUNK))
+        if not data:
+            return
+        n -= len(data)
 
 
 def _drain_line(f: IO[bytes]) -> int:

@@ -1,27 +1,41 @@
-"""Work units below the file: a large plain jsonl file becomes line-aligned byte ranges, a large
-parquet file runs of whole row groups, each range a unit of its own (its own pass-1 file and
-completion marker), so one big file keeps every worker busy and a resume redoes only the ranges
-that had not finished.
+"""Work units below the file: a large file becomes ranges, each a unit of its own (its own
+pass-1 file and completion marker), so one big file keeps every worker busy and a resume redoes
+only the ranges that had not finished.
 
-A range keeps the records' identity: its first record's ordinal is the number of lines (rows)
-before it in the file, so every document gets the very `<source hash>:<record>` doc_id it gets
-when the file is read whole, and the result does not depend on how the file was cut. The cut
-points are found by the driver before any work (one read of the file to count lines, at memory
-speed), and depend only on the file and `read.unit_bytes`, so a resume cuts it the same way.
+- plain jsonl: line-aligned byte ranges;
+- gzip jsonl of several members (bgzip, concatenated parts): runs of members, each owning the
+  lines that begin in it (connectors/gzip_lines.py);
+- WARC, plain or gzip: runs of records, cut where a record begins at a gzip member's first byte
+  (at any record of a plain file) (connectors/warc_scan.py `record_starts`);
+- parquet: runs of whole row groups.
 
-Not split: compressed files (a gzip or zstd stream cannot be entered in the middle), WARC files,
-text/html files (one document), DuckDB queries, and inputs that are not local files (cutting
-them would mean reading them once more through the network).
+A range keeps the records' identity: its first record's ordinal is the number of records (lines,
+rows, WARC responses and damaged stretches) before it in the file, so every document gets the
+very `<source hash>:<record>` doc_id it gets when the file is read whole, and the result does
+not depend on how the file was cut. The cut points are found by the driver before any work (one
+read of the file: counting lines at memory speed; decoding a gzip file's members; framing a
+WARC's records), and depend only on the file and `read.unit_bytes`, so a resume cuts it the same
+way.
+
+Not split: single-stream compressed files (a one-member .gz, .zst, .bz2, .xz: the stream cannot
+be entered in the middle), a gzip jsonl that does not decode cleanly to its end (the whole-file
+reader stops at its first bad member, so would every range after it), text/html files (one
+document), DuckDB queries, and inputs that are not local files (cutting them would mean reading
+them once more through the network).
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 import os
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from connectors.fs import compression_of, is_local
+from connectors.gzip_lines import gzip_line_cuts
+from connectors.gzip_members import may_have_members
+from connectors.warc_scan import record_starts
 
 if TYPE_CHECKING:
     from connectors.registry import SourceUnit
@@ -34,12 +48,16 @@ class UnitPart:
     """One range of a file that is a unit of its own."""
 
     index: int  # k-th range of the file
-    start: int  # jsonl: byte offset of its first line; parquet: its first row group
+    start: int  # byte offset of its first line / record / gzip member; parquet: its first row group
     end: int  # exclusive: the next range's start (the file's size / row group count at the end)
-    first_record: int  # ordinal of its first record: lines (rows) of the file before it
+    first_record: int  # ordinal of its first record: records of the file before it
     # First ordinal the range may give rows the reader adds itself (an unreadable stretch, a
     # record lost in parsing): past every record of the file, and apart from the other ranges'.
     spare_record: int
+    # gzip jsonl only (connectors/gzip_lines.py): decoded bytes to drop at `start` (the end of
+    # a line begun before), and the decoded bytes from `start` whose lines are the range's.
+    skip: int = 0
+    span: int | None = None
 
     def to_json(self) -> dict:
         return self.__dict__.copy()
@@ -51,9 +69,14 @@ def split_unit(unit: SourceUnit, unit_bytes: int) -> list[SourceUnit]:
     if unit_bytes <= 0 or unit.part is not None or not is_local(unit.source):
         return [unit]
     path = unit.source.removeprefix("file://")
+    compression = compression_of(path)
     try:
-        if unit.format == "jsonl" and compression_of(path) is None:
+        if unit.format == "jsonl" and compression is None:
             parts = _jsonl_parts(path, unit_bytes)
+        elif unit.format == "jsonl" and compression == "gzip":
+            parts = _gzip_jsonl_parts(path, unit_bytes)
+        elif unit.format == "warc" and compression in (None, "gzip"):
+            parts = _warc_parts(path, unit_bytes)
         elif unit.format == "parquet":
             parts = _parquet_parts(path, unit_bytes)
         else:
@@ -61,6 +84,50 @@ def split_unit(unit: SourceUnit, unit_bytes: int) -> list[SourceUnit]:
     except OSError:
         return [unit]  # unreadable now: the worker reads it whole and quarantines what fails
     return [replace(unit, part=p) for p in parts] if len(parts) > 1 else [unit]
+
+
+def _targets(size: int, unit_bytes: int) -> list[int]:
+    """Nominal cut offsets: the file in ceil(size / unit_bytes) even pieces."""
+    n = math.ceil(size / unit_bytes)
+    return [k * size // n for k in range(1, n)]
+
+
+def _gzip_jsonl_parts(path: str, unit_bytes: int) -> list[UnitPart]:
+    size = os.path.getsize(path)
+    targets = _targets(size, unit_bytes)
+    if not targets or not may_have_members(path):
+        return []
+    found = gzip_line_cuts(path, targets)
+    if found is None:
+        return []
+    cuts = found.cuts
+    # each range's lines run to the next range's first line; the last range's to the end
+    line_ends = [c.decoded + c.skip for c in cuts[1:]] + [found.decoded_size]
+    ends = [c.offset for c in cuts[1:]] + [size]
+    return [
+        UnitPart(k, cut.offset, ends[k], cut.first_line, found.lines + cut.first_line + k,
+                 cut.skip, line_ends[k] - cut.decoded)
+        for k, cut in enumerate(cuts)
+    ]
+
+
+def _warc_parts(path: str, unit_bytes: int) -> list[UnitPart]:
+    size = os.path.getsize(path)
+    targets = _targets(size, unit_bytes)
+    if not targets or (compression_of(path) == "gzip" and not may_have_members(path)):
+        return []  # a .warc.gz in one member has no record to cut at but the first
+    starts, framed = record_starts(path)  # damage is framed, not raised; OSError: read whole
+    offsets = [offset for offset, _ in starts]
+    chosen = [(0, 0)]  # the file's start: a fresh scanner there is the whole-file scan
+    for target in targets:
+        i = bisect.bisect_left(offsets, target)
+        if i < len(starts) and starts[i][0] > chosen[-1][0]:
+            chosen.append(starts[i])
+    bounds = [offset for offset, _ in chosen] + [size]
+    return [
+        UnitPart(k, bounds[k], bounds[k + 1], first, framed + first + k)
+        for k, (_, first) in enumerate(chosen)
+    ]
 
 
 def _jsonl_parts(path: str, unit_bytes: int) -> list[UnitPart]:

@@ -24,6 +24,7 @@ import pyarrow as pa
 
 from connectors.html import HtmlExtractor
 from connectors.metadata import MetadataSelection
+from connectors.split import UnitPart
 from connectors.tally import ReadTally
 from connectors.validate import (
     CORRUPT_RECORD,
@@ -43,14 +44,15 @@ _MAX_BYTES = "read.max_doc_bytes"
 
 
 def read_warc(
-    source: str, spec: InputSpec, cfg: ReadConfig, tally: ReadTally | None = None
+    source: str, spec: InputSpec, cfg: ReadConfig, tally: ReadTally | None = None,
+    part: UnitPart | None = None,
 ) -> Iterator[pa.Table]:
     from warcio.recordloader import ArcWarcRecordLoader
 
     tally = tally if tally is not None else ReadTally()
     parser = _ResponseParser(HtmlExtractor(spec.html_extractor), ArcWarcRecordLoader(), spec, cfg)
     rows = RowBuffer(source, cfg.max_doc_chars)
-    for frame in scan_warc(source, cfg.max_doc_bytes, tally):
+    for frame in scan_warc(source, cfg.max_doc_bytes, tally, part):
         if isinstance(frame, Damage):
             rows.add_bad(frame.ordinal, frame.reason, frame.error)
         elif not parser.add(rows, frame):

@@ -111,9 +111,11 @@ class ReadConfig(Section):
     unit_bytes: int = Field(
         16 << 20,
         ge=0,
-        description="Plain (uncompressed) jsonl and parquet files larger than this are cut into "
-        "units of about this size (line-aligned byte ranges, runs of row groups), so one big "
-        "file uses every worker; doc_ids do not change. 0 = one unit per file.",
+        description="Local files larger than this are cut into units of about this size, so "
+        "one big file uses every worker: plain jsonl (line-aligned byte ranges), gzip jsonl of "
+        "several members (runs of members), WARC, plain or .warc.gz (runs of records), parquet "
+        "(runs of row groups); doc_ids do not change. Single-stream compressed files (.zst, a "
+        "one-member .gz) stay whole. 0 = one unit per file.",
     )
     metadata_fields: list[str] = Field(
         ["url", "date", "metadata"],
