@@ -48,7 +48,7 @@ def test_heldout_split_is_deterministic_and_sized(run_dir: Path) -> None:
     )
     train, heldout = split(corpus, 0.2)
     assert train.n_docs + heldout.n_docs == corpus.n_docs
-    assert len(train.tokens) + len(heldout.tokens) == len(corpus.tokens)
+    assert train.n_tokens + heldout.n_tokens == len(corpus.tokens)
     assert not set(train.doc_ids.to_pylist()) & set(heldout.doc_ids.to_pylist())
 
 
