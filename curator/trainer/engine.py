@@ -218,19 +218,27 @@ def wrap_model(model: GPT, cfg: TrainConfig, device: torch.device, world: int = 
     if world <= 1:
         fwd = torch.compile(model) if cfg.compile else model
         return Runner(fwd, fwd)
+    ddp = data_parallel(model, cfg, device)
+    if not cfg.compile:
+        return Runner(ddp, model)
+    return Runner(torch.compile(ddp), torch.compile(model))
+
+
+def data_parallel(
+    model: GPT, cfg: TrainConfig, device: torch.device
+) -> torch.nn.parallel.DistributedDataParallel:
+    """`model` under DDP in the default process group (which must be initialized)."""
     from torch.nn.parallel import DistributedDataParallel
 
-    ddp = DistributedDataParallel(
+    cuda = device.type == "cuda"
+    return DistributedDataParallel(
         model,
         device_ids=[device.index if device.index is not None else torch.cuda.current_device()]
-        if device.type == "cuda"
+        if cuda
         else None,
         find_unused_parameters=needs_find_unused(cfg),
         broadcast_buffers=False,  # the model has no buffers that training changes
     )
-    if not cfg.compile:
-        return Runner(ddp, model)
-    return Runner(torch.compile(ddp), torch.compile(model))
 
 
 def train_step(
