@@ -216,12 +216,20 @@ def wrap_model(model: GPT, cfg: TrainConfig, device: torch.device, world: int = 
     bucket boundaries to keep that overlap; evaluation compiles the bare model. The optimizer
     and checkpoints keep using `model` itself: DDP shares its parameters."""
     if world <= 1:
-        fwd = torch.compile(model) if cfg.compile else model
+        fwd = compile_static(model) if cfg.compile else model
         return Runner(fwd, fwd)
     ddp = data_parallel(model, cfg, device)
     if not cfg.compile:
         return Runner(ddp, model)
-    return Runner(torch.compile(ddp), torch.compile(model))
+    return Runner(compile_static(ddp), compile_static(model))
+
+
+def compile_static(module: torch.nn.Module) -> torch.nn.Module:
+    """torch.compile for fixed shapes: every call the trainer makes has one (training windows,
+    evaluate's batches, per_document_loss padded to (batch, seq_len)). dynamic=False keeps
+    the fast static graphs and makes a shape change a visible recompile (tests/trainer/
+    test_compile.py forbids any after warm-up) instead of a silent switch to a dynamic graph."""
+    return torch.compile(module, dynamic=False)
 
 
 def data_parallel(
