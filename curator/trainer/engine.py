@@ -165,6 +165,7 @@ def unwrap(model: torch.nn.Module) -> GPT:
 
 
 def is_compiled(model: torch.nn.Module) -> bool:
+    """Whether torch.compile wraps `model` (directly, or the module under DDP)."""
     from torch.nn.parallel import DistributedDataParallel
 
     while True:
@@ -192,7 +193,8 @@ def needs_find_unused(cfg: TrainConfig) -> bool:
     graph) when fewer than two whole key blocks fit: always in dense steps when
     seq_len < 2 * block_size (sparse steps pad up to whole blocks, so they may still reach two).
     Then DDP must look for unused parameters after every backward (a graph walk, so only in
-    that case); otherwise it would wait forever for the indexer's gradient buckets. Every other
+    that case); otherwise the indexer's gradient buckets never become ready and DDP's next
+    forward fails ("Expected to have finished reduction in the prior iteration"). Every other
     parameter is used by every forward (a parameter made conditional later must join here)."""
     return cfg.dsa.enabled and cfg.model.seq_len < 2 * cfg.dsa.block_size
 
