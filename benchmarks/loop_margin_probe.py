@@ -62,42 +62,45 @@ def document_gradients(model, docs: list[np.ndarray], seq_len: int):
     """One flattened loss gradient per document (its full seq_len windows as one batch)."""
     import torch
 
+    from curator.trainer.engine import to_batch
+    from curator.trainer.fit import model_device
+
     grads = []
     model.train()
     size = sum(p.numel() for p in model.parameters())
     for d in docs:
         if len(d) < 2:  # nothing to predict: no influence either way
-            grads.append(torch.zeros(size))
+            grads.append(torch.zeros(size, device=model_device(model)))
             continue
         n = max(1, (len(d) - 1) // seq_len)
         width = min(seq_len, len(d) - 1)
-        x = np.stack([d[i * width : (i + 1) * width] for i in range(n)])
-        y = np.stack([d[i * width + 1 : (i + 1) * width + 1] for i in range(n)])
+        x = np.stack([d[i * width : (i + 1) * width] for i in range(n)]).astype(np.int64)
+        y = np.stack([d[i * width + 1 : (i + 1) * width + 1] for i in range(n)]).astype(np.int64)
         model.zero_grad()
-        model(torch.from_numpy(x), torch.from_numpy(y)).loss.backward()
+        model(*to_batch((x, y), model_device(model))).loss.backward()
         grads.append(flat_gradient(model))
     return torch.stack(grads)
 
 
 def stream_gradient(model, tokens: np.ndarray, seq_len: int, batch_size: int, batches: int):
     """Mean loss gradient over the first `batches` batches of a held-out token stream."""
-    import torch
 
     from curator.trainer.data import TokenStream
     from curator.trainer.engine import to_batch
+    from curator.trainer.fit import model_device
 
     stream = TokenStream(tokens, seq_len)
     n = min(batches, -(-stream.n_windows // batch_size))
     model.zero_grad()
     for i in range(n):
-        x, y = to_batch(stream.batch(i, batch_size), torch.device("cpu"))
+        x, y = to_batch(stream.batch(i, batch_size), model_device(model))
         (model(x, y).loss / n).backward()
     return flat_gradient(model)
 
 
 def cosine_influence(doc_grads, target) -> np.ndarray:
-    dot = (doc_grads @ target).numpy()
-    return dot / (doc_grads.norm(dim=1).numpy() * float(target.norm()) + 1e-12)
+    dot = (doc_grads @ target).cpu().numpy()
+    return dot / (doc_grads.norm(dim=1).cpu().numpy() * float(target.norm()) + 1e-12)
 
 
 def extra_clean_stream(run: RunDir, corpora: str, n_docs: int, seed: int = 7) -> np.ndarray:

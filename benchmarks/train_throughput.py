@@ -4,7 +4,8 @@
 
 Text: Python's own help topics (`pydoc_data.topics`, on every machine), tokenized with a
 sentencepiece BPE trained here; held-out documents chosen by doc_id hash as in training.
-1. Throughput: steady-state tokens/s of `train_step` for dense/DSA x fp32/bf16 (and MFU on CUDA,
+1. Throughput: steady-state tokens/s of the trainer's steps (`fit_stream`, the loop every
+   caller uses) for dense/DSA x fp32/bf16 (and MFU on CUDA,
    from 6 * params * tokens/s against the device's bf16 peak given by --peak-tflops).
 2. Quality: a DSA model and a dense model of the same size, same tokens, same steps; held-out
    loss of each and the relative gap (target: DSA within 3% of dense).
@@ -23,14 +24,8 @@ import torch
 
 from curator.trainer.config import TrainConfig
 from curator.trainer.data import Corpus, TokenStream, split
-from curator.trainer.engine import (
-    build_model,
-    build_optimizer,
-    evaluate,
-    lr_at,
-    to_batch,
-    train_step,
-)
+from curator.trainer.engine import build_model, build_optimizer, evaluate, resolve_device
+from curator.trainer.fit import fit_stream
 
 RESULTS = Path(__file__).parent / "results" / "train_throughput.md"
 
@@ -90,30 +85,23 @@ def run(
     cfg: TrainConfig, corpus: Corpus, steps: int, timed_from: int = 0
 ) -> tuple[float, float, int]:
     """Train `steps` steps; returns (tokens/s after `timed_from`, held-out loss, params)."""
-    device = torch.device(cfg.device)
+    device = resolve_device(cfg.device)
     train_c, held_c = split(corpus, 0.05)
-    stream = TokenStream(train_c.tokens, cfg.model.seq_len)
-    held = TokenStream(held_c.tokens, cfg.model.seq_len)
+    stream = TokenStream(train_c.runs(), cfg.model.seq_len)
+    held = TokenStream(held_c.runs(), cfg.model.seq_len)
     model = build_model(cfg, corpus.vocab_size, device)
     opt = build_optimizer(model, cfg.optim, device)
-    total, t0, tokens = cfg.total_steps(), None, 0
-    for step in range(steps):
-        if step == timed_from:
-            t0 = time.perf_counter()
-        batch = to_batch(stream.batch(step, cfg.batch_size), device)
-        stats = train_step(
-            model,
-            opt,
-            [batch],
-            lr=lr_at(step, total, cfg.optim),
-            dense=step < cfg.dsa.dense_warmup_steps or not cfg.dsa.enabled,
-            precision=cfg.precision,
-            grad_clip=cfg.optim.grad_clip,
-        )
-        tokens += stats.tokens if step >= timed_from else 0
+    total = cfg.total_steps()
+    # warm-up steps, then the timed ones: the same schedule, split in two calls
+    fit_stream(model, opt, stream, cfg, range(timed_from), total_steps=total)
     if device.type == "cuda":
         torch.cuda.synchronize()
-    rate = tokens / (time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    stats = fit_stream(model, opt, stream, cfg, range(timed_from, steps), total_steps=total,
+                       start_step=timed_from)
+    if device.type == "cuda":
+        torch.cuda.synchronize()  # the steps only queued work; wait for it before timing
+    rate = sum(s.tokens for s in stats) / (time.perf_counter() - t0)
     heldout = evaluate(model, held, cfg.batch_size, 16, cfg.precision, dense=not cfg.dsa.enabled)
     return rate, heldout, model.num_params()
 

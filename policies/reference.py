@@ -51,8 +51,9 @@ class ReferenceLM:
         if len(stream) <= cfg.model.seq_len:
             raise ValueError(f"the reference LM needs more than {cfg.model.seq_len} target "
                              f"tokens; the target has {len(stream)}")
-        model = build_model(cfg, vocab_size, resolve_device(cfg.device))
-        optimizer = build_optimizer(model, cfg.optim)
+        device = resolve_device(cfg.device)
+        model = build_model(cfg, vocab_size, device)
+        optimizer = build_optimizer(model, cfg.optim, device)
         fit_tokens(model, optimizer, stream, cfg, steps, total_steps=steps, seed=seed)
         # scoring runs in CPU workers (the scorer stage, `curator score`)
         model = model.cpu().eval()

@@ -108,11 +108,12 @@ def train_range(
 ) -> list[float]:
     """Train steps [lo, hi) of round `rnd` on `windows`, on the loop's one LR schedule
     (times `lr_scale`, one per step, when given); returns the training losses."""
+    from curator.trainer.engine import step_floats
     from curator.trainer.fit import fit_stream
 
     stats = fit_stream(model, optimizer, windows, tcfg, range(lo, hi), total_steps=cfg.total_steps,
                        start_step=rnd * cfg.steps_per_round + lo, lr_scale=lr_scale)
-    return [s.loss for s in stats]
+    return step_floats(stats)  # one device-to-host transfer for the range, not one per step
 
 
 def difficulty(cfg: LoopConfig, pool: LoopPool, chosen: np.ndarray, model) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Bundled trainer: a GPT-style decoder with DSA (dynamic sparse attention) and AMP.
 
 Library API (what the quality agent calls): `build_model`, `build_optimizer`, `lr_at`,
-`train_steps` / `train_step`, `evaluate`, `per_document_loss`; `train(cfg)` is the full loop.
+`train_steps` / `scheduled_step`, `evaluate`, `per_document_loss`; `train(cfg)` is the full loop.
 Heavy modules load lazily so `import curator.trainer` stays cheap for the CLI.
 """
 
@@ -23,6 +23,7 @@ _LAZY = {
     "build_optimizer": "engine",
     "lr_at": "engine",
     "train_step": "engine",
+    "scheduled_step": "engine",
     "train_steps": "engine",
     "evaluate": "engine",
     "per_document_loss": "engine",

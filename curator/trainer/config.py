@@ -93,6 +93,11 @@ class DataConfig(Section):
         0.02, ge=0, lt=1, description="Fraction of documents held out (by doc_id hash)."
     )
     heldout_seed: int = Field(0, description="Seed of the doc_id hash; same seed, same split.")
+    cache_dir: str | None = Field(
+        None,
+        description="Folder where a RUN's shards are converted once to a memory-mapped token "
+        "file (keyed by the shard files' names, sizes and mtimes); null = OUT/token_cache.",
+    )
 
 
 class TrainConfig(Section):

@@ -3,7 +3,12 @@
 `train.py` is the readable loop over these; the RL quality agent calls them directly, thousands
 of times, on small budgets: `build_model` + `build_optimizer`, `train_steps` over its own
 batches with `lr_at` fully decayed at the end of its budget, then `evaluate` /
-`per_document_loss`.
+`per_document_loss`. Every optimizer step of every caller goes through `scheduled_step`.
+
+No step waits for the device: losses, the indexer KL and the grad norm stay device tensors in
+`StepStats` until someone reads them as floats, so a CUDA run queues step after step while the
+host prepares the next batches. Data parallel is DistributedDataParallel (`wrap_model`);
+`unwrap` reaches the plain GPT under DDP (`.module`) and torch.compile (`_orig_mod`).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import hashlib
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -33,9 +39,21 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def check_precision(precision: str, device: torch.device) -> None:
+    """fp16 needs CUDA: its GradScaler is disabled elsewhere, so fp16 on CPU would silently
+    train without loss scaling (underflowing gradients). Refused before any work."""
+    if precision == "fp16" and torch.device(device).type != "cuda":
+        raise ValueError(
+            f"precision=fp16 needs a CUDA device (GradScaler) but training runs on "
+            f"{torch.device(device)} (no CUDA device is visible, or device=cpu); "
+            "set precision=bf16 or precision=fp32"
+        )
+
+
 def build_model(cfg: TrainConfig, vocab_size: int, device: torch.device | str = "cpu") -> GPT:
     """Seeded init (same on every worker); flex sparse path on CUDA, gather path elsewhere."""
     device = torch.device(device)
+    check_precision(cfg.precision, device)
     mcfg = cfg.model
     if mcfg.vocab_size is None:
         mcfg = mcfg.model_copy(update={"vocab_size": vocab_size})
@@ -97,31 +115,140 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
 
 @dataclass(frozen=True)
 class StepStats:
-    loss: float
-    indexer_loss: float
-    grad_norm: float
+    """One optimizer step. Loss, KL and grad norm are 0-dim fp32 device tensors: reading one
+    as a float waits for the device, so a loop reads them only when it logs (`loss`,
+    `floats()`, or `step_floats` for many steps in one transfer)."""
+
+    loss_t: Tensor  # mean LM loss over the step's micro-batches
+    indexer_loss_t: Tensor  # mean indexer KL (0 without an indexer)
+    grad_norm_t: Tensor  # model (not indexer) grad norm before clipping
     lr: float
     tokens: int
 
+    @property
+    def loss(self) -> float:
+        return float(self.loss_t)
 
-def sync_gradients(model: torch.nn.Module, world: int) -> None:
-    """All-reduce (mean) every gradient in one flat buffer: one collective per step."""
-    import torch.distributed as dist
+    @property
+    def indexer_loss(self) -> float:
+        return float(self.indexer_loss_t)
 
-    grads = [p.grad for p in model.parameters() if p.grad is not None]
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    dist.all_reduce(flat)
-    flat /= world
-    for g, part in zip(grads, flat.split([g.numel() for g in grads]), strict=True):
-        g.copy_(part.view_as(g))
+    @property
+    def grad_norm(self) -> float:
+        return float(self.grad_norm_t)
+
+    def floats(self) -> dict[str, float]:
+        """All numbers of the step as Python floats, in one device-to-host transfer."""
+        loss, kl, norm = torch.stack([self.loss_t, self.indexer_loss_t, self.grad_norm_t]).tolist()
+        return {"loss": loss, "indexer_loss": kl, "grad_norm": norm, "lr": self.lr,
+                "tokens": self.tokens}
 
 
-def broadcast_parameters(model: torch.nn.Module) -> None:
-    """Rank 0's weights everywhere (seeded init should already agree; this makes it certain)."""
-    import torch.distributed as dist
+def step_floats(stats: Sequence[StepStats], name: str = "loss") -> list[float]:
+    """`name` ("loss", "indexer_loss", "grad_norm") of every step, in one transfer."""
+    if not stats:
+        return []
+    return torch.stack([getattr(s, f"{name}_t") for s in stats]).tolist()
 
-    for p in model.parameters():
-        dist.broadcast(p.data, src=0)
+
+def unwrap(model: torch.nn.Module) -> GPT:
+    """The plain module under torch.compile (`_orig_mod`) and DDP (`.module`), in any order."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    while True:
+        if hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        elif isinstance(model, DistributedDataParallel):
+            model = model.module
+        else:
+            return model  # type: ignore[return-value]
+
+
+def is_compiled(model: torch.nn.Module) -> bool:
+    """Whether torch.compile wraps `model` (directly, or the module under DDP)."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    while True:
+        if hasattr(model, "_orig_mod"):
+            return True
+        if not isinstance(model, DistributedDataParallel):
+            return False
+        model = model.module
+
+
+def _ddp(model: torch.nn.Module) -> torch.nn.parallel.DistributedDataParallel | None:
+    from torch.nn.parallel import DistributedDataParallel
+
+    while not isinstance(model, DistributedDataParallel):
+        if not hasattr(model, "_orig_mod"):
+            return None
+        model = model._orig_mod
+    return model
+
+
+def needs_find_unused(cfg: TrainConfig) -> bool:
+    """Whether some parameter can end a backward without a gradient, which DDP must be told.
+
+    The indexer learns only from its KL, and `DSAttention.indexer_kl` is a constant zero (no
+    graph) when fewer than two whole key blocks fit: always in dense steps when
+    seq_len < 2 * block_size (sparse steps pad up to whole blocks, so they may still reach two).
+    Then DDP must look for unused parameters after every backward (a graph walk, so only in
+    that case); otherwise the indexer's gradient buckets never become ready and DDP's next
+    forward fails ("Expected to have finished reduction in the prior iteration"). Every other
+    parameter is used by every forward (a parameter made conditional later must join here)."""
+    return cfg.dsa.enabled and cfg.model.seq_len < 2 * cfg.dsa.block_size
+
+
+class Runner(NamedTuple):
+    """How one model runs: `train` for optimizer steps (compiled and/or DDP), `eval` for
+    rank-local evaluation (compiled, never DDP: no collectives while one rank evaluates)."""
+
+    train: torch.nn.Module
+    eval: torch.nn.Module
+
+
+def wrap_model(model: GPT, cfg: TrainConfig, device: torch.device, world: int = 1) -> Runner:
+    """torch.compile (cfg.compile) and, when world > 1, DistributedDataParallel over the
+    process group Ray Train started (gloo on CPU, nccl on GPU).
+
+    DDP broadcasts rank 0's weights when it wraps (seeded init agrees already; a resumed
+    checkpoint too) and all-reduces gradients in buckets while backward still runs; the step
+    skips that for all but the last micro-batch (`no_sync`), so accumulation communicates once
+    per optimizer step. The compiled DDP module (compile outside) lets dynamo split graphs at
+    bucket boundaries to keep that overlap; evaluation compiles the bare model. The optimizer
+    and checkpoints keep using `model` itself: DDP shares its parameters."""
+    if world <= 1:
+        fwd = compile_static(model) if cfg.compile else model
+        return Runner(fwd, fwd)
+    ddp = data_parallel(model, cfg, device)
+    if not cfg.compile:
+        return Runner(ddp, model)
+    return Runner(compile_static(ddp), compile_static(model))
+
+
+def compile_static(module: torch.nn.Module) -> torch.nn.Module:
+    """torch.compile for fixed shapes: every call the trainer makes has one (training windows,
+    evaluate's batches, per_document_loss padded to (batch, seq_len)). dynamic=False keeps
+    the fast static graphs and makes a shape change a visible recompile (tests/trainer/
+    test_compile.py forbids any after warm-up) instead of a silent switch to a dynamic graph."""
+    return torch.compile(module, dynamic=False)
+
+
+def data_parallel(
+    model: GPT, cfg: TrainConfig, device: torch.device
+) -> torch.nn.parallel.DistributedDataParallel:
+    """`model` under DDP in the default process group (which must be initialized)."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    cuda = device.type == "cuda"
+    return DistributedDataParallel(
+        model,
+        device_ids=[device.index if device.index is not None else torch.cuda.current_device()]
+        if cuda
+        else None,
+        find_unused_parameters=needs_find_unused(cfg),
+        broadcast_buffers=False,  # the model has no buffers that training changes
+    )
 
 
 def train_step(
@@ -135,35 +262,40 @@ def train_step(
     grad_clip: float = 1.0,
     indexer_loss_weight: float = 1.0,
     scaler: torch.amp.GradScaler | None = None,
-    world: int = 1,
 ) -> StepStats:
     """One optimizer step over `micro_batches` (gradient accumulation), with clip and AdamW.
 
     The LM loss trains the model; the indexer KL trains only the indexer (detached input), so
     one backward of their sum keeps both isolated. Grad norms are clipped separately per group.
+    A DDP-wrapped `model` averages gradients over ranks once, in the last micro-batch's
+    backward. Nothing here waits for the device (fp16's GradScaler aside: its step checks for
+    inf on the host).
     """
     for group in optimizer.param_groups:
         group["lr"] = lr
     device = micro_batches[0][0].device
     n = len(micro_batches)
-    lm_sum = kl_sum = 0.0
-    for x, y in micro_batches:
-        with autocast(device, precision):
-            out = model(x, y, dense=dense)
-        total = out.loss / n
-        if out.indexer_loss is not None:
-            total = total + indexer_loss_weight * out.indexer_loss / n
-            kl_sum += out.indexer_loss.item() / n
-        (scaler.scale(total) if scaler is not None else total).backward()
-        lm_sum += out.loss.item() / n
-    if world > 1:
-        sync_gradients(model, world)
+    ddp = _ddp(model)
+    lm = torch.zeros((), device=device)
+    kl = torch.zeros((), device=device)
+    for i, (x, y) in enumerate(micro_batches):
+        # DDP: only the last backward all-reduces (the others accumulate locally)
+        sync = ddp is None or i == n - 1
+        with contextlib.nullcontext() if sync else ddp.no_sync():
+            with autocast(device, precision):
+                out = model(x, y, dense=dense)
+            total = out.loss / n
+            if out.indexer_loss is not None:
+                total = total + indexer_loss_weight * out.indexer_loss / n
+                kl += out.indexer_loss.detach().float() / n
+            (scaler.scale(total) if scaler is not None else total).backward()
+        lm += out.loss.detach().float() / n
     if scaler is not None:
         scaler.unscale_(optimizer)
-    base = model._orig_mod if hasattr(model, "_orig_mod") else model
+    base = unwrap(model)
     params = [p for p in base.model_parameters() if p.grad is not None]
     clip = grad_clip if grad_clip > 0 else float("inf")
-    grad_norm = torch.nn.utils.clip_grad_norm_(params, clip).item()
+    grad_norm = torch.nn.utils.clip_grad_norm_(params, clip).detach()
     indexer = [p for p in base.indexer_parameters() if p.grad is not None]
     if indexer:
         torch.nn.utils.clip_grad_norm_(indexer, clip)
@@ -174,49 +306,65 @@ def train_step(
         optimizer.step()
     optimizer.zero_grad(set_to_none=True)
     tokens = sum(int(x.numel()) for x, _ in micro_batches)
-    return StepStats(lm_sum, kl_sum, grad_norm, lr, tokens)
+    return StepStats(lm, kl, grad_norm.float(), lr, tokens)
+
+
+def scheduled_step(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    micro_batches: Sequence[Batch],
+    cfg: TrainConfig,
+    step: int,
+    total_steps: int,
+    *,
+    scaler: torch.amp.GradScaler | None = None,
+    lr_scale: float = 1.0,
+) -> StepStats:
+    """Optimizer step number `step` of a run fully decayed at `total_steps`, as `cfg` says:
+    its LR (times `lr_scale`), dense attention during the warm-up, precision, clip, KL weight.
+    The one place a step's settings come from, for train.py and every library caller."""
+    return train_step(
+        model,
+        optimizer,
+        micro_batches,
+        lr=lr_at(step, total_steps, cfg.optim) * lr_scale,
+        # dense warm-up: full attention while the indexer learns to imitate it (KL)
+        dense=step < cfg.dsa.dense_warmup_steps,
+        precision=cfg.precision,
+        grad_clip=cfg.optim.grad_clip,
+        indexer_loss_weight=cfg.dsa.indexer_loss_weight,
+        scaler=scaler,
+    )
 
 
 def train_steps(
-    model: GPT,
+    model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     batches: Iterable[Sequence[Batch]],
     cfg: TrainConfig,
     total_steps: int,
     start_step: int = 0,
     scaler: torch.amp.GradScaler | None = None,
-    world: int = 1,
     lr_scale: Sequence[float] | None = None,
 ) -> list[StepStats]:
     """Run one step per item of `batches` on the cfg schedule (decayed at `total_steps`);
     `lr_scale[i]` multiplies the i-th step's LR (e.g. a loop trial's anneal to zero)."""
-    stats = []
-    for i, micro in enumerate(batches):
-        step = start_step + i
-        scale = 1.0 if lr_scale is None else float(lr_scale[i])
-        stats.append(
-            train_step(
-                model,
-                optimizer,
-                micro,
-                lr=lr_at(step, total_steps, cfg.optim) * scale,
-                dense=step < cfg.dsa.dense_warmup_steps,
-                precision=cfg.precision,
-                grad_clip=cfg.optim.grad_clip,
-                indexer_loss_weight=cfg.dsa.indexer_loss_weight,
-                scaler=scaler,
-                world=world,
-            )
+    return [
+        scheduled_step(
+            model, optimizer, micro, cfg, start_step + i, total_steps, scaler=scaler,
+            lr_scale=1.0 if lr_scale is None else float(lr_scale[i]),
         )
-    return stats
+        for i, micro in enumerate(batches)
+    ]
 
 
 def to_batch(xy: tuple[np.ndarray, np.ndarray], device: torch.device) -> Batch:
-    x, y = xy
-    return (
-        torch.from_numpy(x).to(device, non_blocking=True),
-        torch.from_numpy(y).to(device, non_blocking=True),
-    )
+    """numpy (x, y) on `device`. To CUDA through pinned memory: a copy from pageable memory
+    would first wait for the stream to drain, a host sync per micro-batch."""
+    x, y = (torch.from_numpy(a) for a in xy)
+    if device.type == "cuda":
+        x, y = x.pin_memory(), y.pin_memory()
+    return x.to(device, non_blocking=True), y.to(device, non_blocking=True)
 
 
 @torch.no_grad()
@@ -228,7 +376,10 @@ def evaluate(
     precision: str = "fp32",
     dense: bool = False,
 ) -> float:
-    """Mean next-token loss (nats) over the first windows of the held-out stream."""
+    """Mean next-token loss (nats) over the first windows of the held-out stream.
+
+    Every batch has the same (batch_size, seq_len) shape (the stream wraps around past its
+    end), so a compiled model never sees a new shape."""
     device = next(model.parameters()).device
     n = min(max_batches, -(-heldout.n_windows // batch_size))
     was_training = model.training
@@ -255,9 +406,13 @@ def per_document_loss(
     Long documents are cut into seq_len windows (each window's first token predicted from no
     context), windows are sorted by length and padded per batch, and window sums are added back
     per document with bincount. Documents with fewer than 2 tokens get NaN.
+
+    On CUDA (flex attention compiles for one shape) and for a torch.compile'd model every
+    batch is padded to (batch_size, seq_len): padding rows and columns have target -1 and add 0.
     """
     device = next(model.parameters()).device
-    T = model.cfg.seq_len
+    T = unwrap(model).cfg.seq_len
+    fixed = device.type == "cuda" or is_compiled(model)
     lengths = np.fromiter((len(d) for d in docs), dtype=np.int64, count=len(docs))
     flat = (
         np.concatenate([np.asarray(d, dtype=np.int64) for d in docs])
@@ -276,17 +431,22 @@ def per_document_loss(
     model.eval()
     for i in range(0, len(order), batch_size):
         w = order[i : i + batch_size]
-        # CUDA compiles for one shape: pad to seq_len; on CPU only to the batch's longest window
-        width = T + 1 if device.type == "cuda" else int(w_len[w].max())
+        # a fixed shape where it compiles; elsewhere only the batch's longest window
+        width = T + 1 if fixed else int(w_len[w].max())
+        rows = batch_size if fixed else len(w)
         span = np.arange(width)
-        valid = span[None, :] < w_len[w, None]
-        idx = np.where(valid, starts[doc[w], None] + begin[w, None] + span, 0)
+        lens = np.zeros(rows, np.int64)
+        lens[: len(w)] = w_len[w]
+        first_tok = np.zeros(rows, np.int64)
+        first_tok[: len(w)] = starts[doc[w]] + begin[w]
+        valid = span[None, :] < lens[:, None]
+        idx = np.where(valid, first_tok[:, None] + span, 0)
         tok = np.where(valid, flat[idx], 0)
         tgt = np.where(valid[:, 1:], tok[:, 1:], -1)
         x, y = to_batch((tok[:, :-1], tgt), device)
         with autocast(device, precision):
             loss = model(x, y, dense=dense, reduction="none").loss
-        sums[w] = loss.float().sum(-1).cpu().numpy()
+        sums[w] = loss.float().sum(-1)[: len(w)].cpu().numpy()
     model.train(was_training)
     total = np.bincount(doc, weights=sums, minlength=len(docs))
     with np.errstate(invalid="ignore", divide="ignore"):

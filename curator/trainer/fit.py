@@ -6,8 +6,8 @@ repeated to exactly the steps they pay for, read as seq_len windows (shuffled wi
 reading order for a curriculum), batched on the model's own device, stepped by
 `engine.train_steps` on a schedule that may span a longer run. `fit_tokens` is that recipe;
 `step_stream` + `fit_stream` are its halves for a caller that trains one stream in pieces
-(the loop evaluates between them). `train.py` is the full loop and builds its batches with the
-same `step_batch`.
+(the loop evaluates between them). `train.py` is the full loop: it builds its batches with the
+same `step_batch` and steps with the same `engine.scheduled_step` that `train_steps` calls.
 """
 
 from __future__ import annotations

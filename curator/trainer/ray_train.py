@@ -2,7 +2,8 @@
 
 Ray Train starts `workers` processes and the torch.distributed process group; each worker runs
 the ordinary `train()` loop with its rank, reading its own disjoint batches (batch i of rank r
-is a pure function of i, r), and the loop averages gradients with one all-reduce per step.
+is a pure function of i, r) from one memory-mapped token file (rank 0 converts a RUN's shards
+once), and DistributedDataParallel averages gradients, once per optimizer step.
 Every worker writes `OUT/worker_<rank>.json` (its summary, with a weight digest), so callers can
 check that all workers ran and ended with identical weights.
 """
@@ -47,6 +48,12 @@ def train_distributed(cfg: TrainConfig) -> dict:
 
     if cfg.workers < 1:
         raise ValueError("train_distributed needs workers >= 1; use train() for in-process runs")
+    if cfg.precision == "fp16" and not cfg.use_gpu:
+        # the workers would refuse it too (engine.check_precision), after Ray started
+        raise ValueError(
+            "precision=fp16 needs CUDA (GradScaler) but use_gpu=false puts the workers on CPU; "
+            "set precision=bf16 or precision=fp32, or use_gpu=true"
+        )
     ensure_ray(RayConfig())  # RAY_ADDRESS, else an embedded cluster on free ports
     out = Path(cfg.out_dir).resolve()
     cfg = cfg.model_copy(update={"out_dir": str(out)})

@@ -1,8 +1,11 @@
 """The training loop, top to bottom (nanoGPT style): data -> model -> resume -> steps -> summary.
 
-Each step: lr from the schedule -> eval/checkpoint -> forward/backward over micro-batches ->
-gradient sync (data parallel) -> clip -> AdamW -> log. The pieces live in engine.py, so the RL
-agent can call them without this loop.
+Each step: eval/checkpoint -> `engine.scheduled_step` (lr from the schedule, forward/backward
+over micro-batches, DDP gradient all-reduce with the last one, clip, AdamW) -> log. The pieces
+live in engine.py and fit.py, so the RL agent and the closed loop train through the same code.
+
+The host waits for the device only where a number is needed: at log steps (one transfer for
+the losses of every step since the last one), evals and checkpoints.
 
 Progress goes to this module's logger only (`step N/M: train X, val Y, tok/s Z, ETA mm:ss`):
 library callers (the closed loop, tests, Ray Train workers) stay silent unless they configure
@@ -25,14 +28,14 @@ from curator.trainer.checkpoint import latest_checkpoint, load_checkpoint, save_
 from curator.trainer.config import TrainConfig
 from curator.trainer.data import TokenStream, load_corpus, split
 from curator.trainer.engine import (
-    broadcast_parameters,
     build_model,
     build_optimizer,
+    check_precision,
     evaluate,
-    lr_at,
     param_digest,
     resolve_device,
-    train_step,
+    scheduled_step,
+    wrap_model,
 )
 from curator.trainer.fit import step_batch
 
@@ -48,15 +51,18 @@ def train(
 ) -> dict:
     """Train to the token budget; rank 0 evaluates, checkpoints and writes summary.json."""
     device = device or resolve_device(cfg.device)
+    check_precision(cfg.precision, device)  # fp16 without CUDA: refused before any work
     out = Path(cfg.out_dir)
     lead = rank == 0
 
-    # data: the same deterministic split on every worker; batch i is a pure function of i
-    corpus = load_corpus(cfg.data.path)
+    # data: memory-mapped (a RUN's shards converted once by rank 0), the same deterministic
+    # split on every worker, streams that are views of it; batch i is a pure function of i
+    cache = cfg.data.cache_dir or out / "token_cache"
+    corpus = load_corpus(cfg.data.path, cache, rank, world)
     train_docs, held_docs = split(corpus, cfg.data.heldout_frac, cfg.data.heldout_seed)
     seq_len = cfg.model.seq_len
-    train_stream = TokenStream(train_docs.tokens, seq_len, cfg.data.order, cfg.seed)
-    held_stream = TokenStream(held_docs.tokens, seq_len) if held_docs.n_docs else None
+    train_stream = TokenStream(train_docs.runs(), seq_len, cfg.data.order, cfg.seed)
+    held_stream = TokenStream(held_docs.runs(), seq_len) if held_docs.n_docs else None
 
     # model + optimizer (fp32 master weights; autocast only wraps forward passes)
     model = build_model(cfg, corpus.vocab_size, device)
@@ -70,25 +76,24 @@ def train(
     if ckpt is not None:
         start = load_checkpoint(ckpt, model, optimizer, scaler)
         log.info("resumed from %s at step %d", ckpt, start)
-    if world > 1:
-        broadcast_parameters(model)
-    fwd = torch.compile(model) if cfg.compile else model
+    # compiled and/or DDP (world > 1); `model` itself is what checkpoints and digests see
+    run = wrap_model(model, cfg, device, world)
 
     losses: dict[int, float] = {}
     evals: dict[int, float] = {}
+    unread: dict[int, torch.Tensor] = {}  # steps' losses still on the device
 
     def heldout(step: int) -> float | None:
         if held_stream is None or not lead:
             return None
         dense = step < cfg.dsa.dense_warmup_steps  # measure the attention we are training
         evals[step] = evaluate(
-            fwd, held_stream, cfg.batch_size, cfg.eval_batches, cfg.precision, dense
+            run.eval, held_stream, cfg.batch_size, cfg.eval_batches, cfg.precision, dense
         )
         return evals[step]
 
     t0, tokens = time.perf_counter(), 0
     for step in range(start, total):
-        lr = lr_at(step, total, cfg.optim)
         # eval before the step, so step 0 records the untrained baseline
         if step % cfg.eval_interval == 0:
             heldout(step)
@@ -96,35 +101,27 @@ def train(
         if lead and every and step > start and step % every == 0:
             save_checkpoint(out, step, model, optimizer, scaler, keep=cfg.keep_checkpoints)
 
-        # dense warm-up: full attention while the indexer learns to imitate it (KL)
-        dense = step < cfg.dsa.dense_warmup_steps
         micro = step_batch(train_stream, step, cfg, device, rank, world)
-        stats = train_step(
-            fwd,
-            optimizer,
-            micro,
-            lr=lr,
-            dense=dense,
-            precision=cfg.precision,
-            grad_clip=cfg.optim.grad_clip,
-            indexer_loss_weight=cfg.dsa.indexer_loss_weight,
-            scaler=scaler,
-            world=world,
-        )
-        losses[step] = stats.loss
+        stats = scheduled_step(run.train, optimizer, micro, cfg, step, total, scaler=scaler)
+        unread[step] = stats.loss_t
         tokens += stats.tokens * world
 
         # log: every log_interval steps, every eval step (so each val shows) and the last step
         if step % cfg.log_interval == 0 or step in evals or step == total - 1:
+            # the one wait for the device: every unread loss and this step's numbers at once
+            *values, kl, norm = torch.stack([*unread.values(), stats.indexer_loss_t,
+                                             stats.grad_norm_t]).tolist()
+            losses.update(zip(unread, values, strict=True))
+            unread.clear()
             spent = time.perf_counter() - t0
             line = {
                 "step": step,
-                "loss": stats.loss,
+                "loss": losses[step],
                 "heldout_loss": evals.get(step),  # of the weights this step's loss saw
-                "indexer_kl": stats.indexer_loss,
-                "grad_norm": stats.grad_norm,
-                "lr": lr,
-                "dense": dense,
+                "indexer_kl": kl,
+                "grad_norm": norm,
+                "lr": stats.lr,
+                "dense": step < cfg.dsa.dense_warmup_steps,
                 "tokens_per_s": tokens / spent,
                 # the mean step time so far, evals and checkpoints included, for the steps left
                 "eta_s": spent / (step + 1 - start) * (total - step - 1),

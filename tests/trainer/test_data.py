@@ -1,12 +1,15 @@
-"""Trainer data: curriculum order, deterministic held-out split, windows, .bin parity."""
+"""Trainer data: curriculum order, deterministic held-out split, windows, .bin parity, the
+memmapped shard cache, and batches equal to the former in-memory implementation's."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 import sentencepiece as spm
 
 from connectors.bin import write_bin
@@ -15,6 +18,7 @@ from curator.trainer.data import (
     TokenStream,
     heldout_mask,
     load_corpus,
+    read_shards,
     shard_files,
     split,
 )
@@ -48,7 +52,7 @@ def test_heldout_split_is_deterministic_and_sized(run_dir: Path) -> None:
     )
     train, heldout = split(corpus, 0.2)
     assert train.n_docs + heldout.n_docs == corpus.n_docs
-    assert len(train.tokens) + len(heldout.tokens) == len(corpus.tokens)
+    assert train.n_tokens + heldout.n_tokens == len(corpus.tokens)
     assert not set(train.doc_ids.to_pylist()) & set(heldout.doc_ids.to_pylist())
 
 
@@ -78,3 +82,87 @@ def test_bin_export_gives_the_same_corpus_and_split(run_dir: Path, tmp_path: Pat
     assert np.array_equal(np.asarray(from_bin.tokens), np.asarray(corpus.tokens))
     assert np.array_equal(from_bin.offsets, corpus.offsets)
     assert np.array_equal(heldout_mask(from_bin, 0.1), heldout_mask(corpus, 0.1))
+
+
+# --- batches are the ones the in-memory implementation gave (before memmap views) ---------
+
+
+def legacy_split_tokens(corpus, frac: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The old `split`: each side's documents copied into one new array (`select_docs`)."""
+    held = heldout_mask(corpus, frac, seed)
+    lengths = np.diff(corpus.offsets)
+    tokens = np.asarray(corpus.tokens)
+    return tokens[np.repeat(~held, lengths)], tokens[np.repeat(held, lengths)]
+
+
+def legacy_batch(tokens: np.ndarray, seq_len: int, order: str, seed: int, i: int, b: int,
+                 rank: int, world: int) -> tuple[np.ndarray, np.ndarray]:
+    """The old `TokenStream.batch`, verbatim, over a flat in-memory array."""
+    n_windows = (len(tokens) - 1) // seq_len
+    perm = (np.random.default_rng(seed).permutation(n_windows) if order == "shuffled"
+            else np.arange(n_windows))
+    rows = (i * world + rank) * b + np.arange(b)
+    starts = perm[rows % n_windows] * seq_len
+    w = np.asarray(tokens[starts[:, None] + np.arange(seq_len + 1)]).astype(np.int64)
+    return w[:, :-1], w[:, 1:]
+
+
+@pytest.mark.parametrize("order", ["curriculum", "shuffled"])
+@pytest.mark.parametrize("cached", [False, True])
+def test_batches_equal_the_in_memory_implementation(
+    run_dir: Path, tmp_path: Path, order: str, cached: bool
+) -> None:
+    """Same corpus, split and seed -> the very batches the copying implementation gave, on
+    every rank, for the train and the held-out stream, through an epoch's wrap-around; the
+    streams are views of the corpus array (a memmap when cached), never copies of it."""
+    corpus = load_corpus(run_dir, tmp_path / "cache" if cached else None)
+    assert isinstance(corpus.tokens, np.memmap) == cached
+    train, held = split(corpus, 0.2, seed=3)
+    old_train, old_held = legacy_split_tokens(corpus, 0.2, 3)
+    for docs, old, seq_len, seed in ((train, old_train, 64, 11), (held, old_held, 32, 0)):
+        stream = TokenStream(docs.runs(), seq_len, order, seed)
+        assert stream.runs.base is corpus.tokens and len(stream.runs.starts) < docs.n_docs
+        assert stream.n_windows == (len(old) - 1) // seq_len
+        last = stream.n_windows // 8 + 2  # past the end: the wrap-around too
+        for i in (0, 1, last // 2, last):
+            for rank, world in ((0, 1), (0, 2), (1, 2)):
+                got = stream.batch(i, 8, rank, world)
+                want = legacy_batch(old, seq_len, order, seed, i, 8, rank, world)
+                assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+                assert got[0].dtype == np.int64
+
+
+def write_weighted_run(run_dir: Path, root: Path) -> Path:
+    """A copy of `run_dir` whose first shard upweights some documents (sample_weight 2, 3)."""
+    shutil.copytree(run_dir, root)
+    first = shard_files(root)[0]
+    table = pq.read_table(first)
+    weight = np.ones(table.num_rows, np.int32)
+    weight[::5], weight[1::7] = 2, 3
+    table = table.set_column(table.schema.get_field_index("sample_weight"), "sample_weight",
+                             pa.array(weight))
+    pq.write_table(table, first)
+    return root
+
+
+def test_shard_cache_is_the_same_corpus_memmapped_and_reused(
+    run_dir: Path, tmp_path: Path
+) -> None:
+    run = write_weighted_run(run_dir, tmp_path / "run")
+    want = read_shards(run)
+    cache = tmp_path / "cache"
+    got = load_corpus(run, cache)
+    assert isinstance(got.tokens, np.memmap) and got.tokens.dtype == want.tokens.dtype
+    assert np.array_equal(np.asarray(got.tokens), want.tokens)
+    assert np.array_equal(got.offsets, want.offsets) and got.n_docs > read_shards(run_dir).n_docs
+    assert got.doc_ids.equals(want.doc_ids)
+    assert (got.vocab_size, got.eos_id) == (want.vocab_size, want.eos_id)
+    (entry,) = cache.iterdir()
+    stamp = (entry / "header.json").stat().st_mtime_ns
+    load_corpus(run, cache)  # same shards: read, not rewritten
+    assert (entry / "header.json").stat().st_mtime_ns == stamp and len(list(cache.iterdir())) == 1
+    # a shard rewritten (new size/mtime) is a new key, never the stale file
+    first = shard_files(run)[0]
+    pq.write_table(pq.read_table(first).slice(1), first)
+    again = load_corpus(run, cache)
+    assert again.n_docs == read_shards(run).n_docs and len(list(cache.iterdir())) == 2
