@@ -20,6 +20,7 @@ from torch import Tensor
 
 from curator.trainer.config import OptimConfig, TrainConfig
 from curator.trainer.data import TokenStream
+from curator.trainer.dsa import use_flex
 from curator.trainer.model import GPT
 
 Batch = tuple[Tensor, Tensor]  # (x, y) int64 (B, T); y == -1 is ignored
@@ -34,7 +35,7 @@ def resolve_device(name: str) -> torch.device:
 
 
 def build_model(cfg: TrainConfig, vocab_size: int, device: torch.device | str = "cpu") -> GPT:
-    """Seeded init (same on every worker); flex sparse path on CUDA, gather path elsewhere."""
+    """Seeded init (same on every worker); flex sparse path where it runs (dsa.kernel)."""
     device = torch.device(device)
     mcfg = cfg.model
     if mcfg.vocab_size is None:
@@ -46,7 +47,7 @@ def build_model(cfg: TrainConfig, vocab_size: int, device: torch.device | str = 
         )
     torch.manual_seed(cfg.seed)
     model = GPT(mcfg, cfg.dsa).to(device)
-    model.set_flex(device.type == "cuda")
+    model.set_flex(use_flex(cfg.dsa.kernel, cfg.dsa.block_size, device.type))
     return model
 
 

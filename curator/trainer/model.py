@@ -58,7 +58,9 @@ class Block(nn.Module):
             indexer_heads=dsa.indexer_heads,
             indexer_dim=dsa.indexer_dim,
             rope_theta=cfg.rope_theta,
-            use_indexer=dsa.enabled,
+            sparse=dsa.enabled,
+            selection=dsa.selection,
+            gate=dsa.gate,
         )
         self.mlp_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
         self.mlp = SwiGLU(cfg.d_model, cfg.hidden)
