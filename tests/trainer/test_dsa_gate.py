@@ -141,3 +141,27 @@ def test_compiled_flex_forward_on_cpu_matches_gather_for_both_branches() -> None
         attn.use_flex = True
         out = attn(x)[0]
     torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_dense_dsa_and_gated_models_of_one_seed_share_their_common_weights() -> None:
+    from curator.trainer.config import TrainConfig
+    from curator.trainer.engine import build_model
+
+    def weights(**dsa) -> dict[str, torch.Tensor]:
+        cfg = TrainConfig.model_validate({
+            "data": {"path": "unused"}, "dsa": dsa,
+            "model": {"vocab_size": 100, "d_model": 32, "n_head": 2, "n_layer": 2},
+        })
+        return build_model(cfg, 100).state_dict()
+
+    dense, dsa, gated = weights(enabled=False), weights(), weights(gate=True)
+    assert set(dense) < set(dsa) < set(gated)
+    for name, w in dsa.items():
+        assert torch.equal(w, gated[name]), name
+        if name in dense:
+            assert torch.equal(w, dense[name]), name
+    other_seed = build_model(TrainConfig.model_validate({
+        "data": {"path": "unused"}, "seed": 1,
+        "model": {"vocab_size": 100, "d_model": 32, "n_head": 2, "n_layer": 2},
+    }), 100).state_dict()
+    assert not torch.equal(other_seed["embed.weight"], dsa["embed.weight"])
