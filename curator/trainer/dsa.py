@@ -181,20 +181,28 @@ def use_flex(kernel: str, block_size: int, device_type: str) -> bool:
     return fits
 
 
+def compiled_flex():  # -> the compiled flex_attention
+    """flex_attention compiled once per process. Made before a compiled model first runs
+    (`GPT.set_flex`): created inside traced code, the `_compiled_flex is None` check would
+    become a dynamo guard that fails on the next call and retraces the whole model once."""
+    global _compiled_flex
+    if _compiled_flex is None:
+        from torch.nn.attention.flex_attention import flex_attention
+
+        # dynamic=False: training shapes are fixed, so this compiles once and never again
+        _compiled_flex = torch.compile(flex_attention, dynamic=False)
+    return _compiled_flex
+
+
 def sparse_attention_flex(
     q: Tensor, k: Tensor, v: Tensor, sel: Selection, block_size: int, compiled: bool = True
 ) -> Tensor:
     """flex_attention over the selected blocks (CUDA path; eager forward also runs on CPU)."""
-    global _compiled_flex
     from torch.nn.attention.flex_attention import flex_attention
 
     mask = flex_block_mask(sel, q.shape[-2], block_size)
-    if not compiled:
-        return flex_attention(q, k, v, block_mask=mask)
-    if _compiled_flex is None:
-        # dynamic=False: training shapes are fixed, so this compiles once and never again
-        _compiled_flex = torch.compile(flex_attention, dynamic=False)
-    return _compiled_flex(q, k, v, block_mask=mask)
+    attend = compiled_flex() if compiled else flex_attention
+    return attend(q, k, v, block_mask=mask)
 
 
 def rope(x: Tensor, theta: float) -> Tensor:

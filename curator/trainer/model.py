@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from curator.trainer.config import DSAConfig, ModelConfig
-from curator.trainer.dsa import DSAttention, at_least_fp32
+from curator.trainer.dsa import DSAttention, at_least_fp32, compiled_flex
 
 
 class Output(NamedTuple):
@@ -135,5 +135,7 @@ class GPT(nn.Module):
 
     def set_flex(self, enabled: bool) -> None:
         """Route sparse attention through flex_attention (CUDA) instead of the gather path."""
+        if enabled:
+            compiled_flex()  # now, not inside the first traced forward (see compiled_flex)
         for block in self.blocks:
             block.attn.use_flex = enabled

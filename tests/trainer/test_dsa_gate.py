@@ -165,3 +165,41 @@ def test_dense_dsa_and_gated_models_of_one_seed_share_their_common_weights() -> 
         "model": {"vocab_size": 100, "d_model": 32, "n_head": 2, "n_layer": 2},
     }), 100).state_dict()
     assert not torch.equal(other_seed["embed.weight"], dsa["embed.weight"])
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_compiled_model_on_the_flex_path_does_not_retrace_on_its_second_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The compiled flex function is made by set_flex, before tracing; made inside the traced
+    # forward, its `is None` check was a guard that failed on call 2 and retraced the model.
+    # Dynamo's guards are what matter here, so the model is traced with the eager backend:
+    # inductor's CPU flex template cannot lower the model's q/k views (torch 2.13), a CPU-only
+    # gap (the standalone compiled flex above covers the CPU kernel).
+    import torch._dynamo
+
+    from curator.trainer import dsa
+    from curator.trainer.config import TrainConfig
+    from curator.trainer.engine import build_model
+
+    cfg = TrainConfig.model_validate({
+        "data": {"path": "unused"}, "precision": "fp32",
+        "model": {"vocab_size": 64, "d_model": 32, "n_head": 2, "n_layer": 1, "seq_len": 64},
+        "dsa": {"block_size": 16, "top_k_blocks": 1, "gate": True},
+    })
+    monkeypatch.setattr(dsa, "_compiled_flex", None)  # as in a fresh process
+    model = build_model(cfg, 64).eval()
+    model.set_flex(True)  # the CUDA route; its forward compiles on CPU too
+    fwd = torch.compile(model, dynamic=False, backend="eager")
+    x = torch.randint(0, 64, (2, 64))
+    torch._dynamo.reset()
+    with torch.no_grad():
+        first = fwd(x).logits
+        with torch._dynamo.config.patch(error_on_recompile=True):
+            second = fwd(torch.randint(0, 64, (2, 64))).logits
+            again = fwd(x).logits
+    assert second.shape == first.shape
+    torch.testing.assert_close(again, first)
+    model.set_flex(False)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x).logits, first, rtol=1e-4, atol=1e-5)
