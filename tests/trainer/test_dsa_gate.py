@@ -203,3 +203,16 @@ def test_compiled_model_on_the_flex_path_does_not_retrace_on_its_second_call(
     model.set_flex(False)
     with torch.no_grad():
         torch.testing.assert_close(model(x).logits, first, rtol=1e-4, atol=1e-5)
+
+
+def test_shipped_train_configs_load_and_the_gpu_one_takes_the_flex_kernel() -> None:
+    from pathlib import Path
+
+    from curator.trainer.config import load_train_config
+
+    configs = Path(__file__).parents[2] / "configs"
+    gpu = load_train_config(configs / "train_gpu.yaml")
+    assert use_flex(gpu.dsa.kernel, gpu.dsa.block_size, "cuda")
+    assert gpu.precision == "bf16" and gpu.compile
+    tiny = load_train_config(configs / "train_tiny.yaml")
+    assert not use_flex(tiny.dsa.kernel, tiny.dsa.block_size, "cuda")  # 32: gather on a GPU too
