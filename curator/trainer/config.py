@@ -63,6 +63,35 @@ class DSAConfig(Section):
         100, ge=0, description="Initial steps with dense attention while the indexer learns (KL)."
     )
     indexer_loss_weight: float = Field(1.0, ge=0, description="Weight of the indexer KL loss.")
+    selection: Literal["indexer", "random", "window"] = Field(
+        "indexer",
+        description="Who picks the top-k blocks: the learned indexer (DSA), random past blocks, "
+        "or none (window = sink + local blocks only); random and window are ablation baselines.",
+    )
+    gate: bool = Field(
+        False,
+        description="Dynamic gating: a per-token, per-head sigmoid gate mixes the selected-block "
+        "branch with a local-window branch (NSA-style).",
+    )
+    kernel: Literal["auto", "flex", "gather"] = Field(
+        "auto",
+        description="Sparse attention kernel: flex_attention (CUDA, block_size a multiple of "
+        "128), gather (anywhere), or auto (flex where it can run, else gather).",
+    )
+
+    @model_validator(mode="after")
+    def _flex_tiles(self) -> DSAConfig:
+        if not (self.enabled and self.kernel == "flex"):
+            return self
+        from curator.trainer.dsa import FLEX_BLOCK_MULTIPLE  # imports torch: only when asked
+
+        if self.block_size % FLEX_BLOCK_MULTIPLE:
+            raise ValueError(
+                f"dsa.kernel=flex needs dsa.block_size a multiple of {FLEX_BLOCK_MULTIPLE} (the "
+                f"flex kernel's tile on A100/H100/H200), got {self.block_size}; set "
+                f"dsa.block_size={FLEX_BLOCK_MULTIPLE} or dsa.kernel=auto (gather path)"
+            )
+        return self
 
 
 class OptimConfig(Section):

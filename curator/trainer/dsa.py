@@ -14,6 +14,17 @@ blocks per query block; runs anywhere, with autograd -- FlexAttention has no CPU
 torch 2.13) and `sparse_attention_flex` (CUDA `flex_attention` with a `BlockMask` built from the
 selection; compiled once, fixed shapes).
 
+Dynamic gating (`gate=True`, NSA-style): a second branch attends only to the query block's own
+and `window_blocks` preceding blocks, and a learned per-token, per-head sigmoid gate mixes the
+two: `y = g_sel * attn(selected blocks) + g_win * attn(window blocks)`. Each branch has its own
+softmax, so the local branch is not crowded out by distant blocks and the model can choose, per
+head and token, how much to trust the selection. In dense mode (warm-up, dense eval) the first
+branch is full causal attention, so the gate trains from step 0.
+
+`selection` says who picks the top-k blocks: `indexer` (DSA), `random` (random past blocks, a
+baseline for whether the indexer's choice matters) or `window` (no top-k at all: sink + window +
+diagonal, a baseline for whether any distant block matters). Only `indexer` has an indexer.
+
 The indexer is trained only by `indexer_kl` (KL to the main attention's head-summed,
 block-pooled distribution, on the same block-end queries it scores with); it sees a detached
 input so the KL never trains the model, and selection is an argmax under no_grad so the LM loss
@@ -64,6 +75,19 @@ def select_blocks(
     prio = torch.where(forced, inf, torch.where(k < q, scores.float(), -inf))
     top, idx = prio.topk(n_slots(nk, top_k_blocks, window_blocks, sink_blocks), dim=-1)
     return Selection(idx, top > -inf)
+
+
+def window_selection(
+    batch: int, n_blocks: int, window_blocks: int, device: torch.device
+) -> Selection:
+    """The gate's local branch: each query block's own block and `window_blocks` before it."""
+    scores = torch.zeros(batch, n_blocks, n_blocks, device=device)
+    return select_blocks(scores, 0, window_blocks, 0)
+
+
+def random_scores(batch: int, n_blocks: int, device: torch.device) -> Tensor:
+    """Scores for `selection=random`: i.i.d. uniform, so top-k picks random past blocks."""
+    return torch.rand(batch, n_blocks, n_blocks, device=device)
 
 
 def sparse_attention_gather(
@@ -131,21 +155,54 @@ def flex_block_mask(sel: Selection, seq_len: int, block_size: int):  # -> BlockM
 
 _compiled_flex = None
 
+# Sparse block size the flex kernels can tile on CUDA. Inductor's default flex tiles on sm80/sm90
+# are up to 128 wide (BLOCK_M/N fwd, BLOCK_N1/M2 bwd; torch/_inductor/template_heuristics/triton.py)
+# and the lowering refuses a BlockMask block that is not a multiple of them, so smaller blocks
+# must take the gather path.
+FLEX_BLOCK_MULTIPLE = 128
+
+
+def use_flex(kernel: str, block_size: int, device_type: str) -> bool:
+    """Whether sparse attention runs on flex_attention: `kernel` is DSAConfig.kernel."""
+    if kernel == "gather":
+        return False
+    fits = device_type == "cuda" and block_size % FLEX_BLOCK_MULTIPLE == 0
+    if kernel == "flex" and not fits:
+        why = (
+            "flex_attention has no CPU backward in torch 2.13"
+            if device_type != "cuda"
+            else f"dsa.block_size={block_size} is not a multiple of {FLEX_BLOCK_MULTIPLE}, the "
+            "flex kernel's tile on this GPU"
+        )
+        raise ValueError(
+            f"dsa.kernel=flex cannot run here: {why}; set dsa.kernel=auto (gather where flex "
+            f"cannot run) or dsa.block_size to a multiple of {FLEX_BLOCK_MULTIPLE} on CUDA"
+        )
+    return fits
+
+
+def compiled_flex():  # -> the compiled flex_attention
+    """flex_attention compiled once per process. Made before a compiled model first runs
+    (`GPT.set_flex`): created inside traced code, the `_compiled_flex is None` check would
+    become a dynamo guard that fails on the next call and retraces the whole model once."""
+    global _compiled_flex
+    if _compiled_flex is None:
+        from torch.nn.attention.flex_attention import flex_attention
+
+        # dynamic=False: training shapes are fixed, so this compiles once and never again
+        _compiled_flex = torch.compile(flex_attention, dynamic=False)
+    return _compiled_flex
+
 
 def sparse_attention_flex(
     q: Tensor, k: Tensor, v: Tensor, sel: Selection, block_size: int, compiled: bool = True
 ) -> Tensor:
     """flex_attention over the selected blocks (CUDA path; eager forward also runs on CPU)."""
-    global _compiled_flex
     from torch.nn.attention.flex_attention import flex_attention
 
     mask = flex_block_mask(sel, q.shape[-2], block_size)
-    if not compiled:
-        return flex_attention(q, k, v, block_mask=mask)
-    if _compiled_flex is None:
-        # dynamic=False: training shapes are fixed, so this compiles once and never again
-        _compiled_flex = torch.compile(flex_attention, dynamic=False)
-    return _compiled_flex(q, k, v, block_mask=mask)
+    attend = compiled_flex() if compiled else flex_attention
+    return attend(q, k, v, block_mask=mask)
 
 
 def rope(x: Tensor, theta: float) -> Tensor:
@@ -206,7 +263,9 @@ class DSAttention(nn.Module):
         indexer_heads: int = 4,
         indexer_dim: int = 32,
         rope_theta: float = 10000.0,
-        use_indexer: bool = True,
+        sparse: bool = True,
+        selection: str = "indexer",
+        gate: bool = False,
     ) -> None:
         super().__init__()
         if d_model % n_heads:
@@ -215,9 +274,17 @@ class DSAttention(nn.Module):
         self.block_size, self.top_k_blocks = block_size, top_k_blocks
         self.window_blocks, self.sink_blocks = window_blocks, sink_blocks
         self.rope_theta = rope_theta
+        if selection not in ("indexer", "random", "window"):
+            raise ValueError(f"selection={selection!r}: use indexer, random or window")
+        self.sparse, self.selection = sparse, selection
         self.qkv = nn.Linear(d_model, 3 * d_model, bias=False)
         self.proj = nn.Linear(d_model, d_model, bias=False)
-        self.indexer = Indexer(d_model, indexer_heads, indexer_dim) if use_indexer else None
+        has_indexer = sparse and selection == "indexer"
+        self.indexer = Indexer(d_model, indexer_heads, indexer_dim) if has_indexer else None
+        # gate logits: [selected branch heads | window branch heads] per token; zero bias = 0.5
+        self.gate = nn.Linear(d_model, 2 * n_heads) if sparse and gate else None
+        if self.gate is not None:
+            nn.init.zeros_(self.gate.bias)
         self.use_flex = False
 
     def qkv_heads(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -228,29 +295,45 @@ class DSAttention(nn.Module):
 
     @torch.no_grad()
     def select(self, x: Tensor) -> Selection:
-        """Indexer scores -> top-k block selection (no_grad, fp32); x length multiple of bs."""
-        assert self.indexer is not None
-        scores = self.indexer(x, self.block_size)
-        return select_blocks(scores, self.top_k_blocks, self.window_blocks, self.sink_blocks)
+        """Block selection (no_grad, fp32) by `selection`; x length a multiple of bs."""
+        B, nb = x.shape[0], x.shape[1] // self.block_size
+        if self.selection == "indexer":
+            assert self.indexer is not None
+            scores = self.indexer(x, self.block_size)
+            top_k = self.top_k_blocks
+        elif self.selection == "random":
+            scores, top_k = random_scores(B, nb, x.device), self.top_k_blocks
+        else:  # window: forced blocks only
+            scores, top_k = torch.zeros(B, nb, nb, device=x.device), 0
+        return select_blocks(scores, top_k, self.window_blocks, self.sink_blocks)
+
+    def attend(self, q: Tensor, k: Tensor, v: Tensor, sel: Selection) -> Tensor:
+        fn = sparse_attention_flex if self.use_flex else sparse_attention_gather
+        return fn(q, k, v, sel, self.block_size)
 
     def forward(self, x: Tensor, dense: bool = False) -> tuple[Tensor, Tensor | None]:
         """Returns (output, indexer KL loss or None); the KL is computed only while training."""
         B, T, C = x.shape
-        pad = (-T) % self.block_size
-        sparse = not dense and self.indexer is not None
-        if sparse and pad:
+        sparse = not dense and self.sparse
+        pad = (-T) % self.block_size if (sparse or self.gate is not None) else 0
+        if pad:
             # causal: zeros appended at the end change nothing before them; cut off below
             x = F.pad(x, (0, 0, 0, pad))
         q, k, v = self.qkv_heads(x)
         kl = None
         if self.indexer is not None and self.training and torch.is_grad_enabled():
             kl = self.indexer_kl(x.detach(), q, k)  # detached: the KL must not train the model
-        if not sparse:
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        if sparse:
+            y = self.attend(q, k, v, self.select(x))
         else:
-            sel = self.select(x)
-            attend = sparse_attention_flex if self.use_flex else sparse_attention_gather
-            y = attend(q, k, v, sel, self.block_size)
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        if self.gate is not None:
+            nb = x.shape[1] // self.block_size
+            local = self.attend(q, k, v, window_selection(B, nb, self.window_blocks, x.device))
+            # (B, T, 2H) -> (2, B, H, T, 1): one gate per branch, head and token
+            g = torch.sigmoid(self.gate(x)).view(B, x.shape[1], 2, self.n_heads)
+            g = g.permute(2, 0, 3, 1)[..., None]
+            y = g[0] * y + g[1] * local
         y = y.transpose(1, 2).reshape(B, x.shape[1], C)[:, :T]
         return self.proj(y), kl
 

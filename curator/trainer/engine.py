@@ -26,6 +26,7 @@ from torch import Tensor
 
 from curator.trainer.config import OptimConfig, TrainConfig
 from curator.trainer.data import TokenStream
+from curator.trainer.dsa import use_flex
 from curator.trainer.model import GPT
 
 Batch = tuple[Tensor, Tensor]  # (x, y) int64 (B, T); y == -1 is ignored
@@ -51,7 +52,7 @@ def check_precision(precision: str, device: torch.device) -> None:
 
 
 def build_model(cfg: TrainConfig, vocab_size: int, device: torch.device | str = "cpu") -> GPT:
-    """Seeded init (same on every worker); flex sparse path on CUDA, gather path elsewhere."""
+    """Seeded init (same on every worker); flex sparse path where it runs (dsa.kernel)."""
     device = torch.device(device)
     check_precision(cfg.precision, device)
     mcfg = cfg.model
@@ -64,7 +65,7 @@ def build_model(cfg: TrainConfig, vocab_size: int, device: torch.device | str = 
         )
     torch.manual_seed(cfg.seed)
     model = GPT(mcfg, cfg.dsa).to(device)
-    model.set_flex(device.type == "cuda")
+    model.set_flex(use_flex(cfg.dsa.kernel, cfg.dsa.block_size, device.type))
     return model
 
 

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from curator.trainer.config import DSAConfig, ModelConfig
-from curator.trainer.dsa import DSAttention, at_least_fp32
+from curator.trainer.dsa import DSAttention, at_least_fp32, compiled_flex
 
 
 class Output(NamedTuple):
@@ -58,7 +58,9 @@ class Block(nn.Module):
             indexer_heads=dsa.indexer_heads,
             indexer_dim=dsa.indexer_dim,
             rope_theta=cfg.rope_theta,
-            use_indexer=dsa.enabled,
+            sparse=dsa.enabled,
+            selection=dsa.selection,
+            gate=dsa.gate,
         )
         self.mlp_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
         self.mlp = SwiGLU(cfg.d_model, cfg.hidden)
@@ -78,15 +80,23 @@ class GPT(nn.Module):
         self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
         self.blocks = nn.ModuleList(Block(cfg, dsa) for _ in range(cfg.n_layer))
         self.norm = RMSNorm(cfg.d_model, cfg.norm_eps)
-        self.apply(self._init)
+        self.init_weights(torch.initial_seed())
+
+    def init_weights(self, seed: int) -> None:
+        """Normal init from `seed` in independent streams: one for the model's own weights, one
+        each for the DSA extras (indexer, gate). Dense, DSA and gated models of one seed then
+        start from the same weights wherever they share them, so an ablation compares
+        attention, not inits."""
+        main, indexer, gate = (torch.Generator().manual_seed(seed + i) for i in range(3))
+        for name, m in self.named_modules():
+            if isinstance(m, (nn.Linear, nn.Embedding)):
+                gen = indexer if ".indexer" in name else gate if name.endswith(".gate") else main
+                nn.init.normal_(m.weight, 0.0, self.cfg.init_std, generator=gen)
         # residual projections scaled down with depth (GPT-2) so the stream starts near unit size
         for name, p in self.named_parameters():
             if name.endswith(("attn.proj.weight", "mlp.down.weight")):
-                nn.init.normal_(p, 0.0, cfg.init_std / (2 * cfg.n_layer) ** 0.5)
-
-    def _init(self, m: nn.Module) -> None:
-        if isinstance(m, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(m.weight, 0.0, self.cfg.init_std)
+                nn.init.normal_(p, 0.0, self.cfg.init_std / (2 * self.cfg.n_layer) ** 0.5,
+                                generator=main)
 
     def forward(
         self,
@@ -125,5 +135,7 @@ class GPT(nn.Module):
 
     def set_flex(self, enabled: bool) -> None:
         """Route sparse attention through flex_attention (CUDA) instead of the gather path."""
+        if enabled:
+            compiled_flex()  # now, not inside the first traced forward (see compiled_flex)
         for block in self.blocks:
             block.attn.use_flex = enabled
