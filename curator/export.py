@@ -298,9 +298,13 @@ def _restage(cfg: ExportConfig, docs: KeptDocs) -> tuple[np.ndarray, np.ndarray,
 
     if not (cfg.checkpoint and cfg.train_config):
         raise ConfigError("difficulty=model_loss needs --checkpoint and --train-config")
+    # staged on the float32 values the export writes: a loss that sits on a quantile cut in
+    # float64 can round to the other side of it in float32, and a reader re-staging the written
+    # column by the recorded cuts must get the stages the export wrote
     difficulty = model_loss_difficulty(docs.files, cfg.checkpoint, cfg.train_config)
+    difficulty = difficulty.astype(np.float32)
     stage, cuts = quantile_stages(difficulty, docs.n_stages)
-    return difficulty.astype(np.float32), stage.astype(np.int64), cuts
+    return difficulty, stage.astype(np.int64), cuts
 
 
 def run_export(cfg: ExportConfig) -> dict:

@@ -149,15 +149,20 @@ def shard_files(run_dir: str | Path) -> list[Path]:
     return files
 
 
-def _run_tokenizer(run_dir: str | Path) -> RunTokenizer:
-    from curator.run_tokenizer import open_run_tokenizer
-
+def _trainable_run(run_dir: str | Path) -> RunDir:
+    """The RUN, or the error that says why there is nothing to train on in it."""
     run = RunDir.at(run_dir)
     if run.kept_nothing():
         raise FileNotFoundError(run.kept_nothing_message("train on"))
     if not run.tokenizer.exists():
         raise FileNotFoundError(f"{run.tokenizer} missing; the trainer needs the run's tokenizer")
-    return open_run_tokenizer(run.root)
+    return run
+
+
+def _run_tokenizer(run_dir: str | Path) -> RunTokenizer:
+    from curator.run_tokenizer import open_run_tokenizer
+
+    return open_run_tokenizer(_trainable_run(run_dir).root)
 
 
 def read_shards(run_dir: str | Path) -> Corpus:
@@ -187,7 +192,7 @@ def read_shards(run_dir: str | Path) -> Corpus:
 def shards_key(run_dir: str | Path) -> str:
     """Identity of a RUN's shards (and tokenizer): names, sizes and mtimes, hashed. A
     re-curated run gets a new key, so a stale cache is never read."""
-    run = RunDir.at(run_dir)
+    run = _trainable_run(run_dir)
     h = hashlib.sha256()
     for path in [*shard_files(run_dir), run.tokenizer]:
         st = path.stat()
