@@ -1,14 +1,17 @@
 """Trainer throughput (tokens/s) and DSA-vs-dense quality at equal steps, on real text.
 
-    python benchmarks/train_throughput.py [--steps 200] [--device cpu]
+    PYTHONPATH=. python -m benchmarks.train_throughput [--repeats 3] [--seeds 0 1 2]
 
 Text: Python's own help topics (`pydoc_data.topics`, on every machine), tokenized with a
 sentencepiece BPE trained here; held-out documents chosen by doc_id hash as in training.
-1. Throughput: steady-state tokens/s of the trainer's steps (`fit_stream`, the loop every
-   caller uses) for dense/DSA x fp32/bf16 (and MFU on CUDA,
-   from 6 * params * tokens/s against the device's bf16 peak given by --peak-tflops).
-2. Quality: a DSA model and a dense model of the same size, same tokens, same steps; held-out
-   loss of each and the relative gap (target: DSA within 3% of dense).
+1. Throughput: steady-state tokens/s and CPU-s per 1K tokens of the trainer's steps
+   (`fit_stream`, the loop every caller uses) for dense/DSA x fp32/bf16 at two sequence lengths
+   (and MFU on CUDA, from 6 * params * tokens/s against --peak-tflops). Every cell runs
+   `--repeats` times, the cells interleaved (one pass over all cells per repeat, in a rotated
+   order), and the table gives medians with the range.
+2. Quality: a DSA model and a dense model of the same size, same tokens, same steps, one pair
+   per seed (same init where the weights are shared, same batches); held-out loss of each, the
+   per-seed paired difference, its mean and sign-flip p.
 """
 
 from __future__ import annotations
@@ -83,8 +86,9 @@ def config(dsa: bool, precision: str, device: str, steps: int, seq_len: int) -> 
 
 def run(
     cfg: TrainConfig, corpus: Corpus, steps: int, timed_from: int = 0
-) -> tuple[float, float, int]:
-    """Train `steps` steps; returns (tokens/s after `timed_from`, held-out loss, params)."""
+) -> dict:
+    """Train `steps` steps: tokens/s and process CPU-s per 1K tokens after `timed_from`, the
+    held-out loss, and the parameter count."""
     device = resolve_device(cfg.device)
     train_c, held_c = split(corpus, 0.05)
     stream = TokenStream(train_c.runs(), cfg.model.seq_len)
@@ -96,76 +100,131 @@ def run(
     fit_stream(model, opt, stream, cfg, range(timed_from), total_steps=total)
     if device.type == "cuda":
         torch.cuda.synchronize()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     stats = fit_stream(model, opt, stream, cfg, range(timed_from, steps), total_steps=total,
                        start_step=timed_from)
     if device.type == "cuda":
         torch.cuda.synchronize()  # the steps only queued work; wait for it before timing
-    rate = sum(s.tokens for s in stats) / (time.perf_counter() - t0)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    tokens = sum(s.tokens for s in stats)
     heldout = evaluate(model, held, cfg.batch_size, 16, cfg.precision, dense=not cfg.dsa.enabled)
-    return rate, heldout, model.num_params()
+    return {"tokens_per_s": tokens / wall, "cpu_s_per_1k": 1000 * cpu / tokens,
+            "heldout": heldout, "params": model.num_params()}
+
+
+def spread(values: list[float], fmt: str) -> str:
+    """median (min-max)"""
+    return f"{np.median(values):{fmt}} ({min(values):{fmt}}-{max(values):{fmt}})"
+
+
+def throughput_table(args: argparse.Namespace, corpus: Corpus) -> list[str]:
+    cells = [(seq, dsa, prec) for seq in args.seq_lens for dsa in (False, True)
+             for prec in args.precisions]
+    runs: dict[tuple, list[dict]] = {c: [] for c in cells}
+    for r in range(args.repeats):
+        for seq, dsa, prec in cells[r % len(cells):] + cells[: r % len(cells)]:  # rotated
+            cfg = config(dsa, prec, args.device, args.throughput_steps, seq)
+            cfg = cfg.model_copy(
+                update={"dsa": cfg.dsa.model_copy(update={"dense_warmup_steps": 0})}
+            )
+            out = run(cfg, corpus, args.throughput_steps, timed_from=5)
+            runs[seq, dsa, prec].append(out)
+            print(f"repeat {r}: seq {seq} {'DSA' if dsa else 'dense'} {prec}: "
+                  f"{out['tokens_per_s']:,.0f} tok/s", flush=True)
+    mfu_head = " MFU |" if args.peak_tflops else ""
+    lines = [
+        f"## Throughput (steps 5-{args.throughput_steps - 1}, sparse steps only for DSA; "
+        f"median (min-max) of {args.repeats} interleaved repeats)",
+        "",
+        "| seq_len | attention | precision | params | tokens/s | CPU-s per 1K tokens "
+        "| DSA/dense tokens/s |" + mfu_head,
+        "|---|---|---|---|---|---|---|" + ("---|" if args.peak_tflops else ""),
+    ]
+    for seq, dsa, prec in cells:
+        rows = runs[seq, dsa, prec]
+        rate = [x["tokens_per_s"] for x in rows]
+        ratio = ""
+        if dsa:  # paired by repeat: the dense cell of the same repeat, length and precision
+            dense = [x["tokens_per_s"] for x in runs[seq, False, prec]]
+            ratio = spread([a / b for a, b in zip(rate, dense, strict=True)], ".2f") + "x"
+        mfu = (f" {6 * rows[0]['params'] * np.median(rate) / (args.peak_tflops * 1e12):.1%} |"
+               if args.peak_tflops else "")
+        lines.append(
+            f"| {seq} | {'DSA' if dsa else 'dense'} | {prec} | {rows[0]['params']:,} | "
+            f"{spread(rate, ',.0f')} | {spread([x['cpu_s_per_1k'] for x in rows], '.3f')} | "
+            f"{ratio} |" + mfu
+        )
+    return lines
+
+
+def quality_table(args: argparse.Namespace, corpus: Corpus) -> list[str]:
+    from benchmarks.paired_stats import sign_flip_p
+
+    loss: dict[tuple[bool, int], float] = {}
+    params = {}
+    for seed in args.seeds:
+        for dsa in (False, True):
+            cfg = config(dsa, "fp32", args.device, args.steps, args.quality_seq_len)
+            cfg = cfg.model_copy(update={"seed": seed})
+            out = run(cfg, corpus, args.steps)
+            loss[dsa, seed], params[dsa] = out["heldout"], out["params"]
+            print(f"seed {seed}: {'DSA' if dsa else 'dense'} held-out {out['heldout']:.4f}",
+                  flush=True)
+    gap = np.array([(loss[True, s] - loss[False, s]) / loss[False, s] for s in args.seeds])
+    lines = [
+        f"## Quality at equal steps ({args.steps} steps, seq_len {args.quality_seq_len}, "
+        f"{args.steps * 8 * args.quality_seq_len:,} tokens, fp32; one dense/DSA pair per seed)",
+        "",
+        "| seed | dense held-out loss | DSA held-out loss | DSA vs dense |",
+        "|---|---|---|---|",
+    ]
+    for s, g in zip(args.seeds, gap, strict=True):
+        lines.append(f"| {s} | {loss[False, s]:.4f} | {loss[True, s]:.4f} | {g:+.2%} |")
+    lines += [
+        "",
+        f"Params: dense {params[False]:,}, DSA {params[True]:,} (the indexer). DSA vs dense "
+        f"held-out loss: mean {gap.mean():+.2%} over {len(gap)} seeds, range "
+        f"{gap.min():+.2%} to {gap.max():+.2%}, sign-flip p {sign_flip_p(gap):.2f} (target: "
+        "within 3%).",
+    ]
+    return lines
 
 
 def main() -> None:
+    import sys
+
     ap = argparse.ArgumentParser()
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--steps", type=int, default=200, help="quality-run steps")
-    ap.add_argument("--seq-len", type=int, default=512)
+    ap.add_argument("--steps", type=int, default=150, help="quality-run steps")
+    ap.add_argument("--quality-seq-len", type=int, default=256)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--throughput-steps", type=int, default=20)
+    ap.add_argument("--seq-lens", type=int, nargs="+", default=[256, 512])
+    ap.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
+    ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--peak-tflops", type=float, default=0.0, help="CUDA bf16 peak, for MFU")
+    ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
     corpus = help_corpus(2048)
     lines = [
         f"# Trainer throughput and DSA quality ({args.device})",
         "",
-        f"Command: `python benchmarks/train_throughput.py --device {args.device} --steps "
-        f"{args.steps} --seq-len {args.seq_len}`",
+        f"Command: `PYTHONPATH=. python -m benchmarks.train_throughput {' '.join(sys.argv[1:])}`",
         "",
         f"Data: pydoc help topics, {len(corpus.tokens):,} tokens, sentencepiece BPE 2048; model "
-        f"4 layers x d_model 128, seq_len {args.seq_len}, batch 8, DSA block 32 (keep diag + "
-        f"window 1 + sink 1 + top-2 of {args.seq_len // 32} blocks); torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads.",
+        "4 layers x d_model 128, batch 8, DSA block 32 (keep diag + window 1 + sink 1 + top-2 "
+        f"blocks); torch {torch.__version__}, {torch.get_num_threads()} threads.",
         "",
-        "## Throughput (steady state, steps 5-30; sparse steps only for DSA)",
-        "",
-        "| attention | precision | params | tokens/s |" + (" MFU |" if args.peak_tflops else ""),
-        "|---|---|---|---|" + ("---|" if args.peak_tflops else ""),
     ]
-    for dsa in (False, True):
-        for precision in ("fp32", "bf16"):
-            cfg = config(dsa, precision, args.device, 30, args.seq_len)
-            cfg = cfg.model_copy(
-                update={"dsa": cfg.dsa.model_copy(update={"dense_warmup_steps": 0})}
-            )
-            rate, _, n = run(cfg, corpus, 30, timed_from=5)
-            mfu = f" {6 * n * rate / (args.peak_tflops * 1e12):.1%} |" if args.peak_tflops else ""
-            lines.append(
-                f"| {'DSA' if dsa else 'dense'} | {precision} | {n:,} | {rate:,.0f} |" + mfu
-            )
-            print(lines[-1], flush=True)
-    lines += [
-        "",
-        f"## Quality at equal steps ({args.steps} steps, "
-        f"{args.steps * 8 * args.seq_len:,} tokens, fp32, same seed and batches)",
-        "",
-        "| model | params | held-out loss (nats) |",
-        "|---|---|---|",
-    ]
-    losses = {}
-    for dsa in (False, True):
-        cfg = config(dsa, "fp32", args.device, args.steps, args.seq_len)
-        _, losses[dsa], n = run(cfg, corpus, args.steps)
-        lines.append(f"| {'DSA' if dsa else 'dense'} | {n:,} | {losses[dsa]:.4f} |")
-        print(lines[-1], flush=True)
-    gap = (losses[True] - losses[False]) / losses[False]
-    lines += ["", f"DSA vs dense held-out loss: {gap:+.2%} (target: within 3%).", ""]
+    lines += throughput_table(args, corpus) + [""] + quality_table(args, corpus) + [""]
     if args.device == "cpu":
         lines.append(
             "GPU throughput and MFU were not measured: no GPU was available to this session."
         )
     text = "\n".join(lines) + "\n"
     print(text)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(text)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
 
 
 if __name__ == "__main__":
