@@ -19,6 +19,7 @@ from connectors.registry import expand_inputs, read_unit
 from connectors.split import split_unit
 from connectors.tally import ReadTally
 from curator.config import InputSpec, ReadConfig
+from tests.connectors.damage import random_damage
 from tests.corpus import real_paragraphs
 
 
@@ -239,18 +240,7 @@ def test_random_damage_reads_the_same_in_ranges_as_whole(tmp_path):
     data = path.read_bytes()
     damaged = tmp_path / "r.warc.gz"
     for _ in range(25):
-        b = bytearray(data)
-        at = rng.randrange(len(b))
-        kind = rng.choice(["flip", "burst", "insert", "delete"])
-        if kind == "flip":
-            b[at] ^= 1 << rng.randrange(8)
-        elif kind == "burst":
-            b[at:at + 50] = rng.randbytes(len(b[at:at + 50]))
-        elif kind == "insert":
-            b[at:at] = rng.randbytes(rng.randrange(1, 100))
-        else:
-            del b[at:at + rng.randrange(1, 300)]
-        damaged.write_bytes(bytes(b))
+        damaged.write_bytes(random_damage(data, rng))
         assert_ranges_read_as_whole(damaged, unit_bytes=1024, min_parts=2)
 
 

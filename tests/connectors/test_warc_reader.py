@@ -17,6 +17,7 @@ from connectors.registry import expand_inputs, read_unit
 from connectors.tally import ReadTally
 from curator.config import InputSpec, ReadConfig
 from curator.schema import is_read_schema
+from tests.connectors.damage import random_damage
 
 ARTICLE = (
     "<html><head><title>T{i}</title><script>var x = 1;</script></head><body>"
@@ -246,21 +247,10 @@ def test_random_damage_to_a_warc_gz_never_keeps_wrong_text(tmp_path: Path) -> No
     intact = {r["input_id"]: r["text"] for r in read_all(path).to_pylist()}
     data = path.read_bytes()
     damaged = tmp_path / "d.warc.gz"
-    for _ in range(40):
-        b = bytearray(data)
-        at = rng.randrange(len(b))
-        kind = rng.choice(["flip", "burst", "insert", "delete"])
-        if kind == "flip":
-            b[at] ^= 1 << rng.randrange(8)
-        elif kind == "burst":
-            b[at : at + 50] = rng.randbytes(len(b[at : at + 50]))
-        elif kind == "insert":
-            b[at:at] = rng.randbytes(rng.randrange(1, 100))
-        else:
-            del b[at : at + rng.randrange(1, 300)]
-        damaged.write_bytes(bytes(b))
+    for attempt in range(40):
+        damaged.write_bytes(random_damage(data, rng))
         rows = read_all(damaged).to_pylist()  # asserts tally.rows == tally.expected
         kept = [r for r in rows if r["decision"] == "kept"]
-        assert all(intact.get(r["input_id"]) == r["text"] for r in kept), (kind, at)
+        assert all(intact.get(r["input_id"]) == r["text"] for r in kept), attempt
         # One damaged spot costs at most the two records around it.
-        assert len(kept) >= sum(t is not None for t in intact.values()) - 2, (kind, at)
+        assert len(kept) >= sum(t is not None for t in intact.values()) - 2, attempt
