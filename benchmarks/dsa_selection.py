@@ -106,7 +106,9 @@ def config(arm: str, args: argparse.Namespace, seed: int) -> TrainConfig:
 
 
 @torch.no_grad()
-def heldout_losses(model: torch.nn.Module, stream: TokenStream, seq_len: int) -> tuple[float, float]:
+def heldout_losses(
+    model: torch.nn.Module, stream: TokenStream, seq_len: int
+) -> tuple[float, float]:
     """(mean loss, mean loss of the last quarter of positions) over every held-out window."""
     model.eval()
     total, tail = [], []

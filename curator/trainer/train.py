@@ -35,9 +35,9 @@ from curator.trainer.engine import (
     param_digest,
     resolve_device,
     scheduled_step,
-    wrap_model,
 )
 from curator.trainer.fit import step_batch
+from curator.trainer.wrap import wrap_model
 
 log = logging.getLogger(__name__)
 

@@ -22,9 +22,9 @@ from curator.trainer.engine import (
     evaluate,
     per_document_loss,
     scheduled_step,
-    wrap_model,
 )
 from curator.trainer.fit import step_batch
+from curator.trainer.wrap import wrap_model
 
 
 # measured cold (empty inductor cache, 2 shared cores): dense ~40 s, DSA ~90 s; warm ~10 s

@@ -18,13 +18,12 @@ from curator.trainer.data import TokenStream, load_corpus
 from curator.trainer.engine import (
     build_model,
     build_optimizer,
-    data_parallel,
-    needs_find_unused,
     step_floats,
     train_steps,
 )
 from curator.trainer.fit import fit_stream, step_batch
 from curator.trainer.train import train
+from curator.trainer.wrap import data_parallel, needs_find_unused
 
 SYNCS = ("item", "tolist", "__float__", "__int__", "__bool__")
 
