@@ -194,7 +194,7 @@ def shards_key(run_dir: str | Path) -> str:
     re-curated run gets a new key, so a stale cache is never read."""
     run = _trainable_run(run_dir)
     h = hashlib.sha256()
-    for path in [*shard_files(run_dir), run.tokenizer]:
+    for path in [*shard_files(run.root), run.tokenizer]:  # both absolute, as run.root is
         st = path.stat()
         h.update(f"{path.relative_to(run.root)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return h.hexdigest()[:24]

@@ -146,7 +146,7 @@ def write_weighted_run(run_dir: Path, root: Path) -> Path:
 
 
 def test_shard_cache_is_the_same_corpus_memmapped_and_reused(
-    run_dir: Path, tmp_path: Path
+    run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     run = write_weighted_run(run_dir, tmp_path / "run")
     want = read_shards(run)
@@ -161,6 +161,11 @@ def test_shard_cache_is_the_same_corpus_memmapped_and_reused(
     stamp = (entry / "header.json").stat().st_mtime_ns
     load_corpus(run, cache)  # same shards: read, not rewritten
     assert (entry / "header.json").stat().st_mtime_ns == stamp and len(list(cache.iterdir())) == 1
+    # a relative data.path (`curator train --set data.path=runs/r1`) is the same run, same key
+    monkeypatch.chdir(run.parent)
+    relative = load_corpus(Path(run.name), cache)
+    assert np.array_equal(np.asarray(relative.tokens), want.tokens)
+    assert len(list(cache.iterdir())) == 1
     # a shard rewritten (new size/mtime) is a new key, never the stale file
     first = shard_files(run)[0]
     pq.write_table(pq.read_table(first).slice(1), first)
