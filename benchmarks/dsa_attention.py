@@ -16,6 +16,7 @@ saves for backward, the part of peak memory that grows with T.
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -43,8 +44,10 @@ def saved_bytes(fn: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, int]:
 
 
 def measure(fn: Callable[[], torch.Tensor], device: torch.device, reps: int) -> tuple[float, float]:
-    """Best-of-reps seconds for forward+backward, and MB (peak on CUDA, saved on CPU)."""
-    best, mem = float("inf"), 0.0
+    """Median-of-reps seconds for forward+backward (after one warm-up run), and MB (peak on
+    CUDA, saved on CPU). The median, not the best: on a shared machine the best of a few runs
+    rewards whichever cell happened to run alone."""
+    times, mem = [], 0.0
     for i in range(reps + 1):  # first run warms up (and compiles on CUDA)
         if device.type == "cuda":
             torch.cuda.synchronize()
@@ -59,8 +62,8 @@ def measure(fn: Callable[[], torch.Tensor], device: torch.device, reps: int) -> 
         else:
             mem = saved / 2**20
         if i:
-            best = min(best, time.perf_counter() - t0)
-    return best, mem
+            times.append(time.perf_counter() - t0)
+    return statistics.median(times), mem
 
 
 def run(
@@ -173,7 +176,7 @@ def main() -> None:
     ap.add_argument("--block", type=int, default=None)
     ap.add_argument("--heads", type=int, default=4)
     ap.add_argument("--dim", type=int, default=64)
-    ap.add_argument("--reps", type=int, default=2)
+    ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=0)
     args = ap.parse_args()
     device = torch.device(args.device)
@@ -197,7 +200,7 @@ def main() -> None:
         f"Command: `{cmd}`",
         "",
         f"B=1, heads={args.heads}, head_dim={args.dim}, block={block}, fp32 on CPU / bf16 on "
-        f"CUDA; forward+backward, best of {args.reps} after a warm-up; torch "
+        f"CUDA; forward+backward, median of {args.reps} after a warm-up; torch "
         f"{torch.__version__}, {torch.get_num_threads()} threads. `f` = attended fraction of all "
         "T x T blocks. `x` = speedup: attention rows vs SDPA, DSA layer vs the dense layer. "
         f"Memory = {mem}.",
