@@ -15,6 +15,7 @@ from typing import IO
 from connectors.fs import open_input
 from connectors.split import UnitPart
 from connectors.tally import ReadTally
+from connectors.validate import RecordedError
 
 _BOM = b"\xef\xbb\xbf"
 _DRAIN_CHUNK = 1 << 20
@@ -45,11 +46,14 @@ def frame_lines(
     A record is a non-blank line: its bytes with the newline (a leading BOM dropped), or a
     LongLine. Any failure to read (truncated compression, unreadable file) ends the iterator
     with one Break at the line where it happened. A truncated .gz/.zst raises before handing out
-    the cut last line, so every line yielded is complete.
+    the cut last line, so every line yielded is complete. A spilled range (`part.spill`) reads
+    its plain chunk of the decoded file; the last one ends with the whole file's Break, if any.
     """
     line_no = part.first_record if part is not None else 0
+    # a spilled range's lines are in its plain chunk file (connectors/spill.py), all of them
+    path = part.spill if part is not None and part.spill is not None else source
     try:
-        with open_input(source, start=part.start if part is not None else 0) as f:
+        with open_input(path, start=part.start if part is not None else 0) as f:
             end = None
             if part is not None:  # tell() counts from `start` in a gzip file, from 0 in a plain
                 end = f.tell() + (part.span if part.span is not None else part.end - part.start)
@@ -57,7 +61,7 @@ def frame_lines(
             while end is None or f.tell() < end:
                 line = f.readline(max_line_bytes + 1)
                 if not line:
-                    return
+                    break
                 n_bytes = len(line) - line.endswith(b"\n")
                 if n_bytes > max_line_bytes:
                     tally.framed += 1
@@ -69,6 +73,9 @@ def frame_lines(
                         tally.framed += 1
                         yield line_no, line
                 line_no += 1
+        if part is not None and part.stop is not None:
+            # where decoding the whole file broke off: the same Break, at the same line
+            raise RecordedError(**part.stop)
     except Exception as exc:  # noqa: BLE001 - the break is one quarantined record, not a crash
         tally.framed += 1
         yield line_no, Break(exc)

@@ -17,11 +17,12 @@ read of the file: counting lines at memory speed; decoding a gzip file's members
 WARC's records), and depend only on the file and `read.unit_bytes`, so a resume cuts it the same
 way.
 
-Not split: single-stream compressed files (a one-member .gz, .zst, .bz2, .xz: the stream cannot
-be entered in the middle), a gzip jsonl that does not decode cleanly to its end (the whole-file
-reader stops at its first bad member, so would every range after it), text/html files (one
-document), DuckDB queries, and inputs that are not local files (cutting them would mean reading
-them once more through the network).
+Not split here: single-stream compressed files (a one-member .gz, .zst, .bz2, .xz: the stream
+cannot be entered in the middle; a jsonl of that kind is decoded once into plain chunks by the
+driver instead, connectors/spill.py), a gzip jsonl that does not decode cleanly to its end (the
+whole-file reader stops at its first bad member, so would every range after it; the spill takes
+it too), text/html files (one document), DuckDB queries, and inputs that are not local files
+(cutting them would mean reading them once more through the network).
 """
 
 from __future__ import annotations
@@ -58,6 +59,11 @@ class UnitPart:
     # a line begun before), and the decoded bytes from `start` whose lines are the range's.
     skip: int = 0
     span: int | None = None
+    # spilled single-stream compressed jsonl only (connectors/spill.py): the plain chunk file
+    # holding the range's lines, and on the file's last range where the decoding broke off
+    # (`{"name", "message", "truncated"}`), so the same failure row ends the file
+    spill: str | None = None
+    stop: dict | None = None
 
     def to_json(self) -> dict:
         return self.__dict__.copy()

@@ -325,6 +325,22 @@ def _strings_or_surrogates(
     return pa.array(out, _STR)
 
 
+class RecordedError(Exception):
+    """A read failure seen earlier (while a compressed jsonl was spilled, connectors/spill.py),
+    raised again where it happened so that it makes the very row the first one made."""
+
+    def __init__(self, name: str, message: str, truncated: bool) -> None:
+        super().__init__(message)
+        self.name, self.message, self.truncated = name, message, truncated
+
+    @classmethod
+    def of(cls, exc: BaseException) -> RecordedError:
+        return cls(type(exc).__name__, str(exc), _is_cut(exc))
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "message": self.message, "truncated": self.truncated}
+
+
 class TruncatedInputError(Exception):
     """Input ended inside a compressed unit, re-raised under a name that libraries which
     take EOFError for a clean end of data (warcio) let through."""
@@ -337,10 +353,17 @@ def read_failure(exc: BaseException, source: str, record: int) -> pa.Table:
     unit: the file was cut short (truncated_file). Anything else (not the format, bad CRC,
     permission denied) means the rest cannot be read (unreadable_file).
     """
-    cut = isinstance(exc, (EOFError, TruncatedInputError))
+    if isinstance(exc, RecordedError):
+        cut, name = exc.truncated, exc.name
+    else:
+        cut, name = _is_cut(exc), type(exc).__name__
     reason = TRUNCATED_FILE if cut else UNREADABLE_FILE
     where = "" if record == 0 else f" after {record} records"
-    return quarantine_one(source, record, reason, f"{type(exc).__name__}: {exc}{where}")
+    return quarantine_one(source, record, reason, f"{name}: {exc}{where}")
+
+
+def _is_cut(exc: BaseException) -> bool:
+    return isinstance(exc, (EOFError, TruncatedInputError))
 
 
 def columns_to_docs(

@@ -114,8 +114,17 @@ class ReadConfig(Section):
         description="Local files larger than this are cut into units of about this size, so "
         "one big file uses every worker: plain jsonl (line-aligned byte ranges), gzip jsonl of "
         "several members (runs of members), WARC, plain or .warc.gz (runs of records), parquet "
-        "(runs of row groups); doc_ids do not change. Single-stream compressed files (.zst, a "
-        "one-member .gz) stay whole. 0 = one unit per file.",
+        "(runs of row groups), and a single-stream compressed jsonl (.jsonl.zst, a one-member "
+        ".jsonl.gz, .bz2, .xz), decoded once by the driver into plain chunks under "
+        "RUN/_work/spill (see spill_max_bytes); doc_ids do not change. 0 = one unit per file.",
+    )
+    spill_max_bytes: int = Field(
+        64 << 30,
+        ge=0,
+        description="Most decoded bytes all of a run's spills (single-stream compressed jsonl "
+        "cut into units, see unit_bytes) may hold on disk at once; a file that would go past "
+        "it (a decompression bomb of short lines, say) is read whole instead. The chunks are "
+        "deleted once pass 1 has read them. 0 = never spill: such files stay one unit.",
     )
     metadata_fields: list[str] = Field(
         ["url", "date", "metadata"],

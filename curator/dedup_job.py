@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 
 from connectors.fs import AtomicParquetWriter
 from connectors.registry import expand_inputs
+from connectors.spill import release_spills, spill_units
 from curator.config import CurateConfig
 from curator.executor import run_pass
 from curator.output_place import check_output_place
@@ -40,6 +41,7 @@ def run_dedup_only(cfg: CurateConfig, output: str) -> dict:
     units = expand_inputs(cfg.inputs, cfg.read.unit_bytes)
     work = RunDir.at(Path(output).with_suffix(".work"))
     work.root.mkdir(parents=True, exist_ok=True)
+    units = spill_units(units, work.spill, cfg.read)  # large .jsonl.zst / one-member .gz
     ensure_ray(cfg.ray)
     items = [unit_item(i, u) for i, u in enumerate(units)]
     concurrency = default_concurrency(cfg.ray, len(items))
@@ -52,6 +54,7 @@ def run_dedup_only(cfg: CurateConfig, output: str) -> dict:
         concurrency,
         cfg.quiet,
     )
+    release_spills(work.spill)
     summary = run_dedup(
         [(i["idx"], str(work.pass1(i["idx"]))) for i in items],
         str(work.dedup_work),

@@ -22,6 +22,7 @@ import xxhash
 
 from connectors.fs import remove_stale_temps
 from connectors.registry import SourceUnit, expand_inputs
+from connectors.spill import release_spills, spill_units, spillable
 from curator.catalog import build_catalog, query
 from curator.config import ConfigError, CurateConfig, TokenizerConfig, check_or_record_config
 from curator.fanout import run_units, worker_pool
@@ -211,6 +212,7 @@ def _curate_at(cfg: CurateConfig, root: str, mirror: RunMirror | None) -> dict:
         if run.read_marker("run") is not None:
             return json.loads(run.stats.read_text())
         remove_stale_temps(run.root)  # ours to delete: the lock says no writer is running
+        units = _spill_units(cfg, units, run)
         decontaminate = None
         if eval_set is not None:
             from curator.stages.eval_sets import store_eval_set
@@ -218,6 +220,18 @@ def _curate_at(cfg: CurateConfig, root: str, mirror: RunMirror | None) -> dict:
             decontaminate = store_eval_set(eval_set, run)
         after_unit = None if mirror is None else (lambda: mirror.push(force=False))
         return _run_phases(cfg, units, run, decontaminate, after_unit)
+
+
+def _spill_units(cfg: CurateConfig, units: list[SourceUnit], run: RunDir) -> list[SourceUnit]:
+    """Large single-stream compressed jsonl files decoded once into chunk units (under the
+    lock: the spill is written in RUN); a resume reuses the spill, so units keep their place."""
+    if not any(spillable(u, cfg.read) for u in units):
+        return units
+    with phase("spill", "decoding single-stream compressed jsonl into units", cfg.quiet) as said:
+        before = len(units)
+        units = spill_units(units, run.spill, cfg.read)
+        said["text"] = f"{before} units -> {len(units)}"
+    return units
 
 
 def _load_eval_set(cfg: CurateConfig) -> EvalSet | None:
@@ -268,6 +282,8 @@ def _run_phases(
                 after_unit=after_unit,
             )
             alive = pass1.by_decision()[KEPT]
+        if all(run.marker("pass1", i["idx"]).exists() for i in items):
+            release_spills(run.spill)  # every unit read: the decoded chunks are not needed again
             said["text"] = f"{pass1.records:,} records, {alive:,} pass the rules"
 
         dedup_summary = run.read_marker("dedup")

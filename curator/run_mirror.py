@@ -114,7 +114,15 @@ class RunMirror:
         return sorted(
             p for p in root.rglob("*")
             if p.is_file() and TEMP_MARK not in p.name and p.name not in LOCAL_ONLY
+            and not _spill_chunk(p.relative_to(self.staging))
         )
+
+
+def _spill_chunk(rel: Path) -> bool:
+    """A decoded chunk of a compressed input (connectors/spill.py): a copy of input data, not
+    worth a store's space; a resume elsewhere decodes it again (its index, copied, keeps the
+    same cuts)."""
+    return rel.parts[:2] == ("_work", "spill") and rel.name.startswith("part-")
 
 
 def _stamp(path: Path) -> tuple[int, int]:

@@ -86,6 +86,11 @@ class RunDir:
         return self.work / "pass1" / f"source={idx:05d}.parquet"
 
     @property
+    def spill(self) -> Path:
+        """Decoded chunks of single-stream compressed jsonl inputs (connectors/spill.py)."""
+        return self.work / "spill"
+
+    @property
     def dedup_work(self) -> Path:
         return self.work / "dedup"
 

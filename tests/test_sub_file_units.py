@@ -95,3 +95,29 @@ def test_warc_gz_ranges_decide_as_the_whole_file(ray_cluster, tmp_path):
     m = pl.read_parquet(cut / "manifest" / "*.parquet")
     assert m.filter(pl.col("reason") == "corrupt_record").height == 1
     assert m.filter(pl.col("duplicate_of").is_not_null()).height >= 6  # across ranges too
+
+
+def test_single_stream_gzip_spilled_into_units_decides_as_the_whole_file(ray_cluster, tmp_path):
+    corpus = build_corpus(tmp_path / "corpus", n_files=1, bad_inputs=False)
+    (path,) = corpus.root.glob("*.jsonl.gz")
+    lines = gzip.decompress(path.read_bytes()).split(b"\n")
+    lines.insert(len(lines) // 2, b'{"id": "bad-json", "text": "unterminated')
+    raw = b"\n".join(lines)
+    data = gzip.compress(raw)  # one gzip member: no place to enter it but the start
+    path.write_bytes(data[: len(data) - 200])  # cut short: the last unit ends truncated_file
+    unit_bytes = len(raw) // 5
+    assert len(data) > unit_bytes
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    run_curate(curate_config(corpus.root, whole, **{"read.unit_bytes": 0}))
+    run_curate(curate_config(corpus.root, cut, **{"read.unit_bytes": unit_bytes}))
+
+    assert len(list((whole / "_done" / "pass1").glob("*.json"))) == 1
+    assert len(list((cut / "_done" / "pass1").glob("*.json"))) >= 3
+    assert_same_run(whole, cut)
+    m = pl.read_parquet(cut / "manifest" / "*.parquet")
+    assert set(m["source"]) == {str(path)}
+    assert m.filter(pl.col("reason") == "malformed_json").height == 1
+    assert m.filter(pl.col("reason") == "truncated_file").height == 1
+    # pass 1 read the chunks: they are deleted, their index (the units of a resume) stays
+    assert not list((cut / "_work" / "spill").glob("*/part-*"))
+    assert len(list((cut / "_work" / "spill").glob("*/index.json"))) == 1
