@@ -282,9 +282,9 @@ def _run_phases(
                 after_unit=after_unit,
             )
             alive = pass1.by_decision()[KEPT]
+            said["text"] = f"{pass1.records:,} records, {alive:,} pass the rules"
         if all(run.marker("pass1", i["idx"]).exists() for i in items):
             release_spills(run.spill)  # every unit read: the decoded chunks are not needed again
-            said["text"] = f"{pass1.records:,} records, {alive:,} pass the rules"
 
         dedup_summary = run.read_marker("dedup")
         with phase("dedup", _dedup_detail(cfg, alive), quiet) as said, timed(wall, "dedup"):
