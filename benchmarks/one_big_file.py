@@ -113,6 +113,8 @@ def main(argv: list[str] | None = None) -> None:
     else:
         path, info = one_plain_file(args.mb, work, args.seed)
     size_mb = path.stat().st_size / 1e6
+    # what `curator curate --input FOLDER` will read: the file alone, nothing left over
+    info["input_files"] = sorted(p.name for p in path.parent.iterdir())
     print(f"{path}: {size_mb:.1f} MB, {info}", flush=True)
     runs: dict[str, list[dict]] = {arm: [] for arm in ARMS}
     for r in range(args.repeats):
