@@ -12,6 +12,7 @@ ORDER = [
     "one_big_file.md",
     "one_big_file_warc.md",
     "whole_pipeline_recheck.md",
+    "whole_pipeline_memory.md",
     "streaming_rss.md",
     "rules.md",
     "minhash.md",
