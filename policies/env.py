@@ -13,9 +13,10 @@ the agent's stream holds each upweighted document `upweight_factor` times (in an
 shuffled per reward seed), the random branch stays an equal-token random selection, and the
 budget term counts the keep rate of distinct documents.
 
-The learner (reward.py) trains on the kept documents for `step_tokens` tokens; the reward is
-its held-out loss against the same starting state trained on a random equal-token selection of
-the same candidates (same seed), minus a keep-rate budget term. An episode is one training run
+The learner (reward.py) trains on `step_tokens` tokens read as windows from across the kept
+documents; the reward is its held-out loss against the same starting state trained on a random
+equal-token selection of the same candidates (same seed, read the same way), minus a keep-rate
+budget term. An episode is one training run
 of `episode_steps` steps whose LR schedule decays fully at its last step; `reset(seed)` fixes
 the learner's init and the candidate draws, so episodes are reproducible.
 """

@@ -2,6 +2,10 @@
 
 A `Learner` consumes exactly `step_tokens` tokens of a selection per environment step (cycling
 a short selection, so keeping too little means repeating data), and reports held-out loss.
+Those tokens are windows drawn uniformly from everything the selection holds
+(`selection_sample`): a step's budget is far smaller than a selection (32 web documents are
+~80K tokens, a step trains on 2-8K), and reading only the selection's first tokens made the
+reward depend on the first kept document alone, whatever the other decisions were.
 - `TrainerLearner`: the bundled trainer (tiny DSA GPT via curator.trainer.engine), LR schedule
   over the whole episode so it is fully decayed at the last step.
 - `ProxyLearner`: an interpolated hashed-bigram count LM (Dirichlet-smoothed unigram backoff).
@@ -30,6 +34,9 @@ if TYPE_CHECKING:
 
 
 class Learner(Protocol):
+    step_tokens: int  # tokens one `train` call consumes
+    window: int  # contiguous tokens the learner reads at a time (its context)
+
     def reset(self, seed: int) -> None: ...
     def state(self) -> Any: ...
     def load_state(self, state: Any) -> None: ...
@@ -45,6 +52,7 @@ class ProxyLearner:
                  bigram_buckets: int = 1 << 18, alpha: float = 0.5, beta: float = 20.0) -> None:
         self.V, self.B = int(vocab_size), int(bigram_buckets)
         self.alpha, self.beta, self.step_tokens = alpha, beta, step_tokens
+        self.window = 128  # bigrams never cross it except at its ends; the trainer's seq_len
         self.heldout = np.asarray(heldout, np.int64)
         self.reset(0)
 
@@ -154,6 +162,8 @@ class TrainerLearner:
         self.vocab_size = vocab_size
         self.device = resolve_device(self.cfg.device)
         self.steps_per_env_step = max(1, step_tokens // self.cfg.tokens_per_step())
+        self.step_tokens = self.steps_per_env_step * self.cfg.tokens_per_step()
+        self.window = s.seq_len
         self.start_state = start_state
         self.first_step, self.total_steps = schedule or (0, self.steps_per_env_step * episode_steps)
         self.heldout = TokenStream(np.asarray(heldout), s.seq_len)
@@ -204,6 +214,19 @@ def random_equal_tokens(doc_tokens: list[np.ndarray], n_tokens: int,
     return stream[:n_tokens]
 
 
+def selection_sample(stream: np.ndarray, n_tokens: int, window: int,
+                     rng: np.random.Generator) -> np.ndarray:
+    """`n_tokens` of a selection's token stream as `window`-token windows starting at uniformly
+    drawn positions: every document of the selection is read in proportion to its tokens (and
+    copies), as training on the whole selection would. A stream no longer than `n_tokens` is
+    returned whole (the learner cycles it: keeping too little means repeating data)."""
+    if len(stream) <= n_tokens:
+        return stream
+    n_windows = -(-n_tokens // window)
+    starts = rng.integers(0, len(stream) - window + 1, n_windows)
+    return stream[starts[:, None] + np.arange(window)].reshape(-1)[:n_tokens]
+
+
 def budget_penalty(keep_rate: float, target: float, weight: float) -> float:
     """Quadratic pull towards the target keep rate: all-keep and all-drop both cost."""
     return weight * (keep_rate - target) ** 2
@@ -237,6 +260,10 @@ def paired_reward(learner: Learner, doc_tokens: list[np.ndarray], keep: np.ndarr
         agent_stream = upweighted_stream(doc_tokens, copies, np.random.default_rng([seed, step, 1]))
     rng = np.random.default_rng([seed, step])
     random_stream = random_equal_tokens(doc_tokens, len(agent_stream), rng)
+    # both branches read the same number of windows, each drawn across its whole selection
+    n, w = learner.step_tokens, learner.window
+    agent_stream = selection_sample(agent_stream, n, w, np.random.default_rng([seed, step, 2]))
+    random_stream = selection_sample(random_stream, n, w, np.random.default_rng([seed, step, 3]))
     learner.train(random_stream, step, seed)
     loss_random = learner.heldout_loss()
     learner.load_state(start)

@@ -8,7 +8,13 @@ from policies.config import EnvConfig
 from policies.env import ENV_ID, CurationEnv, env_data_from_pool
 from policies.features import FeatureExtractor, FeatureSpec
 from policies.pool import build_pool, demo_sources
-from policies.reward import ProxyLearner, budget_penalty, cycle_to, paired_reward
+from policies.reward import (
+    ProxyLearner,
+    budget_penalty,
+    cycle_to,
+    paired_reward,
+    selection_sample,
+)
 
 CFG = EnvConfig(docs_per_step=8, step_tokens=512, episode_steps=3, learner="proxy")
 
@@ -100,6 +106,49 @@ def test_paired_reward_of_identical_selection_is_zero():
     assert np.isfinite(r)
     # the learner continues from the agent's branch
     assert learner.uni.sum() == 100
+
+
+class RecordingLearner(ProxyLearner):
+    """The proxy learner, keeping the token streams it was trained on."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.streams: list[np.ndarray] = []
+
+    def train(self, tokens: np.ndarray, step: int, seed: int) -> None:
+        self.streams.append(np.asarray(tokens).copy())
+        super().train(tokens, step, seed)
+
+
+def test_reward_reads_every_kept_document_not_the_first():
+    """A step trains on far fewer tokens than a selection holds; its windows must come from the
+    whole selection (each kept document in proportion to its tokens), else the reward judges
+    the first kept document alone."""
+    docs = [np.full(1000, i, np.int64) for i in range(32)]  # document i is all token i
+    keep = np.arange(32) % 2 == 0
+    seen = np.zeros(32)
+    for seed in range(20):
+        learner = RecordingLearner(32, np.arange(32), step_tokens=1024)
+        paired_reward(learner, docs, keep, 0, seed, 0.5, 0.0)
+        agent = learner.streams[-1]  # the random branch trains first, the agent's last
+        assert len(agent) == 1024
+        seen += np.bincount(agent, minlength=32)
+    assert seen[~keep].sum() == 0  # nothing dropped is read
+    kept_share = seen[keep] / seen.sum()
+    # 20 steps x 8 windows over 16 equal documents: every one read, none dominating
+    assert (kept_share > 0).all() and kept_share.max() < 0.15
+
+
+def test_selection_sample_windows_and_short_selections():
+    rng = np.random.default_rng(0)
+    stream = np.arange(10_000)
+    out = selection_sample(stream, 1000, 128, rng)
+    assert len(out) == 1000
+    windows = out[: 7 * 128].reshape(7, 128)
+    assert (np.diff(windows, axis=1) == 1).all()  # contiguous windows
+    assert windows[:, 0].max() - windows[:, 0].min() > 1000  # spread over the stream
+    short = np.arange(500)
+    assert selection_sample(short, 1000, 128, rng) is short  # the learner cycles it
 
 
 def test_cycle_to():
