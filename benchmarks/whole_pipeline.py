@@ -9,7 +9,7 @@ Input: 16 jsonl.gz files of real text (public-domain books and Debian's kernel d
 line-aligned chunks, Common Crawl / Dolma documents, the Debian handbook's English HTML as text,
 GCIDE dictionary entries in ~2 KB groups), sources interleaved round-robin; past the distinct
 text (~100 MB) documents repeat as exact duplicates under new ids (both sides' dedup removes
-them). Runs alternate curator / datatrove, the first one swapped every repeat; medians.
+them). Runs rotate over the sides (each first in turn); medians.
 
   curator: `curator curate --input DIR --output RUN --quiet` with the web preset's rules, the
     language filter off (datatrove has no language model offline), MinHash 5-gram shingles
@@ -598,6 +598,7 @@ def run_curator(corpus: Path, work: Path, tag: str, extra_sets: list[str]) -> di
         dedup=stats.get("dedup", {}),
         outcomes=stats.get("outcomes", {}),
         phases=stats.get("wall_seconds", {}),
+        executor=stats.get("executor", "ray"),  # runs before it existed were all on Ray
     )
     shutil.rmtree(run_dir, ignore_errors=True)
     return m
@@ -815,6 +816,11 @@ def fit(points: list[tuple[float, float]]) -> tuple[float, float] | None:
     return y0 - b * x0, b
 
 
+def _executors(runs: list[dict]) -> str:
+    """Where a side's runs ran (stats.json `executor`): 'local', 'ray' or both."""
+    return "/".join(sorted({r.get("executor", "ray") for r in runs}))
+
+
 def markdown(results: list[dict], command: str, vocab_size: int) -> str:
     from benchmarks.paired_stats import sign_flip_p
 
@@ -829,15 +835,18 @@ def markdown(results: list[dict], command: str, vocab_size: int) -> str:
         "the subreaper of orphans, plus the last sample of auto-reaped ones); **peak PSS** is the "
         "largest sum of proportional set sizes over the tree (shared pages counted once, so "
         "Ray's object store and forked workers are not double counted), and the largest single "
-        "process. Runs alternate curator / datatrove, the first one swapped every repeat; "
+        "process. Runs rotate over the sides, each first in turn; "
         "medians over repeats. Ratio = datatrove / curator.",
         "",
         "- **curator**: `curator curate --input DIR --output RUN --quiet` "
         + " ".join(f"`--set {s}`" for s in CURATOR_SETS)
         + " (web preset otherwise: normalize, Gopher repetition + quality, C4, FineWeb, exact "
         "+ MinHash dedup, curriculum score, sentencepiece BPE trained on the rule survivors, "
-        "tokenize, shards + manifest + catalog + report; Ray cluster started and stopped "
-        "inside the run).",
+        "tokenize, shards + manifest + catalog + report), `ray.executor` at its default "
+        "(`auto`: local worker processes for inputs up to `ray.local_max_mb` on disk, else an "
+        "embedded Ray cluster started and stopped inside the run; the table says which ran). "
+        "**curator on Ray**, where measured: the same command with `--set ray.executor=ray`, "
+        "in the same rotation.",
         "- **datatrove**: LocalPipelineExecutor, workers=2, 4 stages run one after another: "
         "(1) JsonlReader -> GopherRepetitionFilter -> GopherQualityFilter -> C4QualityFilter -> "
         "FineWebQualityFilter -> JsonlWriter -> MinhashDedupSignature (16 tasks), "
@@ -882,10 +891,23 @@ def markdown(results: list[dict], command: str, vocab_size: int) -> str:
             "| | wall s | CPU-s | CPU-s per MB | peak summed PSS MB | peak process PSS MB "
             "| kept docs | tokens |",
             "|---|---|---|---|---|---|---|---|",
-            f"| curator | {c['wall_s']:.1f} | {c['cpu_s']:.1f} | {c['cpu_s'] / mb:.2f} | "
+            f"| curator ({_executors(cur)}) | {c['wall_s']:.1f} | {c['cpu_s']:.1f} | "
+            f"{c['cpu_s'] / mb:.2f} | "
             f"{c['peak_pss_mb']:,.0f} | {c['peak_proc_pss_mb']:,.0f} | {c['kept']:,.0f} | "
             f"{c['tokens']:,.0f} |",
         ]
+        on_ray = res.get("curator_ray") or []
+        if on_ray:
+            cr = summarize(on_ray)
+            lines += [
+                f"| curator on Ray ({_executors(on_ray)}) | {cr['wall_s']:.1f} | "
+                f"{cr['cpu_s']:.1f} | {cr['cpu_s'] / mb:.2f} | {cr['peak_pss_mb']:,.0f} | "
+                f"{cr['peak_proc_pss_mb']:,.0f} | {cr['kept']:,.0f} | {cr['tokens']:,.0f} |",
+                f"| *curator on Ray / curator* | *{cr['wall_s'] / c['wall_s']:.2f}x* | "
+                f"*{cr['cpu_s'] / c['cpu_s']:.2f}x* | | "
+                f"*{cr['peak_pss_mb'] / c['peak_pss_mb']:.2f}x* | "
+                f"*{cr['peak_proc_pss_mb'] / c['peak_proc_pss_mb']:.2f}x* | | |",
+            ]
         if d:
             ratios = [b["cpu_s"] / a["cpu_s"] for a, b in zip(cur, dt, strict=False)]
             import numpy as np
@@ -918,7 +940,7 @@ def markdown(results: list[dict], command: str, vocab_size: int) -> str:
             "| curator phase (RUN/stats.json) | wall s |",
             "|---|---|",
             *[f"| {k} | {v:.1f} |" for k, v in cp.items()],
-            f"| rest (start-up, Ray cluster up/down, catalog + report) | "
+            f"| rest (start-up, workers or Ray cluster up/down, catalog + report) | "
             f"{c['wall_s'] - sum(cp.values()):.1f} |",
             "",
         ]
@@ -1037,6 +1059,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--work-dir", type=Path, help="corpora and runs (default: a temp dir)")
     ap.add_argument("--curator-set", action="append", default=[],
                     help="extra curator --set KEY=VALUE (after the benchmark's own)")  # fmt: skip
+    ap.add_argument("--ray-arm", action="store_true",
+                    help="also run curator with ray.executor=ray in the same rotation")
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/whole_pipeline.md"))
     ap.add_argument("--json", help="also write every run's measurements here")
     # the datatrove side's own entry point
@@ -1074,18 +1098,23 @@ def main(argv: list[str] | None = None) -> None:
             shutil.rmtree(corpus, ignore_errors=True)
             info = build_corpus(size, corpus, sources, seed=args.seed)
             print(f"corpus {size:g} MB: {json.dumps(info)}", flush=True)
-            res = {"corpus": info, "curator": [], "datatrove": [], "floor": []}
+            res = {"corpus": info, "curator": [], "datatrove": [], "curator_ray": [],
+                   "floor": []}
             with_dt = size < args.skip_datatrove_above
             for r in range(args.repeats):
                 res["floor"].append(floor(corpus))
                 sides = ["curator", "datatrove"] if with_dt else ["curator"]
-                for side in sides if r % 2 == 0 else sides[::-1]:
+                sides += ["curator_ray"] if args.ray_arm else []
+                # each side first once in every len(sides) repeats
+                for side in sides[r % len(sides):] + sides[: r % len(sides)]:
                     tag = f"{size:g}mb-r{r}"
-                    m = (
-                        run_curator(corpus, work, tag, args.curator_set)
-                        if side == "curator"
-                        else run_datatrove(corpus, work, tag, vocab_size)
-                    )
+                    if side == "curator":
+                        m = run_curator(corpus, work, tag, args.curator_set)
+                    elif side == "curator_ray":
+                        m = run_curator(corpus, work, tag + "-ray",
+                                        [*args.curator_set, "ray.executor=ray"])
+                    else:
+                        m = run_datatrove(corpus, work, tag, vocab_size)
                     res[side].append(m)
                     print(
                         f"{size:g} MB repeat {r} {side}: wall {m['wall_s']:.1f} s, CPU "

@@ -711,6 +711,22 @@ class AgentStageConfig(Section):
 
 
 class RayConfig(Section):
+    executor: Literal["auto", "ray", "local"] = Field(
+        "auto",
+        description="Where a job's units run. ray: on a Ray cluster (ray.address, RAY_ADDRESS, "
+        "or an embedded one started for the job). local: worker processes on this machine, no "
+        "Ray, the same isolation (a file that kills its worker is retried, then quarantined) "
+        "without a cluster's start-up, daemons and imports (BENCHMARKS.md, whole pipeline). "
+        "auto: local when no cluster is named (ray.address, RAY_ADDRESS) and every input is a "
+        "local file, together at most ray.local_max_mb; else ray.",
+    )
+    local_max_mb: float = Field(
+        256.0,
+        ge=0,
+        description="executor=auto: the most input, in MB as stored on disk (compressed), run "
+        "without Ray. Past it a cluster's fixed cost is small beside the job, and Ray's live "
+        "progress and dashboard come with it.",
+    )
     address: str | None = Field(
         None, description="Ray address; null connects to RAY_ADDRESS or starts an embedded cluster."
     )
@@ -731,6 +747,15 @@ class RayConfig(Section):
         "try ends (and counts against max_unit_attempts). null = 4 GiB or the node's memory "
         "per CPU, whichever is larger.",
     )
+
+    @model_validator(mode="after")
+    def _local_has_no_cluster(self) -> RayConfig:
+        if self.executor == "local" and self.address:
+            raise ValueError(
+                f"ray.executor=local runs without Ray, but ray.address={self.address!r} names a "
+                "cluster: set ray.executor=ray (or auto) to use it, or drop ray.address"
+            )
+        return self
 
 
 class CurateConfig(Section):

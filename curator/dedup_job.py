@@ -13,9 +13,10 @@ from connectors.registry import expand_inputs
 from connectors.spill import release_spills, spill_units
 from curator.config import CurateConfig
 from curator.executor import run_pass
+from curator.fanout import worker_pool
 from curator.output_place import check_output_place
 from curator.passes import Pass1Worker, apply_duplicates, unit_item
-from curator.ray_runtime import default_concurrency, ensure_ray
+from curator.ray_runtime import default_concurrency, ensure_ray, local_resources, runs_locally
 from curator.rundir import RunDir
 
 DEDUP_OUTPUT_SCHEMA = pa.schema(
@@ -41,26 +42,28 @@ def run_dedup_only(cfg: CurateConfig, output: str) -> dict:
     units = expand_inputs(cfg.inputs, cfg.read.unit_bytes)
     work = RunDir.at(Path(output).with_suffix(".work"))
     work.root.mkdir(parents=True, exist_ok=True)
+    local = runs_locally(cfg.ray, units)  # judged on the inputs as stored, not spilled
     units = spill_units(units, work.spill, cfg.read)  # large .jsonl.zst / one-member .gz
-    ensure_ray(cfg.ray)
+    resources = local_resources(cfg.ray) if local else ensure_ray(cfg.ray)
     items = [unit_item(i, u) for i, u in enumerate(units)]
-    concurrency = default_concurrency(cfg.ray, len(items))
-    run_pass(
-        Pass1Worker,
-        "pass1",
-        work,
-        items,
-        {"cfg_json": cfg.model_dump_json(), "run_root": str(work.root), "filters": False},
-        concurrency,
-        cfg.quiet,
-    )
-    release_spills(work.spill)
-    summary = run_dedup(
-        [(i["idx"], str(work.pass1(i["idx"]))) for i in items],
-        str(work.dedup_work),
-        cfg.dedup,
-        concurrency,
-    )
+    concurrency = default_concurrency(cfg.ray, len(items), resources)
+    with worker_pool(concurrency, local=local):  # one pool for the pass and the shuffles
+        run_pass(
+            Pass1Worker,
+            "pass1",
+            work,
+            items,
+            {"cfg_json": cfg.model_dump_json(), "run_root": str(work.root), "filters": False},
+            concurrency,
+            cfg.quiet,
+        )
+        release_spills(work.spill)
+        summary = run_dedup(
+            [(i["idx"], str(work.pass1(i["idx"]))) for i in items],
+            str(work.dedup_work),
+            cfg.dedup,
+            concurrency,
+        )
     with AtomicParquetWriter(output, DEDUP_OUTPUT_SCHEMA) as writer:
         for item in items:
             dups_path = work.dups(item["idx"])

@@ -29,7 +29,7 @@ from curator.fanout import run_units, worker_pool
 from curator.input_fingerprint import check_or_record_inputs
 from curator.passes import Pass1Worker, Pass2Worker, unit_item
 from curator.progress import PassBar, phase
-from curator.ray_runtime import default_concurrency, ensure_ray
+from curator.ray_runtime import default_concurrency, ensure_ray, local_resources, runs_locally
 from curator.run_lock import run_lock
 from curator.rundir import RunDir
 from curator.schema import KEPT
@@ -74,8 +74,9 @@ def run_pass(
 
         def on_result(row: dict) -> None:
             nonlocal total
-            total = total + UnitStats.from_json(json.loads(row["stats"]))
-            bar.unit_done()
+            unit = UnitStats.from_json(json.loads(row["stats"]))
+            total = total + unit
+            bar.unit_done(unit.records, unit.chars_in)
             if after_unit is not None:
                 after_unit()
 
@@ -212,6 +213,7 @@ def _curate_at(cfg: CurateConfig, root: str, mirror: RunMirror | None) -> dict:
         if run.read_marker("run") is not None:
             return json.loads(run.stats.read_text())
         remove_stale_temps(run.root)  # ours to delete: the lock says no writer is running
+        local = runs_locally(cfg.ray, units)  # judged on the inputs as stored, not spilled
         units = _spill_units(cfg, units, run)
         decontaminate = None
         if eval_set is not None:
@@ -219,7 +221,7 @@ def _curate_at(cfg: CurateConfig, root: str, mirror: RunMirror | None) -> dict:
 
             decontaminate = store_eval_set(eval_set, run)
         after_unit = None if mirror is None else (lambda: mirror.push(force=False))
-        return _run_phases(cfg, units, run, decontaminate, after_unit)
+        return _run_phases(cfg, units, run, decontaminate, after_unit, local)
 
 
 def _spill_units(cfg: CurateConfig, units: list[SourceUnit], run: RunDir) -> list[SourceUnit]:
@@ -254,21 +256,29 @@ def _load_eval_set(cfg: CurateConfig) -> EvalSet | None:
 def _run_phases(
     cfg: CurateConfig, units: list[SourceUnit], run: RunDir, decontaminate: dict | None = None,
     after_unit: Callable[[], object] | None = None,
+    local: bool = False,
 ) -> dict:
     """pass 1 -> dedup -> curriculum -> tokenizer -> pass 2 -> catalog, each skipped where its
-    marker says it is done."""
+    marker says it is done; with `local` on worker processes of this machine, else on Ray."""
 
     quiet = cfg.quiet
-    with phase("ray", "joining or starting a cluster", quiet) as said:
-        resources = ensure_ray(cfg.ray)
-        said["text"] = f"{int(resources.get('CPU', 0))} CPUs"
     items = [unit_item(i, u) for i, u in enumerate(units)]
-    concurrency = default_concurrency(cfg.ray, len(items))
+    if local:
+        resources = local_resources(cfg.ray)
+        concurrency = default_concurrency(cfg.ray, len(items), resources)
+        with phase("workers", f"{concurrency} local processes, no Ray (ray.executor="
+                   f"{cfg.ray.executor})", quiet):
+            pass
+    else:
+        with phase("ray", "joining or starting a cluster", quiet) as said:
+            resources = ensure_ray(cfg.ray)
+            said["text"] = f"{int(resources.get('CPU', 0))} CPUs"
+        concurrency = default_concurrency(cfg.ray, len(items), resources)
     cfg_json = cfg.model_dump_json()
     wall: dict[str, float] = {}
 
     # one pool of worker processes for both passes and the dedup shuffles between them
-    with worker_pool(concurrency):
+    with worker_pool(concurrency, local=local):
         with phase("pass 1", f"read, normalize, filter {len(items)} input files", quiet) as said, \
                 timed(wall, "pass1"):
             pass1 = run_pass(
@@ -336,6 +346,7 @@ def _run_phases(
     with phase("catalog + report", "", quiet):
         build_catalog(run)
         stats = _final_stats(run, items, pass1, pass2, dedup_summary, wall)
+        stats["executor"] = "local" if local else "ray"
         if decontaminate is not None:
             stats["decontaminate"] = _decontaminate_stats(run, decontaminate)
         from connectors.fs import write_text_atomic

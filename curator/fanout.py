@@ -17,11 +17,24 @@ that are one row each.
 
 `run_tasks`: stateless functions over a list of arguments (the dedup shuffles), results in
 argument order; on the open pool's hosts, else as Ray tasks, else (no Ray) in this process.
+
+A pool is Ray actors (`_RayPool`) or, for a job that runs without Ray (`ray.executor`:
+curator/ray_runtime.py), local worker processes (`_LocalPool`) forked from a server that has
+imported curator's stages once. Both keep the same contract: a unit per free host, a host that
+dies replaced and its unit handed on, so a file that kills its process is isolated the same
+way with or without Ray. What the local pool saves is Ray's fixed cost: measured at 3 MB
+(BENCHMARKS.md), the cluster's own processes and the Ray imports of the driver and workers
+were about half of the job's CPU-seconds and most of its memory.
 """
 
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
@@ -51,7 +64,7 @@ class _Host:
         return fn(*args)
 
 
-class _Pool:
+class _RayPool:
     """The open pool's hosts, and which of them are up and free.
 
     Ray does not restart a host (max_restarts=0); the driver does, here. A host Ray restarts
@@ -66,6 +79,7 @@ class _Pool:
         import ray
 
         self._host = ray.remote(num_cpus=num_cpus, max_restarts=0)(_Host)
+        self.size = max(1, size)  # hosts kept up (a dead one is replaced)
         self.started: list[Any] = []  # every host started, stopped when the pool closes
         self.starting: dict[Any, Any] = {}  # its readiness ref -> a host not yet up
         self.free: list[Any] = []  # hosts up with nothing in flight
@@ -94,6 +108,27 @@ class _Pool:
         ray.kill(host)  # dead already, unless only unreachable: then it must not go on
         self.start_one()
 
+    def submit(self, host: Any, method: str, args: tuple) -> Any:
+        return getattr(host, method).remote(*args)
+
+    def next_result(self, in_flight: Sequence[Any]) -> tuple[Any, str, Any] | None:
+        """Wait for one event: None when a starting host answered, else (ref, outcome, value):
+        "returned" with the job's value, "raised" with the exception the job raised, "died"
+        with the error of a host whose process (or node) died."""
+        import ray
+        from ray.exceptions import RayActorError
+
+        (ref,), _ = ray.wait([*in_flight, *self.starting], num_returns=1)
+        if ref in self.starting:
+            self.answered(ref)
+            return None
+        try:
+            return ref, "returned", ray.get(ref)
+        except RayActorError as err:  # its process or its node died: not the job's own error
+            return ref, "died", err
+        except Exception as err:  # noqa: BLE001 - the job's own error: _on_hosts raises it
+            return ref, "raised", err
+
     def close(self) -> None:
         import ray
 
@@ -101,13 +136,139 @@ class _Pool:
             ray.kill(host)
 
 
-_POOL: list[_Pool] = []  # the open pool (empty: none open)
+# Imported by the local pool's fork server before it forks any worker: every worker then starts
+# with curator's stages loaded, for the cost of one import in one process.
+PRELOAD = ["curator.passes", "curator.stages.dedup"]
+
+
+def _exit_when_cut(lifeline: multiprocessing.connection.Connection) -> None:
+    """Exit this worker the moment the driver's end of `lifeline` closes: the driver died (or
+    let the worker go). A worker is the fork server's child, and the server outlives the
+    driver while any worker lives, so neither a parent-death signal nor an EOF on the job pipe
+    (read only between units) would stop one mid-unit; killed jobs must leave no worker
+    writing into a run that a resume is about to take over."""
+    try:
+        lifeline.recv()  # nothing is ever sent: returns only by EOF
+    except (EOFError, OSError):
+        pass
+    os._exit(0)
+
+
+def _serve(conn: multiprocessing.connection.Connection,
+           lifeline: multiprocessing.connection.Connection) -> None:
+    """A local worker process: `_Host` calls from the driver, one at a time, until None.
+    An exception a job raises goes back to the driver (it fails the job, as under Ray)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # ^C is the driver's to handle
+    threading.Thread(target=_exit_when_cut, args=(lifeline,), daemon=True).start()
+    host = _Host()
+    while (msg := conn.recv()) is not None:
+        method, args = msg
+        try:
+            reply = (True, getattr(host, method)(*args))
+        except BaseException as exc:  # noqa: BLE001 - the driver re-raises it
+            reply = (False, exc)
+        try:
+            conn.send(reply)
+        except Exception as exc:  # noqa: BLE001 - a reply that cannot be pickled
+            conn.send((False, RuntimeError(f"{method} returned what cannot be sent back "
+                                           f"({type(exc).__name__}: {exc}): {reply[1]!r}"[:2000])))
+
+
+class _LocalHost:
+    """One local worker process and the driver's end of its pipe."""
+
+    def __init__(self, ctx: multiprocessing.context.BaseContext) -> None:
+        self.conn, child = ctx.Pipe()
+        lifeline, self.lifeline = ctx.Pipe(duplex=False)  # the worker reads, the driver holds
+        self.proc = ctx.Process(target=_serve, args=(child, lifeline), daemon=True,
+                                name="curator-worker")
+        self.proc.start()
+        child.close()  # the driver sees EOF when the worker dies
+        lifeline.close()  # only the worker's copy is left: it sees EOF when the driver goes
+
+    def stop(self, grace_s: float = 5.0) -> None:
+        with contextlib.suppress(OSError):
+            self.conn.send(None)
+        self.proc.join(grace_s)
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join()
+        self.conn.close()
+        self.lifeline.close()
 
 
 @contextlib.contextmanager
-def worker_pool(size: int, num_cpus: float = 1) -> Iterator[_Pool]:
-    """Open a pool of `size` host actors for what runs inside; they go when it closes."""
-    pool = _Pool(size, num_cpus)
+def _one_thread_per_worker() -> Iterator[None]:
+    """OMP_NUM_THREADS=1 for processes started inside (unless the user set it), as Ray gives a
+    worker of one CPU: each worker is one of `size` parallel processes, and BLAS summing in
+    another thread count changes float results in the last bit (language scores did)."""
+    if "OMP_NUM_THREADS" in os.environ:
+        yield
+        return
+    os.environ["OMP_NUM_THREADS"] = "1"
+    try:
+        yield
+    finally:
+        del os.environ["OMP_NUM_THREADS"]
+
+
+class _LocalPool:
+    """Worker processes on this machine, no Ray: the same contract as `_RayPool` (a free host
+    per job, a dead host replaced and its job handed on). Forked from a fork server (never
+    from the driver, whose threads a fork would copy mid-lock) that imported PRELOAD once."""
+
+    def __init__(self, size: int) -> None:
+        self.ctx = multiprocessing.get_context("forkserver")
+        self.ctx.set_forkserver_preload(PRELOAD)
+        self.size = max(1, size)
+        self.starting: dict[Any, Any] = {}  # always empty: a local host is up when made
+        with _one_thread_per_worker():  # the fork server starts with the first host
+            self.free: list[_LocalHost] = [_LocalHost(self.ctx) for _ in range(self.size)]
+        self.started = list(self.free)
+
+    def submit(self, host: _LocalHost, method: str, args: tuple) -> _LocalHost:
+        host.conn.send((method, args))
+        return host  # a host runs one job at a time: it is the job's handle
+
+    def next_result(self, in_flight: Sequence[_LocalHost]) -> tuple[Any, str, Any]:
+        """`_RayPool.next_result`'s events for local hosts (none is ever starting)."""
+        ready = multiprocessing.connection.wait(
+            [h.conn for h in in_flight] + [h.proc.sentinel for h in in_flight])
+        for host in in_flight:
+            if host.conn not in ready and host.proc.sentinel not in ready:
+                continue
+            try:  # a reply first: a worker may exit right after sending one
+                if host.conn.poll():
+                    ok, value = host.conn.recv()
+                    return host, "returned" if ok else "raised", value
+            except (EOFError, OSError):
+                pass
+            host.proc.join(5)
+            return host, "died", RuntimeError(
+                f"local worker {host.proc.pid} died (exit code {host.proc.exitcode})")
+        raise AssertionError("connection.wait returned nothing of the pool's")
+
+    def replace(self, host: _LocalHost) -> None:
+        host.stop(grace_s=0)
+        new = _LocalHost(self.ctx)
+        self.started.append(new)
+        self.free.append(new)
+
+    def close(self) -> None:
+        for host in self.started:
+            if host.proc.pid is not None and host.proc.exitcode is None:
+                host.stop()
+
+
+_POOL: list[_RayPool | _LocalPool] = []  # the open pool (empty: none open)
+
+
+@contextlib.contextmanager
+def worker_pool(size: int, num_cpus: float = 1, local: bool = False
+                ) -> Iterator[_RayPool | _LocalPool]:
+    """Open a pool of `size` hosts for what runs inside: Ray actors, or with `local` worker
+    processes on this machine; they go when it closes."""
+    pool: _RayPool | _LocalPool = _LocalPool(size) if local else _RayPool(size, num_cpus)
     _POOL[:] = [pool]
     try:
         yield pool
@@ -117,47 +278,44 @@ def worker_pool(size: int, num_cpus: float = 1) -> Iterator[_Pool]:
 
 
 def _on_hosts(
-    pool: _Pool,
+    pool: _RayPool | _LocalPool,
     n_jobs: int,
-    submit: Callable[[Any, int], Any],
+    call: Callable[[int], tuple[str, tuple]],
     on_value: Callable[[int, Any], None],
     limit: int,
     retries: int | None,
 ) -> None:
     """Jobs 0..n_jobs-1 on the pool's hosts, at most `limit` in flight, in order of submission:
-    `submit(host, j)` starts job j on a free host and returns its ref, `on_value(j, value)` gets
-    each result as it arrives. A job whose host died goes to the next free host (at most
-    `retries` times; None: no bound); an exception the job raised propagates."""
-    import ray
-    from ray.exceptions import RayActorError
-
+    `call(j)` is job j's host method and arguments, `on_value(j, value)` gets each result as
+    it arrives. A job whose host died goes to the next free host (at most `retries` times;
+    None: no bound); an exception the job raised propagates."""
     todo = list(reversed(range(n_jobs)))  # pop() takes them in order
     deaths = [0] * n_jobs
-    in_flight: dict[Any, tuple[Any, int]] = {}  # ref -> (host, job)
+    in_flight: dict[Any, tuple[Any, int]] = {}  # handle -> (host, job)
     while todo or in_flight:
         while todo and pool.free and len(in_flight) < limit:
             host, job = pool.free.pop(), todo.pop()
-            in_flight[submit(host, job)] = (host, job)
+            in_flight[pool.submit(host, *call(job))] = (host, job)
         if not in_flight and not pool.starting:
             raise RuntimeError(
                 f"no worker of the pool could start, {len(todo)} jobs left; the Ray worker "
                 "logs (session folder, logs/worker-*.err) say why"
             )
-        (ref,), _ = ray.wait([*in_flight, *pool.starting], num_returns=1)
-        if ref in pool.starting:
-            pool.answered(ref)
+        event = pool.next_result(list(in_flight))
+        if event is None:  # a host came up
             continue
+        ref, outcome, value = event
         host, job = in_flight.pop(ref)
-        try:
-            value = ray.get(ref)
-        except RayActorError:  # its process or its node died: not the job's own error
+        if outcome == "died":
+            pool.replace(host)
             deaths[job] += 1
             if retries is not None and deaths[job] > retries:
-                raise
-            pool.replace(host)
+                raise value
             todo.append(job)  # next, on the first host free
             continue
-        pool.free.append(host)
+        pool.free.append(host)  # a job's own error leaves its host as good as before
+        if outcome == "raised":
+            raise value
         on_value(job, value)
 
 
@@ -184,7 +342,7 @@ def run_units(
         _on_hosts(
             pool,
             len(items),
-            lambda host, j: host.handle.remote(key, worker_cls, ctor_kwargs, items[j]),
+            lambda j: ("handle", (key, worker_cls, ctor_kwargs, items[j])),
             lambda _, value: on_result(value),
             limit=max(1, min(concurrency, len(items))),
             retries=None,
@@ -200,20 +358,21 @@ def run_tasks(
 
     A task whose worker died is retried (TASK_RETRIES); an exception raised by `fn` itself is
     an application error and propagates at once, it would fail again."""
-    import ray
-
-    if not ray.is_initialized():
-        return [fn(*args) for args in arg_tuples]
-    limit = concurrency or max(int(ray.cluster_resources().get("CPU", 1)), 1)
     out: list[Any] = [None] * len(arg_tuples)
     if _POOL:
 
         def on_value(i: int, value: Any) -> None:
             out[i] = value
 
-        _on_hosts(_POOL[0], len(arg_tuples), lambda host, i: host.call.remote(fn, *arg_tuples[i]),
+        limit = concurrency or _POOL[0].size
+        _on_hosts(_POOL[0], len(arg_tuples), lambda i: ("call", (fn, *arg_tuples[i])),
                   on_value, limit, retries=TASK_RETRIES)
         return out
+    import ray
+
+    if not ray.is_initialized():
+        return [fn(*args) for args in arg_tuples]
+    limit = concurrency or max(int(ray.cluster_resources().get("CPU", 1)), 1)
     remote = ray.remote(max_retries=TASK_RETRIES, retry_exceptions=False)(fn)
     index: dict[Any, int] = {}
     pending: list[Any] = []

@@ -76,11 +76,14 @@ class PassBar:
         units: tuple[int, int],
         quiet: bool,
     ) -> None:
-        import ray
-
         self.units_done, self.units = units  # files finished (resumed ones included), all
-        self.board = None if quiet else ray.remote(num_cpus=0)(ProgressBoard).remote()
+        # live counts need the board actor; without Ray (local workers) the bar moves as
+        # units return, by their document counts
+        ray = sys.modules.get("ray")
+        live = not quiet and ray is not None and ray.is_initialized()
+        self.board = ray.remote(num_cpus=0)(ProgressBoard).remote() if live else None
         self.done_docs = done_docs  # from units finished before a resume
+        self.unit_docs = self.unit_bytes = 0  # of the units returned in this call
         self.bar = tqdm(
             total=total_docs,
             initial=done_docs,
@@ -106,8 +109,12 @@ class PassBar:
             with contextlib.suppress(Exception):  # a bar must never fail the job
                 self._show(*ray.get(self.board.read.remote(), timeout=5))
 
-    def unit_done(self) -> None:
+    def unit_done(self, docs: int = 0, nbytes: int = 0) -> None:
         self.units_done += 1
+        self.unit_docs += docs
+        self.unit_bytes += nbytes
+        if self.board is None and not self.bar.disable:
+            self._show(self.unit_docs, self.unit_bytes)
 
     def _show(self, docs: int, nbytes: int) -> None:
         self.bar.n = self.done_docs + docs

@@ -1,6 +1,7 @@
-"""Connecting to Ray: join a cluster or start the embedded one, keep its logs off the console.
+"""Connecting to Ray: join a cluster or start the embedded one, keep its logs off the console;
+or, for a job that runs without Ray (`ray.executor`), the local machine's resources.
 
-Fanning work out over it is curator/fanout.py."""
+Fanning work out over either is curator/fanout.py."""
 
 from __future__ import annotations
 
@@ -9,8 +10,12 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from curator.config import RayConfig
+
+if TYPE_CHECKING:
+    from connectors.registry import SourceUnit
 
 
 def ensure_ray(cfg: RayConfig) -> dict[str, float]:
@@ -89,8 +94,44 @@ def divert_native_stderr() -> Path | None:
     return path
 
 
-def default_concurrency(cfg: RayConfig, n_units: int) -> int:
-    import ray
+def runs_locally(cfg: RayConfig, units: list[SourceUnit]) -> bool:
+    """Whether a job's units run in local worker processes instead of on Ray (`ray.executor`).
 
-    cpus = int(ray.cluster_resources().get("CPU", 1))
+    auto: only where Ray would be an embedded cluster of this one machine anyway (no address,
+    no RAY_ADDRESS -- `ray job submit` sets it --, no Ray already connected in this process),
+    and the inputs are local files small enough that the cluster's fixed cost would dominate:
+    stores and DuckDB queries have no size to judge by, so they go to Ray."""
+    if cfg.executor != "auto":
+        return cfg.executor == "local"
+    ray = sys.modules.get("ray")  # imported only when needed: the import alone costs ~1 CPU-s
+    if cfg.address or os.environ.get("RAY_ADDRESS") or (ray is not None and ray.is_initialized()):
+        return False
+    sizes: dict[str, int] = {}
+    for unit in units:
+        if unit.format == "duckdb" or "://" in unit.source:
+            return False
+        if unit.source not in sizes:
+            try:
+                sizes[unit.source] = os.stat(unit.source).st_size
+            except OSError:
+                return False  # let the Ray path report it as it always has
+    return sum(sizes.values()) <= cfg.local_max_mb * 1e6
+
+
+def local_resources(cfg: RayConfig) -> dict[str, float]:
+    """What a local job may use, in `ensure_ray`'s terms: this machine's CPUs (ray.num_cpus
+    caps them, as it sizes an embedded cluster)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {"CPU": float(min(cfg.num_cpus or cpus or 1, cpus or 1))}
+
+
+def default_concurrency(cfg: RayConfig, n_units: int,
+                        resources: dict[str, float] | None = None) -> int:
+    """Workers for a pass: ray.concurrency, else one per CPU of `resources` (default: the
+    connected cluster's), never more than there are units."""
+    if resources is None:
+        import ray
+
+        resources = ray.cluster_resources()
+    cpus = int(resources.get("CPU", 1))
     return max(1, min(cfg.concurrency or cpus, n_units))
