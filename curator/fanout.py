@@ -227,7 +227,8 @@ class _LocalPool:
         self.started = list(self.free)
 
     def submit(self, host: _LocalHost, method: str, args: tuple) -> _LocalHost:
-        host.conn.send((method, args))
+        with contextlib.suppress(OSError):  # died idle: next_result reports it by its sentinel
+            host.conn.send((method, args))
         return host  # a host runs one job at a time: it is the job's handle
 
     def next_result(self, in_flight: Sequence[_LocalHost]) -> tuple[Any, str, Any]:
