@@ -8,6 +8,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 ORDER = [
     "curate_vs_datatrove.md",
+    "whole_pipeline_local.md",
     "whole_pipeline.md",
     "one_big_file.md",
     "one_big_file_warc.md",
