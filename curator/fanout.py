@@ -34,7 +34,9 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import signal
+import sys
 import threading
+import types
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
@@ -182,7 +184,8 @@ class _LocalHost:
         lifeline, self.lifeline = ctx.Pipe(duplex=False)  # the worker reads, the driver holds
         self.proc = ctx.Process(target=_serve, args=(child, lifeline), daemon=True,
                                 name="curator-worker")
-        self.proc.start()
+        with _main_not_reimported():
+            self.proc.start()
         child.close()  # the driver sees EOF when the worker dies
         lifeline.close()  # only the worker's copy is left: it sees EOF when the driver goes
 
@@ -195,6 +198,26 @@ class _LocalHost:
             self.proc.join()
         self.conn.close()
         self.lifeline.close()
+
+
+@contextlib.contextmanager
+def _main_not_reimported() -> Iterator[None]:
+    """Start processes that do not run the driver's main script again.
+
+    multiprocessing's spawn/forkserver children re-import the parent's `__main__` (as
+    `__mp_main__`, so that objects defined there unpickle); a user's script that calls
+    `run_curate` at top level, without an `if __name__ == "__main__":` guard, would then start
+    the job again in every worker (Python refuses with "An attempt has been made to start a new
+    process before the current process has finished its bootstrapping phase"). Workers only run
+    curator's own code, so the child is told the main module is named `__main__`, which
+    multiprocessing skips (spawn._fixup_main_from_name), for the duration of the start."""
+    main = sys.modules["__main__"]
+    saved = main.__dict__.get("__spec__", None)
+    main.__spec__ = types.SimpleNamespace(name="__main__")  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        main.__spec__ = saved
 
 
 @contextlib.contextmanager

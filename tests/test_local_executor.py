@@ -169,3 +169,27 @@ def test_a_killed_local_driver_leaves_no_worker(tmp_path):
     proc.wait()
     gone, alive = psutil.wait_procs(family, timeout=2)  # well before a unit could end
     assert not alive, [p.pid for p in alive]
+
+
+def test_a_script_without_a_main_guard_runs_locally(tmp_path):
+    """multiprocessing children re-import the parent's main script unless told otherwise; a
+    top-level `run_curate(...)` (no `if __name__ == "__main__":`) must not start the job again
+    in every worker."""
+    import subprocess
+    import sys
+
+    corpus = build_corpus(tmp_path / "corpus", n_files=2).root
+    script = tmp_path / "job.py"
+    script.write_text(
+        "from curator.executor import run_curate\n"
+        "from tests.test_curate_e2e import curate_config\n"
+        f"stats = run_curate(curate_config({str(corpus)!r}, {str(tmp_path / 'run')!r}, "
+        "**{'ray.executor': 'local'}))\n"
+        "print('finished', stats['executor'])\n")
+    repo = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env["PYTHONPATH"] = str(repo)
+    proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)  # re-imported: hangs
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("finished local") == 1
