@@ -4,7 +4,6 @@ Ray wherever a cluster is named or the input cannot be sized."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import threading
@@ -27,6 +26,7 @@ from tests.test_faults import (
     assert_final_files_complete,
     assert_same_run,
 )
+from tests.test_unit_tries import two_small_files
 
 LOCAL = {"ray.executor": "local"}
 
@@ -76,11 +76,7 @@ def test_local_worker_killed_mid_unit_is_retried_and_loses_nothing(tmp_path):
 
 
 def test_local_unit_over_the_memory_bound_is_given_up_and_the_run_finishes(tmp_path):
-    corpus = tmp_path / "in"
-    corpus.mkdir()
-    for i in range(2):
-        rows = [{"id": f"{i}-{j}", "text": f"document {j} of file {i} " * 20} for j in range(5)]
-        (corpus / f"f{i}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    corpus = two_small_files(tmp_path / "in")
     out = tmp_path / "run"
     # every try exits its worker process: the pool replaces it, the tries give the unit up
     stats = run_curate(curate_config(

@@ -29,12 +29,17 @@ def test_only_this_sessions_tries_count(tmp_path: Path) -> None:
     assert "died with no word" in error and "ValueError: boom" in error
 
 
-def test_a_unit_over_the_memory_bound_is_given_up_and_the_run_finishes(ray_cluster, tmp_path):
-    corpus = tmp_path / "in"
+def two_small_files(corpus: Path) -> Path:
+    """Two jsonl files of five short documents each."""
     corpus.mkdir()
     for i in range(2):
         rows = [{"id": f"{i}-{j}", "text": f"document {j} of file {i} " * 20} for j in range(5)]
         (corpus / f"f{i}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return corpus
+
+
+def test_a_unit_over_the_memory_bound_is_given_up_and_the_run_finishes(ray_cluster, tmp_path):
+    corpus = two_small_files(tmp_path / "in")
     out = tmp_path / "run"
     # Every worker is over a 1-byte bound, so every try ends: the run must still finish, each
     # file quarantined once (as one record) with the cause, instead of retrying forever.
