@@ -28,7 +28,7 @@ from curator.config import ConfigError, CurateConfig, TokenizerConfig, check_or_
 from curator.fanout import run_units, worker_pool
 from curator.input_fingerprint import check_or_record_inputs
 from curator.passes import Pass1Worker, Pass2Worker, unit_item
-from curator.progress import PassBar, phase
+from curator.progress import PassBar, phase, say
 from curator.ray_runtime import default_concurrency, ensure_ray, local_resources, runs_locally
 from curator.run_lock import run_lock
 from curator.rundir import RunDir
@@ -266,9 +266,8 @@ def _run_phases(
     if local:
         resources = local_resources(cfg.ray)
         concurrency = default_concurrency(cfg.ray, len(items), resources)
-        with phase("workers", f"{concurrency} local processes, no Ray (ray.executor="
-                   f"{cfg.ray.executor})", quiet):
-            pass
+        say(f"> workers: {concurrency} local processes, no Ray (ray.executor="
+            f"{cfg.ray.executor})", quiet)
     else:
         with phase("ray", "joining or starting a cluster", quiet) as said:
             resources = ensure_ray(cfg.ray)

@@ -222,6 +222,7 @@ def selection_sample(stream: np.ndarray, n_tokens: int, window: int,
     returned whole (the learner cycles it: keeping too little means repeating data)."""
     if len(stream) <= n_tokens:
         return stream
+    window = min(window, n_tokens)  # a step shorter than the context reads one window
     n_windows = -(-n_tokens // window)
     starts = rng.integers(0, len(stream) - window + 1, n_windows)
     return stream[starts[:, None] + np.arange(window)].reshape(-1)[:n_tokens]

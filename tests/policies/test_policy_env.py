@@ -149,6 +149,9 @@ def test_selection_sample_windows_and_short_selections():
     assert windows[:, 0].max() - windows[:, 0].min() > 1000  # spread over the stream
     short = np.arange(500)
     assert selection_sample(short, 1000, 128, rng) is short  # the learner cycles it
+    # a step shorter than one window (a small proxy step_tokens): one window of the step
+    step = selection_sample(np.arange(110), 100, 128, rng)
+    assert len(step) == 100 and (np.diff(step) == 1).all()
 
 
 def test_cycle_to():
