@@ -280,7 +280,7 @@ class _LocalPool:
 
     def close(self) -> None:
         for host in self.started:
-            if host.proc.pid is not None and host.proc.exitcode is None:
+            if host.proc.exitcode is None:  # replaced hosts were stopped already
                 host.stop()
 
 

@@ -12,7 +12,6 @@ driver's machine has, where workers on other nodes write parts the driver never 
 from __future__ import annotations
 
 import os
-import sys
 import urllib.parse
 import uuid
 from pathlib import Path
@@ -96,9 +95,9 @@ def joins_cluster(ray_cfg: RayConfig | None) -> bool:
     """Whether the command will run its tasks on a cluster it joins (not an embedded one)."""
     if ray_cfg is None or ray_cfg.executor == "local":
         return False
-    ray = sys.modules.get("ray")  # not imported for a question its absence answers
-    return bool((ray is not None and ray.is_initialized()) or ray_cfg.address
-                or os.environ.get("RAY_ADDRESS"))
+    from curator.ray_runtime import names_a_cluster
+
+    return names_a_cluster(ray_cfg)
 
 
 def nodes_not_seeing(folder: Path) -> list[str]:

@@ -94,17 +94,25 @@ def divert_native_stderr() -> Path | None:
     return path
 
 
+def names_a_cluster(cfg: RayConfig) -> bool:
+    """Whether the command joins a running Ray cluster rather than starting its own: one is
+    named (ray.address, RAY_ADDRESS -- `ray job submit` sets it --) or already connected in
+    this process. Ray is not imported to ask: the import alone costs ~1 CPU-s."""
+    ray = sys.modules.get("ray")
+    return bool(cfg.address or os.environ.get("RAY_ADDRESS")
+                or (ray is not None and ray.is_initialized()))
+
+
 def runs_locally(cfg: RayConfig, units: list[SourceUnit]) -> bool:
     """Whether a job's units run in local worker processes instead of on Ray (`ray.executor`).
 
-    auto: only where Ray would be an embedded cluster of this one machine anyway (no address,
-    no RAY_ADDRESS -- `ray job submit` sets it --, no Ray already connected in this process),
-    and the inputs are local files small enough that the cluster's fixed cost would dominate:
-    stores and DuckDB queries have no size to judge by, so they go to Ray."""
+    auto: only where Ray would be an embedded cluster of this one machine anyway (no cluster
+    named or connected: `names_a_cluster`), and the inputs are local files small enough that
+    the cluster's fixed cost would dominate: stores and DuckDB queries have no size to judge
+    by, so they go to Ray."""
     if cfg.executor != "auto":
         return cfg.executor == "local"
-    ray = sys.modules.get("ray")  # imported only when needed: the import alone costs ~1 CPU-s
-    if cfg.address or os.environ.get("RAY_ADDRESS") or (ray is not None and ray.is_initialized()):
+    if names_a_cluster(cfg):
         return False
     sizes: dict[str, int] = {}
     for unit in units:
