@@ -139,8 +139,10 @@ class _RayPool:
 
 
 # Imported by the local pool's fork server before it forks any worker: every worker then starts
-# with curator's stages loaded, for the cost of one import in one process.
-PRELOAD = ["curator.passes", "curator.stages.dedup"]
+# with curator's stages loaded, for the cost of one import in one process. pandas because
+# pyarrow imports it on the first `pa.array()` of a process (~0.5 CPU-s each worker otherwise);
+# the fork server skips a preload that is not installed.
+PRELOAD = ["curator.passes", "curator.stages.dedup", "pandas"]
 
 
 def _exit_when_cut(lifeline: multiprocessing.connection.Connection) -> None:

@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import socket
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -95,9 +96,8 @@ def _timed(batches: Iterator[pa.Table], seconds: dict, name: str) -> Iterator[pa
 def where() -> dict:
     """The machine, Ray node and process handling a unit, for its marker: on a cluster, which
     node read (or failed on) a file. `node_id` is null outside Ray."""
-    import ray
-
-    node = ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
+    ray = sys.modules.get("ray")  # a local worker never imports it (0.25 CPU-s per worker)
+    node = ray.get_runtime_context().get_node_id() if ray and ray.is_initialized() else None
     return {"host": socket.gethostname(), "node_id": node, "pid": os.getpid()}
 
 

@@ -2,7 +2,8 @@
 
 Runs first so every later signal (rule ratios, dedup hashes, tokens) sees one canonical text:
 two copies of a page that differ only in NFD accents, CRLF line ends or trailing spaces hash
-and score the same. All work is pyarrow.compute string kernels over the whole column.
+and score the same. All work is vectorized string kernels over the whole column (pyarrow; the regex
+rewrites through polars, see regex_rewrite).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curator.config import NormalizeConfig
+from curator.stages.regex_rewrite import rewrite_all
 from curator.step import alive_mask, set_column
 
 # C0 and C1 control characters except \t and \n (\r is turned into \n before this runs), plus
@@ -40,20 +42,20 @@ class Normalize:
         return set_column(table, "n_chars", n_chars)
 
 
-def normalize_text(text: pa.ChunkedArray | pa.Array, cfg: NormalizeConfig) -> pa.ChunkedArray:
+def normalize_text(text: pa.ChunkedArray | pa.Array, cfg: NormalizeConfig) -> pa.Array:
     """The normalization itself, on a string column (no decision handling)."""
     if cfg.nfc:
         text = pc.utf8_normalize(text, form="NFC")
     # Line ends first so that \r is not stripped as a control char and lines stay apart.
-    text = pc.replace_substring_regex(text, pattern=r"\r\n?|[\x{2028}\x{2029}]", replacement="\n")
+    rules = [(r"\r\n?|[\x{2028}\x{2029}]", "\n")]
     if cfg.strip_control:
-        text = pc.replace_substring_regex(text, pattern=_CONTROL, replacement="")
+        rules.append((_CONTROL, ""))
     if cfg.collapse_whitespace:
         # Unicode spaces (NBSP, thin, ideographic, tabs) -> one ASCII space; then trim each line
         # and allow at most one blank line, which is what paragraph splitting relies on.
-        text = pc.replace_substring_regex(text, pattern=r"[\p{Zs}\t]+", replacement=" ")
-        text = pc.replace_substring_regex(text, pattern=r" ?\n ?", replacement="\n")
-        text = pc.replace_substring_regex(text, pattern=r"\n{3,}", replacement="\n\n")
+        rules += [(r"[\p{Zs}\t]+", " "), (r" ?\n ?", "\n"), (r"\n{3,}", "\n\n")]
+    text = rewrite_all(text, rules)
+    if cfg.collapse_whitespace:
         text = pc.utf8_trim_whitespace(text)
     return text
 
