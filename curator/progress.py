@@ -124,10 +124,10 @@ class PassBar:
         self.bar.refresh()
 
     def __exit__(self, *exc: object) -> None:
-        import ray
-
         self._stop.set()
         if self.board is not None:
+            import ray  # only with a board: a run on local workers never loads Ray
+
             self._thread.join()
             with contextlib.suppress(Exception):
                 self._show(*ray.get(self.board.read.remote(), timeout=5))
