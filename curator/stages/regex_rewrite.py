@@ -1,16 +1,19 @@
 """Chains of regex rewrites over a string column, written in RE2 syntax, run by polars.
 
 The rule steps state their patterns in RE2 (Arrow's regex engine, used for matching and
-splitting). For a chain of global replacements polars' engine (Rust's `regex` crate) is ~1.8x
-faster on real text: it finds a pattern's required literal (the apostrophe of a clitic rule)
-with a vectorized scan and only then runs the automaton, where RE2 runs it over every byte.
-The two engines differ in syntax only where this module translates:
+splitting). For a chain of global replacements polars' engine (Rust's `regex` crate) is faster:
+on the whole-pipeline benchmark's 25 MB corpus the word split's chain took 1.9 CPU-s instead
+of 3.2 and normalization's 0.5 instead of 0.9, with identical output. The two engines differ
+in syntax only where this module translates:
 - RE2's `\\s` is ASCII whitespace `[\\t\\n\\f\\r ]`; Rust's is Unicode whitespace. Translated to
   the explicit class, so NBSP stays inside a token as before.
 - Replacement backreferences: RE2 `\\1`, Rust `${1}`; a literal `$` doubles in Rust.
-- `\\d \\w \\b` (and their negations) are Unicode-aware in Rust but ASCII in RE2: refused, so
-  a new pattern cannot silently change meaning.
-tests/stages/test_regex_rewrite.py checks the two engines agree on real and adversarial text.
+- `\\d \\w \\b` (and their negations, and `\\S`) are Unicode-aware in Rust but ASCII in RE2:
+  refused, so a new pattern cannot silently change meaning.
+Unicode classes (`\\pL`) come from each engine's own Unicode tables; a character new in one
+version could still be classed differently. tests/stages/test_regex_rewrite.py checks the two
+engines agree on mixed text built to hit the differences (Unicode spaces, clitics, punctuation
+runs, backreferences); the 25 MB benchmark corpus gave identical words and normalized text.
 """
 
 from __future__ import annotations
