@@ -30,3 +30,18 @@ def test_sign_flip_monte_carlo_agrees_with_the_exact_count(monkeypatch):
     sampled = ps.sign_flip_p(d, samples=100_000, seed=1)
     assert 0.02 < exact < 0.98  # a case where the two could disagree
     assert abs(sampled - exact) < 0.01
+
+
+def test_selection_paired_reads_a_draw_range_and_the_latest_ranking():
+    from benchmarks.selection_paired import paired_table
+
+    losses = {
+        # an old ranking of "agent" on draw 0, superseded by a later run's (appended after it)
+        "agent|old|0|0.5": 9.0,
+        "agent|new|0|0.5": 1.0, "agent|new|1|0.5": 1.0, "agent|new|2|0.5": 3.0,
+        "base|s|0|0.5": 2.0, "base|s|1|0.5": 2.0, "base|s|2|0.5": 2.0,
+    }
+    (row,) = paired_table(losses, "agent", range(0, 2))
+    assert row[:5] == ("0.5", "base", -1.0, 2, 2)
+    (row,) = paired_table(losses, "agent", range(1, 3))  # draws 1 and 2 only: -1 and +1
+    assert row[2] == 0.0 and row[3] == 1 and row[4] == 2
