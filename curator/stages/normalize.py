@@ -42,10 +42,8 @@ class Normalize:
         return set_column(table, "n_chars", n_chars)
 
 
-def normalize_text(text: pa.ChunkedArray | pa.Array, cfg: NormalizeConfig) -> pa.Array:
-    """The normalization itself, on a string column (no decision handling)."""
-    if cfg.nfc:
-        text = pc.utf8_normalize(text, form="NFC")
+def rewrite_rules(cfg: NormalizeConfig) -> list[tuple[str, str]]:
+    """The (RE2 pattern, replacement) chain `cfg` asks for, applied in order."""
     # Line ends first so that \r is not stripped as a control char and lines stay apart.
     rules = [(r"\r\n?|[\x{2028}\x{2029}]", "\n")]
     if cfg.strip_control:
@@ -54,7 +52,14 @@ def normalize_text(text: pa.ChunkedArray | pa.Array, cfg: NormalizeConfig) -> pa
         # Unicode spaces (NBSP, thin, ideographic, tabs) -> one ASCII space; then trim each line
         # and allow at most one blank line, which is what paragraph splitting relies on.
         rules += [(r"[\p{Zs}\t]+", " "), (r" ?\n ?", "\n"), (r"\n{3,}", "\n\n")]
-    text = rewrite_all(text, rules)
+    return rules
+
+
+def normalize_text(text: pa.ChunkedArray | pa.Array, cfg: NormalizeConfig) -> pa.Array:
+    """The normalization itself, on a string column (no decision handling)."""
+    if cfg.nfc:
+        text = pc.utf8_normalize(text, form="NFC")
+    text = rewrite_all(text, rewrite_rules(cfg))
     if cfg.collapse_whitespace:
         text = pc.utf8_trim_whitespace(text)
     return text

@@ -8,17 +8,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from curator.stages.normalize import _CONTROL
+from curator.config import NormalizeConfig
+from curator.stages.normalize import rewrite_rules
 from curator.stages.regex_rewrite import rewrite_all, rust_pattern, rust_replacement
 from curator.stages.text_columns import _TOKEN_REWRITES
 
-_NORMALIZE_RULES = [
-    (r"\r\n?|[\x{2028}\x{2029}]", "\n"),
-    (_CONTROL, ""),
-    (r"[\p{Zs}\t]+", " "),
-    (r" ?\n ?", "\n"),
-    (r"\n{3,}", "\n\n"),
-]
+_NORMALIZE_RULES = rewrite_rules(NormalizeConfig())  # every rule on by default
 
 # Pieces where the engines' defaults differ (Unicode whitespace, vertical tab, NEL), plus
 # the constructs the word rules target: clitics, abbreviations, dashes, ellipses, symbols.
