@@ -80,6 +80,22 @@ AGENTS: dict[str, list[str]] = {
     "REINFORCE + upweight action": ["env.upweight=true"],
     "PPO (from scratch)": ["algorithm=ppo", "init=scratch"],
 }
+REGRESSION = "logistic regression on the agent's features (no RL)"
+UPWEIGHT_AGENT = "REINFORCE + upweight action"
+# The upweight action without RL: the regression's ranking, its top documents repeated by a
+# fixed rule. What RL + upweight gains over these rows is what RL adds; what these gain over
+# the regression is what repetition alone adds.
+EVERY_KEPT_TWICE = "regression, every document twice (no RL)"
+AGENT_SHARE_TWICE = "regression, its top documents twice at the upweight agent's share (no RL)"
+
+
+def top_share_weights(scores: np.ndarray, share: float, factor: int) -> np.ndarray:
+    """Sample weights: `factor` for the round(share * n) highest-scored documents (ties: lower
+    index first, as `bl.select_by_score`), 1 for the rest."""
+    order = np.argsort(-np.asarray(scores, np.float64), kind="stable")
+    w = np.ones(len(order), np.int64)
+    w[order[: int(round(share * len(order)))]] = factor
+    return w
 
 
 @dataclass
@@ -256,6 +272,13 @@ def run(args: argparse.Namespace) -> dict:
     for label, path in parse_policies(args.policy):
         scores[label] = policy_scores(path, data.pool_eval.texts)
         scorers[label] = lambda t, p=path: policy_scores(p, t)
+    upweight_share = None
+    if UPWEIGHT_AGENT in weights and REGRESSION in scores:
+        w_agent = weights[UPWEIGHT_AGENT]
+        factor, upweight_share = int(w_agent.max()), float((w_agent > 1).mean())
+        for name, share in ((EVERY_KEPT_TWICE, 1.0), (AGENT_SHARE_TWICE, upweight_share)):
+            scores[name] = scores[REGRESSION]
+            weights[name] = top_share_weights(scores[REGRESSION], share, factor)
     np.savez(work / "scores.npz", **scores)
 
     t0 = time.time()
@@ -297,11 +320,15 @@ def run(args: argparse.Namespace) -> dict:
     eval_s = time.time() - t0
     labels = load_labels(args.labels, data) if args.labels else None
     result = {"losses": losses, "agents": agents, "labels": labels, "diagnostic": diagnostic,
+              "upweight_share": upweight_share,
               "timing": {"load_s": load_s, "fit_target_models_s": feats.fit_s,
                          "feature_s_per_doc": feats.feature_s_per_doc,
                          "baselines_s": baselines_s, "eval_s": eval_s,
                          "diagnostic_s": diagnostic_s},
-              "auc": (judged_aucs(labels, scores, single_features(feats.extractor, data))
+              # the fixed-upweight rows rank exactly as the regression: no row of their own
+              "auc": (judged_aucs(labels, {n: v for n, v in scores.items()
+                                           if n not in (EVERY_KEPT_TWICE, AGENT_SHARE_TWICE)},
+                                  single_features(feats.extractor, data))
                       if labels else None),
               "sizes": {"pool_train": len(data.pool_train.texts),
                         "pool_eval": len(data.pool_eval.texts),
@@ -378,7 +405,13 @@ def report(result: dict, command: str) -> str:
         f"{len(next(iter(agent.values())))} paired draws (half of the selection half each); "
         "budgets are shares of a draw's tokens. Loss = the bundled transformer's loss on the "
         "target's evaluation part after training on the selection (nats/token, lower is "
-        "better). Δ = method − REINFORCE agent, paired per draw; p = exact sign-flip.", ""]
+        "better). Δ = method − REINFORCE agent, paired per draw; p = exact sign-flip."]
+    if result.get("upweight_share") is not None:
+        lines[-1] += (f" The upweight agent repeats {result['upweight_share']:.0%} of the "
+                      "selection half's documents; the two 'regression, ... twice' rows repeat "
+                      "the regression's top documents by a fixed rule (all of them, or that "
+                      "same share), with no RL.")
+    lines.append("")
     head = "| method | " + " | ".join(
         f"loss @{int(100 * b)}% | Δ vs agent | p" for b in BUDGETS) + " |"
     lines += [head, "|---|" + "---|---|---|" * len(BUDGETS)]

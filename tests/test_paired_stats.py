@@ -45,3 +45,19 @@ def test_selection_paired_reads_a_draw_range_and_the_latest_ranking():
     assert row[:5] == ("0.5", "base", -1.0, 2, 2)
     (row,) = paired_table(losses, "agent", range(1, 3))  # draws 1 and 2 only: -1 and +1
     assert row[2] == 0.0 and row[3] == 1 and row[4] == 2
+
+
+def test_fixed_upweight_repeats_the_top_share_and_follows_the_selection_tie_order():
+    from benchmarks.selection_natural import top_share_weights
+    from policies.baselines import select_by_score
+
+    scores = np.array([0.1, 0.9, 0.5, 0.9, -1.0])
+    # top 2 of 5 (0.4): the two 0.9s; among equal scores the lower index ranks first
+    assert top_share_weights(scores, 0.4, 2).tolist() == [1, 2, 1, 2, 1]
+    assert top_share_weights(scores, 0.2, 3).tolist() == [1, 3, 1, 1, 1]
+    assert top_share_weights(scores, 1.0, 2).tolist() == [2] * 5
+    assert top_share_weights(scores, 0.0, 2).tolist() == [1] * 5
+    # repeated documents are the first the budget selects: with each twice, a budget of 4
+    # one-token documents holds the top two
+    w = top_share_weights(scores, 1.0, 2)
+    assert select_by_score(scores, w, 4).tolist() == [False, True, False, True, False]
