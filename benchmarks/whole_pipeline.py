@@ -579,7 +579,8 @@ def _env(pythonpath: bool = False) -> dict[str, str]:
     return env
 
 
-def run_curator(corpus: Path, work: Path, tag: str, extra_sets: list[str]) -> dict:
+def run_curator(corpus: Path, work: Path, tag: str, extra_sets: list[str],
+                poll_s: float = 0.2) -> dict:
     run_dir = work / f"curator-{tag}"
     shutil.rmtree(run_dir, ignore_errors=True)
     curator = str(Path(sys.executable).parent / "curator")
@@ -587,7 +588,7 @@ def run_curator(corpus: Path, work: Path, tag: str, extra_sets: list[str]) -> di
     cmd = [curator, "curate", "--input", str(corpus), "--output", str(run_dir), "--quiet"]
     cmd += [a for kv in sets for a in ("--set", kv)]
     log = work / f"curator-{tag}.log"
-    m = measure_tree(cmd, env=_env(), cwd=ROOT, stdout=log, stderr=log)
+    m = measure_tree(cmd, env=_env(), cwd=ROOT, stdout=log, stderr=log, poll_s=poll_s)
     if m["rc"] != 0:
         raise RuntimeError(f"curator exited {m['rc']}:\n{_tail(log)}")
     stats = json.loads((run_dir / "stats.json").read_text())
