@@ -125,8 +125,15 @@ def expand_inputs(specs: list[InputSpec], unit_bytes: int = 0) -> list[SourceUni
         for source, fmt in _expand_one(spec):
             if source not in seen:
                 seen.add(source)
-                units += split_unit(SourceUnit(source=source, format=fmt, spec=spec), unit_bytes)
-    return units
+                units.append(SourceUnit(source=source, format=fmt, spec=spec))
+    return split_units(units, unit_bytes)
+
+
+def split_units(units: list[SourceUnit], unit_bytes: int) -> list[SourceUnit]:
+    """Whole-file units (`expand_inputs(specs)`) cut as `expand_inputs(specs, unit_bytes)`
+    cuts them: a caller can judge the files before paying for the cutting (one read of each
+    large file)."""
+    return [part for unit in units for part in split_unit(unit, unit_bytes)]
 
 
 def _expand_one(spec: InputSpec) -> list[tuple[str, str]]:

@@ -21,11 +21,11 @@ import pyarrow.parquet as pq
 import xxhash
 
 from connectors.fs import remove_stale_temps
-from connectors.registry import SourceUnit, expand_inputs
+from connectors.registry import SourceUnit, expand_inputs, split_units
 from connectors.spill import release_spills, spill_units, spillable
 from curator.catalog import build_catalog, query
 from curator.config import ConfigError, CurateConfig, TokenizerConfig, check_or_record_config
-from curator.fanout import run_units, worker_pool
+from curator.fanout import run_units, start_local_fork_server, worker_pool
 from curator.input_fingerprint import check_or_record_inputs
 from curator.passes import Pass1Worker, Pass2Worker, unit_item
 from curator.progress import PassBar, phase, say
@@ -201,8 +201,11 @@ def run_curate(cfg: CurateConfig) -> dict:
 
 def _curate_at(cfg: CurateConfig, root: str, mirror: RunMirror | None) -> dict:
     validate_before_work(cfg, root)
-    # raises ConfigError for inputs that match nothing; large files become several units
-    units = expand_inputs(cfg.inputs, cfg.read.unit_bytes)
+    files = expand_inputs(cfg.inputs)  # raises ConfigError for inputs that match nothing
+    local = runs_locally(cfg.ray, files)  # judged on the inputs as stored, not cut or spilled
+    if local and RunDir.at(root).read_marker("run") is None:
+        start_local_fork_server()  # its imports overlap the cutting below
+    units = split_units(files, cfg.read.unit_bytes)  # large files become several units
     eval_set = _load_eval_set(cfg)  # a bad evaluation file fails here, before any work
     run = RunDir.at(root)
     with run_lock(run.root):
@@ -213,7 +216,6 @@ def _curate_at(cfg: CurateConfig, root: str, mirror: RunMirror | None) -> dict:
         if run.read_marker("run") is not None:
             return json.loads(run.stats.read_text())
         remove_stale_temps(run.root)  # ours to delete: the lock says no writer is running
-        local = runs_locally(cfg.ray, units)  # judged on the inputs as stored, not spilled
         units = _spill_units(cfg, units, run)
         decontaminate = None
         if eval_set is not None:

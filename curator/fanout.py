@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import multiprocessing.connection
+import multiprocessing.forkserver
 import os
 import signal
 import sys
@@ -235,6 +236,16 @@ def _one_thread_per_worker() -> Iterator[None]:
         yield
     finally:
         del os.environ["OMP_NUM_THREADS"]
+
+
+def start_local_fork_server() -> None:
+    """Start the local pool's fork server now, so that it imports PRELOAD (1-2 s) in its own
+    process while the driver goes on (cutting large files into units, checking the run)
+    instead of after; the pool opened later forks its workers from this server."""
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(PRELOAD)
+    with _one_thread_per_worker(), _main_not_reimported():
+        multiprocessing.forkserver.ensure_running()
 
 
 class _LocalPool:

@@ -16,7 +16,7 @@ import pytest
 from connectors.registry import expand_inputs
 from curator.config import ConfigError, InputSpec, RayConfig
 from curator.executor import run_curate
-from curator.fanout import run_tasks, worker_pool
+from curator.fanout import run_tasks, start_local_fork_server, worker_pool
 from curator.ray_runtime import runs_locally
 from tests.corpus import build_corpus
 from tests.test_curate_e2e import curate_config
@@ -105,6 +105,20 @@ def test_local_pool_tasks_errors_and_deaths():
             run_tasks(_dies, [(1,)], None)
         assert len(pool.free) == 2  # every dead host was replaced
         assert run_tasks(pow, [(3, 3)], None) == [27]
+
+
+def test_workers_fork_from_the_server_started_before_the_pool():
+    """curate starts the fork server before it cuts the inputs (its imports overlap the
+    cutting); the pool opened afterwards must use that server, not start a second one."""
+    import multiprocessing.forkserver as fs
+
+    start_local_fork_server()
+    server = fs._forkserver._forkserver_pid
+    assert server is not None
+    with worker_pool(2, local=True) as pool:
+        assert fs._forkserver._forkserver_pid == server
+        assert {h.proc.pid for h in pool.free} == set(run_tasks(os.getpid, [(), ()], None))
+        assert set(run_tasks(os.getppid, [(), ()], None)) == {server}
 
 
 def test_auto_runs_locally_only_without_a_cluster_and_within_the_size(tmp_path, monkeypatch):
