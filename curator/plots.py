@@ -1,8 +1,8 @@
-"""Plot and table helpers of the HTML reports: matplotlib figures as inline PNG, HTML tables."""
+"""Plot and table helpers: the reports' histograms (inline SVG, curator/svg_charts.py), HTML
+tables, and matplotlib figures as PNG for the files training runs write (`loss_plot`)."""
 
 from __future__ import annotations
 
-import base64
 import html
 import io
 from pathlib import Path
@@ -11,18 +11,13 @@ import numpy as np
 
 
 def png_bytes(fig) -> bytes:
-    """The figure as PNG bytes (closed afterwards): what reports inline and runs write."""
+    """The figure as PNG bytes (closed afterwards): what training runs write."""
     import matplotlib.pyplot as plt
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
     plt.close(fig)
     return buf.getvalue()
-
-
-def png(fig) -> str:
-    data = base64.b64encode(png_bytes(fig)).decode("ascii")
-    return f'<img alt="plot" src="data:image/png;base64,{data}">'
 
 
 def html_table(columns: list[str], rows: list[tuple]) -> str:
@@ -46,15 +41,14 @@ def figure(width: float = 8, height: float = 3.5):
 
 
 def hist_plot(edges: np.ndarray, counts: dict, title: str, xlabel: str) -> str:
-    fig, ax = figure()
-    centers = (edges[:-1] + edges[1:]) / 2
-    for name, c in sorted(counts.items()):
-        ax.step(centers, c / max(1, c.sum()), where="mid", label=f"{Path(name).name} ({c.sum()})")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("fraction of group")
-    ax.set_title(title)
-    ax.legend(fontsize=7)
-    return png(fig)
+    """Inline SVG: one histogram outline per group, each as a fraction of its group."""
+    from curator.svg_charts import Line, color, line_chart, step_xy
+
+    lines = []
+    for i, (name, c) in enumerate(sorted(counts.items())):
+        xs, ys = step_xy(edges, c / max(1, c.sum()))
+        lines.append(Line(xs, ys, color(i), f"{Path(name).name} ({c.sum()})"))
+    return line_chart(lines, title, xlabel, "fraction of group")
 
 
 def loss_plot(

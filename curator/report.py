@@ -1,4 +1,4 @@
-"""`RUN/report.html`: one self-contained page (PNG plots inline as base64, no external files).
+"""`RUN/report.html`: one self-contained page (charts as inline SVG, no external files).
 
 Sections: run summary (stats.json); the filter funnel; score histograms per source and per drop
 reason; the curriculum mix over training for a schedule; and, when `RUN/loop/result-*.json` exist,
@@ -21,8 +21,9 @@ import numpy as np
 from curator.catalog import FUNNEL_SQL, query
 from curator.config import ConfigError
 from curator.loop.report import loop_section
-from curator.plots import figure, hist_plot, html_table, png
+from curator.plots import hist_plot, html_table
 from curator.rundir import RunDir
+from curator.svg_charts import bar_chart, color, stacked_area_chart
 
 N_BINS = 40
 MAX_SOURCES = 6
@@ -32,12 +33,10 @@ SIGNAL_PREFERENCE = ["quality_score", "difficulty", "gopher_mean_word_length", "
 def funnel_section(run: RunDir) -> str:
     cols, rows = query(run, FUNNEL_SQL)
     labels = [f"{d}/{r}" if r else d for d, r, *_ in rows]
-    fig, ax = figure(8, 0.3 * len(rows) + 1)
-    colors = {"kept": "tab:green", "dropped": "tab:orange", "quarantined": "tab:red"}
-    ax.barh(labels[::-1], [r[2] for r in rows][::-1], color=[colors[r[0]] for r in rows][::-1])
-    ax.set_xlabel("documents")
-    ax.set_title("filter funnel: documents by final decision and reason")
-    return "<h2>Filter funnel</h2>" + png(fig) + html_table(cols, rows)
+    colors = {"kept": color(2), "dropped": color(1), "quarantined": color(3)}
+    chart = bar_chart(labels, [r[2] for r in rows], [colors[r[0]] for r in rows],
+                      "filter funnel: documents by final decision and reason", "documents")
+    return "<h2>Filter funnel</h2>" + chart + html_table(cols, rows)
 
 
 def _manifest_columns(run: RunDir) -> set[str]:
@@ -127,15 +126,10 @@ def curriculum_section(run: RunDir, schedule_name: str, seed: int = 0) -> str:
     shares = np.zeros((n_stages, bins))
     np.add.at(shares, (stage[plan.order], where), tok)
     shares /= np.maximum(shares.sum(0, keepdims=True), 1)
-    fig, ax = figure()
     names = ["easy", "medium", "hard"] if n_stages == 3 else [f"stage {k}" for k in range(n_stages)]
-    ax.stackplot((np.arange(bins) + 0.5) / bins, shares, labels=names, alpha=0.85)
-    ax.set_xlabel("fraction of training tokens")
-    ax.set_ylabel("token share")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
-    ax.set_title(f"curriculum mix over training: schedule '{schedule.name}'")
-    ax.legend(loc="upper right", fontsize=8)
+    chart = stacked_area_chart((np.arange(bins) + 0.5) / bins, shares, names,
+                               f"curriculum mix over training: schedule '{schedule.name}'",
+                               "fraction of training tokens", "token share")
     summary = plan.summary(n_tokens, stage)
     rows_out = [
         (p, f"{ph.until:.2f}", *[int(x) for x in summary["phase_tokens"][p]])
@@ -149,7 +143,7 @@ def curriculum_section(run: RunDir, schedule_name: str, seed: int = 0) -> str:
         "every kept token: an exhausted stage's share goes to the nearest stage; "
         "`--on-exhausted truncate` keeps the mix exact instead).</p>"
     )
-    return "<h2>Curriculum</h2>" + png(fig) + note + table
+    return "<h2>Curriculum</h2>" + chart + note + table
 
 
 STYLE = """body{font-family:sans-serif;max-width:980px;margin:2em auto;color:#222}

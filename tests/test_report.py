@@ -3,12 +3,12 @@ loop table from RUN/loop/result-*.json; rendered in headless Chromium when it is
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 import shutil
 import subprocess
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 from typer.testing import CliRunner
@@ -70,11 +70,16 @@ def test_report_is_self_contained_with_every_section(run):
     page = path.read_text()
     for heading in ("Filter funnel", "Score histograms", "Curriculum", "Closed loop"):
         assert f"<h2>{heading}</h2>" in page, heading
-    # No external resources: every image is an inline PNG.
+    # No external resources: every chart is inline SVG, each a well-formed document.
     assert not re.search(r'(src|href)="(?!data:)', page)
-    images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
-    assert len(images) == 5  # funnel, 2 histograms, curriculum, loop
-    assert all(base64.b64decode(i)[:8] == b"\x89PNG\r\n\x1a\n" for i in images)
+    charts = re.findall(r"<svg .*?</svg>", page, re.S)
+    assert len(charts) == 5  # funnel, 2 histograms, curriculum, loop
+    for chart in charts:
+        assert ElementTree.fromstring(chart).tag == "{http://www.w3.org/2000/svg}svg"
+    # the loop chart draws every arm and seed (6 curves) and names each arm once
+    loop_chart = charts[-1]
+    assert loop_chart.count("<polyline") == 6
+    assert all(loop_chart.count(f">{arm}</text>") == 1 for arm in ("agent", "random", "static"))
     # The funnel table agrees with the manifest; the loop table with the files.
     _, rows = query(run, "SELECT count(*) FROM manifest WHERE decision = 'kept'")
     assert f"<td>kept</td><td></td><td>{rows[0][0]}</td>" in page
@@ -88,7 +93,7 @@ def test_report_command_and_missing_loop_dir(run, tmp_path):
     result = CliRunner().invoke(app, ["report", str(copy.root), "--schedule", "linear"])
     assert result.exit_code == 0, result.output
     page = (copy.root / "report.html").read_text()
-    assert "Closed loop" not in page and "<h2>Curriculum</h2><img" in page
+    assert "Closed loop" not in page and "<h2>Curriculum</h2><svg" in page
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed")

@@ -23,8 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from curator.plots import figure, hist_plot, html_table, png
+from curator.plots import hist_plot, html_table
 from curator.rundir import RunDir
+from curator.svg_charts import Line, color, line_chart, stacked_area_chart
 
 N_BINS = 40
 
@@ -76,19 +77,16 @@ def loop_section(run: RunDir) -> str:
     if not records:
         return ""
     target, rows = loop_summary(records)
-    fig, ax = figure()
     colors: dict[str, str] = {}
+    lines = []
     for r in records:  # one line per arm and seed; the legend names each arm once
         first = r["arm"] not in colors
-        c = colors.setdefault(r["arm"], f"C{len(colors)}")
-        ax.plot(
-            r["tokens"], r["heldout_loss"], color=c, alpha=0.8, label=r["arm"] if first else None
-        )
-    ax.axhline(target, color="gray", ls="--", lw=1, label=f"target {target:.3f}")
-    ax.set_xlabel("training tokens")
-    ax.set_ylabel("held-out loss (nats/token)")
-    ax.set_title("closed loop: held-out loss vs tokens per arm")
-    ax.legend(fontsize=8)
+        c = colors.setdefault(r["arm"], color(len(colors)))
+        lines.append(Line(np.asarray(r["tokens"], float), np.asarray(r["heldout_loss"], float),
+                          c, r["arm"] if first else None, opacity=0.8))
+    chart = line_chart(lines, "closed loop: held-out loss vs tokens per arm", "training tokens",
+                       "held-out loss (nats/token)",
+                       hlines=[(target, f"target {target:.3f}", "#7f7f7f")])
     table = html_table(
         ["arm", "seeds", "final loss", "std", "tokens to target", "seeds reaching"],
         [
@@ -103,7 +101,7 @@ def loop_section(run: RunDir) -> str:
             for r in rows
         ],
     )
-    parts = ["<h2>Closed loop</h2>", png(fig), table, updates_table(loop_dir / "summary.json")]
+    parts = ["<h2>Closed loop</h2>", chart, table, updates_table(loop_dir / "summary.json")]
     mix = curriculum_mix_plot(records)
     if mix:
         parts.append(mix)
@@ -158,21 +156,13 @@ def curriculum_mix_plot(records: list[dict]) -> str | None:
     y = np.repeat(shares, 2, axis=1)
     k = shares.shape[0]
     names = ["easy", "medium", "hard"] if k == 3 else [f"stage {i}" for i in range(k)]
-    fig, ax = figure()
-    ax.stackplot(x, y, labels=names, alpha=0.85)
     n_rounds = len(rec["phase_tokens"])
-    for b in range(1, n_rounds):
-        ax.axvline(b / n_rounds, color="k", lw=0.8, ls=":")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
-    ax.set_xlabel("fraction of the arm's selected tokens, rounds in order")
-    ax.set_ylabel("token share")
-    ax.set_title(
+    return stacked_area_chart(
+        x, y, names,
         f"curriculum mix over training: arm '{rec['arm']}', seed {rec.get('seed', 0)}, "
-        f"schedule '{rec.get('schedule')}' per round"
-    )
-    ax.legend(loc="upper right", fontsize=8)
-    return png(fig)
+        f"schedule '{rec.get('schedule')}' per round",
+        "fraction of the arm's selected tokens, rounds in order", "token share",
+        vlines=[b / n_rounds for b in range(1, n_rounds)])
 
 
 def score_plots(path: Path) -> list[str]:
