@@ -25,6 +25,8 @@ def fingerprint(units: list[SourceUnit]) -> list[dict]:
     out = []
     for unit in units:
         entry: dict = {"source": unit.source, "format": unit.format}
+        if unit.part is not None:  # a range of a file: where it was cut is part of the run
+            entry["part"] = [unit.part.start, unit.part.end]
         if unit.format not in ("duckdb", "unreadable"):
             fs, path = fsspec.core.url_to_fs(unit.source)
             info = fs.info(path)
@@ -59,11 +61,20 @@ def check_or_record_inputs(units: list[SourceUnit], path: Path) -> None:
     before = json.loads(path.read_text())
     if before == now:
         return
-    old = {e["source"]: e for e in before}
-    new = {e["source"]: e for e in now}
+    old = {e["source"]: _whole_file(e) for e in before}
+    new = {e["source"]: _whole_file(e) for e in now}
     added = [s for s in new if s not in old]
     removed = [s for s in old if s not in new]
     changed = [s for s in new if s in old and new[s] != old[s]]
+    recut = sorted({e["source"] for e in now if e not in before}
+                   | {e["source"] for e in before if e not in now})
+    if not (added or removed or changed) and list(old) == list(new) and recut:
+        raise ConfigError(
+            f"{_listed(recut)} are cut into units differently than when this RUN started (the "
+            "curator that started it cut large files another way): a resume would read some of "
+            "their records twice or not at all; finish the run with that curator, or give "
+            "--output a new folder"
+        )
     parts = [
         f"{what} {_listed(paths)}"
         for what, paths in (("added", added), ("removed", removed), ("changed", changed))
@@ -73,6 +84,11 @@ def check_or_record_inputs(units: list[SourceUnit], path: Path) -> None:
         f"inputs changed since this RUN started ({'; '.join(parts)}): a resume would mix "
         "two versions of the data; restore the inputs, or give --output a new folder"
     )
+
+
+def _whole_file(entry: dict) -> dict:
+    """An entry without its range: what the file itself was."""
+    return {k: v for k, v in entry.items() if k != "part"}
 
 
 def _listed(paths: list[str]) -> str:

@@ -169,6 +169,32 @@ def test_a_run_begun_by_an_older_curator_is_not_resumed(tmp_path):
     assert [e["source"] for e in json.loads(fresh.inputs.read_text())] == [u.source for u in units]
 
 
+def test_a_run_whose_file_was_cut_another_way_is_not_resumed(tmp_path):
+    """Resume matches units by position; a curator that cuts a large file at other offsets
+    (an older one, before the short tail ranges) must not take over a run begun with the other
+    cut, which the file's path, size and time alone would let through."""
+    from dataclasses import replace
+
+    from curator.input_fingerprint import check_or_record_inputs
+    from curator.rundir import RunDir
+
+    big = tmp_path / "in" / "big.jsonl"
+    big.parent.mkdir()
+    big.write_text("".join(f'{{"id": "{i}", "text": "line {i} of a big file"}}\n'
+                           for i in range(2000)))
+    units = expand_inputs([InputSpec(path=str(big.parent))], unit_bytes=8192)
+    assert len(units) > 3
+    run = RunDir.at(tmp_path / "run")
+    check_or_record_inputs(units, run.inputs)
+    check_or_record_inputs(units, run.inputs)  # the same cut resumes
+    moved = replace(units[1].part, start=units[1].part.start + 1)
+    recut = [*units[:1], replace(units[1], part=moved), *units[2:]]
+    with pytest.raises(ConfigError, match=r"big\.jsonl are cut into units differently"):
+        check_or_record_inputs(recut, run.inputs)
+    with pytest.raises(ConfigError, match="cut into units differently"):
+        check_or_record_inputs(units[:-1], run.inputs)  # one range fewer
+
+
 def test_a_config_section_added_since_the_run_began_resumes_at_its_defaults(tmp_path):
     """A run's config.yaml written before curator had a section (pii, decontaminate, ...)
     resumes when the section is at its defaults, and is refused when it is not."""

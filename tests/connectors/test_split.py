@@ -72,6 +72,16 @@ def test_jsonl_ranges_read_back_to_the_whole_file(tmp_path):
     assert min(spares) > max(r[0] for r in want) and len(set(spares)) == len(spares)
 
 
+def test_the_last_even_piece_is_cut_again_into_short_tail_ranges():
+    from connectors.split import TAIL_PIECES, _targets
+
+    # 10 even pieces of 100 bytes, the last one in 4 pieces of 25
+    assert _targets(1000, 100) == [100, 200, 300, 400, 500, 600, 700, 800, 900, 925, 950, 975]
+    assert TAIL_PIECES == 4
+    assert _targets(150, 100) == [75, 93, 112, 131]  # two pieces: the second one in four
+    assert _targets(100, 100) == [] and _targets(0, 100) == []
+
+
 def test_parquet_runs_of_row_groups_read_back_to_the_whole_file(tmp_path):
     paras = real_paragraphs()
     table = pa.table({"id": [f"p{i}" for i in range(len(paras))], "text": paras})
