@@ -85,7 +85,26 @@ def open_catalog(run: RunDir, read_only: bool = True) -> duckdb.DuckDBPyConnecti
     return con
 
 
-def query(run: RunDir, sql: str) -> tuple[list[str], list[tuple]]:
-    with open_catalog(run) as con:
-        cur = con.execute(sql)
+class CatalogReader:
+    """One read-only connection to a run's catalog for many queries. Each open binds the views
+    again (~17 ms); the end of a run asks ~15 questions (its stats, then its report)."""
+
+    def __init__(self, run: RunDir) -> None:
+        self.run = run
+        self.con = open_catalog(run)
+
+    def query(self, sql: str) -> tuple[list[str], list[tuple]]:
+        cur = self.con.execute(sql)
         return [d[0] for d in cur.description], cur.fetchall()
+
+    def __enter__(self) -> CatalogReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.con.close()
+
+
+def query(run: RunDir, sql: str) -> tuple[list[str], list[tuple]]:
+    """One question, on a connection of its own."""
+    with CatalogReader(run) as cat:
+        return cat.query(sql)

@@ -23,7 +23,7 @@ import xxhash
 from connectors.fs import remove_stale_temps
 from connectors.registry import SourceUnit, expand_inputs, split_units
 from connectors.spill import release_spills, spill_units, spillable
-from curator.catalog import build_catalog, query
+from curator.catalog import CatalogReader, build_catalog, query
 from curator.config import ConfigError, CurateConfig, TokenizerConfig, check_or_record_config
 from curator.fanout import run_units, start_local_fork_server, worker_pool
 from curator.input_fingerprint import check_or_record_inputs
@@ -346,7 +346,8 @@ def _run_phases(
 
     with phase("catalog + report", "", quiet):
         build_catalog(run)
-        stats = _final_stats(run, items, pass1, pass2, dedup_summary, wall)
+        with CatalogReader(run) as cat:
+            stats = _final_stats(cat, items, pass1, pass2, dedup_summary, wall)
         stats["executor"] = "local" if local else "ray"
         if decontaminate is not None:
             stats["decontaminate"] = _decontaminate_stats(run, decontaminate)
@@ -418,31 +419,33 @@ class ConservationError(RuntimeError):
     """input = kept + dropped + quarantined failed: a bug, never bad input."""
 
 
-def _pii_totals(run: RunDir) -> dict[str, dict[str, int]]:
+def _pii_totals(cat: CatalogReader) -> dict[str, dict[str, int]]:
     """Per PII kind the run replaced (its manifest's `pii_<kind>` columns): addresses replaced
     in all documents with text (kept and dropped: excluded/ may hold the latter), and in the
     kept ones, with the number of kept documents that held any."""
-    cols, _ = query(run, "SELECT * FROM manifest LIMIT 0")
+    cols, _ = cat.query("SELECT * FROM manifest LIMIT 0")
     kinds = [c.removeprefix("pii_") for c in cols if c.startswith("pii_")]
     if not kinds:
         return {}
     kept = "decision = 'kept'"
     sql = ", ".join(f"coalesce(sum(pii_{k}), 0), coalesce(sum(pii_{k}) FILTER ({kept}), 0), "
                     f"count(*) FILTER ({kept} AND pii_{k} > 0)" for k in kinds)
-    _, [row] = query(run, f"SELECT {sql} FROM manifest")
+    _, [row] = cat.query(f"SELECT {sql} FROM manifest")
     return {k: {"replaced": int(row[3 * i]), "kept_replaced": int(row[3 * i + 1]),
                 "kept_docs": int(row[3 * i + 2])} for i, k in enumerate(kinds)}
 
 
 def _final_stats(
-    run: RunDir,
+    cat: CatalogReader,
     items: list[dict],
     pass1: UnitStats,
     pass2: UnitStats,
     dedup_summary: dict,
     wall: dict[str, float],
 ) -> dict:
-    cols, rows = query(run, "SELECT source, count(*) FROM manifest GROUP BY source")
+    """RUN/stats.json's numbers, after the conservation checks against the manifest."""
+    run = cat.run
+    cols, rows = cat.query("SELECT source, count(*) FROM manifest GROUP BY source")
     manifest_counts = dict(rows)
     # Against the readers' framing count (connectors/tally.py), not the rows their parsers
     # made: a parser that stops early would agree with itself. Sources repeat only if the user
@@ -467,8 +470,7 @@ def _final_stats(
         )
     # doc_id is unique by construction (curator/doc_ids.py); input ids need not be. A collision
     # counts every row whose input_id is on another row too (0 = input_id is a usable key).
-    _, [(repeated_ids, collisions)] = query(
-        run,
+    _, [(repeated_ids, collisions)] = cat.query(
         "SELECT (SELECT count(*) - count(DISTINCT doc_id) FROM manifest), "
         "(SELECT coalesce(sum(n), 0) FROM (SELECT count(*) AS n FROM manifest "
         "WHERE input_id IS NOT NULL GROUP BY input_id HAVING count(*) > 1))",
@@ -488,7 +490,7 @@ def _final_stats(
         "input_id_collisions": int(collisions),
         "outcomes": dict(sorted(pass2.outcomes.items())),
         "dedup": dedup_summary,
-        "pii": _pii_totals(run),
+        "pii": _pii_totals(cat),
         "wall_seconds": {k: round(v, 3) for k, v in wall.items()},
         "worker_seconds": {
             k: round(v, 3) for k, v in sorted((pass1.seconds + pass2.seconds).items())

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from curator.catalog import FUNNEL_SQL, query
+from curator.catalog import FUNNEL_SQL, CatalogReader
 from curator.config import ConfigError
 from curator.loop.report import loop_section
 from curator.plots import hist_plot, html_table
@@ -30,8 +30,8 @@ MAX_SOURCES = 6
 SIGNAL_PREFERENCE = ["quality_score", "difficulty", "gopher_mean_word_length", "n_chars"]
 
 
-def funnel_section(run: RunDir) -> str:
-    cols, rows = query(run, FUNNEL_SQL)
+def funnel_section(cat: CatalogReader) -> str:
+    cols, rows = cat.query(FUNNEL_SQL)
     labels = [f"{d}/{r}" if r else d for d, r, *_ in rows]
     colors = {"kept": color(2), "dropped": color(1), "quarantined": color(3)}
     chart = bar_chart(labels, [r[2] for r in rows], [colors[r[0]] for r in rows],
@@ -39,35 +39,34 @@ def funnel_section(run: RunDir) -> str:
     return "<h2>Filter funnel</h2>" + chart + html_table(cols, rows)
 
 
-def _manifest_columns(run: RunDir) -> set[str]:
-    cols, _ = query(run, "SELECT * FROM manifest LIMIT 0")
+def _manifest_columns(cat: CatalogReader) -> set[str]:
+    cols, _ = cat.query("SELECT * FROM manifest LIMIT 0")
     return set(cols)
 
 
-def pick_signal(run: RunDir, candidates: list[str], where: str = "TRUE") -> str | None:
+def pick_signal(cat: CatalogReader, candidates: list[str], where: str = "TRUE") -> str | None:
     """First candidate column with any non-null value in the manifest rows matching `where`."""
-    present = _manifest_columns(run)
+    present = _manifest_columns(cat)
     for name in candidates:
         if name in present:
-            _, rows = query(run, f"SELECT count({name}) FROM manifest WHERE {where}")
+            _, rows = cat.query(f"SELECT count({name}) FROM manifest WHERE {where}")
             if rows[0][0]:
                 return name
     return None
 
 
-def histograms(run: RunDir, column: str, group: str, where: str) -> tuple[np.ndarray, dict]:
+def histograms(cat: CatalogReader, column: str, group: str, where: str
+               ) -> tuple[np.ndarray, dict]:
     """Bin edges over the 1st-99th percentile of `column`, and counts per group (top groups by
     size, the rest as 'other'), computed by DuckDB."""
-    _, rows = query(
-        run,
+    _, rows = cat.query(
         f"SELECT quantile_cont({column}, 0.01), quantile_cont({column}, 0.99) "
         f"FROM manifest WHERE {where} AND {column} IS NOT NULL",
     )
     lo, hi = rows[0]
     lo, hi = float(lo), float(hi) if hi > lo else float(lo) + 1.0
     width = (hi - lo) / N_BINS
-    _, rows = query(
-        run,
+    _, rows = cat.query(
         f"""WITH v AS (SELECT coalesce({group}, '') AS grp, {column} AS x FROM manifest
                        WHERE {where} AND {column} IS NOT NULL),
            top AS (SELECT grp FROM v GROUP BY grp ORDER BY count(*) DESC, grp
@@ -83,35 +82,36 @@ def histograms(run: RunDir, column: str, group: str, where: str) -> tuple[np.nda
     return np.linspace(lo, hi, N_BINS + 1), counts
 
 
-def scores_section(run: RunDir) -> str:
+def scores_section(cat: CatalogReader) -> str:
     parts = ["<h2>Score histograms</h2>"]
     kept = "decision = 'kept'"
-    signal = pick_signal(run, SIGNAL_PREFERENCE, kept)
+    signal = pick_signal(cat, SIGNAL_PREFERENCE, kept)
     if signal is not None:
-        edges, counts = histograms(run, signal, "source", kept)
+        edges, counts = histograms(cat, signal, "source", kept)
         parts.append(hist_plot(edges, counts, f"kept documents: {signal} per source", signal))
     # Difficulty and the agent score exist for alive documents only; a rule signal or the
     # length compares the dropped reasons with the kept documents.
     everyone = "decision <> 'quarantined'"
     reason_signal = pick_signal(
-        run, ["quality_score", "gopher_mean_word_length", "n_chars"], everyone
+        cat, ["quality_score", "gopher_mean_word_length", "n_chars"], everyone
     )
     if reason_signal is not None:
         group = "CASE WHEN decision = 'kept' THEN 'kept' ELSE reason END"
-        edges, counts = histograms(run, reason_signal, group, everyone)
+        edges, counts = histograms(cat, reason_signal, group, everyone)
         parts.append(hist_plot(edges, counts, f"{reason_signal} per reason", reason_signal))
     return "".join(parts)
 
 
-def curriculum_section(run: RunDir, schedule_name: str, seed: int = 0) -> str:
+def curriculum_section(cat: CatalogReader, schedule_name: str, seed: int = 0) -> str:
     from curator.schedules import load_schedule, plan_order
 
-    _, rows = query(run, "SELECT stage, n_tokens FROM manifest WHERE decision = 'kept'")
+    _, rows = cat.query("SELECT stage, n_tokens FROM manifest WHERE decision = 'kept'")
     if not rows:
         return "<h2>Curriculum</h2><p>No kept documents.</p>"
     arr = np.array([(s or 0, n or 0) for s, n in rows], dtype=np.int64)
     stage, n_tokens = arr[:, 0], arr[:, 1]
-    marker = run.read_marker("curriculum") or {"n_stages": int(stage.max()) + 1, "score": "none"}
+    default = {"n_stages": int(stage.max()) + 1, "score": "none"}
+    marker = cat.run.read_marker("curriculum") or default
     n_stages = marker["n_stages"]
     try:
         schedule = load_schedule(schedule_name, n_stages)
@@ -158,12 +158,12 @@ def render_report(run: RunDir, schedule: str = "phases") -> str:
     ]
     brief += [(f"pii_{kind} replaced in kept docs", v["kept_replaced"])
               for kind, v in stats.get("pii", {}).items()]
+    with CatalogReader(run) as cat:
+        sections = [funnel_section(cat), scores_section(cat), curriculum_section(cat, schedule)]
     body = [
         f"<h1>curator run report</h1><p>{html.escape(str(run.root))}</p>",
         html_table(["", "value"], brief) if brief else "",
-        funnel_section(run),
-        scores_section(run),
-        curriculum_section(run, schedule),
+        *sections,
         loop_section(run),
     ]
     return (
