@@ -111,7 +111,8 @@ class ReadConfig(Section):
     unit_bytes: int = Field(
         16 << 20,
         ge=0,
-        description="Local files larger than this are cut into units of about this size, so "
+        description="Local files larger than this are cut into units of about this size (the "
+        "last one again in four, so that a pass ends evenly across workers), so "
         "one big file uses every worker: plain jsonl (line-aligned byte ranges), gzip jsonl of "
         "several members (runs of members), WARC, plain or .warc.gz (runs of records), parquet "
         "(runs of row groups), and a single-stream compressed jsonl (.jsonl.zst, a one-member "
