@@ -1,13 +1,10 @@
-"""Plot and table helpers: the reports' histograms (inline SVG, curator/svg_charts.py), HTML
-tables, and matplotlib figures as PNG for the files training runs write (`loss_plot`)."""
+"""HTML tables for the reports, and matplotlib figures as PNG for the files training runs write
+(`loss_plot`). The reports' charts are inline SVG: curator/svg_charts.py."""
 
 from __future__ import annotations
 
 import html
 import io
-from pathlib import Path
-
-import numpy as np
 
 
 def png_bytes(fig) -> bytes:
@@ -38,17 +35,6 @@ def figure(width: float = 8, height: float = 3.5):
     import matplotlib.pyplot as plt
 
     return plt.subplots(figsize=(width, height))
-
-
-def hist_plot(edges: np.ndarray, counts: dict, title: str, xlabel: str) -> str:
-    """Inline SVG: one histogram outline per group, each as a fraction of its group."""
-    from curator.svg_charts import Line, color, line_chart, step_xy
-
-    lines = []
-    for i, (name, c) in enumerate(sorted(counts.items())):
-        xs, ys = step_xy(edges, c / max(1, c.sum()))
-        lines.append(Line(xs, ys, color(i), f"{Path(name).name} ({c.sum()})"))
-    return line_chart(lines, title, xlabel, "fraction of group")
 
 
 def loss_plot(

@@ -21,9 +21,9 @@ import numpy as np
 from curator.catalog import FUNNEL_SQL, CatalogReader
 from curator.config import ConfigError
 from curator.loop.report import loop_section
-from curator.plots import hist_plot, html_table
+from curator.plots import html_table
 from curator.rundir import RunDir
-from curator.svg_charts import bar_chart, color, stacked_area_chart
+from curator.svg_charts import bar_chart, color, hist_chart, stacked_area_chart
 
 N_BINS = 40
 MAX_SOURCES = 6
@@ -88,7 +88,7 @@ def scores_section(cat: CatalogReader) -> str:
     signal = pick_signal(cat, SIGNAL_PREFERENCE, kept)
     if signal is not None:
         edges, counts = histograms(cat, signal, "source", kept)
-        parts.append(hist_plot(edges, counts, f"kept documents: {signal} per source", signal))
+        parts.append(hist_chart(edges, counts, f"kept documents: {signal} per source", signal))
     # Difficulty and the agent score exist for alive documents only; a rule signal or the
     # length compares the dropped reasons with the kept documents.
     everyone = "decision <> 'quarantined'"
@@ -98,7 +98,7 @@ def scores_section(cat: CatalogReader) -> str:
     if reason_signal is not None:
         group = "CASE WHEN decision = 'kept' THEN 'kept' ELSE reason END"
         edges, counts = histograms(cat, reason_signal, group, everyone)
-        parts.append(hist_plot(edges, counts, f"{reason_signal} per reason", reason_signal))
+        parts.append(hist_chart(edges, counts, f"{reason_signal} per reason", reason_signal))
     return "".join(parts)
 
 

@@ -14,6 +14,7 @@ import html
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import PurePath
 
 import numpy as np
 
@@ -93,7 +94,6 @@ class Line:
     ys: np.ndarray
     color: str
     label: str | None = None  # None: not in the legend (a second seed of the same arm)
-    dash: str | None = None
     opacity: float = 1.0
 
 
@@ -180,10 +180,9 @@ def line_chart(lines: Sequence[Line], title: str, xlabel: str, ylabel: str,
     marks = []
     for ln in lines:
         ok = np.isfinite(ln.xs) & np.isfinite(ln.ys)
-        dash = f' stroke-dasharray="{ln.dash}"' if ln.dash else ""
         marks.append(f'<polyline points="{_points(ax, ln.xs[ok], ln.ys[ok])}" fill="none" '
                      f'stroke="{ln.color}" stroke-width="1.4" '
-                     f'stroke-opacity="{ln.opacity}"{dash}/>')
+                     f'stroke-opacity="{ln.opacity}"/>')
     for yv, _, c in hlines:
         py = float(ax.y(yv))
         marks.append(f'<line x1="{ax.left}" y1="{py:.1f}" x2="{ax.left + ax.plot_w:.1f}" '
@@ -194,6 +193,16 @@ def line_chart(lines: Sequence[Line], title: str, xlabel: str, ylabel: str,
 def step_xy(edges: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """A histogram's outline: each bin's value held flat from its left to its right edge."""
     return np.repeat(np.asarray(edges, float), 2)[1:-1], np.repeat(np.asarray(values, float), 2)
+
+
+def hist_chart(edges: np.ndarray, counts: dict[str, np.ndarray], title: str, xlabel: str) -> str:
+    """One histogram outline per group (named by its file name if a path), each as a fraction
+    of its group."""
+    lines = []
+    for i, (name, c) in enumerate(sorted(counts.items())):
+        xs, ys = step_xy(edges, c / max(1, c.sum()))
+        lines.append(Line(xs, ys, color(i), f"{PurePath(name).name} ({c.sum()})"))
+    return line_chart(lines, title, xlabel, "fraction of group")
 
 
 def stacked_area_chart(xs: np.ndarray, shares: np.ndarray, names: Sequence[str], title: str,

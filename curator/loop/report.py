@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from curator.plots import hist_plot, html_table
+from curator.plots import html_table
 from curator.rundir import RunDir
-from curator.svg_charts import Line, color, line_chart, stacked_area_chart
+from curator.svg_charts import Line, color, hist_chart, line_chart, stacked_area_chart
 
 N_BINS = 40
 
@@ -182,5 +182,5 @@ def score_plots(path: Path) -> list[str]:
         lo, hi = np.nanmin(s), np.nanmax(s)
         edges = np.linspace(lo, hi if hi > lo else lo + 1, N_BINS + 1)
         counts = {str(lab): np.histogram(s[labels == lab], edges)[0] for lab in set(labels)}
-        out.append(hist_plot(edges, counts, f"{name}: score per pool label", "score"))
+        out.append(hist_chart(edges, counts, f"{name}: score per pool label", "score"))
     return out
