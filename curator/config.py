@@ -461,10 +461,22 @@ class DedupConfig(Section):
         "estimate "
         "is >= threshold (fewer false positives); null keeps every LSH collision.",
     )
-    num_partitions: int = Field(
-        16, gt=0, description="Hash partitions of band buckets and graph edges."
+    num_partitions: int | Literal["auto"] = Field(
+        "auto",
+        description="Hash partitions of the dedup shuffles (exact groups, band buckets, graph "
+        "edges): each partition is one reduce task, and each map task writes one file per "
+        "partition. 'auto' takes one partition per million shuffle rows (the pass-1 files' "
+        "rows x (bands + 1)), so a small corpus shuffles through a few files instead of "
+        "files x 16; an integer fixes the count (more partitions, less memory per reduce task).",
     )
     seed: int = Field(1, description="Seed of the MinHash permutations.")
+
+    @field_validator("num_partitions")
+    @classmethod
+    def _positive_partitions(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 1:
+            raise ValueError(f"dedup.num_partitions must be 'auto' or >= 1, got {value}")
+        return value
 
     @property
     def num_perm(self) -> int:

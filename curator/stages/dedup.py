@@ -17,6 +17,7 @@ re-run over the same workdir rewrites identical files.
 
 from __future__ import annotations
 
+import math
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ from curator.stages.dedup_exact import EXACT_DUPLICATE, exact_duplicates
 from curator.stages.lsh import bucket_edges, write_band_partitions
 
 NEAR_DUPLICATE = "near_duplicate"
+AUTO_ROWS_PER_PARTITION = 1_000_000  # shuffle rows per partition when num_partitions is 'auto'
 DUPS_SCHEMA = pa.schema(
     [
         pa.field("doc_id", pa.string(), nullable=False),
@@ -65,6 +67,7 @@ class DedupSummary:
     n_near_duplicates: int = 0
     n_clusters: int = 0  # kept representatives with at least one duplicate
     cc_rounds: int = 0
+    partitions: int = 0  # of the shuffles (dedup.num_partitions, resolved when 'auto')
     seconds: dict[str, float] = field(default_factory=dict)  # per phase
 
 
@@ -118,12 +121,15 @@ def _wanted_columns(cfg: DedupConfig) -> list[str]:
     return want
 
 
-def check_units(units: list[tuple[int, str]], cfg: DedupConfig) -> None:
-    """Fail before any task starts when a pass-1 file lacks a column dedup needs (footer only)."""
+def check_units(units: list[tuple[int, str]], cfg: DedupConfig) -> int:
+    """Fail before any task starts when a pass-1 file lacks a column dedup needs (footer only).
+    Returns the pass-1 files' row count (every row, kept or not: read from the footers too)."""
     want = _wanted_columns(cfg)
+    rows = 0
     for _, path in units:
         fs, local = filesystem(path)
-        have = pq.read_schema(local, filesystem=fs).names
+        meta = pq.read_metadata(local, filesystem=fs)
+        have = meta.schema.to_arrow_schema().names
         missing = [c for c in want if c not in have]
         if missing:
             raise ValueError(
@@ -131,6 +137,24 @@ def check_units(units: list[tuple[int, str]], cfg: DedupConfig) -> None:
                 "must include ExactHash (text_hash) and MinHashSignature (minhash_bands, and "
                 "minhash_sig when dedup.threshold is set), or turn dedup.exact / dedup.near off"
             )
+        rows += meta.num_rows
+    return rows
+
+
+def partition_count(cfg: DedupConfig, pass1_rows: int) -> int:
+    """The shuffles' partition count: the configured one, or for 'auto' one per
+    AUTO_ROWS_PER_PARTITION rows the shuffles carry together (a kept document is one exact row
+    and `bands` band rows; the pass-1 row count bounds the kept count from above).
+
+    Why not a fixed 16: every map task writes one file per partition and shuffle, so on a small
+    corpus the shuffles were thousands of tiny parquet files (16 inputs x 16 partitions x 2
+    shuffles in the map phase alone), about 1 CPU-s of a 25 MB run that needs none of them.
+    The partitions bound a reduce task's memory, which a million rows keeps near 100 MB.
+    """
+    if cfg.num_partitions != "auto":
+        return int(cfg.num_partitions)
+    rows_per_doc = 1 + (cfg.bands if cfg.near else 0)
+    return max(1, math.ceil(pass1_rows * rows_per_doc / AUTO_ROWS_PER_PARTITION))
 
 
 def _read_kept(path: str, source_idx: int, cfg: DedupConfig) -> pl.DataFrame:
@@ -234,7 +258,7 @@ def run_dedup(
     dirs = _Dirs(Path(workdir) / "_dedup")
     # Scratch of an earlier (possibly killed) run would add stale rows to the shuffles.
     shutil.rmtree(dirs.root, ignore_errors=True)
-    root, parts = str(dirs.root), range(cfg.num_partitions)
+    root = str(dirs.root)
 
     def phase(name: str, t0: float) -> float:
         now = time.perf_counter()
@@ -244,7 +268,11 @@ def run_dedup(
     t = time.perf_counter()
     labels_dir: str | None = None
     if cfg.exact or cfg.near:
-        check_units(units, cfg)
+        pass1_rows = check_units(units, cfg)
+        # Every task gets the resolved count: a shuffle's writers and readers must agree.
+        cfg = cfg.model_copy(update={"num_partitions": partition_count(cfg, pass1_rows)})
+        summary.partitions = int(cfg.num_partitions)
+        parts = range(summary.partitions)
         kept = run_tasks(_map_task, [(path, s, cfg, root) for s, path in units], concurrency)
         summary.n_docs = sum(kept)
         t = phase("map", t)

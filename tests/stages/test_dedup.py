@@ -11,7 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from curator.config import DedupConfig
-from curator.stages.dedup import dups_path, run_dedup
+from curator.stages import dedup
+from curator.stages.dedup import dups_path, partition_count, run_dedup
 from curator.stages.dedup_exact import ExactHash
 from curator.stages.minhash import MinHashSignature
 
@@ -147,6 +148,30 @@ def test_same_output_for_partitions_unit_order_and_reruns(ray_cluster, corpus, t
     first = {s: dups_path(tmp_path / "b", s).read_bytes() for s, _ in units}
     run_dedup(shuffled, str(tmp_path / "b"), DedupConfig(num_partitions=7), concurrency=4)
     assert first == {s: dups_path(tmp_path / "b", s).read_bytes() for s, _ in units}
+
+
+def test_auto_partitions_follow_the_pass1_rows(ray_cluster, corpus, tmp_path, monkeypatch):
+    """'auto' resolves from the pass-1 footers (every row, kept or not) and the shuffles' rows
+    per document; with a small per-partition budget the same corpus takes several partitions,
+    and the duplicates found are the same as with one."""
+    _, units, expected = corpus
+    rows = sum(pq.read_metadata(path).num_rows for _, path in units)
+    assert partition_count(DedupConfig(), rows) == 1
+    assert partition_count(DedupConfig(num_partitions=5), rows) == 5
+    # 1 exact + 14 band rows per document: 10 documents fill 150 rows
+    assert partition_count(DedupConfig(), 10) == 1
+    monkeypatch.setattr(dedup, "AUTO_ROWS_PER_PARTITION", 150)
+    assert partition_count(DedupConfig(), 10) == 1
+    assert partition_count(DedupConfig(), 11) == 2
+    assert partition_count(DedupConfig(near=False), 300) == 2
+    assert partition_count(DedupConfig(), rows) == -(-rows * 15 // 150)
+    summary = run_dedup(units, str(tmp_path), DedupConfig(), concurrency=2)
+    assert summary.partitions == -(-rows * 15 // 150) > 1
+    assert read_all(tmp_path, len(units)).to_dicts() == expected.to_dicts()
+    monkeypatch.undo()
+    summary = run_dedup(units, str(tmp_path / "one"), DedupConfig(), concurrency=2)
+    assert summary.partitions == 1
+    assert read_all(tmp_path / "one", len(units)).to_dicts() == expected.to_dicts()
 
 
 def test_threshold_keeps_planted_pairs(ray_cluster, corpus, tmp_path):
