@@ -465,7 +465,7 @@ class DedupConfig(Section):
         "auto",
         description="Hash partitions of the dedup shuffles (exact groups, band buckets, graph "
         "edges): each partition is one reduce task, and each map task writes one file per "
-        "partition. 'auto' takes one partition per million shuffle rows (the pass-1 files' "
+        "partition. 'auto' takes one partition per 250,000 shuffle rows (the pass-1 files' "
         "rows x (bands + 1)), so a small corpus shuffles through a few files instead of "
         "files x 16; an integer fixes the count (more partitions, less memory per reduce task).",
     )

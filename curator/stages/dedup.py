@@ -43,7 +43,7 @@ from curator.stages.dedup_exact import EXACT_DUPLICATE, exact_duplicates
 from curator.stages.lsh import bucket_edges, write_band_partitions
 
 NEAR_DUPLICATE = "near_duplicate"
-AUTO_ROWS_PER_PARTITION = 1_000_000  # shuffle rows per partition when num_partitions is 'auto'
+AUTO_ROWS_PER_PARTITION = 250_000  # shuffle rows per partition when num_partitions is 'auto'
 DUPS_SCHEMA = pa.schema(
     [
         pa.field("doc_id", pa.string(), nullable=False),
@@ -149,7 +149,8 @@ def partition_count(cfg: DedupConfig, pass1_rows: int) -> int:
     Why not a fixed 16: every map task writes one file per partition and shuffle, so on a small
     corpus the shuffles were thousands of tiny parquet files (16 inputs x 16 partitions x 2
     shuffles in the map phase alone), about 1 CPU-s of a 25 MB run that needs none of them.
-    The partitions bound a reduce task's memory, which a million rows keeps near 100 MB.
+    The partitions bound a reduce task's memory: 250,000 rows are some tens of MB, and the
+    count grows with the corpus, so a reduce task holds about as much at 400 MB as at 40 MB.
     """
     if cfg.num_partitions != "auto":
         return int(cfg.num_partitions)
