@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import random
+import sys
+import unicodedata
+
+import numpy as np
+import polars as pl
+
 from curator.config import NormalizeConfig
 from curator.schema import DROPPED, KEPT
 from curator.schema import doc_table as docs
-from curator.stages.normalize import Normalize
+from curator.stages.normalize import _SPACES_NOT_ASCII, Normalize, rewrite_rules
+from curator.stages.regex_rewrite import rust_pattern
 
 
 def norm(text: str, **cfg: bool) -> str:
@@ -31,3 +39,28 @@ def test_n_chars_recomputed_and_dead_rows_untouched() -> None:
     assert out.column("text").to_pylist() == ["a b", "  x  ", None]
     assert out.column("n_chars").to_pylist() == [3, 5, 0]
     assert out.column("decision").to_pylist() == [KEPT, DROPPED, "quarantined"]
+
+
+def test_space_list_is_unicode_zs_without_the_ascii_space() -> None:
+    """The explicit class stands for `[\\p{Zs}\\t]` minus " "; a Unicode update that adds a
+    space separator must fail here, not silently leave it uncollapsed."""
+    chars = [chr(c) for c in range(sys.maxunicode + 1) if not 0xD800 <= c <= 0xDFFF]
+    zs = {c for c in chars if unicodedata.category(c) == "Zs"}
+    listed = pl.Series(chars).str.contains(rust_pattern(f"^[{_SPACES_NOT_ASCII}]$"))
+    assert {chars[i] for i in np.flatnonzero(listed.to_numpy())} == (zs - {" "}) | {"\t"}
+
+
+def test_whitespace_rules_match_the_plain_formulation() -> None:
+    """The rules that match only where text changes give what the plain rules (`[\\p{Zs}\\t]+`
+    -> " ", then `" ?\\n ?"` -> "\\n") give, on random runs of every kind of space and break."""
+    rng = random.Random(7)
+    alphabet = [" ", " ", "\t", "\u00a0", "\u2009", "\u3000", "\n", "\n", "a", "b", "c"]
+    texts = ["".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 40)))
+             for _ in range(5000)]
+    plain = (pl.Series(texts)
+             .str.replace_all(r"[\p{Zs}\t]+", " ")
+             .str.replace_all(r" ?\n ?", "\n"))
+    ours = pl.Series(texts)
+    for pattern, replacement in rewrite_rules(NormalizeConfig(strip_control=False))[1:3]:
+        ours = ours.str.replace_all(rust_pattern(pattern), replacement)
+    assert ours.to_list() == plain.to_list()
