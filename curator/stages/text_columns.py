@@ -96,11 +96,13 @@ _TOKEN_REWRITES: list[tuple[str, str]] = [
     # punctuation runs at the start / end of a token become separate tokens ...
     (rf"(^|\s)({_EDGE}+)", "\\1\\2 "),
     (rf"({_EDGE}+)(\s|$)", " \\1\\2"),
-    # ... one per character, except runs of periods (ellipsis) and hyphens (dash)
-    (rf"({_NOT_RUN})({_PUNCT})", "\\1 \\2"),
-    (rf"({_NOT_RUN})({_PUNCT})", "\\1 \\2"),
-    (rf"({_PUNCT})({_NOT_RUN})", "\\1 \\2"),
-    (rf"({_PUNCT})({_NOT_RUN})", "\\1 \\2"),
+    # ... one per character, except runs of periods (ellipsis) and hyphens (dash): a space
+    # between two adjacent punctuation characters unless both are '.' or '-'. One rule for
+    # both orders, run twice: a first pass splits at least one side of every character with
+    # a split due on both sides, so what is left is disjoint pairs, which the second pass
+    # splits (the same text as the four one-order passes, at half the scans).
+    (rf"({_NOT_RUN})({_PUNCT})|({_PUNCT})({_NOT_RUN})", "\\1\\3 \\2\\4"),
+    (rf"({_NOT_RUN})({_PUNCT})|({_PUNCT})({_NOT_RUN})", "\\1\\3 \\2\\4"),
     (_APOS, "'"),
     (_RSQUO, "’"),
     (_PERIOD, "."),
