@@ -139,11 +139,8 @@ class _RayPool:
             ray.kill(host)
 
 
-# Imported by the local pool's fork server before it forks any worker: every worker then starts
-# with curator's stages loaded, for the cost of one import in one process. pandas because
-# pyarrow imports it on the first `pa.array()` of a process (~0.5 CPU-s each worker otherwise);
-# the fork server skips a preload that is not installed.
-PRELOAD = ["curator.passes", "curator.stages.dedup", "pandas"]
+# Imported by the local pool's fork server before it forks any worker (see the module).
+PRELOAD = ["curator.worker_preload"]
 
 
 def _exit_when_cut(lifeline: multiprocessing.connection.Connection) -> None:
