@@ -11,7 +11,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 
 class Section(BaseModel):
@@ -461,7 +469,7 @@ class DedupConfig(Section):
         "estimate "
         "is >= threshold (fewer false positives); null keeps every LSH collision.",
     )
-    num_partitions: int | Literal["auto"] = Field(
+    num_partitions: PositiveInt | Literal["auto"] = Field(
         "auto",
         description="Hash partitions of the dedup shuffles (exact groups, band buckets, graph "
         "edges): each partition is one reduce task, and each map task writes one file per "
@@ -470,13 +478,6 @@ class DedupConfig(Section):
         "files x 16; an integer fixes the count (more partitions, less memory per reduce task).",
     )
     seed: int = Field(1, description="Seed of the MinHash permutations.")
-
-    @field_validator("num_partitions")
-    @classmethod
-    def _positive_partitions(cls, value: int | str) -> int | str:
-        if isinstance(value, int) and value < 1:
-            raise ValueError(f"dedup.num_partitions must be 'auto' or >= 1, got {value}")
-        return value
 
     @property
     def num_perm(self) -> int:

@@ -269,10 +269,9 @@ def run_dedup(
     t = time.perf_counter()
     labels_dir: str | None = None
     if cfg.exact or cfg.near:
-        pass1_rows = check_units(units, cfg)
+        summary.partitions = partition_count(cfg, check_units(units, cfg))
         # Every task gets the resolved count: a shuffle's writers and readers must agree.
-        cfg = cfg.model_copy(update={"num_partitions": partition_count(cfg, pass1_rows)})
-        summary.partitions = int(cfg.num_partitions)
+        cfg = cfg.model_copy(update={"num_partitions": summary.partitions})
         parts = range(summary.partitions)
         kept = run_tasks(_map_task, [(path, s, cfg, root) for s, path in units], concurrency)
         summary.n_docs = sum(kept)
