@@ -492,6 +492,9 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
 
 def run() -> None:
     """The `curator` console script: the typer app with user errors reported without traces."""
+    from curator.arrow_allocator import prefer_returning_allocator
+
+    prefer_returning_allocator()  # before anything imports pyarrow (it reads the pool once)
     from curator.embedded_ray import RayStartError
 
     try:
