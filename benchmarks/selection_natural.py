@@ -72,6 +72,7 @@ TARGET_DIM = 4096
 AGENT = "REINFORCE (from the logistic init)"
 SHIPPED = "logistic init, no RL (the shipped default)"
 # name -> overrides of policies.train_default.natural_agent_config (one environment for all)
+ES_AGENT = "ES on six feature weights (from the logistic init)"
 AGENTS: dict[str, list[str]] = {
     AGENT: [],
     SHIPPED: [],
@@ -83,6 +84,9 @@ AGENTS: dict[str, list[str]] = {
     # the reward's loss read on 4x as many batches
     "REINFORCE, 4x longer env steps and reward eval": ["env.step_tokens=8192",
                                                        "env.trainer_eval_batches=8"],
+    # policy search on the episode return over six named feature weights (policies/es.py),
+    # from the same logistic init; about REINFORCE's env steps (6 x 4 pairs x 2 episodes)
+    ES_AGENT: ["algorithm=es"],
 }
 REGRESSION = "logistic regression on the agent's features (no RL)"
 UPWEIGHT_AGENT = "REINFORCE + upweight action"
@@ -223,7 +227,8 @@ def train_agents(data: NaturalData, tokenizer: bytes, work: Path, steps: int,
             info = {"wall_s": time.time() - t0, "setup_s": summary.get("setup_s"),
                     "train_s": summary.get("train_s"), "steps": steps,
                     "eval_returns": summary.get("eval_returns"),
-                    "rl_replaced_start": summary.get("rl_replaced_start")}
+                    "rl_replaced_start": summary.get("rl_replaced_start"),
+                    "shifts": summary.get("shifts")}
             info_path.write_text(json.dumps(info))
         out[name] = {"path": str(path), **json.loads(info_path.read_text())}
     return out

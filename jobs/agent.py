@@ -11,11 +11,9 @@ from policies.config import AgentConfig, load_agent_config
 
 def train_agent(cfg: AgentConfig) -> dict[str, Any]:
     """Run the configured algorithm; returns its summary (checkpoint path, timings)."""
-    if cfg.algorithm == "ppo":
-        from policies.ppo import main as run
-    else:
-        from policies.reinforce import main as run
-    return run(cfg)
+    from policies.algorithms import trainer_for
+
+    return trainer_for(cfg)(cfg)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

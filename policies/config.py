@@ -110,10 +110,37 @@ class ReplayConfig(Section):
     )
 
 
+class ESConfig(Section):
+    """Evolution strategies (policies/es.py): antithetic policy search on the episode return
+    over the linear-path weights of a few named feature columns."""
+
+    columns: list[str] = Field(
+        default_factory=lambda: ["target_classifier", "target_dsir", "reference_loss",
+                                 "log_n_chars", "gopher_n_stop_words", "lexical_diversity"],
+        min_length=1, description="Feature columns whose weights ES shifts (the rest of the "
+        "policy stays as initialized); each must be one of the policy's features.",
+    )
+    iterations: int = Field(6, gt=0, description="Gradient steps.")
+    pairs: int = Field(
+        4, gt=0, description="Antithetic pairs per step: 2 episodes each, the same seed."
+    )
+    sigma: float = Field(
+        0.5, gt=0, description="Perturbation size, in units of the pool's keep-logit spread."
+    )
+    step: float = Field(
+        0.25, gt=0, description="Adam learning rate, in units of the pool's keep-logit spread."
+    )
+    eval_every: int = Field(
+        2, gt=0, description="Iterations between greedy evaluations (agent.eval_interval > 0)."
+    )
+
+
 class AgentConfig(Section):
     """`curator agent train` / `python -m jobs.agent`: train a policy, save a checkpoint."""
 
-    algorithm: Literal["reinforce", "ppo"] = Field("reinforce", description="RL algorithm.")
+    algorithm: Literal["reinforce", "ppo", "es"] = Field(
+        "reinforce", description="reinforce or ppo (RL on keep/drop actions), es (evolution "
+        "strategies on a few feature weights, judged by the episode return).")
     output: str = Field("runs/agent/policy.safetensors", description="Policy checkpoint path.")
     tokenizer: str | None = Field(
         None, description="sentencepiece model; null = the default policy's tokenizer."
@@ -176,6 +203,7 @@ class AgentConfig(Section):
     pool: PoolConfig = PoolConfig()
     ppo: PPOConfig = PPOConfig()
     replay: ReplayConfig = ReplayConfig()
+    es: ESConfig = ESConfig()
 
     @model_validator(mode="after")
     def _replay_is_reinforce(self) -> AgentConfig:

@@ -83,7 +83,7 @@ def train_default(data: NaturalData, output: str | Path = DEFAULT_POLICY, steps:
     the caller trains several agents on the same data (the benchmark). `rl=False`: the
     policy network at its logistic init, saved without any RL step (what ships: see
     BENCHMARKS.md, RL moved the ranking away from readers' judgments)."""
-    from policies import ppo, reinforce
+    from policies.algorithms import trainer_for
 
     if not rl:
         return fitted_policy(natural_agent_config(str(output), steps, overrides),
@@ -93,9 +93,8 @@ def train_default(data: NaturalData, output: str | Path = DEFAULT_POLICY, steps:
     if cfg.log_path is None:
         cfg = cfg.model_copy(update={"log_path": str(
             Path(tempfile.gettempdir()) / f"curator-policy-{Path(output).stem}-metrics.jsonl")})
-    algo = ppo if cfg.algorithm == "ppo" else reinforce
-    return algo.main(cfg, pool=training_pool(data), tokenizer=tokenizer or natural_tokenizer(data),
-                     fitted=fitted)
+    return trainer_for(cfg)(cfg, pool=training_pool(data),
+                            tokenizer=tokenizer or natural_tokenizer(data), fitted=fitted)
 
 
 def fitted_policy(cfg: AgentConfig, pool: Pool, tokenizer: bytes,

@@ -1,0 +1,157 @@
+"""Evolution strategies for the curation environment (Salimans et al. 2017): policy search on
+the episode return itself, over a few weights of the policy's linear path.
+
+Why next to REINFORCE: REINFORCE credits one scalar reward to every keep/drop decision of a
+step, and on the natural benchmark it did not move its logistic init measurably. ES asks a
+smaller question with a cleaner answer: how much more or less should the ranking trust each
+of a few named signals (`es.columns`: the target classifier, DSIR, the reference LM's loss,
+length, ...) than the regression does, judged only by what the selections do to the model.
+
+One iteration draws `es.pairs` directions e (one value per column). The policy with column
+shifts beta + sigma*e and the one with beta - sigma*e each run one episode with the same seed
+(same candidates, same learner init, same random branch: common random numbers), so the
+difference of their returns is the effect of the selection alone. In every step a policy keeps
+the top `env.target_keep` share of the candidates by its keep logit: a ranking, as the
+benchmark and `curate` use the score, and the same keep rate (so the same budget term) for every
+candidate policy. Gradient estimate: mean over pairs of (R+ - R-) / (2 sigma) * e, scaled by
+the returns' spread (the step does not depend on the reward's units); Adam ascends it.
+sigma and the step are in units of the pool's logit spread, so they mean the same for any init.
+
+Model selection as in REINFORCE: greedy returns on fixed evaluation seeds, the starting weights
+are a candidate, and ES replaces them only by beating them on the environment's own reward.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from policies.agent import PolicyNet
+from policies.checkpoint import MetricsLog, save_policy
+from policies.config import AgentConfig
+from policies.env import CurationEnv, FittedTarget, make_env
+from policies.pool import Pool
+from policies.reinforce import EVAL_SEEDS, logistic_init
+
+
+def main(cfg: AgentConfig, pool: Pool | None = None, tokenizer: bytes | None = None,
+         fitted: FittedTarget | None = None) -> dict[str, Any]:
+    """Train the column shifts of a policy on the config's environment; save to `cfg.output`."""
+    torch.manual_seed(cfg.seed)
+    t0 = time.time()
+    setup = make_env(cfg, pool, tokenizer, fitted)
+    setup_s = time.time() - t0
+    net = PolicyNet(setup.env.observation_space.shape[1], cfg.hidden)
+    spread = 1.0
+    if cfg.init == "logistic":
+        spread = logistic_init(net, setup)[1]
+    else:
+        with torch.no_grad():
+            spread = float(max(net.keep_logits(torch.from_numpy(setup.env.data.features))
+                               .std().item(), 1e-3))
+    columns = column_indices(setup.spec.names, cfg.es.columns)
+    log = MetricsLog(cfg.log_path or Path(cfg.output).with_name("metrics.jsonl"))
+    summary = train_shifts(net, setup.env, cfg, columns, spread, log)
+    log.close()
+    save_policy(cfg.output, net, setup.norm, setup.spec, setup.extractor.tokenizer_proto,
+                cfg.model_dump(mode="json"), setup.target, setup.reference)
+    return {"output": cfg.output, "setup_s": setup_s, **summary}
+
+
+def column_indices(names: list[str], columns: list[str]) -> np.ndarray:
+    missing = [c for c in columns if c not in names]
+    if missing:
+        raise ValueError(f"es.columns: {missing} are not among the policy's features "
+                         f"({', '.join(n for n in names if not n.startswith('sketch_'))}); "
+                         "name columns the config's features produce")
+    return np.array([names.index(c) for c in columns], np.int64)
+
+
+def top_share_mask(logits: np.ndarray, share: float) -> np.ndarray:
+    """Keep the round(share * n) highest logits (at least one; ties: lower index first)."""
+    k = max(1, int(round(share * len(logits))))
+    keep = np.zeros(len(logits), np.int8)
+    keep[np.argsort(-logits, kind="stable")[:k]] = 1
+    return keep
+
+
+def ranked_return(net: PolicyNet, env: CurationEnv, seed: int) -> float:
+    """Return of one episode in which every step keeps the top `target_keep` share by logit."""
+    obs, _ = env.reset(seed=seed)
+    total, done = 0.0, False
+    while not done:
+        with torch.no_grad():
+            logits = net.keep_logits(torch.from_numpy(obs)).numpy()
+        obs, reward, terminated, truncated, _ = env.step(top_share_mask(logits,
+                                                                        env.cfg.target_keep))
+        total += reward
+        done = terminated or truncated
+    return total
+
+
+def eval_return(net: PolicyNet, env: CurationEnv, seed: int) -> float:
+    return float(np.mean([ranked_return(net, env, seed + s) for s in EVAL_SEEDS]))
+
+
+def train_shifts(net: PolicyNet, env: CurationEnv, cfg: AgentConfig, columns: np.ndarray,
+                 spread: float, log: MetricsLog) -> dict[str, Any]:
+    """ES on the linear-path weights of `columns` (shifts from their current values); leaves
+    `net` with the best-evaluated shifts (zero if none beat the start)."""
+    es = cfg.es
+    base = net.linear.detach().clone()
+    sigma = es.sigma * spread
+    beta = torch.zeros(len(columns), dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.Adam([beta], lr=es.step * spread)
+    rng = np.random.default_rng(cfg.seed)
+    cols = torch.from_numpy(columns)
+
+    def set_shift(shift: np.ndarray) -> None:
+        with torch.no_grad():
+            net.linear.copy_(base)
+            net.linear[cols] += torch.from_numpy(shift).to(net.linear.dtype)
+
+    start = time.time()
+    set_shift(np.zeros(len(columns)))
+    best_shift, best_return, eval_returns = np.zeros(len(columns)), -np.inf, []
+    if cfg.eval_interval:  # the start is a candidate: ES must beat it to replace it
+        best_return = eval_return(net, env, cfg.seed)
+        eval_returns.append(best_return)
+    episode = 0
+    for iteration in range(es.iterations):
+        current = beta.detach().numpy().copy()
+        eps = rng.standard_normal((es.pairs, len(columns)))
+        diffs = np.empty(es.pairs)
+        for p in range(es.pairs):
+            seed = cfg.seed + 1 + episode  # one fresh episode seed per pair, shared by both
+            episode += 1
+            set_shift(current + sigma * eps[p])
+            plus = ranked_return(net, env, seed)
+            set_shift(current - sigma * eps[p])
+            minus = ranked_return(net, env, seed)
+            diffs[p] = plus - minus
+        scale = float(np.sqrt(np.mean(diffs**2))) + 1e-8
+        grad = (diffs / scale) @ eps / es.pairs  # ascent direction, reward units removed
+        optimizer.zero_grad()
+        beta.grad = torch.from_numpy(-grad)
+        optimizer.step()
+        metrics = {"charts/pair_return_diff_rms": scale,
+                   "charts/shift_norm": float(beta.detach().norm()) / spread}
+        if cfg.eval_interval and ((iteration + 1) % es.eval_every == 0
+                                  or iteration + 1 == es.iterations):
+            set_shift(beta.detach().numpy())
+            ret = eval_return(net, env, cfg.seed)
+            eval_returns.append(ret)
+            metrics["charts/eval_return"] = ret
+            if ret > best_return:
+                best_return, best_shift = ret, beta.detach().numpy().copy()
+        log.log(iteration, **metrics)
+    final = best_shift if cfg.eval_interval else beta.detach().numpy()
+    set_shift(final)
+    return {"steps": episode * 2 * env.cfg.episode_steps, "train_s": time.time() - start,
+            "eval_returns": eval_returns, "best_eval_return": best_return,
+            "rl_replaced_start": bool(np.any(final != 0)),
+            "shifts": dict(zip(cfg.es.columns, (final / spread).round(4).tolist(), strict=True))}
