@@ -399,6 +399,21 @@ def load_labels(path: str, data: NaturalData) -> dict:
             "missing": len(rows) - len(found)}
 
 
+def es_compute() -> str:
+    """ES's env steps next to REINFORCE's, from the configs the agents were trained with."""
+    cfg = natural_agent_config("unused", 100)
+    e, steps = cfg.es, cfg.env.episode_steps
+    evals = 1 + -(-e.iterations // e.eval_every)  # the start, every eval_every, the last
+    rl_evals = 1 + cfg.total_steps // cfg.eval_interval
+    return (f"{e.iterations} iterations x {e.pairs} antithetic pairs = "
+            f"{2 * e.iterations * e.pairs} episodes of {steps} env steps "
+            f"({2 * e.iterations * e.pairs * steps} steps) plus {evals} model-selection "
+            f"evaluations of 2 episodes ({evals * 2 * steps}), where REINFORCE scores "
+            f"{cfg.samples_per_step} masks in each of its {cfg.total_steps} steps "
+            f"({cfg.samples_per_step * cfg.total_steps}) plus {rl_evals} such evaluations "
+            f"({rl_evals * 2 * steps})")
+
+
 def report(result: dict, command: str) -> str:
     losses = result["losses"]
     agent = losses[AGENT]
@@ -443,6 +458,13 @@ def report(result: dict, command: str) -> str:
                      f"{info['wall_s']:.0f} |")
         lines.append(f"| score with {name}, per document | {info['score_s_per_doc']:.4f} |")
     lines.append("")
+    for name, info in result["agents"].items():
+        if info.get("shifts"):  # ES: what it learned, in units of the pool's logit spread
+            lines += [f"{name}: weight shifts from its start, in units of the pool's keep-logit "
+                      "spread (a shift of s on a z-scored column moves a document's logit by "
+                      "s spreads per standard deviation of that column): " + ", ".join(
+                          f"{c} {v:+.2f}" for c, v in info["shifts"].items()) + ". Its "
+                      f"compute: {es_compute()}.", ""]
     if result.get("auc"):
         lab = result["labels"]
         lines += [f"ROC AUC against keep/reject judgments of the selection half's English "
