@@ -314,6 +314,8 @@ def run(args: argparse.Namespace) -> dict:
         for frac in BUDGETS:
             budget = int(frac * n_tok[sub].sum())
             for name, s in scores.items():
+                if args.methods and name not in args.methods:
+                    continue  # a confirmation run: only the named methods' new draws
                 key = f"{name}|{stamps[name]}|{draw}|{frac}"
                 if key not in cache:
                     s_sub = bl.random_scores(len(sub), draw) if name == "random" else s[sub]
@@ -325,8 +327,11 @@ def run(args: argparse.Namespace) -> dict:
                     cache_path.write_text(json.dumps(cache))
                 losses[name][str(frac)].append(cache[key])
             print(f"draw {draw} budget {frac}: " + ", ".join(
-                f"{n[:12]}={v[str(frac)][-1]:.4f}" for n, v in losses.items()), flush=True)
+                f"{n[:12]}={v[str(frac)][-1]:.4f}" for n, v in losses.items() if v[str(frac)]),
+                flush=True)
     eval_s = time.time() - t0
+    if args.methods:
+        return {}  # the cache holds the new draws: benchmarks.selection_paired reads them
     labels = load_labels(args.labels, data) if args.labels else None
     result = {"losses": losses, "agents": agents, "labels": labels, "diagnostic": diagnostic,
               "upweight_share": upweight_share,
@@ -510,8 +515,14 @@ def main() -> None:
                         help="a policy to compare besides the methods trained here (repeatable), "
                         "e.g. 'shipped default policy=default'")
     parser.add_argument("--results", default=str(RESULTS))
+    parser.add_argument("--methods", nargs="*", default=[],
+                        help="a confirmation run: evaluate only these methods on the draws "
+                        "(into WORK/losses.json) and write no report; compare them with "
+                        "benchmarks.selection_paired --draws START:STOP")
     args = parser.parse_args()
     result = run(args)
+    if args.methods:
+        return
     text = report(result, "python -m benchmarks.selection_natural " + " ".join(sys.argv[1:]))
     print(text)
     Path(args.results).write_text(text + "\n")
