@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
@@ -39,6 +39,9 @@ from policies.pool import Pool, build_pool, corpora_sources, demo_sources
 from policies.reference import ReferenceLM
 from policies.reward import Learner, ProxyLearner, TrainerLearner, TrainerSpec, paired_reward
 from policies.target import TargetModel
+
+if TYPE_CHECKING:
+    from policies.agent import PolicyNet
 
 ENV_ID = "curator/Curation-v0"
 OBS_CLIP = 10.0  # FeatureNorm clips z-scores to +-10
@@ -209,6 +212,14 @@ class TrainingSetup:
     pool: Pool
     target: TargetModel | None = None
     reference: ReferenceLM | None = None
+
+    def save_policy(self, path: str | Path, net: PolicyNet, config: dict[str, Any]) -> Path:
+        """Write `net` as a policy checkpoint with what scoring needs to rebuild its features:
+        this setup's normalization, feature spec, tokenizer, target model and reference LM."""
+        from policies.checkpoint import save_policy
+
+        return save_policy(path, net, self.norm, self.spec, self.extractor.tokenizer_proto,
+                           config, self.target, self.reference)
 
 
 def load_pool(cfg: PoolConfig, target: list[InputSpec] | None = None,

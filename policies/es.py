@@ -31,21 +31,17 @@ import numpy as np
 import torch
 
 from policies.agent import PolicyNet
-from policies.checkpoint import MetricsLog, save_policy
+from policies.checkpoint import MetricsLog
 from policies.config import AgentConfig
-from policies.env import CurationEnv, FittedTarget, make_env
+from policies.env import CurationEnv, FittedTarget
 from policies.pool import Pool
-from policies.reinforce import EVAL_SEEDS, logistic_init
+from policies.reinforce import EVAL_SEEDS, logistic_init, seeded_policy
 
 
 def main(cfg: AgentConfig, pool: Pool | None = None, tokenizer: bytes | None = None,
          fitted: FittedTarget | None = None) -> dict[str, Any]:
     """Train the column shifts of a policy on the config's environment; save to `cfg.output`."""
-    torch.manual_seed(cfg.seed)
-    t0 = time.time()
-    setup = make_env(cfg, pool, tokenizer, fitted)
-    setup_s = time.time() - t0
-    net = PolicyNet(setup.env.observation_space.shape[1], cfg.hidden)
+    setup, net, setup_s = seeded_policy(cfg, pool, tokenizer, fitted)
     spread = 1.0
     if cfg.init == "logistic":
         spread = logistic_init(net, setup)[1]
@@ -57,8 +53,7 @@ def main(cfg: AgentConfig, pool: Pool | None = None, tokenizer: bytes | None = N
     log = MetricsLog(cfg.log_path or Path(cfg.output).with_name("metrics.jsonl"))
     summary = train_shifts(net, setup.env, cfg, columns, spread, log)
     log.close()
-    save_policy(cfg.output, net, setup.norm, setup.spec, setup.extractor.tokenizer_proto,
-                cfg.model_dump(mode="json"), setup.target, setup.reference)
+    setup.save_policy(cfg.output, net, cfg.model_dump(mode="json"))
     return {"output": cfg.output, "setup_s": setup_s, **summary}
 
 

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from policies.agent import PolicyNet
-from policies.checkpoint import MetricsLog, save_policy
+from policies.checkpoint import MetricsLog
 from policies.config import AgentConfig, load_agent_config
 from policies.env import FittedTarget, make_env
 from policies.pool import Pool
@@ -136,9 +136,7 @@ def main(cfg: AgentConfig, pool: Pool | None = None, tokenizer: bytes | None = N
         log.log(global_step, **{k_: v for k_, v in metrics.items() if np.isfinite(v)})
     log.close()
     train_s = time.time() - start
-    save_policy(cfg.output, agent, setup.norm, setup.spec,
-                setup.extractor.tokenizer_proto, cfg.model_dump(mode="json"), setup.target,
-                setup.reference)
+    setup.save_policy(cfg.output, agent, cfg.model_dump(mode="json"))
     return {"output": cfg.output, "steps": global_step, "setup_s": setup_s, "train_s": train_s,
             "episodic_returns": returns}
 

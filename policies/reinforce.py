@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from policies.agent import PolicyNet
-from policies.checkpoint import MetricsLog, save_policy
+from policies.checkpoint import MetricsLog
 from policies.config import AgentConfig, load_agent_config
 from policies.env import CurationEnv, FittedTarget, TrainingSetup, make_env
 from policies.pool import Pool
@@ -41,11 +41,7 @@ from policies.replay import ReplayBuffer, Transitions, replay_loss
 def main(cfg: AgentConfig, pool: Pool | None = None, tokenizer: bytes | None = None,
          fitted: FittedTarget | None = None) -> dict[str, Any]:
     """Train a policy from scratch on the config's environment and save it to `cfg.output`."""
-    torch.manual_seed(cfg.seed)
-    t0 = time.time()
-    setup = make_env(cfg, pool, tokenizer, fitted)
-    setup_s = time.time() - t0
-    net = PolicyNet(setup.env.observation_space.shape[1], cfg.hidden, upweight=cfg.env.upweight)
+    setup, net, setup_s = seeded_policy(cfg, pool, tokenizer, fitted, cfg.env.upweight)
     affine = (0.0, 1.0)
     if cfg.init == "logistic":
         affine = logistic_init(net, setup)
@@ -53,10 +49,21 @@ def main(cfg: AgentConfig, pool: Pool | None = None, tokenizer: bytes | None = N
     summary = train_policy(net, setup.env, cfg, log, reset_seed=cfg.seed, logit_affine=affine,
                            keep_start=cfg.init == "logistic")
     log.close()
-    save_policy(cfg.output, net, setup.norm, setup.spec,
-                setup.extractor.tokenizer_proto, cfg.model_dump(mode="json"), setup.target,
-                setup.reference)
+    setup.save_policy(cfg.output, net, cfg.model_dump(mode="json"))
     return {"output": cfg.output, "setup_s": setup_s, **summary}
+
+
+def seeded_policy(cfg: AgentConfig, pool: Pool | None, tokenizer: bytes | None,
+                  fitted: FittedTarget | None, upweight: bool = False
+                  ) -> tuple[TrainingSetup, PolicyNet, float]:
+    """The config's environment and the policy network at its seeded init, and the seconds
+    the environment took to build (the seed is set before it, as every agent run did)."""
+    torch.manual_seed(cfg.seed)
+    t0 = time.time()
+    setup = make_env(cfg, pool, tokenizer, fitted)
+    setup_s = time.time() - t0
+    return setup, PolicyNet(setup.env.observation_space.shape[1], cfg.hidden,
+                            upweight=upweight), setup_s
 
 
 LOGISTIC_L2 = 0.1

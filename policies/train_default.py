@@ -106,7 +106,6 @@ def fitted_policy(cfg: AgentConfig, pool: Pool, tokenizer: bytes,
     import torch
 
     from policies.agent import PolicyNet
-    from policies.checkpoint import save_policy
     from policies.env import make_env
     from policies.reinforce import logistic_init
 
@@ -116,8 +115,7 @@ def fitted_policy(cfg: AgentConfig, pool: Pool, tokenizer: bytes,
     net = PolicyNet(setup.env.observation_space.shape[1], cfg.hidden)
     logistic_init(net, setup)
     config = {**cfg.model_dump(mode="json"), "rl_steps": 0}
-    save_policy(cfg.output, net, setup.norm, setup.spec, setup.extractor.tokenizer_proto,
-                config, setup.target, setup.reference)
+    setup.save_policy(cfg.output, net, config)
     return {"output": cfg.output, "setup_s": time.time() - t0, "train_s": 0.0,
             "eval_returns": [], "rl_replaced_start": None}
 

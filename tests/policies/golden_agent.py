@@ -74,19 +74,18 @@ def _head_kwargs(cfg: AgentConfig) -> dict[str, Any]:
 
 
 def train_ppo(cfg: AgentConfig, tmp: Path) -> PolicyNet:
-    """ppo.main on the synthetic environment: its env factory and checkpoint writer are
-    swapped for ones that hand the environment in and the trained network out."""
+    """ppo.main on the synthetic environment: its env factory is swapped for one that hands
+    in the environment and a setup whose checkpoint writer hands the trained network out."""
     saved: dict[str, PolicyNet] = {}
     env = CurationEnv(synthetic_data(), cfg.env)
-    setup = SimpleNamespace(env=env, norm=None, spec=None, target=None, reference=None,
-                            extractor=SimpleNamespace(tokenizer_proto=b""))
-    make_env, save_policy = ppo.make_env, ppo.save_policy
+    setup = SimpleNamespace(env=env, save_policy=lambda path, net, config: saved.setdefault(
+        "net", net))
+    make_env = ppo.make_env
     ppo.make_env = lambda *a, **k: setup
-    ppo.save_policy = lambda path, net, *a, **k: saved.setdefault("net", net)
     try:
         ppo.main(cfg.model_copy(update={"log_path": str(tmp / "ppo.jsonl")}))
     finally:
-        ppo.make_env, ppo.save_policy = make_env, save_policy
+        ppo.make_env = make_env
     return saved["net"]
 
 
