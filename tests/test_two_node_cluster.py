@@ -238,8 +238,14 @@ def test_work_runs_on_both_nodes_and_survives_losing_one(two_nodes, tmp_path):
     kept = [pl.read_parquet(r / "shards" / "*" / "*.parquet").get_column("doc_id").sort()
             for r in (ref, out)]
     assert kept[0].to_list() == kept[1].to_list()
-    # After the kill only the head worked: every pass-2 unit is the head's.
-    assert set(_nodes_of(out, "pass2").values()) == {two_nodes.head_id}
+    # The head carried the run on: pass 2 finished and the head did units of it. A unit may
+    # still complete on the killed node: its host actor outlives its raylet for a while
+    # (actor calls go straight to the worker process) until the GCS declares the node dead,
+    # so on a fast machine pass 2 can begin before that; its output is exact either way
+    # (assert_same_run above). The old "only the head" check failed in 4 of 4 runs on a
+    # faster machine, on e0dfc07 too (before any change of stop 31).
+    assert two_nodes.head_id in set(_nodes_of(out, "pass2").values())
+    assert len(_nodes_of(out, "pass2")) == n_units
     print(f"two-node runs: reference {t_ref:.0f} s (units on the worker node: {spread}), with "
           f"the kill {time.monotonic() - t0:.0f} s, raylet killed after {killed[0][1]}/{n_units} "
           "pass-1 units")
