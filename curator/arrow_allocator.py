@@ -2,7 +2,7 @@
 
 pyarrow's default pool on Linux is mimalloc, which keeps what a process freed. Reading a run's
 pass-1 parquet text a batch at a time (the tokenizer's sample in the driver, every unit in the
-workers) left each process 100-150 MB above what it held, and the driver carried that through
+workers) left each process 100-220 MB above what it held, and the driver carried that through
 pass 2. Measured on the speed issue's corpora (`curator curate`, 2 local workers, paired runs
 of the same code; stop 31's note): peak PSS summed over the process tree at 400 MB of input
 843-877 MB with mimalloc, 601-618 with jemalloc, 688-693 with the system allocator; at 40 MB

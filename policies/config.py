@@ -131,7 +131,8 @@ class ESConfig(Section):
         0.25, gt=0, description="Adam learning rate, in units of the pool's keep-logit spread."
     )
     eval_every: int = Field(
-        2, gt=0, description="Iterations between greedy evaluations (agent.eval_interval > 0)."
+        2, gt=0,
+        description="Iterations between evaluations on fixed seeds (agent.eval_interval > 0).",
     )
 
 

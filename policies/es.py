@@ -17,8 +17,9 @@ candidate policy. Gradient estimate: mean over pairs of (R+ - R-) / (2 sigma) * 
 the returns' spread (the step does not depend on the reward's units); Adam ascends it.
 sigma and the step are in units of the pool's logit spread, so they mean the same for any init.
 
-Model selection as in REINFORCE: greedy returns on fixed evaluation seeds, the starting weights
-are a candidate, and ES replaces them only by beating them on the environment's own reward.
+Model selection as in REINFORCE: returns (of the same ranked action) on fixed evaluation
+seeds; the starting weights are a candidate, and ES replaces them only by beating them on the
+environment's own reward.
 """
 
 from __future__ import annotations
@@ -35,20 +36,16 @@ from policies.checkpoint import MetricsLog
 from policies.config import AgentConfig
 from policies.env import CurationEnv, FittedTarget
 from policies.pool import Pool
-from policies.reinforce import EVAL_SEEDS, logistic_init, seeded_policy
+from policies.reinforce import EVAL_SEEDS, logistic_init, logit_affine, seeded_policy
 
 
 def main(cfg: AgentConfig, pool: Pool | None = None, tokenizer: bytes | None = None,
          fitted: FittedTarget | None = None) -> dict[str, Any]:
     """Train the column shifts of a policy on the config's environment; save to `cfg.output`."""
     setup, net, setup_s = seeded_policy(cfg, pool, tokenizer, fitted)
-    spread = 1.0
     if cfg.init == "logistic":
-        spread = logistic_init(net, setup)[1]
-    else:
-        with torch.no_grad():
-            spread = float(max(net.keep_logits(torch.from_numpy(setup.env.data.features))
-                               .std().item(), 1e-3))
+        logistic_init(net, setup)
+    spread = logit_affine(net, setup.env.data.features)[1]
     columns = column_indices(setup.spec.names, cfg.es.columns)
     log = MetricsLog(cfg.log_path or Path(cfg.output).with_name("metrics.jsonl"))
     summary = train_shifts(net, setup.env, cfg, columns, spread, log)

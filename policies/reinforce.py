@@ -87,7 +87,14 @@ def logistic_init(net: PolicyNet, setup: TrainingSetup) -> tuple[float, float]:
     with torch.no_grad():
         net.linear.copy_(torch.from_numpy(w))
         net.keep_head.bias.fill_(b)
-        logits = net.keep_logits(torch.from_numpy(pool)).numpy()
+    return logit_affine(net, pool)
+
+
+def logit_affine(net: PolicyNet, features: np.ndarray) -> tuple[float, float]:
+    """(median, spread) of the net's keep logits over `features`: where the pool's ranking
+    is centred and how far apart its documents are (std, at least 1e-3)."""
+    with torch.no_grad():
+        logits = net.keep_logits(torch.from_numpy(features)).numpy()
     return float(np.median(logits)), float(max(np.std(logits), 1e-3))
 
 
