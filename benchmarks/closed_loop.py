@@ -27,13 +27,25 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.paired_stats import paired_t, sign_flip_p  # noqa: E402
-from curator.loop.config import load_loop_config  # noqa: E402
+from curator.loop.config import LoopConfig, load_loop_config  # noqa: E402
 from curator.loop.driver import run_loop  # noqa: E402
 from policies.natural_corpus import write_loop_inputs  # noqa: E402
 from policies.train_default import add_data_args, natural_data  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "closed_loop.md"
 TITLE = "Closed loop: agent updated each round vs static agent vs baselines (CPU)"
+
+
+def update_line(cfg: LoopConfig) -> str:
+    """What the loop's proposal trains, per round."""
+    u = cfg.update
+    if u.algorithm == "es":
+        return (f"ES on the linear weights of {', '.join(u.es.columns)} ({u.es.iterations} "
+                f"iterations x {u.es.pairs} antithetic pairs x 2 episodes of "
+                f"{u.env.episode_steps} env steps per round, sigma {u.es.sigma:g} and step "
+                f"{u.es.step:g} in logit spreads, the last weights proposed)")
+    return (f"{u.steps} REINFORCE env steps per round, {u.samples_per_step} masks scored per "
+            "step (leave-one-out baseline)")
 
 
 def tokens_to_reach(tokens: list[int], losses: list[float], target: float) -> float:
@@ -148,9 +160,7 @@ def table(cfg, res: dict, summary: dict, command: str, wall: float, draws: int,
         f"{summary['tokens_per_round_trained']:,} training tokens per arm (B = {budget:,}); "
         f"tiny DSA GPT ({cfg.model.n_layer} layers, d={cfg.model.d_model}, seq {cfg.model.seq_len})"
         f", one cosine schedule over the whole loop, fully decayed at B; curriculum schedule "
-        f"'{cfg.schedule}' by {cfg.difficulty}; {pairs}. Loop update: {cfg.update.steps} "
-        "REINFORCE env steps per round, "
-        f"{cfg.update.samples_per_step} masks scored per step (leave-one-out baseline), "
+        f"'{cfg.schedule}' by {cfg.difficulty}; {pairs}. Loop update: {update_line(cfg)}, "
         f"against the loop arm's own checkpoint (validation half of the held-out text; the "
         f"reported loss is on the test half); candidates: "
         + (f"the best-ranked remaining documents ({cfg.update.candidate_rounds:g} rounds' "

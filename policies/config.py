@@ -214,6 +214,15 @@ class AgentConfig(Section):
         return self
 
     @model_validator(mode="after")
+    def _es_ranks_keep_drop(self) -> AgentConfig:
+        # ES's action is a ranking (keep the top target_keep share); it has no third action
+        if self.algorithm == "es" and self.env.upweight:
+            raise ValueError("env.upweight (a third action) is not an action of algorithm=es, "
+                             "which keeps the top env.target_keep share by rank; set "
+                             "env.upweight=false or use algorithm=reinforce")
+        return self
+
+    @model_validator(mode="after")
     def _natural_needs_target(self) -> AgentConfig:
         if self.pool.source == "inputs" and not (self.pool.inputs and self.target):
             raise ValueError("pool.source=inputs needs pool.inputs (the candidate documents) "

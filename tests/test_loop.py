@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from curator.config import ConfigError
@@ -25,7 +26,7 @@ from curator.loop.config import ARMS, LoopConfig, load_loop_config
 from curator.loop.driver import (
     loop_arm_verdict,
     policy_path,
-    reinforce_adoption,
+    proposal_adoption,
     run_loop,
     update_choice,
 )
@@ -54,7 +55,7 @@ from curator.loop.unit import (
     train_range,
     unit_dir,
 )
-from curator.loop.update import signal_choices, trial_choice
+from curator.loop.update import signal_choices, trial_choice, update_policy
 from curator.rundir import RunDir
 from curator.schedules import load_schedule
 
@@ -255,8 +256,8 @@ def test_loop_arm_verdict_says_when_the_loop_never_left_the_static_policy():
         "loop arm: adopted a new policy in 1 of 1 updates (seed 2 after round 0: proposed; "
         "REINFORCE proposals adopted 1 of 1)"
     )
-    assert reinforce_adoption(moved) == {
-        "proposals": 3, "adopted": 1, "rate": 1 / 3,
+    assert proposal_adoption(moved) == {
+        "algorithm": "REINFORCE", "proposals": 3, "adopted": 1, "rate": 1 / 3,
         "other_choices": {"current": 1, "signal 0.5": 1}}
     assert "no policy update ran" in loop_arm_verdict([])
 
@@ -546,6 +547,51 @@ def test_resume_with_another_config_fails_before_work(loop_run):
 def test_bad_config_names_the_field(tmp_path, override, field):
     with pytest.raises(ConfigError, match=field):
         tiny_config(tmp_path / "x", override)
+
+
+def test_es_update_refuses_the_upweight_action(tmp_path):
+    with pytest.raises(ConfigError, match="update.env.upweight"):
+        tiny_config(tmp_path / "x", "update.algorithm=es", "update.env.upweight=true")
+
+
+ES_COLUMNS = ["log_n_chars", "lexical_diversity"]
+
+
+def test_es_update_moves_only_its_columns_by_its_recorded_shifts(loop_run, tmp_path):
+    """update.algorithm=es from the loop arm's round-0 checkpoint: the proposal (adopted
+    untested: no trial round) differs from the round-0 policy only in the linear weights of
+    es.columns, by the shifts its record states (in units of the candidates' logit spread),
+    and the same update run again gives the same policy (a resumed loop redoes it)."""
+    from policies.checkpoint import load_policy
+
+    cfg, _ = loop_run
+    es_cfg = tiny_config(
+        Path(cfg.output), "update.algorithm=es", f"update.es.columns=[{', '.join(ES_COLUMNS)}]",
+        "update.es.iterations=2", "update.es.pairs=2", "update.signal_weights=[]",
+        "update.trial_round=false")
+    run = RunDir.at(cfg.output)
+    pool = load_loop_pool(run)
+    left = np.ones(len(pool), bool)
+    left[unit(cfg, 0, "loop")["selected"]] = False
+    start = str(policy_path(run, "static", 0, 0))
+    model_dir = unit_dir(run.root, 0, "loop", 0) / "model"
+    outs = [tmp_path / f"try{i}" / "round-1.safetensors" for i in range(2)]
+    records = [update_policy(es_cfg, pool, 0, 0, start, model_dir, left, out) for out in outs]
+    record = records[0]
+    assert record["algorithm"] == "es" and record["proposal"] is True
+    assert update_choice(record) == "proposed"
+    assert proposal_adoption(records)["algorithm"] == "ES"
+    before, after = load_policy(start), load_policy(str(outs[0]))
+    cols = [before.spec.names.index(c) for c in ES_COLUMNS]
+    b, a = before.net.state_dict(), after.net.state_dict()
+    assert all(torch.equal(b[k], a[k]) for k in b if k != "linear")
+    diff = (a["linear"] - b["linear"]).numpy()
+    assert not np.delete(diff, cols).any()  # nothing else moved
+    assert diff[cols].any()  # ES moved its columns
+    np.testing.assert_allclose(diff[cols] / record["logit_temperature"],
+                               [record["es_shifts"][c] for c in ES_COLUMNS], atol=1e-4)
+    again = load_policy(str(outs[1])).net.state_dict()
+    assert all(torch.equal(a[k], again[k]) for k in a)
 
 
 def test_ray_job_submit_runs_the_loop(ray_cluster, tmp_path):

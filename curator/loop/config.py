@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from curator.config import DedupConfig, RayConfig, Section, load_model
-from policies.config import AgentConfig, EnvConfig, PoolConfig
+from policies.config import AgentConfig, EnvConfig, ESConfig, PoolConfig
 
 ARMS = ("loop", "static", "random", "heuristic", "loop_uniform")
 """loop: the agent, re-rewarded from the current checkpoint and updated after every round.
@@ -35,11 +35,23 @@ class LoopModelConfig(Section):
 
 
 class LoopUpdateConfig(Section):
-    """The loop agent's per-round update: REINFORCE in the curation environment whose episodes
-    start from the loop arm's current checkpoint (the real trainer, not the proxy)."""
+    """The loop agent's per-round update: REINFORCE or ES in the curation environment whose
+    episodes start from the loop arm's current checkpoint (the real trainer, not the proxy)."""
 
+    algorithm: Literal["reinforce", "es"] = Field(
+        "reinforce", description="The proposal's learner: reinforce = `steps` env steps of "
+        "REINFORCE on every network weight; es = evolution strategies on the linear weights of "
+        "`es.columns` (policies/es.py), es.iterations x es.pairs x 2 episodes of "
+        "env.episode_steps steps, judged by the episode return.",
+    )
     steps: int = Field(
-        12, ge=0, description="Environment steps (candidate batches) per round; 0 = never update."
+        12, ge=0, description="Environment steps (candidate batches) per round of REINFORCE; "
+        "0 = never update (either algorithm).",
+    )
+    es: ESConfig = Field(
+        ESConfig(iterations=3, pairs=2),
+        description="algorithm=es: its columns, iterations, pairs, sigma and step. The trial "
+        "round judges the proposal, so ES keeps its last weights (no evaluation episodes).",
     )
     learning_rate: float = Field(1e-3, gt=0, description="Adam LR of the policy update.")
     batch_steps: int = Field(2, gt=0, description="Env steps whose gradients form one update.")
@@ -94,6 +106,9 @@ class LoopUpdateConfig(Section):
         if self.signal_weights and not self.trial_round:
             raise ValueError("update.signal_weights are chosen by the trial round; set "
                              "update.trial_round=true or signal_weights=[]")
+        if self.algorithm == "es" and self.env.upweight:
+            raise ValueError("update.env.upweight is not an action of update.algorithm=es "
+                             "(it keeps a top share by rank); set update.env.upweight=false")
         return self
 
 

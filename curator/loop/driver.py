@@ -215,9 +215,20 @@ def update_choice(update: dict) -> str:
         return "current"
     if "chosen" in update:  # the trial round's verdict
         return str(update["chosen"])
-    # no trial round: a REINFORCE proposal (it has a mean reward) is adopted untested
+    # no trial round: a proposal that ran is adopted untested (records before "proposal"
+    # existed say so by REINFORCE's mean reward)
+    return "proposed" if _proposal_ran(update) else "current"
+
+
+def _proposal_ran(update: dict) -> bool:
+    """Whether the update trained a proposal (older records: it has REINFORCE's mean reward,
+    or a trial judged it)."""
+    if update.get("skipped"):
+        return False
+    if "proposal" in update:
+        return bool(update["proposal"])
     reward = update.get("mean_reward")
-    return "proposed" if reward is not None and math.isfinite(reward) else "current"
+    return "chosen" in update or (reward is not None and math.isfinite(reward))
 
 
 def loop_arm_verdict(updates: list[dict], with_static_arm: bool = True) -> str:
@@ -234,9 +245,10 @@ def loop_arm_verdict(updates: list[dict], with_static_arm: bool = True) -> str:
         every = f"all {len(updates)} updates" if len(updates) > 1 else "its one update"
         return f"loop arm: kept the static policy in {every} ({same})"
     what = "; ".join(f"seed {u['seed']} after round {u['round']}: {c}" for u, c in adopted)
-    rate = reinforce_adoption(updates)
+    rate = proposal_adoption(updates)
     if rate["proposals"]:
-        what += (f"; REINFORCE proposals adopted {rate['adopted']} of {rate['proposals']}")
+        what += (f"; {rate['algorithm']} proposals adopted {rate['adopted']} of "
+                 f"{rate['proposals']}")
     rest = "; the others kept the policy they had" if len(adopted) < len(updates) else ""
     n = f"{len(adopted)} of {len(updates)}"
     return f"loop arm: adopted a new policy in {n} updates ({what}){rest}"
@@ -320,22 +332,20 @@ def summarize(
         "wall_by_phase_s": wall,
         "unit_seconds_by_stage": unit_seconds,
         "updates": [{k: v for k, v in u.items() if k != "episodic_returns"} for u in updates],
-        "reinforce_adoption": reinforce_adoption(updates),
+        "proposal_adoption": proposal_adoption(updates),
     }
 
 
-def reinforce_adoption(updates: list[dict]) -> dict[str, Any]:
-    """How often the loop adopted its own learning: REINFORCE proposals made (updates that ran)
-    and adopted as the next round's policy, and what the other updates chose instead."""
-    def proposed(u: dict) -> bool:  # REINFORCE ran: it has a reward, or a trial judged it
-        reward = u.get("mean_reward")
-        return not u.get("skipped") and (
-            "chosen" in u or (reward is not None and math.isfinite(reward)))
-
-    ran = [u for u in updates if proposed(u)]
+def proposal_adoption(updates: list[dict]) -> dict[str, Any]:
+    """How often the loop adopted its own learning: the proposals (REINFORCE or ES) its updates
+    made and how many became the next round's policy, and what the other updates chose."""
+    ran = [u for u in updates if _proposal_ran(u)]
     choices = [update_choice(u) for u in ran]
     adopted = choices.count("proposed")
-    return {"proposals": len(ran), "adopted": adopted,
+    # records before update.algorithm existed were REINFORCE's
+    algorithms = sorted({u.get("algorithm", "reinforce") for u in ran})
+    return {"algorithm": " + ".join(a.upper() if a == "es" else "REINFORCE" for a in algorithms),
+            "proposals": len(ran), "adopted": adopted,
             "rate": adopted / len(ran) if ran else None,
             "other_choices": {c: choices.count(c) for c in sorted(set(choices)) if
                               c != "proposed"}}

@@ -1,4 +1,5 @@
-"""The loop agent's update after a round: rewards from the current checkpoint, REINFORCE step.
+"""The loop agent's update after a round: rewards from the current checkpoint, a REINFORCE or
+ES proposal, the trial round's choice.
 
 This is what closes the loop. The curation environment (policies/env.py) offers candidates
 drawn from the documents the loop arm has not trained on yet -- by default only the best-ranked
@@ -9,6 +10,9 @@ restored from the loop arm's checkpoint after this round, continuing the loop's 
 so each reward is "how much did keeping these documents (vs a random equal-token choice of the
 same candidates) lower the validation loss of *this* model, now". The policy continues from its
 current weights (`policies.reinforce.train_policy`) and the result is the next round's policy.
+With `update.algorithm=es` the proposal is instead evolution strategies on a few feature weights
+(`policies.es.train_shifts`): pairs of episodes under the same seed from the same checkpoint, so
+each pair's return difference is the effect of the two rankings alone.
 The test split is never seen here: rewards use the validation half of the held-out text.
 
 REINFORCE from a few dozen noisy rewards can make the ranking worse as easily as better, so
@@ -46,6 +50,7 @@ from curator.loop.unit import build_trainer, latest, trainer_spec
 if TYPE_CHECKING:
     from policies.checkpoint import Policy
     from policies.config import AgentConfig, EnvConfig
+    from policies.env import CurationEnv
 
 
 def update_candidates(
@@ -105,9 +110,9 @@ def update_policy(
     policy_out: Path,
     raw_features: np.ndarray | None = None,
 ) -> dict:
-    """The next round's loop policy: REINFORCE for `cfg.update.steps` env steps from the arm's
-    checkpoint, then the trial round's choice among the current policy, that proposal and the
-    model-signal weights; writes the record and `policy_out` atomically."""
+    """The next round's loop policy: a proposal (REINFORCE or ES, `cfg.update.algorithm`) from
+    the arm's checkpoint, then the trial round's choice among the current policy, that proposal
+    and the model-signal weights; writes the record and `policy_out` atomically."""
     import torch
 
     from policies.checkpoint import load_policy
@@ -136,8 +141,8 @@ def update_policy(
     top = update_candidates(cfg, current, pool.n_tokens[left], env_cfg.docs_per_step)
     idx, features, logits = left[top], left_features[top], logits_left[top]
     summary: dict = {"seed": seed, "round": rnd, "candidates": int(len(idx))}
-    reinforce = cfg.update.steps > 0 and len(idx) >= env_cfg.docs_per_step
-    if not reinforce and not cfg.update.signal_weights:
+    propose = cfg.update.steps > 0 and len(idx) >= env_cfg.docs_per_step
+    if not propose and not cfg.update.signal_weights:
         # nothing (or too little) left to learn from: the policy goes on unchanged
         return _finish(policy_out, {**summary, "skipped": True,
                                     "seconds": time.perf_counter() - t0}, policy, policy.config)
@@ -146,20 +151,20 @@ def update_policy(
     result: dict = {}
     agent_cfg = None
     affine = (float("nan"), float("nan"))
-    if reinforce:
+    if propose:
         # explore around the current ranking's median (see train_policy's logit_affine)
         affine = (float(np.median(logits)), max(float(np.std(logits)), 1e-3))
-        agent_cfg, result = _reinforce(cfg, pool, seed, rnd, policy, idx, features, model_dir,
-                                       env_cfg, policy_out, affine)
+        env = _update_env(cfg, pool, seed, rnd, idx, features, model_dir, env_cfg)
+        agent_cfg, result = _propose(cfg, seed, rnd, policy, env, policy_out, affine)
 
     # the choices the trial round compares: (net weights, signal weight)
     choices = {"current": (before, weight)}
-    if reinforce:
+    if propose:
         choices["proposed"] = (copy.deepcopy(policy.net.state_dict()), weight)
     for name, w in signal_choices(weight, cfg.update.signal_weights).items():
         choices[name] = (before, w)
     trial: dict = {}
-    chosen = "proposed" if reinforce else "current"
+    chosen = "proposed" if propose else "current"
     if cfg.update.trial_round and len(choices) > 1:
         losses = {}
         for name, (state, w) in choices.items():
@@ -186,33 +191,28 @@ def update_policy(
         "logit_center": affine[0],
         "logit_temperature": affine[1],
         "episodic_returns": result.get("episodic_returns", []),
+        "proposal": propose,
+        "algorithm": cfg.update.algorithm,
+        **({"es_shifts": result["shifts"]} if "shifts" in result else {}),
         "signal_weight": weight,
         **trial,
         "seconds": time.perf_counter() - t0,
     }, policy, config)
 
 
-def _reinforce(
+def _update_env(
     cfg: LoopConfig,
     pool: LoopPool,
     seed: int,
     rnd: int,
-    policy: Policy,
     idx: np.ndarray,
     features: np.ndarray,
     model_dir: Path,
     env_cfg: EnvConfig,
-    policy_out: Path,
-    affine: tuple[float, float],
-) -> tuple[AgentConfig, dict]:
-    """REINFORCE on the curation environment whose learner restarts from the arm's checkpoint
-    after round `rnd`; trains `policy.net` in place. Returns (agent config, train result)."""
-    import torch
-
-    from policies.checkpoint import MetricsLog
-    from policies.config import AgentConfig
+) -> CurationEnv:
+    """The curation environment over the candidates `idx` whose learner restarts, every
+    episode, from the arm's checkpoint after round `rnd` and its place in the LR schedule."""
     from policies.env import CurationEnv, EnvData
-    from policies.reinforce import train_policy
     from policies.reward import TrainerLearner
 
     is_junk = pool.is_junk
@@ -232,22 +232,52 @@ def _reinforce(
         start_state=start,
         schedule=(first, cfg.total_steps),
     )
-    env = CurationEnv(data, env_cfg, learner=learner)
+    return CurationEnv(data, env_cfg, learner=learner)
+
+
+def _propose(
+    cfg: LoopConfig,
+    seed: int,
+    rnd: int,
+    policy: Policy,
+    env: CurationEnv,
+    policy_out: Path,
+    affine: tuple[float, float],
+) -> tuple[AgentConfig, dict]:
+    """Train `policy.net` in place on `env` by `cfg.update.algorithm`: the trial's proposal.
+    Returns (agent config, train result)."""
+    import torch
+
+    from policies.checkpoint import MetricsLog
+    from policies.config import AgentConfig
+
     agent_cfg = AgentConfig(
-        total_steps=cfg.update.steps,
+        algorithm=cfg.update.algorithm,
+        total_steps=max(1, cfg.update.steps),
         learning_rate=cfg.update.learning_rate,
         batch_steps=cfg.update.batch_steps,
         samples_per_step=cfg.update.samples_per_step,
-        eval_interval=0,
+        eval_interval=0,  # the trial round judges the proposal
         seed=seed * 1000 + rnd,
         hidden=policy.net.hidden,
         sketch_dim=policy.spec.sketch_dim,
-        env=env_cfg,
+        env=env.cfg,
+        es=cfg.update.es,
     )
     torch.manual_seed(agent_cfg.seed)
-    policy.net.train()
     log = MetricsLog(policy_out.with_suffix(".metrics.jsonl"))
-    result = train_policy(policy.net, env, agent_cfg, log, reset_seed=agent_cfg.seed,
-                          logit_affine=affine)
-    log.close()
+    try:
+        if cfg.update.algorithm == "es":
+            from policies.es import column_indices, train_shifts
+
+            columns = column_indices(policy.spec.names, cfg.update.es.columns)
+            result = train_shifts(policy.net, env, agent_cfg, columns, affine[1], log)
+        else:
+            from policies.reinforce import train_policy
+
+            policy.net.train()
+            result = train_policy(policy.net, env, agent_cfg, log, reset_seed=agent_cfg.seed,
+                                  logit_affine=affine)
+    finally:
+        log.close()
     return agent_cfg, result

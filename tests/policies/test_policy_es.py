@@ -82,3 +82,10 @@ def test_top_share_mask_keeps_the_highest_share() -> None:
     logits = np.array([0.1, 3.0, -1.0, 3.0, 2.0, 0.0])
     assert es.top_share_mask(logits, 0.5).tolist() == [0, 1, 0, 1, 1, 0]
     assert es.top_share_mask(logits, 0.01).tolist() == [0, 1, 0, 0, 0, 0]  # at least one
+
+
+def test_es_refuses_the_upweight_action() -> None:
+    # ES keeps a top share by rank: a third action would be silently ignored
+    with pytest.raises(ValueError, match="env.upweight.*algorithm=es"):
+        AgentConfig(algorithm="es", env=EnvConfig(upweight=True))
+    AgentConfig(algorithm="reinforce", env=EnvConfig(upweight=True))
