@@ -25,6 +25,7 @@ ORDER = [
     "dsa_selection.md",
     "selection_natural.md",
     "selection_quality.md",
+    "closed_loop_natural_es.md",
     "closed_loop_natural.md",
     "closed_loop_natural_long.md",
     "closed_loop_natural_ordergain.md",
