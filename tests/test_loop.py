@@ -24,6 +24,7 @@ from typer.testing import CliRunner
 from curator.config import ConfigError
 from curator.loop.config import ARMS, LoopConfig, load_loop_config
 from curator.loop.driver import (
+    check_es_columns,
     loop_arm_verdict,
     policy_path,
     proposal_adoption,
@@ -555,6 +556,18 @@ def test_es_update_refuses_the_upweight_action(tmp_path):
 
 
 ES_COLUMNS = ["log_n_chars", "lexical_diversity"]
+
+
+def test_es_update_columns_are_checked_against_the_round0_policy(loop_run, tmp_path):
+    """run_loop calls this once the round-0 policy exists, before any unit runs."""
+    cfg, _ = loop_run
+    round0 = policy_path(RunDir.at(cfg.output), "static", 0, 0)
+    bad = tiny_config(tmp_path / "x", "update.algorithm=es", "update.es.columns=[no_such]")
+    with pytest.raises(ConfigError, match=r"update\.es\.columns.*no_such"):
+        check_es_columns(bad, round0)
+    check_es_columns(tiny_config(tmp_path / "x", "update.algorithm=es",
+                                 f"update.es.columns=[{', '.join(ES_COLUMNS)}]"), round0)
+    check_es_columns(tiny_config(tmp_path / "x", "update.es.columns=[no_such]"), round0)  # not es
 
 
 def test_es_update_moves_only_its_columns_by_its_recorded_shifts(loop_run, tmp_path):

@@ -87,6 +87,20 @@ def remaining_after(results: list[dict], n_docs: int) -> np.ndarray:
     return left
 
 
+def check_es_columns(cfg: LoopConfig, round0: Path) -> None:
+    """update.algorithm=es shifts named feature columns of the loop policy: fail before any
+    unit runs when the round-0 policy lacks one (its features are known only once it exists)."""
+    if cfg.update.algorithm != "es" or "loop" not in cfg.arms or not cfg.update.steps:
+        return
+    from policies.checkpoint import load_policy
+    from policies.es import column_indices
+
+    try:
+        column_indices(load_policy(str(round0)).spec.names, cfg.update.es.columns)
+    except ValueError as e:
+        raise ConfigError(f"update.{e}") from None
+
+
 def _remote(fn: Callable[..., Any]) -> Any:
     """`fn` as a Ray remote function: one CPU, retried if its worker process dies."""
     import ray
@@ -125,6 +139,7 @@ def run_loop(cfg: LoopConfig) -> dict[str, Any]:
         with phase("round-0 policy", f"{cfg.initial_policy} over {len(pool)} kept documents",
                    quiet):
             ray.get(_remote(initial_policy).remote(cfg, run, pool))
+        check_es_columns(cfg, policy_path(run, "static", 0, 0))
     wall["initial_policy"] = time.perf_counter() - t0
 
     pool_ref = ray.put(pool)
