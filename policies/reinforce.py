@@ -94,7 +94,11 @@ def logit_affine(net: PolicyNet, features: np.ndarray) -> tuple[float, float]:
     """(median, spread) of the net's keep logits over `features`: where the pool's ranking
     is centred and how far apart its documents are (std, at least 1e-3)."""
     with torch.no_grad():
-        logits = net.keep_logits(torch.from_numpy(features)).numpy()
+        return affine_of(net.keep_logits(torch.from_numpy(features)).numpy())
+
+
+def affine_of(logits: np.ndarray) -> tuple[float, float]:
+    """(median, std floored at 1e-3) of keep logits already computed."""
     return float(np.median(logits)), float(max(np.std(logits), 1e-3))
 
 

@@ -152,8 +152,10 @@ def update_policy(
     agent_cfg = None
     affine = (float("nan"), float("nan"))
     if propose:
+        from policies.reinforce import affine_of
+
         # explore around the current ranking's median (see train_policy's logit_affine)
-        affine = (float(np.median(logits)), max(float(np.std(logits)), 1e-3))
+        affine = affine_of(logits)
         env = _update_env(cfg, pool, seed, rnd, idx, features, model_dir, env_cfg)
         agent_cfg, result = _propose(cfg, seed, rnd, policy, env, policy_out, affine)
 
