@@ -34,6 +34,23 @@ class LoopModelConfig(Section):
     )
 
 
+class LoopHeldoutConfig(Section):
+    """How the pool's clean held-out documents become the validation text (the update's
+    rewards and trial rounds) and the test text (every arm's reported loss)."""
+
+    split: Literal["halves", "shuffled"] = Field(
+        "halves", description="halves = the first half of the held-out documents in the pool's "
+        "order is validation, the rest test; shuffled = a seeded (pool.seed) random document-level "
+        "split, so neither half is one source's run of documents.",
+    )
+    max_doc_chars: int = Field(
+        0, ge=0, description="Each held-out document's first this many characters (cut at a "
+        "whitespace), so no single long document outweighs the others in a half's loss; 0 = "
+        "whole documents. The trial round can only judge what the test measures when both halves "
+        "weigh many documents alike (measured: stop 33's note in BENCHMARKS.md).",
+    )
+
+
 class LoopUpdateConfig(Section):
     """The loop agent's per-round update: REINFORCE or ES in the curation environment whose
     episodes start from the loop arm's current checkpoint (the real trainer, not the proxy)."""
@@ -125,6 +142,7 @@ class LoopConfig(Section):
         "target's reward part) are split into a validation half (the agent's reward) and a "
         "test half (the reported held-out loss).",
     )
+    heldout: LoopHeldoutConfig = LoopHeldoutConfig()
     curate_rules: bool = Field(
         False,
         description="Apply curate's heuristic rules and language filter to the pool before "

@@ -10,7 +10,8 @@ candidates are the kept documents of that run; the run's funnel, manifest and ca
 report's first sections. Labels stay beside the pool (`labels.parquet`, null for a natural
 pool), for evaluation only. The clean held-out documents are split: the first half is the
 validation text the agent's reward is measured on, the second half the test text every arm's
-reported loss is measured on. A natural pool also keeps its target's fitting part
+reported loss is measured on (`heldout.split` and `heldout.max_doc_chars` shape and order them
+when the pool is written, so heldout.json holds exactly the texts of both halves). A natural pool also keeps its target's fitting part
 (`target.json`: what the round-0 agent's target model and reference LM are fitted on), disjoint
 from both halves.
 """
@@ -36,7 +37,7 @@ from curator.config import (
     QualityConfig,
     TokenizerConfig,
 )
-from curator.loop.config import LoopConfig
+from curator.loop.config import LoopConfig, LoopHeldoutConfig
 from curator.rundir import RunDir
 
 
@@ -129,8 +130,29 @@ def write_pool(cfg: LoopConfig, run: RunDir) -> Path:
     with atomic_open(out / "target.json", "w") as f:
         json.dump(pool.target, f)
     with atomic_open(out / "heldout.json", "w") as f:  # written last: the pool is complete
-        json.dump(pool.heldout, f)
+        json.dump(heldout_texts(pool.heldout, cfg.heldout, cfg.pool.seed), f)
     return pool_file
+
+
+def heldout_texts(texts: list[str], cfg: LoopHeldoutConfig, seed: int) -> list[str]:
+    """The held-out documents in the order whose first half is validation and second half test
+    (`load_loop_pool`), each cut to `cfg.max_doc_chars` at a whitespace when that is set."""
+    if cfg.max_doc_chars:
+        texts = [clip_text(t, cfg.max_doc_chars) for t in texts]
+    if cfg.split == "shuffled":
+        order = np.random.default_rng([seed, 0x4E1D]).permutation(len(texts))
+        texts = [texts[i] for i in order]
+    return texts
+
+
+def clip_text(text: str, max_chars: int) -> str:
+    """`text`'s first `max_chars` characters, ending at the last whitespace inside them (or
+    hard at `max_chars` when there is none), so no word is cut in half."""
+    if len(text) <= max_chars:
+        return text
+    cut = text[:max_chars]
+    space = max(cut.rfind(" "), cut.rfind("\n"), cut.rfind("\t"))
+    return cut[:space] if space > 0 else cut
 
 
 def curate_pool(cfg: LoopConfig) -> RunDir:
