@@ -697,7 +697,8 @@ def test_loop_runs_on_a_natural_pool_without_labels(ray_cluster, tmp_path):
     cfg = tiny_config(
         tmp_path / "natural", "pool.source=inputs", f"pool.inputs=[{{path: {pool_file}}}]",
         f"agent.target=[{{path: {target_file}}}]", "agent.target_fit_fraction=0.3",
-        "arms=[loop, static, random]", "update.signal_weights=[]")
+        "arms=[loop, static, random]", "update.signal_weights=[]",
+        "heldout.split=shuffled", "heldout.max_doc_chars=300")
     summary = run_loop(cfg)
     assert summary["pool_junk_share"] is None
     assert {r["arm"] for r in summary["arms"]} == {"loop", "static", "random"}
@@ -709,6 +710,12 @@ def test_loop_runs_on_a_natural_pool_without_labels(ray_cluster, tmp_path):
     heldout = json.loads((run.root / "loop" / "pool" / "heldout.json").read_text())
     assert pool.target_texts and not set(pool.target_texts) & set(heldout)
     assert len(pool.validation_texts) == len(heldout) // 2
+    # each held-out text is the start of one target paragraph, cut to heldout.max_doc_chars,
+    # and the halves are a shuffled split, not the target's order
+    paragraphs = [json.loads(line)["text"] for line in target_file.read_text().splitlines()]
+    starts = [next(i for i, p in enumerate(paragraphs) if p.startswith(h)) for h in heldout]
+    assert all(0 < len(h) <= 300 for h in heldout) and len(set(starts)) == len(heldout)
+    assert starts != sorted(starts)
     for arm in cfg.arms:
         res = json.loads((run.root / "loop" / f"result-{arm}-seed0.json").read_text())
         assert res["junk_share_tokens"] == [None] * cfg.rounds

@@ -11,9 +11,9 @@ report's first sections. Labels stay beside the pool (`labels.parquet`, null for
 pool), for evaluation only. The clean held-out documents are split: the first half is the
 validation text the agent's reward is measured on, the second half the test text every arm's
 reported loss is measured on (`heldout.split` and `heldout.max_doc_chars` shape and order them
-when the pool is written, so heldout.json holds exactly the texts of both halves). A natural pool also keeps its target's fitting part
-(`target.json`: what the round-0 agent's target model and reference LM are fitted on), disjoint
-from both halves.
+when the pool is written, so heldout.json holds exactly the texts of both halves). A natural
+pool also keeps its target's fitting part (`target.json`: what the round-0 agent's target model
+and reference LM are fitted on), disjoint from both halves.
 """
 
 from __future__ import annotations
