@@ -47,7 +47,7 @@ class LoopHeldoutConfig(Section):
         0, ge=0, description="Each held-out document's first this many characters (cut at a "
         "whitespace), so no single long document outweighs the others in a half's loss; 0 = "
         "whole documents. The trial round can only judge what the test measures when both halves "
-        "weigh many documents alike (measured: stop 33's note in BENCHMARKS.md).",
+        "weigh many documents alike (BENCHMARKS.md, 'Loop judge agreement').",
     )
 
 
