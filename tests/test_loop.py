@@ -46,7 +46,7 @@ from curator.loop.signal import (
     zscore,
 )
 from curator.loop.signal_cache import load_signal, save_signal, signal_cache_path
-from curator.loop.trial import trial_loss, trial_order
+from curator.loop.trial import trial_loss, trial_model, trial_order
 from curator.loop.unit import (
     RESULT,
     build_trainer,
@@ -59,6 +59,8 @@ from curator.loop.unit import (
 from curator.loop.update import signal_choices, trial_choice, update_policy
 from curator.rundir import RunDir
 from curator.schedules import load_schedule
+from curator.trainer.data import TokenStream
+from curator.trainer.engine import evaluate
 
 TINY = [
     "pool.source=demo",
@@ -213,6 +215,11 @@ def test_trial_choices_read_their_shared_documents_in_one_order():
     shared = set(a[:90])
     assert [d for d in oa if d in shared] == [d for d in ob if d in shared]
     assert not np.array_equal(trial_order(500, 3, 2, a), oa)
+    # a second reading order: a fresh shuffle, still shared by both selections
+    oa1, ob1 = trial_order(500, 3, 1, a, order=1), trial_order(500, 3, 1, b, order=1)
+    assert sorted(oa1) == sorted(a) and not np.array_equal(oa1, oa)
+    assert [d for d in oa1 if d in shared] == [d for d in ob1 if d in shared]
+    assert np.array_equal(trial_order(500, 3, 1, a, order=0), oa)  # order 0 is the old order
 
 
 def test_trial_choice_needs_a_lead_above_the_margin_and_offers_the_network_alone():
@@ -467,6 +474,16 @@ def test_trial_round_tells_a_clean_selection_from_a_junk_one(loop_run):
     junk = trial_loss(cfg, pool, 0, 0, model, soup + noise, left)
     assert clean < junk
     assert trial_loss(cfg, pool, 0, 0, model, (labels == "clean") + noise, left) == clean
+    # two reading orders: the mean of order 0's loss (the one above) and order 1's
+    two = cfg.model_copy(update={"update": cfg.update.model_copy(update={"trial_orders": 2})})
+    second = trial_model(two, pool, 0, 0, model, select_round(
+        (labels == "clean") + noise, pool.n_tokens, left, cfg.round_tokens), order=1)
+    validation = TokenStream(pool.validation, cfg.model.seq_len)
+    batch = 2 * cfg.model.batch_size
+    other = evaluate(second, validation, batch, -(-validation.n_windows // batch))
+    assert other != clean
+    assert trial_loss(two, pool, 0, 0, model, (labels == "clean") + noise, left) == \
+        pytest.approx((clean + other) / 2, abs=1e-6)
 
 
 def test_deleted_units_and_policy_are_recomputed_identically(loop_run):

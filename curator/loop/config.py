@@ -92,6 +92,12 @@ class LoopUpdateConfig(Section):
         "(the data-ablation practice of annealing runs): at the loop's mid-schedule LR the "
         "validation loss after a round swings with its last batches.",
     )
+    trial_orders: int = Field(
+        1, ge=1, description="Reading orders each choice of a trial round trains in (its trial "
+        "loss is their mean; one seeded order per index, shared by every choice). The order "
+        "is a large part of a trial difference's noise (trial_margin); n orders cost n trial "
+        "rounds per choice.",
+    )
     trial_margin: float = Field(
         0.005, ge=0, description="Validation-loss lead (nats) a choice needs over the current "
         "policy in the trial round to replace it. Measured noise of a trial difference "

@@ -12,6 +12,9 @@ Choices are compared with common random numbers: every pool document gets one se
 per (seed, round), and a trial reads its selection in key order, so the documents two choices
 share keep their relative order and the comparison sees their difference, not two unrelated
 shuffles. The validation loss is over every validation window, not the first `eval_batches`.
+With `update.trial_orders` > 1 each choice trains once per reading order (order k's keys are a
+seeded draw of their own, the same k for every choice) and its trial loss is the mean: the
+order's share of a trial difference's noise shrinks as 1/sqrt(orders).
 """
 
 from __future__ import annotations
@@ -39,7 +42,8 @@ def trial_loss(
     scores: np.ndarray,
     remaining: np.ndarray,
 ) -> float:
-    """Validation loss after training round `rnd + 1` on the selection `scores` make.
+    """Validation loss after training round `rnd + 1` on the selection `scores` make (the mean
+    over `update.trial_orders` reading orders).
 
     `scores`: one per pool document (only `remaining` ones are read); `model_dir`: the arm's
     checkpoint after round `rnd`.
@@ -48,25 +52,40 @@ def trial_loss(
     from curator.trainer.engine import evaluate
 
     chosen = select_round(scores, pool.n_tokens, remaining, cfg.round_tokens)
-    model = trial_model(cfg, pool, seed, rnd, model_dir, chosen)
     validation = TokenStream(pool.validation, cfg.model.seq_len)
     batch = 2 * cfg.model.batch_size
-    return float(evaluate(model, validation, batch, -(-validation.n_windows // batch)))
+    losses = [
+        evaluate(trial_model(cfg, pool, seed, rnd, model_dir, chosen, order),
+                 validation, batch, -(-validation.n_windows // batch))
+        for order in range(cfg.update.trial_orders)
+    ]
+    return float(np.mean(losses))
 
 
-def trial_order(n_pool: int, seed: int, rnd: int, chosen: np.ndarray) -> np.ndarray:
+def trial_order(
+    n_pool: int, seed: int, rnd: int, chosen: np.ndarray, order: int = 0
+) -> np.ndarray:
     """`chosen` (pool indices) sorted by one seeded random key per pool document: the reading
-    order of a trial, shared by every choice's selection of the same (seed, round)."""
-    keys = np.random.default_rng(seed * 1000 + rnd + 1).random(n_pool)
+    order `order` of a trial, shared by every choice's selection of the same (seed, round)."""
+    key_seed = seed * 1000 + rnd + 1
+    # order 0 keeps the single-order trial's keys, so a one-order trial is unchanged
+    rng = np.random.default_rng(key_seed if order == 0 else [key_seed, order])
+    keys = rng.random(n_pool)
     return chosen[np.argsort(keys[chosen], kind="stable")]
 
 
 def trial_model(
-    cfg: LoopConfig, pool: LoopPool, seed: int, rnd: int, model_dir: Path, chosen: np.ndarray
+    cfg: LoopConfig,
+    pool: LoopPool,
+    seed: int,
+    rnd: int,
+    model_dir: Path,
+    chosen: np.ndarray,
+    order: int = 0,
 ) -> GPT:
     """The arm's checkpoint after round `rnd`, trained one more round on the documents
-    `chosen` (pool indices) in the order of their seeded random keys (one per pool document)."""
-    docs = pool.docs(trial_order(len(pool), seed, rnd, chosen))
+    `chosen` (pool indices) in the order of their seeded random keys (reading order `order`)."""
+    docs = pool.docs(trial_order(len(pool), seed, rnd, chosen, order))
     tcfg, model, optimizer = build_trainer(cfg, pool.vocab_size, seed, latest(model_dir))
     tokens = np.concatenate(docs) if docs else np.zeros(0, np.int64)
     windows = round_windows(cfg, tcfg, tokens)
