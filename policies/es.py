@@ -25,6 +25,7 @@ environment's own reward.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,10 @@ def main(cfg: AgentConfig, pool: Pool | None = None, tokenizer: bytes | None = N
     spread = logit_affine(net, setup.env.data.features)[1]
     columns = column_indices(setup.spec.names, cfg.es.columns)
     log = MetricsLog(cfg.log_path or Path(cfg.output).with_name("metrics.jsonl"))
-    summary = train_shifts(net, setup.env, cfg, columns, spread, log)
+    env = setup.env
+    summary = train_shifts(net, lambda seed: ranked_return(net, env, seed), cfg, columns,
+                           spread, log, evaluate=lambda seed: eval_return(net, env, seed))
+    summary["steps"] = summary["episodes"] * env.cfg.episode_steps
     log.close()
     setup.save_policy(cfg.output, net, cfg.model_dump(mode="json"))
     return {"output": cfg.output, "setup_s": setup_s, **summary}
@@ -71,6 +75,10 @@ def top_share_mask(logits: np.ndarray, share: float) -> np.ndarray:
     return keep
 
 
+EpisodeReturn = Callable[[int], float]
+"""The return of the policy's current weights in one episode, given the episode's seed."""
+
+
 def ranked_return(net: PolicyNet, env: CurationEnv, seed: int) -> float:
     """Return of one episode in which every step keeps the top `target_keep` share by logit."""
     obs, _ = env.reset(seed=seed)
@@ -89,10 +97,13 @@ def eval_return(net: PolicyNet, env: CurationEnv, seed: int) -> float:
     return float(np.mean([ranked_return(net, env, seed + s) for s in EVAL_SEEDS]))
 
 
-def train_shifts(net: PolicyNet, env: CurationEnv, cfg: AgentConfig, columns: np.ndarray,
-                 spread: float, log: MetricsLog) -> dict[str, Any]:
-    """ES on the linear-path weights of `columns` (shifts from their current values); leaves
-    `net` with the best-evaluated shifts (zero if none beat the start)."""
+def train_shifts(net: PolicyNet, episode_return: EpisodeReturn, cfg: AgentConfig,
+                 columns: np.ndarray, spread: float, log: MetricsLog,
+                 evaluate: EpisodeReturn | None = None) -> dict[str, Any]:
+    """ES on the linear-path weights of `columns` (shifts from their current values), each
+    pair's two episodes run by `episode_return` under one seed. With `cfg.eval_interval` and
+    `evaluate` (the return on fixed evaluation seeds), leaves `net` with the best-evaluated
+    shifts (zero if none beat the start); otherwise with the last."""
     es = cfg.es
     base = net.linear.detach().clone()
     sigma = es.sigma * spread
@@ -109,8 +120,9 @@ def train_shifts(net: PolicyNet, env: CurationEnv, cfg: AgentConfig, columns: np
     start = time.time()
     set_shift(np.zeros(len(columns)))
     best_shift, best_return, eval_returns = np.zeros(len(columns)), -np.inf, []
-    if cfg.eval_interval:  # the start is a candidate: ES must beat it to replace it
-        best_return = eval_return(net, env, cfg.seed)
+    evaluating = bool(cfg.eval_interval) and evaluate is not None
+    if evaluating:  # the start is a candidate: ES must beat it to replace it
+        best_return = evaluate(cfg.seed)
         eval_returns.append(best_return)
     episode = 0
     for iteration in range(es.iterations):
@@ -121,9 +133,9 @@ def train_shifts(net: PolicyNet, env: CurationEnv, cfg: AgentConfig, columns: np
             seed = cfg.seed + 1 + episode  # one fresh episode seed per pair, shared by both
             episode += 1
             set_shift(current + sigma * eps[p])
-            plus = ranked_return(net, env, seed)
+            plus = episode_return(seed)
             set_shift(current - sigma * eps[p])
-            minus = ranked_return(net, env, seed)
+            minus = episode_return(seed)
             diffs[p] = plus - minus
         scale = float(np.sqrt(np.mean(diffs**2))) + 1e-8
         grad = (diffs / scale) @ eps / es.pairs  # ascent direction, reward units removed
@@ -132,18 +144,18 @@ def train_shifts(net: PolicyNet, env: CurationEnv, cfg: AgentConfig, columns: np
         optimizer.step()
         metrics = {"charts/pair_return_diff_rms": scale,
                    "charts/shift_norm": float(beta.detach().norm()) / spread}
-        if cfg.eval_interval and ((iteration + 1) % es.eval_every == 0
-                                  or iteration + 1 == es.iterations):
+        if evaluating and ((iteration + 1) % es.eval_every == 0
+                           or iteration + 1 == es.iterations):
             set_shift(beta.detach().numpy())
-            ret = eval_return(net, env, cfg.seed)
+            ret = evaluate(cfg.seed)
             eval_returns.append(ret)
             metrics["charts/eval_return"] = ret
             if ret > best_return:
                 best_return, best_shift = ret, beta.detach().numpy().copy()
         log.log(iteration, **metrics)
-    final = best_shift if cfg.eval_interval else beta.detach().numpy()
+    final = best_shift if evaluating else beta.detach().numpy()
     set_shift(final)
-    return {"steps": episode * 2 * env.cfg.episode_steps, "train_s": time.time() - start,
+    return {"episodes": episode * 2, "train_s": time.time() - start,
             "eval_returns": eval_returns, "best_eval_return": best_return,
             "rl_replaced_start": bool(np.any(final != 0)),
             "shifts": dict(zip(cfg.es.columns, (final / spread).round(4).tolist(), strict=True))}

@@ -61,6 +61,14 @@ class LoopUpdateConfig(Section):
         "`es.columns` (policies/es.py), es.iterations x es.pairs x 2 episodes of "
         "env.episode_steps steps, judged by the episode return.",
     )
+    es_return: Literal["episode", "trial"] = Field(
+        "episode", description="algorithm=es: what each ES episode returns. episode = the "
+        "curation environment's episode (env.*: keep the top share of candidate batches, "
+        "rewards from short training on them); trial = minus the validation loss after a whole "
+        "trial round on the next selection that ranking makes from everything the arm has "
+        "left (curator/loop/trial.py), each pair's two rankings read in one shared order that "
+        "the final trial never uses: the loop's own objective, measured.",
+    )
     steps: int = Field(
         12, ge=0, description="Environment steps (candidate batches) per round of REINFORCE; "
         "0 = never update (either algorithm).",
@@ -129,6 +137,9 @@ class LoopUpdateConfig(Section):
         if self.signal_weights and not self.trial_round:
             raise ValueError("update.signal_weights are chosen by the trial round; set "
                              "update.trial_round=true or signal_weights=[]")
+        if self.es_return == "trial" and self.algorithm != "es":
+            raise ValueError("update.es_return=trial is how ES episodes are judged; set "
+                             "update.algorithm=es or update.es_return=episode")
         if self.algorithm == "es" and self.env.upweight:
             raise ValueError("update.env.upweight is not an action of update.algorithm=es "
                              "(it keeps a top share by rank); set update.env.upweight=false")

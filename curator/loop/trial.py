@@ -19,6 +19,7 @@ order's share of a trial difference's noise shrinks as 1/sqrt(orders).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -41,9 +42,10 @@ def trial_loss(
     model_dir: Path,
     scores: np.ndarray,
     remaining: np.ndarray,
+    orders: Sequence[int] | None = None,
 ) -> float:
     """Validation loss after training round `rnd + 1` on the selection `scores` make (the mean
-    over `update.trial_orders` reading orders).
+    over reading `orders`, by default the first `update.trial_orders`).
 
     `scores`: one per pool document (only `remaining` ones are read); `model_dir`: the arm's
     checkpoint after round `rnd`.
@@ -57,7 +59,7 @@ def trial_loss(
     losses = [
         evaluate(trial_model(cfg, pool, seed, rnd, model_dir, chosen, order),
                  validation, batch, -(-validation.n_windows // batch))
-        for order in range(cfg.update.trial_orders)
+        for order in (range(cfg.update.trial_orders) if orders is None else orders)
     ]
     return float(np.mean(losses))
 

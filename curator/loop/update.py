@@ -12,7 +12,10 @@ same candidates) lower the validation loss of *this* model, now". The policy con
 current weights (`policies.reinforce.train_policy`) and the result is the next round's policy.
 With `update.algorithm=es` the proposal is instead evolution strategies on a few feature weights
 (`policies.es.train_shifts`): pairs of episodes under the same seed from the same checkpoint, so
-each pair's return difference is the effect of the two rankings alone.
+each pair's return difference is the effect of the two rankings alone. With
+`update.es_return=trial` an ES episode is no environment episode but a whole trial round: the
+next selection its ranking makes from everything the arm has left, trained from the arm's
+checkpoint and judged by the validation loss -- what the loop will do next, measured.
 The test split is never seen here: rewards use the validation half of the held-out text.
 
 REINFORCE from a few dozen noisy rewards can make the ranking worse as easily as better, so
@@ -34,6 +37,7 @@ from __future__ import annotations
 import copy
 import json
 import time
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -48,9 +52,16 @@ from curator.loop.trial import trial_loss
 from curator.loop.unit import build_trainer, latest, trainer_spec
 
 if TYPE_CHECKING:
+    from policies.agent import PolicyNet
     from policies.checkpoint import Policy
     from policies.config import AgentConfig, EnvConfig
     from policies.env import CurationEnv
+    from policies.es import EpisodeReturn
+
+
+ES_TRIAL_ORDERS = 1_000_000
+"""Reading orders of ES's trial-round episodes start here (order = this + the episode's seed),
+far from the final trial's orders 0..update.trial_orders-1, which judge the proposal afresh."""
 
 
 def update_candidates(
@@ -82,6 +93,25 @@ def trial_choice(losses: dict[str, float], margin: float) -> str:
     `margin` (the trial's own noise), else "current"."""
     best = min(losses, key=lambda k: (losses[k], k != "current"))
     return best if losses[best] < losses["current"] - margin else "current"
+
+
+def pool_scores(
+    net: PolicyNet,
+    left_features: np.ndarray,
+    gain: np.ndarray | None,
+    weight: float,
+    left: np.ndarray,
+    n_pool: int,
+) -> np.ndarray:
+    """One score per pool document (NaN for those the arm has used): the loop ranking of the
+    remaining documents `left` under `net`, with the model signal `gain` at `weight`."""
+    import torch
+
+    with torch.no_grad():
+        logits = net.score(torch.from_numpy(left_features)).numpy()
+    scores = np.full(n_pool, np.nan)
+    scores[left] = loop_ranking(logits, gain, weight)
+    return scores
 
 
 def update_record(policy_out: Path) -> Path:
@@ -156,8 +186,18 @@ def update_policy(
 
         # explore around the current ranking's median (see train_policy's logit_affine)
         affine = affine_of(logits)
-        env = _update_env(cfg, pool, seed, rnd, idx, features, model_dir, env_cfg)
-        agent_cfg, result = _propose(cfg, seed, rnd, policy, env, policy_out, affine)
+        env, episode_return = None, None
+        if cfg.update.algorithm == "es" and cfg.update.es_return == "trial":
+            def episode_return(episode_seed: int) -> float:
+                # one trial round on the next selection of the net's current weights, in a
+                # reading order the final trial (orders 0..trial_orders-1) never uses
+                scores = pool_scores(policy.net, left_features, gain, weight, left, len(pool))
+                return -trial_loss(cfg, pool, seed, rnd, model_dir, scores, remaining,
+                                   orders=[ES_TRIAL_ORDERS + episode_seed])
+        else:
+            env = _update_env(cfg, pool, seed, rnd, idx, features, model_dir, env_cfg)
+        agent_cfg, result = _propose(cfg, seed, rnd, policy, policy_out, affine, env_cfg, env,
+                                     episode_return)
 
     # the choices the trial round compares: (net weights, signal weight)
     choices = {"current": (before, weight)}
@@ -171,10 +211,7 @@ def update_policy(
         losses = {}
         for name, (state, w) in choices.items():
             policy.net.load_state_dict(state)
-            ranking = loop_ranking(policy.net.score(torch.from_numpy(left_features)).numpy(),
-                                   gain, w)
-            scores = np.full(len(pool), np.nan)
-            scores[left] = ranking
+            scores = pool_scores(policy.net, left_features, gain, w, left, len(pool))
             losses[name] = trial_loss(cfg, pool, seed, rnd, model_dir, scores, remaining)
         chosen = trial_choice(losses, cfg.update.trial_margin)
         trial = {"trial_losses": losses, "chosen": chosen, "accepted": chosen != "current",
@@ -195,7 +232,8 @@ def update_policy(
         "episodic_returns": result.get("episodic_returns", []),
         "proposal": propose,
         "algorithm": cfg.update.algorithm,
-        **({"es_shifts": result["shifts"]} if "shifts" in result else {}),
+        **({"es_shifts": result["shifts"], "es_return": cfg.update.es_return}
+           if "shifts" in result else {}),
         "signal_weight": weight,
         **trial,
         "seconds": time.perf_counter() - t0,
@@ -242,12 +280,15 @@ def _propose(
     seed: int,
     rnd: int,
     policy: Policy,
-    env: CurationEnv,
     policy_out: Path,
     affine: tuple[float, float],
+    env_cfg: EnvConfig,
+    env: CurationEnv | None,
+    episode_return: EpisodeReturn | None,
 ) -> tuple[AgentConfig, dict]:
-    """Train `policy.net` in place on `env` by `cfg.update.algorithm`: the trial's proposal.
-    Returns (agent config, train result)."""
+    """Train `policy.net` in place by `cfg.update.algorithm`: the trial's proposal. REINFORCE
+    learns on `env`; ES on `episode_return` when given (update.es_return=trial), else on the
+    ranked episodes of `env`. Returns (agent config, train result)."""
     import torch
 
     from policies.checkpoint import MetricsLog
@@ -263,20 +304,24 @@ def _propose(
         seed=seed * 1000 + rnd,
         hidden=policy.net.hidden,
         sketch_dim=policy.spec.sketch_dim,
-        env=env.cfg,
+        env=env_cfg,
         es=cfg.update.es,
     )
     torch.manual_seed(agent_cfg.seed)
     log = MetricsLog(policy_out.with_suffix(".metrics.jsonl"))
     try:
         if cfg.update.algorithm == "es":
-            from policies.es import column_indices, train_shifts
+            from policies.es import column_indices, ranked_return, train_shifts
 
             columns = column_indices(policy.spec.names, cfg.update.es.columns)
-            result = train_shifts(policy.net, env, agent_cfg, columns, affine[1], log)
+            if episode_return is None:
+                assert env is not None
+                episode_return = partial(ranked_return, policy.net, env)
+            result = train_shifts(policy.net, episode_return, agent_cfg, columns, affine[1], log)
         else:
             from policies.reinforce import train_policy
 
+            assert env is not None
             policy.net.train()
             result = train_policy(policy.net, env, agent_cfg, log, reset_seed=agent_cfg.seed,
                                   logit_affine=affine)
