@@ -572,6 +572,12 @@ def test_es_update_refuses_the_upweight_action(tmp_path):
         tiny_config(tmp_path / "x", "update.algorithm=es", "update.env.upweight=true")
 
 
+def test_trial_returns_are_an_es_setting(tmp_path):
+    with pytest.raises(ConfigError, match="update.es_return"):
+        tiny_config(tmp_path / "x", "update.es_return=trial")  # REINFORCE has no such episodes
+    tiny_config(tmp_path / "y", "update.algorithm=es", "update.es_return=trial")
+
+
 ES_COLUMNS = ["log_n_chars", "lexical_diversity"]
 
 
@@ -587,18 +593,20 @@ def test_es_update_columns_are_checked_against_the_round0_policy(loop_run, tmp_p
     check_es_columns(tiny_config(tmp_path / "x", "update.es.columns=[no_such]"), round0)  # not es
 
 
-def test_es_update_moves_only_its_columns_by_its_recorded_shifts(loop_run, tmp_path):
+@pytest.mark.parametrize("es_return", ["episode", "trial"])
+def test_es_update_moves_only_its_columns_by_its_recorded_shifts(loop_run, tmp_path, es_return):
     """update.algorithm=es from the loop arm's round-0 checkpoint: the proposal (adopted
     untested: no trial round) differs from the round-0 policy only in the linear weights of
     es.columns, by the shifts its record states (in units of the candidates' logit spread),
-    and the same update run again gives the same policy (a resumed loop redoes it)."""
+    and the same update run again gives the same policy (a resumed loop redoes it). With
+    es_return=trial the episodes are trial rounds: the env's settings do not change it."""
     from policies.checkpoint import load_policy
 
     cfg, _ = loop_run
-    es_cfg = tiny_config(
-        Path(cfg.output), "update.algorithm=es", f"update.es.columns=[{', '.join(ES_COLUMNS)}]",
-        "update.es.iterations=2", "update.es.pairs=2", "update.signal_weights=[]",
-        "update.trial_round=false")
+    settings = ["update.algorithm=es", f"update.es.columns=[{', '.join(ES_COLUMNS)}]",
+                "update.es.iterations=2", "update.es.pairs=2", "update.signal_weights=[]",
+                "update.trial_round=false", f"update.es_return={es_return}"]
+    es_cfg = tiny_config(Path(cfg.output), *settings)
     run = RunDir.at(cfg.output)
     pool = load_loop_pool(run)
     left = np.ones(len(pool), bool)
@@ -622,6 +630,14 @@ def test_es_update_moves_only_its_columns_by_its_recorded_shifts(loop_run, tmp_p
                                [record["es_shifts"][c] for c in ES_COLUMNS], atol=1e-4)
     again = load_policy(str(outs[1])).net.state_dict()
     assert all(torch.equal(a[k], again[k]) for k in a)
+    assert record["es_return"] == es_return
+    if es_return == "trial":
+        other_env = tiny_config(Path(cfg.output), *settings, "update.env.episode_steps=2",
+                                "update.env.docs_per_step=8")
+        out = tmp_path / "other-env" / "round-1.safetensors"
+        update_policy(other_env, pool, 0, 0, start, model_dir, left, out)
+        moved = load_policy(str(out)).net.state_dict()
+        assert all(torch.equal(a[k], moved[k]) for k in a)
 
 
 def test_ray_job_submit_runs_the_loop(ray_cluster, tmp_path):
