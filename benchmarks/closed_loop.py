@@ -40,10 +40,13 @@ def update_line(cfg: LoopConfig) -> str:
     """What the loop's proposal trains, per round."""
     u = cfg.update
     if u.algorithm == "es":
+        episode = (f"{u.env.episode_steps} env steps" if u.es_return == "episode" else
+                   "one trial round on the ranking's next selection (validation loss)")
         return (f"ES on the linear weights of {', '.join(u.es.columns)} ({u.es.iterations} "
-                f"iterations x {u.es.pairs} antithetic pairs x 2 episodes of "
-                f"{u.env.episode_steps} env steps per round, sigma {u.es.sigma:g} and step "
-                f"{u.es.step:g} in logit spreads, the last weights proposed)")
+                f"iterations x {u.es.pairs} antithetic pairs x 2 episodes, each {episode}, per "
+                f"round, sigma {u.es.sigma:g} and step {u.es.step:g} in logit spreads, the last "
+                f"weights proposed; the final trial reads each choice in {u.trial_orders} "
+                f"order(s))")
     return (f"{u.steps} REINFORCE env steps per round, {u.samples_per_step} masks scored per "
             "step (leave-one-out baseline)")
 
