@@ -67,6 +67,10 @@ from policies.train_default import (  # noqa: E402
 RESULTS = Path(__file__).parent / "results" / "selection_natural.md"
 LABELS = Path(__file__).parent / "data" / "natural_dev_labels.jsonl"
 BUDGETS = (0.25, 0.5)
+EVAL_BATCHES = 16
+"""--eval-text first: the loss of the first 16 batches of 16 windows of 128 tokens (32,768
+tokens) of the evaluation text, the measure of every table before stop 33. --eval-text all:
+every window."""
 DRAW_SHARE = 0.5  # each paired draw: this share of the selection half's documents
 TARGET_DIM = 4096
 AGENT = "REINFORCE (from the logistic init)"
@@ -235,7 +239,7 @@ def train_agents(data: NaturalData, tokenizer: bytes, work: Path, steps: int,
 
 
 def train_eval(docs: list[np.ndarray], copies: np.ndarray, budget: int, evaluation: np.ndarray,
-               vocab: int, seed: int) -> float:
+               vocab: int, seed: int, eval_batches: int | None = EVAL_BATCHES) -> float:
     """The bundled transformer from a seeded init on exactly `budget` tokens of the selected
     documents, each `copies[i]` times (0 = not selected; a short selection repeats), LR fully
     decayed; loss on the evaluation text."""
@@ -250,7 +254,9 @@ def train_eval(docs: list[np.ndarray], copies: np.ndarray, budget: int, evaluati
                              for _ in range(int(copies[i]))])
     learner.train(stream, 0, seed)
     held = TokenStream(evaluation, learner.cfg.model.seq_len)
-    return evaluate(learner.model, held, learner.cfg.batch_size * 2, 16)
+    batch = learner.cfg.batch_size * 2
+    n_batches = -(-held.n_windows // batch) if eval_batches is None else eval_batches
+    return evaluate(learner.model, held, batch, n_batches)
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -295,13 +301,20 @@ def run(args: argparse.Namespace) -> dict:
     diagnostic_s = time.time() - t0
     ext = feats.extractor
     docs = [np.asarray(t, np.int64) for t in ext.tokenize(ext.prepare(data.pool_eval.texts))]
-    evaluation = np.concatenate(ext.tokenize(ext.prepare(data.target.evaluation))).astype(
-        np.int64)
+    eval_texts = data.target.evaluation
+    if args.eval_doc_chars:
+        from curator.loop.pool import clip_text
+
+        eval_texts = [clip_text(t, args.eval_doc_chars) for t in eval_texts]
+    evaluation = np.concatenate(ext.tokenize(ext.prepare(eval_texts))).astype(np.int64)
+    eval_batches = EVAL_BATCHES if args.eval_text == "first" else None
     vocab = ext.sp.get_piece_size()
     n_tok = np.array([len(d) for d in docs])
     losses: dict[str, dict[str, list[float]]] = {m: {str(b): [] for b in BUDGETS} for m in scores}
     # one cache entry per (method, draw, budget): adding a method later trains only its runs
-    cache_path = work / "losses.json"
+    # another evaluation text is another measure: its own cache file
+    cache_path = work / ("losses.json" if (args.eval_text, args.eval_doc_chars) == ("first", 0)
+                         else f"losses-{args.eval_text}-{args.eval_doc_chars}.json")
     cache: dict[str, float] = json.loads(cache_path.read_text()) if cache_path.exists() else {}
     # keyed by the ranking (a selection depends on nothing else): a method whose order changed
     # is evaluated again, one whose scores moved in the last bits (another BLAS) is not
@@ -311,7 +324,7 @@ def run(args: argparse.Namespace) -> dict:
         rng = np.random.default_rng(1000 + draw)
         sub = np.sort(rng.choice(len(docs), int(DRAW_SHARE * len(docs)), replace=False))
         sub_docs = [docs[i] for i in sub]
-        for frac in BUDGETS:
+        for frac in args.budgets or BUDGETS:
             budget = int(frac * n_tok[sub].sum())
             for name, s in scores.items():
                 if args.methods and name not in args.methods:
@@ -323,7 +336,7 @@ def run(args: argparse.Namespace) -> dict:
                     w = weights[name][sub] if name in weights else np.ones(len(sub), np.int64)
                     keep = bl.select_by_score(s_sub, n_tok[sub] * w, budget)
                     cache[key] = train_eval(sub_docs, keep * w, budget, evaluation, vocab,
-                                            seed=draw)
+                                            seed=draw, eval_batches=eval_batches)
                     cache_path.write_text(json.dumps(cache))
                 losses[name][str(frac)].append(cache[key])
             print(f"draw {draw} budget {frac}: " + ", ".join(
@@ -433,7 +446,8 @@ def report(result: dict, command: str) -> str:
         f"({sz['target_eval_tokens']:,} tokens) for evaluation only. "
         f"{len(next(iter(agent.values())))} paired draws (half of the selection half each); "
         "budgets are shares of a draw's tokens. Loss = the bundled transformer's loss on the "
-        "target's evaluation part after training on the selection (nats/token, lower is "
+        f"first {EVAL_BATCHES * 16 * 128:,} tokens of the target's evaluation part (16 batches "
+        "of 16 windows) after training on the selection (nats/token, lower is "
         "better). Δ = method − REINFORCE agent, paired per draw; p = exact sign-flip."]
     if result.get("upweight_share") is not None:
         lines[-1] += (f" The upweight agent repeats {result['upweight_share']:.0%} of the "
@@ -519,7 +533,19 @@ def main() -> None:
                         help="a confirmation run: evaluate only these methods on the draws "
                         "(into WORK/losses.json) and write no report; compare them with "
                         "benchmarks.selection_paired --draws START:STOP")
+    parser.add_argument("--eval-text", choices=["first", "all"], default="first",
+                        help="first: the loss on the evaluation text's first 32,768 tokens (16 "
+                        "batches; every table before stop 33); all: on every window of it")
+    parser.add_argument("--eval-doc-chars", type=int, default=0,
+                        help="cut each evaluation document to its first N characters (at a "
+                        "whitespace) so no long document outweighs the rest; 0 = whole")
+    parser.add_argument("--budgets", type=float, nargs="*", default=[],
+                        help="a confirmation run: only these budgets (default both)")
     args = parser.parse_args()
+    if (args.eval_text, args.eval_doc_chars, args.budgets) != ("first", 0, []) and \
+            not args.methods:
+        parser.error("--eval-text/--eval-doc-chars/--budgets are for confirmation runs: "
+                     "name the --methods")
     result = run(args)
     if args.methods:
         return
