@@ -320,7 +320,7 @@ def run(args: argparse.Namespace) -> dict:
     # is evaluated again, one whose scores moved in the last bits (another BLAS) is not
     stamps = {name: ranking_stamp(s, weights.get(name)) for name, s in scores.items()}
     t0 = time.time()
-    for draw in range(args.draws):
+    for draw in range(args.draw_start, args.draws):
         rng = np.random.default_rng(1000 + draw)
         sub = np.sort(rng.choice(len(docs), int(DRAW_SHARE * len(docs)), replace=False))
         sub_docs = [docs[i] for i in sub]
@@ -539,12 +539,15 @@ def main() -> None:
     parser.add_argument("--eval-doc-chars", type=int, default=0,
                         help="cut each evaluation document to its first N characters (at a "
                         "whitespace) so no long document outweighs the rest; 0 = whole")
+    parser.add_argument("--draw-start", type=int, default=0,
+                        help="a confirmation run: judge draws draw-start..draws-1 only")
     parser.add_argument("--budgets", type=float, nargs="*", default=[],
                         help="a confirmation run: only these budgets (default both)")
     args = parser.parse_args()
-    if (args.eval_text, args.eval_doc_chars, args.budgets) != ("first", 0, []) and \
-            not args.methods:
-        parser.error("--eval-text/--eval-doc-chars/--budgets are for confirmation runs: "
+    if (args.eval_text, args.eval_doc_chars, args.budgets, args.draw_start) != \
+            ("first", 0, [], 0) and not args.methods:
+        parser.error("--eval-text/--eval-doc-chars/--budgets/--draw-start are for "
+                     "confirmation runs: "
                      "name the --methods")
     result = run(args)
     if args.methods:
