@@ -46,7 +46,7 @@ from curator.loop.signal import (
     zscore,
 )
 from curator.loop.signal_cache import load_signal, save_signal, signal_cache_path
-from curator.loop.trial import trial_loss, trial_model, trial_order
+from curator.loop.trial import rollout_model, trial_loss, trial_model, trial_order
 from curator.loop.unit import (
     RESULT,
     build_trainer,
@@ -484,6 +484,47 @@ def test_trial_round_tells_a_clean_selection_from_a_junk_one(loop_run):
     assert other != clean
     assert trial_loss(two, pool, 0, 0, model, (labels == "clean") + noise, left) == \
         pytest.approx((clean + other) / 2, abs=1e-6)
+
+
+def test_trial_horizon_end_judges_the_rounds_after_the_next(loop_run):
+    """Two rankings that select the same next round but different documents for the round
+    after it: a one-round trial cannot tell them apart (the same loss, exactly); a trial with
+    horizon end plays both rounds and prefers the one whose second round is clean text. With
+    one round left, horizon end is the one-round trial."""
+    cfg, _ = loop_run
+    run = RunDir.at(cfg.output)
+    pool = load_loop_pool(run)
+    model = unit_dir(run.root, 0, "random", 0) / "model"
+    left = np.ones(len(pool), bool)
+    labels = np.asarray(pool.labels.to_pylist())
+    clean = labels == "clean"
+    noise = np.random.default_rng(0).random(len(pool))
+    # group 1: the clean documents with the highest noise, 1.5 rounds' tokens of them
+    by_noise = np.flatnonzero(clean)[np.argsort(-noise[clean])]
+    group1 = by_noise[np.cumsum(pool.n_tokens[by_noise]) <= 1.5 * cfg.round_tokens]
+    soup = np.isin(labels, ["char_soup", "off_language"])
+    with_soup = np.where(clean, 1.0 + noise, 0.0)
+    with_soup[soup] = 2.0
+    with_soup[group1] = 3.0 + noise[group1]  # round 1: group 1; round 2: its rest, then soup
+    all_clean = np.where(clean, 3.0 + noise, 0.0)  # round 1: group 1; round 2: more clean text
+    assert np.array_equal(select_round(with_soup, pool.n_tokens, left, cfg.round_tokens),
+                          select_round(all_clean, pool.n_tokens, left, cfg.round_tokens))
+
+    def horizon(c: LoopConfig, h: str, **more) -> LoopConfig:
+        return c.model_copy(update={**more, "update": c.update.model_copy(
+            update={"trial_horizon": h})})
+
+    three = {"rounds": 3}
+    nxt, end = horizon(cfg, "next", **three), horizon(cfg, "end", **three)
+    assert trial_loss(nxt, pool, 0, 0, model, with_soup, left) == \
+        trial_loss(nxt, pool, 0, 0, model, all_clean, left)
+    assert trial_loss(end, pool, 0, 0, model, all_clean, left) < \
+        trial_loss(end, pool, 0, 0, model, with_soup, left)
+    # one round left (the fixture's two rounds): the rollout is the one-round trial
+    a = rollout_model(horizon(cfg, "end"), pool, 0, 0, model, all_clean, left).state_dict()
+    b = trial_model(cfg, pool, 0, 0, model, select_round(
+        all_clean, pool.n_tokens, left, cfg.round_tokens)).state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_deleted_units_and_policy_are_recomputed_identically(loop_run):

@@ -100,6 +100,14 @@ class LoopUpdateConfig(Section):
         "(the data-ablation practice of annealing runs): at the loop's mid-schedule LR the "
         "validation loss after a round swings with its last batches.",
     )
+    trial_horizon: Literal["next", "end"] = Field(
+        "next", description="How far a trial round looks: next = the next round's selection, "
+        "trained annealed; end = every round left, each selecting from what the rounds before "
+        "it left, on the loop's LR schedule (the last round annealed), so an update after an "
+        "early round is judged by the validation loss the loop would end with, not by one "
+        "annealed round that the real schedule never trains. Costs (rounds left) trial rounds "
+        "per choice (and per ES episode with es_return=trial).",
+    )
     trial_orders: int = Field(
         1, ge=1, description="Reading orders each choice of a trial round trains in (its trial "
         "loss is their mean; one seeded order per index, shared by every choice). The order "

@@ -15,6 +15,13 @@ shuffles. The validation loss is over every validation window, not the first `ev
 With `update.trial_orders` > 1 each choice trains once per reading order (order k's keys are a
 seeded draw of their own, the same k for every choice) and its trial loss is the mean: the
 order's share of a trial difference's noise shrinks as 1/sqrt(orders).
+
+A trial looks one round ahead by default. With `update.trial_horizon=end` it plays the rest of
+the loop instead: every round left selects by the same ranking from what the rounds before it
+left and trains on the loop's own LR schedule, so an update after round 0 of three is judged by
+the loss the loop would end with. (Stop 33's trial-judged ES run: updates adopted after the
+last-but-one round ended lower in 5 of 5 seeds, those adopted after round 0 higher in 4 of 4 --
+one annealed round is a faithful stand-in only for the real last round.)
 """
 
 from __future__ import annotations
@@ -31,6 +38,9 @@ from curator.loop.select import select_round
 from curator.loop.unit import build_trainer, latest, round_windows, train_range
 
 if TYPE_CHECKING:
+    import torch
+
+    from curator.trainer.config import TrainConfig
     from curator.trainer.model import GPT
 
 
@@ -44,8 +54,9 @@ def trial_loss(
     remaining: np.ndarray,
     orders: Sequence[int] | None = None,
 ) -> float:
-    """Validation loss after training round `rnd + 1` on the selection `scores` make (the mean
-    over reading `orders`, by default the first `update.trial_orders`).
+    """Validation loss after training on the selections `scores` make (`rollout_model`: the
+    next round, or with `update.trial_horizon=end` every round left), the mean over reading
+    `orders`, by default the first `update.trial_orders`.
 
     `scores`: one per pool document (only `remaining` ones are read); `model_dir`: the arm's
     checkpoint after round `rnd`.
@@ -53,11 +64,10 @@ def trial_loss(
     from curator.trainer.data import TokenStream
     from curator.trainer.engine import evaluate
 
-    chosen = select_round(scores, pool.n_tokens, remaining, cfg.round_tokens)
     validation = TokenStream(pool.validation, cfg.model.seq_len)
     batch = 2 * cfg.model.batch_size
     losses = [
-        evaluate(trial_model(cfg, pool, seed, rnd, model_dir, chosen, order),
+        evaluate(rollout_model(cfg, pool, seed, rnd, model_dir, scores, remaining, order),
                  validation, batch, -(-validation.n_windows // batch))
         for order in (range(cfg.update.trial_orders) if orders is None else orders)
     ]
@@ -87,13 +97,54 @@ def trial_model(
 ) -> GPT:
     """The arm's checkpoint after round `rnd`, trained one more round on the documents
     `chosen` (pool indices) in the order of their seeded random keys (reading order `order`)."""
-    docs = pool.docs(trial_order(len(pool), seed, rnd, chosen, order))
     tcfg, model, optimizer = build_trainer(cfg, pool.vocab_size, seed, latest(model_dir))
+    _train_round(cfg, pool, seed, rnd + 1, tcfg, model, optimizer, chosen, order, anneal=True)
+    return model
+
+
+def rollout_model(
+    cfg: LoopConfig,
+    pool: LoopPool,
+    seed: int,
+    rnd: int,
+    model_dir: Path,
+    scores: np.ndarray,
+    remaining: np.ndarray,
+    order: int = 0,
+) -> GPT:
+    """The arm's checkpoint after round `rnd`, trained on the selections `scores` make: the
+    next round (`update.trial_horizon=next`), or every round left (`end`), each selecting from
+    what the rounds before it left, on the loop's own LR schedule; the last round is annealed
+    (`update.trial_anneal`). With horizon next this is `trial_model` on the next selection."""
+    last = rnd + 1 if cfg.update.trial_horizon == "next" else cfg.rounds - 1
+    tcfg, model, optimizer = build_trainer(cfg, pool.vocab_size, seed, latest(model_dir))
+    left = remaining.copy()
+    for r in range(rnd + 1, last + 1):
+        chosen = select_round(scores, pool.n_tokens, left, cfg.round_tokens)
+        left[chosen] = False
+        _train_round(cfg, pool, seed, r, tcfg, model, optimizer, chosen, order,
+                     anneal=r == last)
+    return model
+
+
+def _train_round(
+    cfg: LoopConfig,
+    pool: LoopPool,
+    seed: int,
+    rnd: int,
+    tcfg: TrainConfig,
+    model: GPT,
+    optimizer: torch.optim.AdamW,
+    chosen: np.ndarray,
+    order: int,
+    anneal: bool,
+) -> None:
+    """Train round `rnd` of the loop's schedule on `chosen` in the trial's reading `order`."""
+    docs = pool.docs(trial_order(len(pool), seed, rnd - 1, chosen, order))
     tokens = np.concatenate(docs) if docs else np.zeros(0, np.int64)
     windows = round_windows(cfg, tcfg, tokens)
     n = cfg.steps_per_round
     # annealed: the loop's LR times a linear ramp to zero over the round, so the loss judges
     # what the selection taught, not where the last few high-LR steps happened to leave it
-    scale = 1.0 - np.arange(n) / n if cfg.update.trial_anneal else None
-    train_range(cfg, tcfg, model, optimizer, windows, rnd + 1, 0, n, lr_scale=scale)
-    return model
+    scale = 1.0 - np.arange(n) / n if anneal and cfg.update.trial_anneal else None
+    train_range(cfg, tcfg, model, optimizer, windows, rnd, 0, n, lr_scale=scale)
