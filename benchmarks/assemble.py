@@ -25,6 +25,8 @@ ORDER = [
     "dsa_selection.md",
     "selection_natural.md",
     "selection_quality.md",
+    "closed_loop_natural_es_end_new_seeds.md",
+    "closed_loop_natural_es_end.md",
     "closed_loop_natural_es_trial.md",
     "closed_loop_natural_es_split.md",
     "loop_judge_agreement.md",
