@@ -16,9 +16,9 @@ Reported: over all perturbations and over those that move the whole held-out los
 `--small` nats (where trials decide), the correlation of the two changes and how often they
 have the same sign (0.5 = a coin).
 
-With `--per-document` (the default) the held-out documents' own losses are kept too, and the
-same agreement is computed for `--splits` random document-level halves with each document
-capped at the given token counts: what a different split would have given on the same trials.
+The held-out documents' own losses are kept too, and the same agreement is computed for
+`--splits` random document-level halves with each document capped at the given token counts:
+what a different split would have given on the same trials.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from curator.loop.config import load_loop_config  # noqa: E402
 from curator.loop.driver import policy_path, remaining_after  # noqa: E402
 from curator.loop.pool import load_loop_pool, pool_dir  # noqa: E402
+from curator.loop.select import select_round  # noqa: E402
 from curator.loop.trial import trial_model  # noqa: E402
 from curator.loop.unit import unit_dir  # noqa: E402
 from curator.rundir import RunDir  # noqa: E402
@@ -60,7 +61,7 @@ def measure(run_root: Path, n_perturb: int, sigma: float, seeds: list[int] | Non
     from curator.trainer.data import TokenStream
     from curator.trainer.engine import evaluate, per_document_loss
     from policies.checkpoint import load_policy
-    from policies.es import column_indices
+    from policies.es import column_indices, shift_columns
     from policies.reinforce import affine_of
 
     torch.set_num_threads(1)
@@ -70,7 +71,7 @@ def measure(run_root: Path, n_perturb: int, sigma: float, seeds: list[int] | Non
     docs, _ = held_out_docs(run)
     policy = load_policy(str(policy_path(run, "static", 0, 0)))
     feats = torch.from_numpy(policy.norm(policy.feature_extractor()(pool.texts)))
-    cols = torch.from_numpy(column_indices(policy.spec.names, cfg.update.es.columns))
+    cols = column_indices(policy.spec.names, cfg.update.es.columns)
     base = policy.net.linear.detach().clone()
     val = TokenStream(pool.validation, cfg.model.seq_len)
     test = TokenStream(pool.test, cfg.model.seq_len)
@@ -90,12 +91,9 @@ def measure(run_root: Path, n_perturb: int, sigma: float, seeds: list[int] | Non
         for k in range(n_perturb + 1):
             shift = (np.zeros(len(cols)) if k == 0
                      else sigma * spread * rng.standard_normal(len(cols)))
+            shift_columns(policy.net, base, cols, shift)
             with torch.no_grad():
-                policy.net.linear.copy_(base)
-                policy.net.linear[cols] += torch.from_numpy(shift).to(base.dtype)
                 scores = policy.net.score(feats).numpy().astype(np.float64)
-            from curator.loop.select import select_round
-
             chosen = select_round(scores, pool.n_tokens, remaining, cfg.round_tokens)
             model = trial_model(cfg, pool, seed, 0, model_dir, chosen)
             records.append({"seed": seed, "k": k, "validation": stream_loss(model, val),

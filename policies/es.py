@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +51,8 @@ def main(cfg: AgentConfig, pool: Pool | None = None, tokenizer: bytes | None = N
     columns = column_indices(setup.spec.names, cfg.es.columns)
     log = MetricsLog(cfg.log_path or Path(cfg.output).with_name("metrics.jsonl"))
     env = setup.env
-    summary = train_shifts(net, lambda seed: ranked_return(net, env, seed), cfg, columns,
-                           spread, log, evaluate=lambda seed: eval_return(net, env, seed))
+    summary = train_shifts(net, partial(ranked_return, net, env), cfg, columns, spread, log,
+                           evaluate=partial(eval_return, net, env))
     summary["steps"] = summary["episodes"] * env.cfg.episode_steps
     log.close()
     setup.save_policy(cfg.output, net, cfg.model_dump(mode="json"))
@@ -97,6 +98,14 @@ def eval_return(net: PolicyNet, env: CurationEnv, seed: int) -> float:
     return float(np.mean([ranked_return(net, env, seed + s) for s in EVAL_SEEDS]))
 
 
+def shift_columns(net: PolicyNet, base: torch.Tensor, columns: np.ndarray,
+                  shift: np.ndarray) -> None:
+    """Set `net`'s linear-path weights to `base` with `shift` added on `columns`."""
+    with torch.no_grad():
+        net.linear.copy_(base)
+        net.linear[torch.from_numpy(columns)] += torch.from_numpy(shift).to(net.linear.dtype)
+
+
 def train_shifts(net: PolicyNet, episode_return: EpisodeReturn, cfg: AgentConfig,
                  columns: np.ndarray, spread: float, log: MetricsLog,
                  evaluate: EpisodeReturn | None = None) -> dict[str, Any]:
@@ -110,12 +119,9 @@ def train_shifts(net: PolicyNet, episode_return: EpisodeReturn, cfg: AgentConfig
     beta = torch.zeros(len(columns), dtype=torch.float64, requires_grad=True)
     optimizer = torch.optim.Adam([beta], lr=es.step * spread)
     rng = np.random.default_rng(cfg.seed)
-    cols = torch.from_numpy(columns)
 
     def set_shift(shift: np.ndarray) -> None:
-        with torch.no_grad():
-            net.linear.copy_(base)
-            net.linear[cols] += torch.from_numpy(shift).to(net.linear.dtype)
+        shift_columns(net, base, columns, shift)
 
     start = time.time()
     set_shift(np.zeros(len(columns)))
