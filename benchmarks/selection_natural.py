@@ -77,6 +77,7 @@ AGENT = "REINFORCE (from the logistic init)"
 SHIPPED = "logistic init, no RL (the shipped default)"
 # name -> overrides of policies.train_default.natural_agent_config (one environment for all)
 ES_AGENT = "ES on six feature weights (from the logistic init)"
+ES_SAMPLED_AGENT = "ES, reward sampled across every reward document"
 AGENTS: dict[str, list[str]] = {
     AGENT: [],
     SHIPPED: [],
@@ -91,6 +92,11 @@ AGENTS: dict[str, list[str]] = {
     # policy search on the episode return over six named feature weights (policies/es.py),
     # from the same logistic init; about REINFORCE's env steps (6 x 4 pairs x 2 episodes)
     ES_AGENT: ["algorithm=es"],
+    # the same ES, its reward read on a fixed sample of windows from every reward document (each
+    # cut to 4,000 characters) instead of the reward text's first 4,096 tokens (one or two
+    # documents): same cost per reward
+    ES_SAMPLED_AGENT: ["algorithm=es", "env.trainer_eval_windows=sampled",
+                       "env.heldout_doc_chars=4000"],
 }
 REGRESSION = "logistic regression on the agent's features (no RL)"
 UPWEIGHT_AGENT = "REINFORCE + upweight action"
@@ -303,7 +309,7 @@ def run(args: argparse.Namespace) -> dict:
     docs = [np.asarray(t, np.int64) for t in ext.tokenize(ext.prepare(data.pool_eval.texts))]
     eval_texts = data.target.evaluation
     if args.eval_doc_chars:
-        from curator.loop.pool import clip_text
+        from policies.pool import clip_text
 
         eval_texts = [clip_text(t, args.eval_doc_chars) for t in eval_texts]
     evaluation = np.concatenate(ext.tokenize(ext.prepare(eval_texts))).astype(np.int64)

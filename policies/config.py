@@ -43,6 +43,17 @@ class EnvConfig(Section):
         4, gt=0, description="Trainer learner: held-out batches (of 16 x seq_len tokens) per "
         "reward; each environment step evaluates two branches per sampled mask.",
     )
+    trainer_eval_windows: Literal["first", "sampled"] = Field(
+        "first", description="Trainer learner: which held-out windows a reward reads. first = "
+        "the stream's first windows (with 2 batches, the first ~4k tokens: one or two "
+        "documents decide the reward); sampled = one fixed random sample of windows from "
+        "across the whole held-out stream, the same at every reward (same cost).",
+    )
+    heldout_doc_chars: int = Field(
+        0, ge=0, description="Cut each held-out (reward) document to its first this many "
+        "characters, at a whitespace, so one long page does not outweigh the rest; 0 = whole "
+        "documents.",
+    )
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="Trainer learner: where its model trains; auto = CUDA when "
         "present, else CPU (the proxy learner is numpy and ignores it).",

@@ -35,7 +35,7 @@ from gymnasium import spaces
 from curator.config import InputSpec
 from policies.config import AgentConfig, EnvConfig, PoolConfig
 from policies.features import FeatureExtractor, FeatureNorm, FeatureSpec
-from policies.pool import Pool, build_pool, corpora_sources, demo_sources
+from policies.pool import Pool, build_pool, clip_text, corpora_sources, demo_sources
 from policies.reference import ReferenceLM
 from policies.reward import Learner, ProxyLearner, TrainerLearner, TrainerSpec, paired_reward
 from policies.target import TargetModel
@@ -63,14 +63,17 @@ class EnvData:
         return len(self.doc_tokens)
 
 
-def env_data_from_pool(pool: Pool, extractor: FeatureExtractor, norm: FeatureNorm | None = None
-                       ) -> tuple[EnvData, FeatureNorm]:
-    """Featurize and tokenize a pool; fit the normalization on it unless one is given."""
+def env_data_from_pool(pool: Pool, extractor: FeatureExtractor, norm: FeatureNorm | None = None,
+                       heldout_doc_chars: int = 0) -> tuple[EnvData, FeatureNorm]:
+    """Featurize and tokenize a pool; fit the normalization on it unless one is given.
+    `heldout_doc_chars`: cut each held-out document to that many characters (0 = whole)."""
     raw = extractor(pool.texts)
     norm = norm or FeatureNorm.fit(raw)
     # the learner reads the text the features describe (normalized, as curate tokenizes it)
     doc_tokens = [t.astype(np.int64) for t in extractor.tokenize(extractor.prepare(pool.texts))]
-    held = extractor.tokenize(extractor.prepare(pool.heldout))
+    heldout = ([clip_text(t, heldout_doc_chars) for t in pool.heldout] if heldout_doc_chars
+               else pool.heldout)
+    held = extractor.tokenize(extractor.prepare(heldout))
     data = EnvData(norm(raw), doc_tokens, np.concatenate(held).astype(np.int64),
                    extractor.sp.get_piece_size(), pool.is_junk)
     return data, norm
@@ -81,7 +84,7 @@ def make_learner(data: EnvData, cfg: EnvConfig) -> Learner:
         return ProxyLearner(data.vocab_size, data.heldout_tokens, cfg.step_tokens)
     spec = TrainerSpec(seq_len=cfg.trainer_seq_len, n_layer=cfg.trainer_n_layer,
                        d_model=cfg.trainer_d_model, eval_batches=cfg.trainer_eval_batches,
-                       device=cfg.device)
+                       eval_windows=cfg.trainer_eval_windows, device=cfg.device)
     return TrainerLearner(data.vocab_size, data.heldout_tokens, cfg.step_tokens,
                           cfg.episode_steps, spec)
 
@@ -259,7 +262,7 @@ def make_env(cfg: AgentConfig, pool: Pool | None = None, tokenizer: bytes | None
     base = FeatureSpec(sketch_dim=cfg.sketch_dim, target_dim=cfg.target_dim,
                        reference=cfg.reference_model)
     extractor = FeatureExtractor(tokenizer, base, target=target, reference=reference)
-    data, norm = env_data_from_pool(pool, extractor)
+    data, norm = env_data_from_pool(pool, extractor, heldout_doc_chars=cfg.env.heldout_doc_chars)
     env = gym.make(ENV_ID, data=data, cfg=cfg.env, disable_env_checker=True).unwrapped
     spec = FeatureSpec(sketch_dim=cfg.sketch_dim, model_features=cfg.env.model_features,
                        target_dim=cfg.target_dim, reference=cfg.reference_model)

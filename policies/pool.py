@@ -26,6 +26,16 @@ CLEAN = "clean"
 CORRUPTIONS = ("token_shuffle", "repeated_lines", "char_soup", "off_language", "near_duplicate")
 
 
+def clip_text(text: str, max_chars: int) -> str:
+    """`text`'s first `max_chars` characters, ending at the last whitespace inside them (or
+    hard at `max_chars` when there is none), so no word is cut in half."""
+    if len(text) <= max_chars:
+        return text
+    cut = text[:max_chars]
+    space = max(cut.rfind(" "), cut.rfind("\n"), cut.rfind("\t"))
+    return cut[:space] if space > 0 else cut
+
+
 @dataclass
 class Sources:
     clean: list[str]

@@ -119,6 +119,9 @@ class TrainerSpec:
     eval_batches: int = 4
     threads: int = 1
     device: str = "auto"  # TrainConfig.device: auto = CUDA when present, else CPU
+    # which held-out windows `heldout_loss` reads: "first" = the first eval_batches batches;
+    # "sampled" = a fixed random sample of them from across the whole held-out stream
+    eval_windows: str = "first"
 
 
 def tiny_train_config(spec: TrainerSpec, seed: int = 0) -> TrainConfig:
@@ -166,7 +169,10 @@ class TrainerLearner:
         self.window = s.seq_len
         self.start_state = start_state
         self.first_step, self.total_steps = schedule or (0, self.steps_per_env_step * episode_steps)
-        self.heldout = TokenStream(np.asarray(heldout), s.seq_len)
+        # a fixed permutation (seed 0): every reward reads the same windows, so the paired
+        # branches and successive steps are judged on one sample of the whole stream
+        order = "shuffled" if s.eval_windows == "sampled" else "curriculum"
+        self.heldout = TokenStream(np.asarray(heldout), s.seq_len, order=order, seed=0)
         self.reset(0)
 
     def reset(self, seed: int) -> None:

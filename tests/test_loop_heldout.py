@@ -6,7 +6,8 @@ import pytest
 
 from curator.config import ConfigError
 from curator.loop.config import LoopHeldoutConfig, load_loop_config
-from curator.loop.pool import clip_text, heldout_texts
+from curator.loop.pool import heldout_texts
+from policies.pool import clip_text
 
 DOCS = [f"document {i} " + "word " * (10 * i) for i in range(12)]
 

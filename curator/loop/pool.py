@@ -39,6 +39,7 @@ from curator.config import (
 )
 from curator.loop.config import LoopConfig, LoopHeldoutConfig
 from curator.rundir import RunDir
+from policies.pool import clip_text
 
 
 @dataclass(frozen=True)
@@ -143,16 +144,6 @@ def heldout_texts(texts: list[str], cfg: LoopHeldoutConfig, seed: int) -> list[s
         order = np.random.default_rng([seed, 0x4E1D]).permutation(len(texts))
         texts = [texts[i] for i in order]
     return texts
-
-
-def clip_text(text: str, max_chars: int) -> str:
-    """`text`'s first `max_chars` characters, ending at the last whitespace inside them (or
-    hard at `max_chars` when there is none), so no word is cut in half."""
-    if len(text) <= max_chars:
-        return text
-    cut = text[:max_chars]
-    space = max(cut.rfind(" "), cut.rfind("\n"), cut.rfind("\t"))
-    return cut[:space] if space > 0 else cut
 
 
 def curate_pool(cfg: LoopConfig) -> RunDir:

@@ -196,3 +196,43 @@ def test_proxy_doc_losses_ignore_cross_doc_bigrams():
     alone = [learner.doc_losses([a])[0], learner.doc_losses([b])[0]]
     assert np.allclose(together, alone)
     assert np.isclose(alone[0], learner.token_losses(a).mean())
+
+
+def _heldout_loss(heldout: np.ndarray, eval_windows: str) -> float:
+    from policies.reward import TrainerLearner, TrainerSpec
+
+    spec = TrainerSpec(n_layer=1, d_model=32, eval_batches=1, eval_windows=eval_windows,
+                       device="cpu")
+    return TrainerLearner(64, heldout, step_tokens=1024, episode_steps=1, spec=spec).heldout_loss()
+
+
+def test_reward_eval_windows_first_reads_the_head_sampled_reads_the_whole_stream():
+    """One eval batch is 16 windows of 128 tokens. `first` reads the stream's first 2,049
+    tokens and nothing after them (the natural agents' reward read one or two documents);
+    `sampled` reads windows from across the stream, the same ones at every call."""
+    rng = np.random.default_rng(0)
+    head = rng.integers(0, 64, 2049)
+    tail_a, tail_b = rng.integers(0, 64, 6000), np.zeros(6000, np.int64)
+    a, b = np.concatenate([head, tail_a]), np.concatenate([head, tail_b])
+    assert _heldout_loss(a, "first") == _heldout_loss(b, "first")
+    sampled_a = _heldout_loss(a, "sampled")
+    assert sampled_a != _heldout_loss(b, "sampled")
+    assert sampled_a == _heldout_loss(a, "sampled")  # a fixed sample: rewards stay comparable
+
+
+def test_heldout_doc_chars_cuts_each_reward_document():
+    """A reward document longer than `heldout_doc_chars` is cut at a word boundary (so one long
+    page does not make up most of the reward's text); shorter ones stay whole."""
+    import pyarrow as pa
+
+    from policies.pool import Pool
+
+    candidates = pa.array([f"candidate document number {i} with some words" for i in range(10)])
+    pool = Pool(candidates, None, ["word " * 2000 + "tail", "short document here"])
+    ex = FeatureExtractor(load_policy(DEFAULT_POLICY).tokenizer, FeatureSpec(sketch_dim=16))
+    whole = env_data_from_pool(pool, ex)[0].heldout_tokens
+    cut = env_data_from_pool(pool, ex, heldout_doc_chars=100)[0].heldout_tokens
+    expected = ex.tokenize(ex.prepare(["word " * 19 + "word", "short document here"]))
+    assert np.array_equal(cut, np.concatenate(expected))
+    assert len(cut) < len(whole) / 10
+
