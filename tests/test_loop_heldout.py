@@ -50,3 +50,8 @@ def test_bad_heldout_settings_name_the_field(tmp_path):
         load_loop_config(None, [f"output={tmp_path}", "heldout.split=by_source"])
     with pytest.raises(ConfigError, match="heldout.max_doc_chars"):
         load_loop_config(None, [f"output={tmp_path}", "heldout.max_doc_chars=-1"])
+    # the update's environment reads the loop's own validation half: one knob cuts it
+    with pytest.raises(ConfigError, match="heldout.max_doc_chars"):
+        load_loop_config(None, [f"output={tmp_path}", "update.env.heldout_doc_chars=4000"])
+    cfg = load_loop_config(None, [f"output={tmp_path}", "update.env.trainer_eval_windows=sampled"])
+    assert cfg.update.env.trainer_eval_windows == "sampled"

@@ -135,7 +135,8 @@ class LoopUpdateConfig(Section):
     env: EnvConfig = Field(
         EnvConfig(docs_per_step=32, step_tokens=2048, episode_steps=8, learner="trainer"),
         description="Environment of the update; its learner is always the loop arm's own model "
-        "(model.*), so trainer_* and model_features are ignored here.",
+        "(model.*), so trainer_* (except trainer_eval_windows: which validation windows an "
+        "episode's reward reads) and model_features are ignored here.",
     )
 
     @model_validator(mode="after")
@@ -151,6 +152,10 @@ class LoopUpdateConfig(Section):
         if self.algorithm == "es" and self.env.upweight:
             raise ValueError("update.env.upweight is not an action of update.algorithm=es "
                              "(it keeps a top share by rank); set update.env.upweight=false")
+        if self.env.heldout_doc_chars:
+            raise ValueError("update.env.heldout_doc_chars: the loop's held-out documents are "
+                             "cut by heldout.max_doc_chars; set that and "
+                             "update.env.heldout_doc_chars=0")
         return self
 
 

@@ -261,7 +261,10 @@ def _update_env(
     _, model, optimizer = build_trainer(cfg, pool.vocab_size, seed, latest(model_dir))
     start = (model.state_dict(), optimizer.state_dict())
     spec = trainer_spec(cfg)
-    spec = type(spec)(**{**spec.__dict__, "eval_batches": min(4, spec.eval_batches)})
+    # an episode's reward reads at most 4 batches of the validation stream: its first ones,
+    # or (env.trainer_eval_windows=sampled) a fixed sample from across every validation document
+    spec = type(spec)(**{**spec.__dict__, "eval_batches": min(4, spec.eval_batches),
+                         "eval_windows": env_cfg.trainer_eval_windows})
     first = (rnd + 1) * cfg.steps_per_round  # where the next round's training starts
     learner = TrainerLearner(
         pool.vocab_size,
