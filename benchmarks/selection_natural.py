@@ -78,6 +78,7 @@ SHIPPED = "logistic init, no RL (the shipped default)"
 # name -> overrides of policies.train_default.natural_agent_config (one environment for all)
 ES_AGENT = "ES on six feature weights (from the logistic init)"
 ES_SAMPLED_AGENT = "ES, reward sampled across every reward document"
+ES_QUARTER_AGENT = "ES, sampled reward, trained keeping the top 25%"
 AGENTS: dict[str, list[str]] = {
     AGENT: [],
     SHIPPED: [],
@@ -97,6 +98,10 @@ AGENTS: dict[str, list[str]] = {
     # documents): same cost per reward
     ES_SAMPLED_AGENT: ["algorithm=es", "env.trainer_eval_windows=sampled",
                        "env.heldout_doc_chars=4000"],
+    # and trained at the budget it is judged at: each episode step keeps the top quarter of its
+    # candidates by rank (env.target_keep), not the top half
+    ES_QUARTER_AGENT: ["algorithm=es", "env.trainer_eval_windows=sampled",
+                       "env.heldout_doc_chars=4000", "env.target_keep=0.25"],
 }
 REGRESSION = "logistic regression on the agent's features (no RL)"
 UPWEIGHT_AGENT = "REINFORCE + upweight action"
