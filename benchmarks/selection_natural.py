@@ -53,7 +53,7 @@ from policies.features import FeatureExtractor, FeatureNorm, FeatureSpec  # noqa
 from policies.natural_corpus import NaturalData  # noqa: E402
 from policies.reference import ReferenceLM  # noqa: E402
 from policies.reinforce import LOGISTIC_L2, target_text  # noqa: E402
-from policies.reward import TrainerSpec  # noqa: E402
+from policies.selection_return import draw_documents, train_on_selection  # noqa: E402
 from policies.target import TargetModel, fit_classifier  # noqa: E402
 from policies.train_default import (  # noqa: E402
     add_data_args,
@@ -71,7 +71,6 @@ EVAL_BATCHES = 16
 """--eval-text first: the loss of the first 16 batches of 16 windows of 128 tokens (32,768
 tokens) of the evaluation text, the measure of every table before stop 33. --eval-text all:
 every window."""
-DRAW_SHARE = 0.5  # each paired draw: this share of the selection half's documents
 TARGET_DIM = 4096
 AGENT = "REINFORCE (from the logistic init)"
 SHIPPED = "logistic init, no RL (the shipped default)"
@@ -79,6 +78,7 @@ SHIPPED = "logistic init, no RL (the shipped default)"
 ES_AGENT = "ES on six feature weights (from the logistic init)"
 ES_SAMPLED_AGENT = "ES, reward sampled across every reward document"
 ES_QUARTER_AGENT = "ES, sampled reward, trained keeping the top 25%"
+ES_SELECTION_AGENT = "ES judged by 25% selections (trained model's loss)"
 AGENTS: dict[str, list[str]] = {
     AGENT: [],
     SHIPPED: [],
@@ -102,6 +102,11 @@ AGENTS: dict[str, list[str]] = {
     # candidates by rank (env.target_keep), not the top half
     ES_QUARTER_AGENT: ["algorithm=es", "env.trainer_eval_windows=sampled",
                        "env.heldout_doc_chars=4000", "env.target_keep=0.25"],
+    # ES judged by what a curate does: each episode ranks half the training pool, keeps its
+    # top 25% of tokens, trains the transformer from a fresh init on exactly those and reads its
+    # loss on every window of the reward text (policies.selection_return, as this benchmark)
+    ES_SELECTION_AGENT: ["algorithm=es", "es.episode=selection", "env.target_keep=0.25",
+                         "env.heldout_doc_chars=4000"],
 }
 REGRESSION = "logistic regression on the agent's features (no RL)"
 UPWEIGHT_AGENT = "REINFORCE + upweight action"
@@ -252,22 +257,9 @@ def train_agents(data: NaturalData, tokenizer: bytes, work: Path, steps: int,
 def train_eval(docs: list[np.ndarray], copies: np.ndarray, budget: int, evaluation: np.ndarray,
                vocab: int, seed: int, eval_batches: int | None = EVAL_BATCHES) -> float:
     """The bundled transformer from a seeded init on exactly `budget` tokens of the selected
-    documents, each `copies[i]` times (0 = not selected; a short selection repeats), LR fully
-    decayed; loss on the evaluation text."""
-    from curator.trainer.data import TokenStream
-    from curator.trainer.engine import evaluate
-    from policies.reward import TrainerLearner
-
-    learner = TrainerLearner(vocab, evaluation, budget, episode_steps=1,
-                             spec=TrainerSpec(eval_batches=16))
-    learner.reset(seed)
-    stream = np.concatenate([docs[i] for i in np.flatnonzero(copies)
-                             for _ in range(int(copies[i]))])
-    learner.train(stream, 0, seed)
-    held = TokenStream(evaluation, learner.cfg.model.seq_len)
-    batch = learner.cfg.batch_size * 2
-    n_batches = -(-held.n_windows // batch) if eval_batches is None else eval_batches
-    return evaluate(learner.model, held, batch, n_batches)
+    documents (policies.selection_return, as ES's selection episodes); loss on the evaluation
+    text."""
+    return train_on_selection(docs, copies, budget, evaluation, vocab, seed, eval_batches)
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -332,8 +324,7 @@ def run(args: argparse.Namespace) -> dict:
     stamps = {name: ranking_stamp(s, weights.get(name)) for name, s in scores.items()}
     t0 = time.time()
     for draw in range(args.draw_start, args.draws):
-        rng = np.random.default_rng(1000 + draw)
-        sub = np.sort(rng.choice(len(docs), int(DRAW_SHARE * len(docs)), replace=False))
+        sub = draw_documents(len(docs), 1000 + draw)
         sub_docs = [docs[i] for i in sub]
         for frac in args.budgets or BUDGETS:
             budget = int(frac * n_tok[sub].sum())

@@ -145,6 +145,14 @@ class ESConfig(Section):
         2, gt=0,
         description="Iterations between evaluations on fixed seeds (agent.eval_interval > 0).",
     )
+    episode: Literal["env", "selection"] = Field(
+        "env", description="What one ES episode is. env = an episode of the environment (each "
+        "step keeps the top env.target_keep share of its candidates; reward against a random "
+        "branch). selection = a draw of half the pool, its top-ranked documents up to "
+        "env.target_keep of the draw's tokens, the environment's trainer trained from a fresh "
+        "init on exactly those tokens, return = minus its loss on every window of the reward "
+        "text: the measured effect a curate at that budget has on a model.",
+    )
 
 
 class AgentConfig(Section):
@@ -231,6 +239,14 @@ class AgentConfig(Section):
             raise ValueError("env.upweight (a third action) is not an action of algorithm=es, "
                              "which keeps the top env.target_keep share by rank; set "
                              "env.upweight=false or use algorithm=reinforce")
+        if self.es.episode == "selection" and self.algorithm != "es":
+            raise ValueError(f"es.episode=selection is how ES judges a ranking; set "
+                             f"algorithm=es or es.episode=env (algorithm={self.algorithm!r})")
+        if self.es.episode == "selection" and (self.env.learner != "trainer"
+                                               or self.env.model_features):
+            raise ValueError("es.episode=selection trains the environment's transformer on "
+                             "each selection and scores documents by their features alone; "
+                             "set env.learner=trainer and env.model_features=false")
         return self
 
     @model_validator(mode="after")

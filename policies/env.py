@@ -79,14 +79,18 @@ def env_data_from_pool(pool: Pool, extractor: FeatureExtractor, norm: FeatureNor
     return data, norm
 
 
+def env_trainer_spec(cfg: EnvConfig) -> TrainerSpec:
+    """The transformer an environment config's trainer learner builds."""
+    return TrainerSpec(seq_len=cfg.trainer_seq_len, n_layer=cfg.trainer_n_layer,
+                       d_model=cfg.trainer_d_model, eval_batches=cfg.trainer_eval_batches,
+                       eval_windows=cfg.trainer_eval_windows, device=cfg.device)
+
+
 def make_learner(data: EnvData, cfg: EnvConfig) -> Learner:
     if cfg.learner == "proxy":
         return ProxyLearner(data.vocab_size, data.heldout_tokens, cfg.step_tokens)
-    spec = TrainerSpec(seq_len=cfg.trainer_seq_len, n_layer=cfg.trainer_n_layer,
-                       d_model=cfg.trainer_d_model, eval_batches=cfg.trainer_eval_batches,
-                       eval_windows=cfg.trainer_eval_windows, device=cfg.device)
     return TrainerLearner(data.vocab_size, data.heldout_tokens, cfg.step_tokens,
-                          cfg.episode_steps, spec)
+                          cfg.episode_steps, env_trainer_spec(cfg))
 
 
 class CurationEnv(gym.Env):

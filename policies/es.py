@@ -34,11 +34,14 @@ import numpy as np
 import torch
 
 from policies.agent import PolicyNet
+from policies.baselines import select_by_score
 from policies.checkpoint import MetricsLog
 from policies.config import AgentConfig
-from policies.env import CurationEnv, FittedTarget
+from policies.env import OBS_CLIP, CurationEnv, EnvData, FittedTarget, env_trainer_spec
 from policies.pool import Pool
 from policies.reinforce import EVAL_SEEDS, logistic_init, logit_affine, seeded_policy
+from policies.reward import TrainerSpec
+from policies.selection_return import draw_documents, train_on_selection
 
 
 def main(cfg: AgentConfig, pool: Pool | None = None, tokenizer: bytes | None = None,
@@ -51,9 +54,16 @@ def main(cfg: AgentConfig, pool: Pool | None = None, tokenizer: bytes | None = N
     columns = column_indices(setup.spec.names, cfg.es.columns)
     log = MetricsLog(cfg.log_path or Path(cfg.output).with_name("metrics.jsonl"))
     env = setup.env
-    summary = train_shifts(net, partial(ranked_return, net, env), cfg, columns, spread, log,
-                           evaluate=partial(eval_return, net, env))
-    summary["steps"] = summary["episodes"] * env.cfg.episode_steps
+    if cfg.es.episode == "selection":
+        episode_return = partial(selection_return, net, env.data, cfg.env.target_keep,
+                                 env_trainer_spec(cfg.env))
+        summary = train_shifts(net, episode_return, cfg, columns, spread, log,
+                               evaluate=partial(mean_return, episode_return))
+        summary["steps"] = summary["episodes"]  # one training run each
+    else:
+        summary = train_shifts(net, partial(ranked_return, net, env), cfg, columns, spread, log,
+                               evaluate=partial(mean_return, partial(ranked_return, net, env)))
+        summary["steps"] = summary["episodes"] * env.cfg.episode_steps
     log.close()
     setup.save_policy(cfg.output, net, cfg.model_dump(mode="json"))
     return {"output": cfg.output, "setup_s": setup_s, **summary}
@@ -94,8 +104,28 @@ def ranked_return(net: PolicyNet, env: CurationEnv, seed: int) -> float:
     return total
 
 
-def eval_return(net: PolicyNet, env: CurationEnv, seed: int) -> float:
-    return float(np.mean([ranked_return(net, env, seed + s) for s in EVAL_SEEDS]))
+def selection_return(net: PolicyNet, data: EnvData, share: float, spec: TrainerSpec,
+                     seed: int) -> float:
+    """Return of one `es.episode=selection` episode: the policy ranks draw `seed` of the pool,
+    keeps its top documents up to `share` of the draw's tokens, and the transformer trained from
+    init `seed` on exactly those tokens is judged on every window of the reward text. In
+    percent of a nat, so the printed returns read like the environment's."""
+    sub = draw_documents(data.n_docs, seed)
+    obs = np.clip(data.features[sub], -OBS_CLIP, OBS_CLIP).astype(np.float32)
+    with torch.no_grad():
+        logits = net.keep_logits(torch.from_numpy(obs)).numpy()
+    docs = [data.doc_tokens[i] for i in sub]
+    n_tokens = np.array([len(d) for d in docs], np.int64)
+    budget = int(share * n_tokens.sum())
+    keep = select_by_score(logits, n_tokens, budget)
+    loss = train_on_selection(docs, keep.astype(np.int64), budget, data.heldout_tokens,
+                              data.vocab_size, seed, spec=spec)
+    return -100.0 * loss
+
+
+def mean_return(episode_return: EpisodeReturn, seed: int) -> float:
+    """The model-selection return: the mean over the fixed evaluation seeds."""
+    return float(np.mean([episode_return(seed + s) for s in EVAL_SEEDS]))
 
 
 def shift_columns(net: PolicyNet, base: torch.Tensor, columns: np.ndarray,

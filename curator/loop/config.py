@@ -152,6 +152,9 @@ class LoopUpdateConfig(Section):
         if self.algorithm == "es" and self.env.upweight:
             raise ValueError("update.env.upweight is not an action of update.algorithm=es "
                              "(it keeps a top share by rank); set update.env.upweight=false")
+        if self.es.episode != "env":
+            raise ValueError("update.es.episode: the loop's ES episodes are set by "
+                             "update.es_return (episode or trial); set update.es.episode=env")
         if self.env.heldout_doc_chars:
             raise ValueError("update.env.heldout_doc_chars: the loop's held-out documents are "
                              "cut by heldout.max_doc_chars; set that and "
