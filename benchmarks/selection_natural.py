@@ -79,6 +79,7 @@ ES_AGENT = "ES on six feature weights (from the logistic init)"
 ES_SAMPLED_AGENT = "ES, reward sampled across every reward document"
 ES_QUARTER_AGENT = "ES, sampled reward, trained keeping the top 25%"
 ES_SELECTION_AGENT = "ES judged by 25% selections (trained model's loss)"
+ES_FROM_CLASSIFIER_AGENT = "ES from the n-gram classifier, judged by 25% selections"
 AGENTS: dict[str, list[str]] = {
     AGENT: [],
     SHIPPED: [],
@@ -107,6 +108,10 @@ AGENTS: dict[str, list[str]] = {
     # loss on every window of the reward text (policies.selection_return, as this benchmark)
     ES_SELECTION_AGENT: ["algorithm=es", "es.episode=selection", "env.target_keep=0.25",
                          "env.heldout_doc_chars=4000"],
+    # the same ES started from the best method without RL: ranking exactly as the target
+    # classifier (the n-gram row), so its difference from that row is what RL adds to it
+    ES_FROM_CLASSIFIER_AGENT: ["algorithm=es", "init=column", "es.episode=selection",
+                               "env.target_keep=0.25", "env.heldout_doc_chars=4000"],
 }
 REGRESSION = "logistic regression on the agent's features (no RL)"
 UPWEIGHT_AGENT = "REINFORCE + upweight action"

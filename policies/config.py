@@ -188,11 +188,17 @@ class AgentConfig(Section):
     reference_steps: int = Field(
         300, gt=0, description="Optimizer steps of the reference LM (8 x 128 tokens each).",
     )
-    init: Literal["scratch", "logistic"] = Field(
+    init: Literal["scratch", "logistic", "column"] = Field(
         "scratch", description="REINFORCE: scratch = seeded random init (keep prob ~0.5 "
         "everywhere); logistic = the linear path starts from a logistic regression of the "
         "reward's held-out text (1) against the pool (0) on the same features, and RL "
-        "adjusts it from there (masks are sampled at a temperature that keeps them diverse).",
+        "adjusts it from there (masks are sampled at a temperature that keeps them diverse); "
+        "column = the policy starts ranking exactly as the one feature `init_column` (e.g. "
+        "the target classifier alone, the DCLM-style baseline) and RL adjusts from there.",
+    )
+    init_column: str = Field(
+        "target_classifier", description="init=column: the feature the start ranks by (one "
+        "of the policy's feature names; target_classifier needs target_dim > 0).",
     )
     hidden: int = Field(64, gt=0, description="Hidden width of the policy MLP.")
     total_steps: int = Field(2000, gt=0, description="Environment steps to train for.")

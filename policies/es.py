@@ -39,7 +39,7 @@ from policies.checkpoint import MetricsLog
 from policies.config import AgentConfig
 from policies.env import OBS_CLIP, CurationEnv, EnvData, FittedTarget, env_trainer_spec
 from policies.pool import Pool
-from policies.reinforce import EVAL_SEEDS, logistic_init, logit_affine, seeded_policy
+from policies.reinforce import EVAL_SEEDS, logit_affine, seeded_policy, start_policy
 from policies.reward import TrainerSpec
 from policies.selection_return import draw_documents, train_on_selection
 
@@ -48,8 +48,7 @@ def main(cfg: AgentConfig, pool: Pool | None = None, tokenizer: bytes | None = N
          fitted: FittedTarget | None = None) -> dict[str, Any]:
     """Train the column shifts of a policy on the config's environment; save to `cfg.output`."""
     setup, net, setup_s = seeded_policy(cfg, pool, tokenizer, fitted)
-    if cfg.init == "logistic":
-        logistic_init(net, setup)
+    start_policy(net, setup, cfg)
     spread = logit_affine(net, setup.env.data.features)[1]
     columns = column_indices(setup.spec.names, cfg.es.columns)
     log = MetricsLog(cfg.log_path or Path(cfg.output).with_name("metrics.jsonl"))

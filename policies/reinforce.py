@@ -42,12 +42,10 @@ def main(cfg: AgentConfig, pool: Pool | None = None, tokenizer: bytes | None = N
          fitted: FittedTarget | None = None) -> dict[str, Any]:
     """Train a policy from scratch on the config's environment and save it to `cfg.output`."""
     setup, net, setup_s = seeded_policy(cfg, pool, tokenizer, fitted, cfg.env.upweight)
-    affine = (0.0, 1.0)
-    if cfg.init == "logistic":
-        affine = logistic_init(net, setup)
+    affine = start_policy(net, setup, cfg)
     log = MetricsLog(cfg.log_path or Path(cfg.output).with_name("metrics.jsonl"))
     summary = train_policy(net, setup.env, cfg, log, reset_seed=cfg.seed, logit_affine=affine,
-                           keep_start=cfg.init == "logistic")
+                           keep_start=cfg.init != "scratch")
     log.close()
     setup.save_policy(cfg.output, net, cfg.model_dump(mode="json"))
     return {"output": cfg.output, "setup_s": setup_s, **summary}
@@ -88,6 +86,31 @@ def logistic_init(net: PolicyNet, setup: TrainingSetup) -> tuple[float, float]:
         net.linear.copy_(torch.from_numpy(w))
         net.keep_head.bias.fill_(b)
     return logit_affine(net, pool)
+
+
+def column_init(net: PolicyNet, setup: TrainingSetup, column: str) -> tuple[float, float]:
+    """Start from a policy that ranks exactly as one feature: weight 1 on its z-score, every
+    other weight and the MLP's output 0. Returns the sampling affine, as `logistic_init`."""
+    names = setup.spec.names
+    if column not in names:
+        raise ValueError(f"init_column={column!r} is not among the policy's features "
+                         f"({', '.join(n for n in names if not n.startswith('sketch_'))}); "
+                         "name one the config's features produce")
+    with torch.no_grad():
+        net.linear.zero_()
+        net.linear[names.index(column)] = 1.0
+        net.keep_head.weight.zero_()
+        net.keep_head.bias.zero_()
+    return logit_affine(net, setup.env.data.features)
+
+
+def start_policy(net: PolicyNet, setup: TrainingSetup, cfg: AgentConfig) -> tuple[float, float]:
+    """Set `net` to the config's `init` (scratch leaves the seeded init); the sampling affine."""
+    if cfg.init == "logistic":
+        return logistic_init(net, setup)
+    if cfg.init == "column":
+        return column_init(net, setup, cfg.init_column)
+    return (0.0, 1.0)
 
 
 def logit_affine(net: PolicyNet, features: np.ndarray) -> tuple[float, float]:

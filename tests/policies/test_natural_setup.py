@@ -138,6 +138,34 @@ def test_logistic_init_starts_from_target_versus_pool(files):
     assert logits[menus].max() < np.median(logits[~menus])
 
 
+def test_column_init_ranks_exactly_as_its_feature(files):
+    """init=column: the start ranks the pool exactly as the one named feature (the target
+    classifier: the DCLM-style baseline), so RL can only be judged by what it adds to it; a
+    column the features do not produce fails naming init_column."""
+    import torch
+
+    from policies.agent import PolicyNet
+    from policies.env import make_env
+    from policies.reinforce import start_policy
+
+    cfg = AgentConfig(
+        sketch_dim=8, hidden=16, init="column", target_dim=64,
+        target=[InputSpec(path=str(files["target"]))],
+        env=EnvConfig(docs_per_step=8, step_tokens=512, episode_steps=3),
+        pool=PoolConfig(source="inputs", inputs=[InputSpec(path=str(files["pool"]))]),
+    )
+    setup = make_env(cfg, tokenizer=load_policy(DEFAULT_POLICY).tokenizer)
+    torch.manual_seed(0)
+    net = PolicyNet(setup.env.observation_space.shape[1], cfg.hidden)
+    _, temperature = start_policy(net, setup, cfg)
+    features = setup.env.data.features
+    logits = net.keep_logits(torch.from_numpy(features)).detach().numpy()
+    column = features[:, setup.spec.names.index("target_classifier")]
+    assert temperature > 0 and np.array_equal(logits, column)
+    with pytest.raises(ValueError, match="init_column='no_such'"):
+        start_policy(net, setup, cfg.model_copy(update={"init_column": "no_such"}))
+
+
 def test_shipped_default_policy_is_the_natural_recipe():
     """policies/default is built by policies.train_default: natural pool, target-aware columns
     and the reference LM, the logistic init, and every column computable from the text alone
