@@ -17,6 +17,11 @@ candidate policy. Gradient estimate: mean over pairs of (R+ - R-) / (2 sigma) * 
 the returns' spread (the step does not depend on the reward's units); Adam ascends it.
 sigma and the step are in units of the pool's logit spread, so they mean the same for any init.
 
+`es.episode: selection` asks the curate question directly instead: an episode ranks a draw of
+half the pool, keeps its top `env.target_keep` of tokens, trains the transformer from a fresh
+init on exactly those (policies/selection_return.py, the natural benchmark's own measure) and
+returns minus its loss on every window of the reward text.
+
 Model selection as in REINFORCE: returns (of the same ranked action) on fixed evaluation
 seeds; the starting weights are a candidate, and ES replaces them only by beating them on the
 environment's own reward.
