@@ -112,6 +112,11 @@ AGENTS: dict[str, list[str]] = {
     # classifier (the n-gram row), so its difference from that row is what RL adds to it
     ES_FROM_CLASSIFIER_AGENT: ["algorithm=es", "init=column", "es.episode=selection",
                                "env.target_keep=0.25", "env.heldout_doc_chars=4000"],
+    # the same, a second training seed (ES's directions and episode draws); the name differs
+    # within its first 40 letters, which name the cached agent file
+    "ES, training seed 1, from the n-gram classifier, judged by 25% selections": [
+        "seed=1", "algorithm=es", "init=column", "es.episode=selection", "env.target_keep=0.25",
+        "env.heldout_doc_chars=4000"],
 }
 REGRESSION = "logistic regression on the agent's features (no RL)"
 UPWEIGHT_AGENT = "REINFORCE + upweight action"
