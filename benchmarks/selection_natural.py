@@ -245,9 +245,13 @@ def train_agents(data: NaturalData, tokenizer: bytes, work: Path, steps: int,
     """Each agent trained once (cached by name and steps) on the pool's training half, by
     the function that builds the shipped default policy."""
     out: dict[str, dict] = {}
+    slugs: dict[str, str] = {}
     for name in names:
         slug = {AGENT: "reinforcelogisticinittheshippedrecipe"}.get(
             name, "".join(c for c in name.lower() if c.isalnum())[:40])
+        if slugs.setdefault(slug, name) != name:  # one cached file would serve both agents
+            raise ValueError(f"agents {slugs[slug]!r} and {name!r} share the cache name "
+                             f"{slug!r} (the first 40 letters); rename one")
         path = work / f"agent-{slug}-{steps}.safetensors"
         info_path = path.with_suffix(".json")
         if not path.exists():

@@ -58,16 +58,17 @@ def main(cfg: AgentConfig, pool: Pool | None = None, tokenizer: bytes | None = N
     columns = column_indices(setup.spec.names, cfg.es.columns)
     log = MetricsLog(cfg.log_path or Path(cfg.output).with_name("metrics.jsonl"))
     env = setup.env
+    episode_return: EpisodeReturn
     if cfg.es.episode == "selection":
         episode_return = partial(selection_return, net, env.data, cfg.env.target_keep,
                                  env_trainer_spec(cfg.env))
-        summary = train_shifts(net, episode_return, cfg, columns, spread, log,
-                               evaluate=partial(mean_return, episode_return))
-        summary["steps"] = summary["episodes"]  # one training run each
+        steps_per_episode = 1  # one training run
     else:
-        summary = train_shifts(net, partial(ranked_return, net, env), cfg, columns, spread, log,
-                               evaluate=partial(mean_return, partial(ranked_return, net, env)))
-        summary["steps"] = summary["episodes"] * env.cfg.episode_steps
+        episode_return = partial(ranked_return, net, env)
+        steps_per_episode = env.cfg.episode_steps
+    summary = train_shifts(net, episode_return, cfg, columns, spread, log,
+                           evaluate=partial(mean_return, episode_return))
+    summary["steps"] = summary["episodes"] * steps_per_episode
     log.close()
     setup.save_policy(cfg.output, net, cfg.model_dump(mode="json"))
     return {"output": cfg.output, "setup_s": setup_s, **summary}

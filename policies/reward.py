@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 
@@ -121,7 +121,7 @@ class TrainerSpec:
     device: str = "auto"  # TrainConfig.device: auto = CUDA when present, else CPU
     # which held-out windows `heldout_loss` reads: "first" = the first eval_batches batches;
     # "sampled" = a fixed random sample of them from across the whole held-out stream
-    eval_windows: str = "first"
+    eval_windows: Literal["first", "sampled"] = "first"
 
 
 def tiny_train_config(spec: TrainerSpec, seed: int = 0) -> TrainConfig:

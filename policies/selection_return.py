@@ -36,8 +36,8 @@ def train_on_selection(docs: list[np.ndarray], copies: np.ndarray, budget: int,
     learner = TrainerLearner(vocab, heldout, budget, episode_steps=1,
                              spec=spec or TrainerSpec(eval_batches=16))
     learner.reset(seed)
-    stream = np.concatenate([docs[i] for i in np.flatnonzero(copies)
-                             for _ in range(int(copies[i]))])
+    kept = np.flatnonzero(copies)
+    stream = np.concatenate([docs[i] for i in np.repeat(kept, copies[kept])])
     learner.train(stream, 0, seed)
     held = TokenStream(heldout, learner.cfg.model.seq_len)
     batch = learner.cfg.batch_size * 2

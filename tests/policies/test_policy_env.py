@@ -235,4 +235,3 @@ def test_heldout_doc_chars_cuts_each_reward_document():
     expected = ex.tokenize(ex.prepare(["word " * 19 + "word", "short document here"]))
     assert np.array_equal(cut, np.concatenate(expected))
     assert len(cut) < len(whole) / 10
-
