@@ -48,13 +48,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.paired_stats import auc, sign_flip_p  # noqa: E402
 from policies import baselines as bl  # noqa: E402
 from policies.agent import PolicyNet  # noqa: E402
-from policies.env import FittedTarget  # noqa: E402
 from policies.features import FeatureExtractor, FeatureNorm, FeatureSpec  # noqa: E402
 from policies.natural_corpus import NaturalData  # noqa: E402
 from policies.reference import ReferenceLM  # noqa: E402
 from policies.reinforce import LOGISTIC_L2, target_text  # noqa: E402
 from policies.selection_return import draw_documents, train_on_selection  # noqa: E402
 from policies.target import TargetModel, fit_classifier  # noqa: E402
+from policies.target_fitting import FittedTarget  # noqa: E402
 from policies.train_default import (  # noqa: E402
     add_data_args,
     natural_agent_config,
@@ -80,6 +80,7 @@ ES_SAMPLED_AGENT = "ES, reward sampled across every reward document"
 ES_QUARTER_AGENT = "ES, sampled reward, trained keeping the top 25%"
 ES_SELECTION_AGENT = "ES judged by 25% selections (trained model's loss)"
 ES_FROM_CLASSIFIER_AGENT = "ES from the n-gram classifier, judged by 25% selections"
+ES_CROSSFIT_AGENT = "ES, cross-fitted features, kept fit documents in its pool"
 AGENTS: dict[str, list[str]] = {
     AGENT: [],
     SHIPPED: [],
@@ -112,6 +113,13 @@ AGENTS: dict[str, list[str]] = {
     # classifier (the n-gram row), so its difference from that row is what RL adds to it
     ES_FROM_CLASSIFIER_AGENT: ["algorithm=es", "init=column", "es.episode=selection",
                                "env.target_keep=0.25", "env.heldout_doc_chars=4000"],
+    # the column-start ES learning from a pool like the one it ranks: the reader-kept crawl
+    # documents of the target's fit part join its pool (without them it is the training half
+    # minus its best documents) and every pool document's target-aware and reference features
+    # come from models fitted without its fold (policies.target_fitting)
+    ES_CROSSFIT_AGENT: ["algorithm=es", "init=column", "es.episode=selection",
+                        "env.target_keep=0.25", "env.heldout_doc_chars=4000",
+                        "crossfit_folds=5"],
     # the same, a second training seed (ES's directions and episode draws); the name differs
     # within its first 40 letters, which name the cached agent file
     "ES, training seed 1, from the n-gram classifier, judged by 25% selections": [
@@ -144,9 +152,10 @@ class Featurized:
 
 
 def fitted_extractor(data: NaturalData, tokenizer: bytes) -> Featurized:
-    """The agents' feature extractor, fitted exactly as `policies.env.fit_target_models` does
-    for the agents' config (same seeds: the same target model and reference LM)."""
-    from policies.env import fit_target_models
+    """The agents' feature extractor, fitted exactly as
+    `policies.target_fitting.fit_target_models` does for the agents' config (same seeds: the
+    same target model and reference LM)."""
+    from policies.target_fitting import fit_target_models
 
     cfg = natural_agent_config("unused", 1)
     t0 = time.time()

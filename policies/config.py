@@ -200,6 +200,13 @@ class AgentConfig(Section):
         "target_classifier", description="init=column: the feature the start ranks by (one "
         "of the policy's feature names; target_classifier needs target_dim > 0).",
     )
+    crossfit_folds: int = Field(
+        0, ge=0, description="> 1: the pool's target-aware and reference features come from "
+        "models fitted without the document's fold (this many folds), so the agent learns from "
+        "out-of-sample values like those of every document it will score (the serving models "
+        "are still fitted on the whole pool). Needed when the pool holds target fit text. "
+        "0 or 1 = off.",
+    )
     hidden: int = Field(64, gt=0, description="Hidden width of the policy MLP.")
     total_steps: int = Field(2000, gt=0, description="Environment steps to train for.")
     learning_rate: float = Field(3e-3, gt=0, description="Adam learning rate of the policy.")

@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
-import pyarrow as pa
 from gymnasium import spaces
 
 from curator.config import InputSpec
@@ -39,6 +38,12 @@ from policies.pool import Pool, build_pool, clip_text, corpora_sources, demo_sou
 from policies.reference import ReferenceLM
 from policies.reward import Learner, ProxyLearner, TrainerLearner, TrainerSpec, paired_reward
 from policies.target import TargetModel
+from policies.target_fitting import (
+    FittedTarget,
+    cross_fitted_features,
+    fit_target_models,
+    target_members,
+)
 
 if TYPE_CHECKING:
     from policies.agent import PolicyNet
@@ -64,10 +69,12 @@ class EnvData:
 
 
 def env_data_from_pool(pool: Pool, extractor: FeatureExtractor, norm: FeatureNorm | None = None,
-                       heldout_doc_chars: int = 0) -> tuple[EnvData, FeatureNorm]:
+                       heldout_doc_chars: int = 0, raw: np.ndarray | None = None
+                       ) -> tuple[EnvData, FeatureNorm]:
     """Featurize and tokenize a pool; fit the normalization on it unless one is given.
-    `heldout_doc_chars`: cut each held-out document to that many characters (0 = whole)."""
-    raw = extractor(pool.texts)
+    `heldout_doc_chars`: cut each held-out document to that many characters (0 = whole).
+    `raw`: the pool's raw feature rows when the caller has them (cross-fitted)."""
+    raw = extractor(pool.texts) if raw is None else raw
     norm = norm or FeatureNorm.fit(raw)
     # the learner reads the text the features describe (normalized, as curate tokenizes it)
     doc_tokens = [t.astype(np.int64) for t in extractor.tokenize(extractor.prepare(pool.texts))]
@@ -250,9 +257,6 @@ def resolve_tokenizer(path: str | None) -> bytes:
     return load_policy(DEFAULT_POLICY).tokenizer
 
 
-FittedTarget = tuple[TargetModel | None, ReferenceLM | None]
-
-
 def make_env(cfg: AgentConfig, pool: Pool | None = None, tokenizer: bytes | None = None,
              fitted: FittedTarget | None = None) -> TrainingSetup:
     """The training environment of an agent config (the pool is built unless given).
@@ -262,11 +266,18 @@ def make_env(cfg: AgentConfig, pool: Pool | None = None, tokenizer: bytes | None
     pool = pool if pool is not None else load_pool(cfg.pool, cfg.target,
                                                    cfg.target_fit_fraction)
     tokenizer = tokenizer or resolve_tokenizer(cfg.tokenizer)
+    if cfg.crossfit_folds < 2 and target_members(pool).any():
+        raise ValueError(f"the pool holds {int(target_members(pool).sum())} documents of the "
+                         "target's fit text: their target-aware and reference features would be "
+                         "memorized; set crossfit_folds (e.g. 5) or take them out of the pool")
     target, reference = fitted if fitted is not None else fit_target_models(cfg, pool, tokenizer)
     base = FeatureSpec(sketch_dim=cfg.sketch_dim, target_dim=cfg.target_dim,
                        reference=cfg.reference_model)
     extractor = FeatureExtractor(tokenizer, base, target=target, reference=reference)
-    data, norm = env_data_from_pool(pool, extractor, heldout_doc_chars=cfg.env.heldout_doc_chars)
+    raw = (cross_fitted_features(cfg, pool, tokenizer, base) if cfg.crossfit_folds > 1
+           and (cfg.target_dim or cfg.reference_model) else None)
+    data, norm = env_data_from_pool(pool, extractor, raw=raw,
+                                    heldout_doc_chars=cfg.env.heldout_doc_chars)
     env = gym.make(ENV_ID, data=data, cfg=cfg.env, disable_env_checker=True).unwrapped
     spec = FeatureSpec(sketch_dim=cfg.sketch_dim, model_features=cfg.env.model_features,
                        target_dim=cfg.target_dim, reference=cfg.reference_model)
@@ -275,22 +286,6 @@ def make_env(cfg: AgentConfig, pool: Pool | None = None, tokenizer: bytes | None
         norm = FeatureNorm(np.concatenate([norm.mean, np.zeros(pad, np.float32)]),
                            np.concatenate([norm.std, np.ones(pad, np.float32)]))
     return TrainingSetup(env, extractor, norm, spec, pool, target, reference)
-
-
-def fit_target_models(cfg: AgentConfig, pool: Pool, tokenizer: bytes
-                      ) -> tuple[TargetModel | None, ReferenceLM | None]:
-    """The target-aware feature model and the reference LM a config asks for, fitted on the
-    pool's fit text (`Pool.fit_text`: for a natural pool disjoint from the reward's text)."""
-    fit_text = pa.array(pool.fit_text, pa.string())
-    target = (TargetModel.fit(pool.texts, fit_text, cfg.target_dim, seed=cfg.seed)
-              if cfg.target_dim else None)
-    reference = None
-    if cfg.reference_model:
-        plain = FeatureExtractor(tokenizer, FeatureSpec(sketch_dim=1))
-        docs = plain.tokenize(plain.prepare(fit_text))
-        reference = ReferenceLM.fit(docs, plain.sp.get_piece_size(), cfg.reference_steps,
-                                    cfg.seed)
-    return target, reference
 
 
 register()

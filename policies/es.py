@@ -42,11 +42,12 @@ from policies.agent import PolicyNet
 from policies.baselines import select_by_score
 from policies.checkpoint import MetricsLog
 from policies.config import AgentConfig
-from policies.env import OBS_CLIP, CurationEnv, EnvData, FittedTarget, env_trainer_spec
+from policies.env import OBS_CLIP, CurationEnv, EnvData, env_trainer_spec
 from policies.pool import Pool
 from policies.reinforce import EVAL_SEEDS, logit_affine, seeded_policy, start_policy
 from policies.reward import TrainerSpec
 from policies.selection_return import draw_documents, train_on_selection
+from policies.target_fitting import FittedTarget
 
 
 def main(cfg: AgentConfig, pool: Pool | None = None, tokenizer: bytes | None = None,

@@ -49,6 +49,10 @@ class NaturalData:
     target: TargetSplit
     pool_specs: list[InputSpec]
     target_specs: list[InputSpec]
+    # the training-half crawl documents a reader kept (`kept`): moved from the pool to the
+    # target, so the training pool lacks exactly the crawl text the evaluation pool's best
+    # documents look like (train.training_pool can put the ones in the fitting part back)
+    kept: tuple[str, ...] = ()
 
 
 def _page_half(page_id: str) -> int:
@@ -127,14 +131,15 @@ def load_natural(corpora: Path, work: Path, debian: Path | None = None,
     origins = [docs.origins[i] for i in keep]
     u = text_hash_unit(texts, salt=5)
     chosen = np.zeros(len(texts), bool)
+    kept_texts: list[str] = []
     if kept is not None:
         rows = [json.loads(line) for line in kept.read_text().splitlines() if line.strip()]
         judged = {r["sha1"]: int(r["keep"]) for r in rows}
         sha = [hashlib.sha1(t.encode()).hexdigest() for t in texts]
         chosen = np.array([judged.get(h, 0) == 1 for h in sha]) & (u >= eval_share)
+        kept_texts = [t for t, c in zip(texts, chosen, strict=True) if c]
         target_specs = [*target_specs, InputSpec(path=str(_write_texts(
-            work / "target-kept-crawl.jsonl",
-            [t for t, c in zip(texts, chosen, strict=True) if c])))]
+            work / "target-kept-crawl.jsonl", kept_texts)))]
 
     def part(mask: np.ndarray) -> Documents:
         idx = np.flatnonzero(mask)
@@ -143,7 +148,7 @@ def load_natural(corpora: Path, work: Path, debian: Path | None = None,
     goal = read_documents(target_specs, min_chars=200)
     target = split_target(distinct_texts(goal.texts), target_fit, target_reward)
     return NaturalData(part((u >= eval_share) & ~chosen), part(u < eval_share), target,
-                       pool_specs, target_specs)
+                       pool_specs, target_specs, tuple(kept_texts))
 
 
 def write_loop_inputs(data: NaturalData, out: Path) -> tuple[Path, Path]:

@@ -21,8 +21,9 @@ import torch
 from policies.agent import PolicyNet
 from policies.checkpoint import MetricsLog
 from policies.config import AgentConfig, load_agent_config
-from policies.env import FittedTarget, make_env
+from policies.env import make_env
 from policies.pool import Pool
+from policies.target_fitting import FittedTarget
 
 
 def main(cfg: AgentConfig, pool: Pool | None = None, tokenizer: bytes | None = None,

@@ -33,9 +33,10 @@ import torch
 from policies.agent import PolicyNet
 from policies.checkpoint import MetricsLog
 from policies.config import AgentConfig, load_agent_config
-from policies.env import CurationEnv, FittedTarget, TrainingSetup, make_env
+from policies.env import CurationEnv, TrainingSetup, make_env
 from policies.pool import Pool
 from policies.replay import ReplayBuffer, Transitions, replay_loss
+from policies.target_fitting import FittedTarget
 
 
 def main(cfg: AgentConfig, pool: Pool | None = None, tokenizer: bytes | None = None,

@@ -36,9 +36,9 @@ from curator.config import TokenizerConfig
 from curator.tokenizer_train import train_tokenizer
 from policies.checkpoint import DEFAULT_POLICY
 from policies.config import AgentConfig, EnvConfig
-from policies.env import FittedTarget
 from policies.natural_corpus import NaturalData, load_natural
 from policies.pool import Pool
+from policies.target_fitting import FittedTarget
 
 TARGET_DIM = 4096
 
@@ -61,11 +61,21 @@ def natural_agent_config(output: str, steps: int, overrides: list[str] | None = 
     return cfg
 
 
-def training_pool(data: NaturalData) -> Pool:
+def training_pool(data: NaturalData, kept_fit: bool = False) -> Pool:
     """The agent's pool: the crawl's training half; reward = target reward part; fitting =
-    target fit part."""
-    return Pool(pa.array(data.pool_train.texts, pa.string()), None, data.target.reward,
-                data.target.fit)
+    target fit part.
+
+    `kept_fit`: the pool also holds the reader-kept crawl documents that fell in the target's
+    fitting part (appended after the others). Without them the pool is the training half minus
+    its best documents while the pool a policy ranks keeps its own, so the agent learns to rank
+    among what readers rejected. They are target text, so an agent needs `crossfit_folds` for
+    them (features from models fitted without them); the reward and evaluation parts' kept
+    documents never join (the agent would be rewarded for picking the reward text itself)."""
+    texts = list(data.pool_train.texts)
+    if kept_fit:
+        fit = set(data.target.fit)
+        texts += [t for t in data.kept if t in fit]
+    return Pool(pa.array(texts, pa.string()), None, data.target.reward, data.target.fit)
 
 
 def natural_tokenizer(data: NaturalData, vocab_size: int = 4096) -> bytes:
@@ -80,21 +90,23 @@ def train_default(data: NaturalData, output: str | Path = DEFAULT_POLICY, steps:
                   tokenizer: bytes | None = None, overrides: list[str] | None = None,
                   fitted: FittedTarget | None = None, rl: bool = True) -> dict[str, Any]:
     """`fitted`: `fit_target_models` of the natural config on `training_pool(data)`, when
-    the caller trains several agents on the same data (the benchmark). `rl=False`: the
+    the caller trains several agents on the same data (the benchmark; the serving models are
+    the same with the kept fit documents in the pool, which are never negatives). `rl=False`: the
     policy network at its logistic init, saved without any RL step (what ships: see
     BENCHMARKS.md, RL moved the ranking away from readers' judgments)."""
     from policies.algorithms import trainer_for
 
-    if not rl:
-        return fitted_policy(natural_agent_config(str(output), steps, overrides),
-                             training_pool(data), tokenizer or natural_tokenizer(data), fitted)
-
     cfg = natural_agent_config(str(output), steps, overrides)
+    # the reader-kept fit documents are candidates only when their features are out-of-fold
+    pool = training_pool(data, kept_fit=cfg.crossfit_folds > 1)
+    if not rl:
+        return fitted_policy(cfg, pool, tokenizer or natural_tokenizer(data), fitted)
+
     if cfg.log_path is None:
         cfg = cfg.model_copy(update={"log_path": str(
             Path(tempfile.gettempdir()) / f"curator-policy-{Path(output).stem}-metrics.jsonl")})
-    return trainer_for(cfg)(cfg, pool=training_pool(data),
-                            tokenizer=tokenizer or natural_tokenizer(data), fitted=fitted)
+    return trainer_for(cfg)(cfg, pool=pool, tokenizer=tokenizer or natural_tokenizer(data),
+                            fitted=fitted)
 
 
 def fitted_policy(cfg: AgentConfig, pool: Pool, tokenizer: bytes,
