@@ -10,22 +10,13 @@ import pyarrow as pa
 import pytest
 
 from curator.config import InputSpec
-from curator.demo_corpus import pydoc_topics
 from policies import reinforce
 from policies.checkpoint import DEFAULT_POLICY, load_policy
 from policies.config import AgentConfig, EnvConfig, PoolConfig
 from policies.natural import distinct, natural_pool, read_documents, split_target
-from policies.pool import chunk_lines
 from policies.scorer import PolicyScorer
 
 MENU = "Home\nAbout us\nContact\nLogin\nShop\nCart\nPrivacy\nTerms\n" * 8
-
-
-@pytest.fixture(scope="module")
-def prose() -> list[str]:
-    docs = [d for rec in pydoc_topics() for d in chunk_lines(rec["text"], 20)]
-    assert len(docs) >= 200
-    return docs
 
 
 @pytest.fixture(scope="module")

@@ -5,13 +5,12 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from curator.demo_corpus import pydoc_topics
 from policies.config import AgentConfig, EnvConfig
 from policies.env import make_env, resolve_tokenizer
 from policies.features import FeatureExtractor, FeatureSpec
 from policies.natural import Documents, TargetSplit
 from policies.natural_corpus import NaturalData
-from policies.pool import Pool, chunk_lines
+from policies.pool import Pool
 from policies.target import TARGET_COLUMNS
 from policies.target_fitting import (
     cross_fitted_features,
@@ -22,13 +21,6 @@ from policies.target_fitting import (
 from policies.train_default import training_pool
 
 MENU = "Home\nAbout us\nContact\nLogin\nShop\nCart\nPrivacy\nTerms\n" * 8
-
-
-@pytest.fixture(scope="module")
-def prose() -> list[str]:
-    docs = [d for rec in pydoc_topics() for d in chunk_lines(rec["text"], 20)]
-    assert len(docs) >= 200
-    return docs
 
 
 @pytest.fixture(scope="module")
