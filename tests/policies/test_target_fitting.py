@@ -7,7 +7,7 @@ import pytest
 
 from policies.config import AgentConfig, EnvConfig
 from policies.env import make_env, resolve_tokenizer
-from policies.features import FeatureExtractor, FeatureSpec
+from policies.features import FeatureExtractor, FeatureNorm, FeatureSpec
 from policies.natural import Documents, TargetSplit
 from policies.natural_corpus import NaturalData
 from policies.pool import Pool
@@ -93,3 +93,31 @@ def test_training_pool_adds_only_the_kept_fit_documents(prose):
                        TargetSplit(prose[100:160], prose[160:200], []), [], [], kept)
     assert training_pool(data).texts.to_pylist() == prose[:30]
     assert training_pool(data, kept_fit=True).texts.to_pylist() == prose[:30] + prose[100:110]
+
+
+def test_es_agent_learns_from_cross_fitted_features_and_ships_the_serving_models(
+        prose, tokenizer, tmp_path):
+    """The agent job end to end with target text in its pool: ES from the classifier's ranking,
+    judged by selections, cross-fitted; the saved policy scores with the models fitted on the
+    whole pool and normalizes as the cross-fitted training features were."""
+    from policies.algorithms import trainer_for
+    from policies.checkpoint import load_policy
+    from policies.config import ESConfig
+
+    _, pool = pools(prose)
+    cfg = AgentConfig(
+        algorithm="es", init="column", output=str(tmp_path / "policy.safetensors"),
+        target_dim=512, reference_model=True, reference_steps=3, crossfit_folds=3, seed=0,
+        eval_interval=1, hidden=32,
+        env=EnvConfig(learner="trainer", docs_per_step=8, target_keep=0.25, trainer_d_model=32,
+                      trainer_n_layer=1, trainer_seq_len=64, device="cpu"),
+        es=ESConfig(iterations=1, pairs=1, episode="selection"))
+    trainer_for(cfg)(cfg, pool=pool, tokenizer=tokenizer)
+    policy = load_policy(cfg.output)
+    target, _ = fit_target_models(cfg, pool, tokenizer)
+    assert np.array_equal(policy.target.clf_weight, target.clf_weight)
+    spec = FeatureSpec(sketch_dim=cfg.sketch_dim, target_dim=512, reference=True)
+    cross = FeatureNorm.fit(cross_fitted_features(cfg, pool, tokenizer, spec))
+    assert np.allclose(policy.norm.mean, cross.mean, atol=1e-5)
+    in_sample = FeatureNorm.fit(policy.feature_extractor()(pool.texts))
+    assert not np.allclose(policy.norm.mean, in_sample.mean, atol=1e-3)
