@@ -24,6 +24,7 @@ ORDER = [
     "train_throughput.md",
     "dsa_selection.md",
     "selection_natural.md",
+    "natural_pool_shift.md",
     "selection_quality.md",
     "closed_loop_natural_es_end_new_seeds.md",
     "closed_loop_natural_es_end.md",
