@@ -51,7 +51,7 @@ class NaturalData:
     target_specs: list[InputSpec]
     # the training-half crawl documents a reader kept (`kept`): moved from the pool to the
     # target, so the training pool lacks exactly the crawl text the evaluation pool's best
-    # documents look like (train.training_pool can put the ones in the fitting part back)
+    # documents look like (train_default.training_pool can put the fitting part's back)
     kept: tuple[str, ...] = ()
 
 
