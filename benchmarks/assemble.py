@@ -26,6 +26,7 @@ ORDER = [
     "selection_natural.md",
     "natural_pool_shift.md",
     "selection_quality.md",
+    "closed_loop_natural_es_end_40_seeds.md",
     "closed_loop_natural_es_end_new_seeds.md",
     "closed_loop_natural_es_end.md",
     "closed_loop_natural_es_trial.md",
