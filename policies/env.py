@@ -266,7 +266,8 @@ def make_env(cfg: AgentConfig, pool: Pool | None = None, tokenizer: bytes | None
     pool = pool if pool is not None else load_pool(cfg.pool, cfg.target,
                                                    cfg.target_fit_fraction)
     tokenizer = tokenizer or resolve_tokenizer(cfg.tokenizer)
-    if cfg.crossfit_folds < 2 and target_members(pool).any():
+    fitted_features = bool(cfg.target_dim or cfg.reference_model)
+    if fitted_features and cfg.crossfit_folds < 2 and target_members(pool).any():
         raise ValueError(f"the pool holds {int(target_members(pool).sum())} documents of the "
                          "target's fit text: their target-aware and reference features would be "
                          "memorized; set crossfit_folds (e.g. 5) or take them out of the pool")
@@ -274,8 +275,8 @@ def make_env(cfg: AgentConfig, pool: Pool | None = None, tokenizer: bytes | None
     base = FeatureSpec(sketch_dim=cfg.sketch_dim, target_dim=cfg.target_dim,
                        reference=cfg.reference_model)
     extractor = FeatureExtractor(tokenizer, base, target=target, reference=reference)
-    raw = (cross_fitted_features(cfg, pool, tokenizer, base) if cfg.crossfit_folds > 1
-           and (cfg.target_dim or cfg.reference_model) else None)
+    raw = (cross_fitted_features(cfg, pool, tokenizer, base)
+           if fitted_features and cfg.crossfit_folds > 1 else None)
     data, norm = env_data_from_pool(pool, extractor, raw=raw,
                                     heldout_doc_chars=cfg.env.heldout_doc_chars)
     env = gym.make(ENV_ID, data=data, cfg=cfg.env, disable_env_checker=True).unwrapped

@@ -36,7 +36,7 @@ from policies.config import AgentConfig, load_agent_config
 from policies.env import CurationEnv, TrainingSetup, make_env
 from policies.pool import Pool
 from policies.replay import ReplayBuffer, Transitions, replay_loss
-from policies.target_fitting import FittedTarget, target_members
+from policies.target_fitting import FittedTarget
 
 
 def main(cfg: AgentConfig, pool: Pool | None = None, tokenizer: bytes | None = None,
@@ -81,9 +81,8 @@ def logistic_init(net: PolicyNet, setup: TrainingSetup) -> tuple[float, float]:
                          "set env.model_features=false")
     pool = setup.env.data.features
     goal = setup.norm(setup.extractor(target_text(setup.pool)))
-    negatives = pool[~target_members(setup.pool)]  # target text in the pool is no negative
     # strong L2: the target is a few hundred documents at most against ~170 features
-    w, b = fit_classifier(goal, negatives, steps=500, seed=0, weight_decay=LOGISTIC_L2)
+    w, b = fit_classifier(goal, pool, steps=500, seed=0, weight_decay=LOGISTIC_L2)
     with torch.no_grad():
         net.linear.copy_(torch.from_numpy(w))
         net.keep_head.bias.fill_(b)

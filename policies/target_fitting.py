@@ -24,8 +24,13 @@ FittedTarget = tuple[TargetModel | None, ReferenceLM | None]
 
 
 def target_members(pool: Pool) -> np.ndarray:
-    """Which pool documents are also the pool's fit text (bool per document)."""
-    fit = set(pool.fit_text)
+    """Which pool documents are also the pool's fit text (bool per document). Only a pool with
+    a fit split of its own (`Pool.target`, natural pools) can hold its fit text by design; a
+    labelled pool fits on its reward's held-out text, and a copy of that in the pool is a
+    duplicate among the sources, treated as before (all False)."""
+    if not pool.target:
+        return np.zeros(len(pool), bool)
+    fit = set(pool.target)
     return np.fromiter((t in fit for t in pool.texts.to_pylist()), bool, count=len(pool))
 
 
