@@ -25,7 +25,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from policies.config import AgentConfig  # noqa: E402
 from policies.features import FeatureExtractor, FeatureSpec  # noqa: E402
-from policies.pool import Pool  # noqa: E402
 from policies.target_fitting import (  # noqa: E402
     cross_fitted_features,
     fit_target_models,
@@ -68,11 +67,10 @@ def main() -> None:
     plain, with_kept = training_pool(data), training_pool(data, kept_fit=True)
     target, _ = fit_target_models(cfg, plain, tokenizer)
     serving = FeatureExtractor(tokenizer, spec, target=target)
-    evaluation = Pool(pa.array(data.pool_eval.texts, pa.string()), None, [], [])
     kept = target_members(with_kept)
     rows = [
         ("evaluation half (what a policy ranks), serving model",
-         classifier_column(serving(evaluation.texts), spec)),
+         classifier_column(serving(pa.array(data.pool_eval.texts, pa.string())), spec)),
         ("training pool, serving model (in-sample: fitted as negatives)",
          classifier_column(serving(plain.texts), spec)),
         (f"training pool, out-of-fold ({FOLDS} folds)",

@@ -267,8 +267,9 @@ def make_env(cfg: AgentConfig, pool: Pool | None = None, tokenizer: bytes | None
                                                    cfg.target_fit_fraction)
     tokenizer = tokenizer or resolve_tokenizer(cfg.tokenizer)
     fitted_features = bool(cfg.target_dim or cfg.reference_model)
-    if fitted_features and cfg.crossfit_folds < 2 and target_members(pool).any():
-        raise ValueError(f"the pool holds {int(target_members(pool).sum())} documents of the "
+    in_target = int(target_members(pool).sum()) if fitted_features else 0
+    if in_target and cfg.crossfit_folds < 2:
+        raise ValueError(f"the pool holds {in_target} documents of the "
                          "target's fit text: their target-aware and reference features would be "
                          "memorized; set crossfit_folds (e.g. 5) or take them out of the pool")
     target, reference = fitted if fitted is not None else fit_target_models(cfg, pool, tokenizer)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from policies.config import AgentConfig
 from policies.features import FeatureExtractor, FeatureSpec
@@ -30,8 +31,8 @@ def target_members(pool: Pool) -> np.ndarray:
     duplicate among the sources, treated as before (all False)."""
     if not pool.target:
         return np.zeros(len(pool), bool)
-    fit = set(pool.target)
-    return np.fromiter((t in fit for t in pool.texts.to_pylist()), bool, count=len(pool))
+    member = pc.is_in(pool.texts, value_set=pa.array(pool.target, pa.string()))
+    return member.to_numpy(zero_copy_only=False)
 
 
 def fit_target_models(cfg: AgentConfig, pool: Pool, tokenizer: bytes,
@@ -44,8 +45,9 @@ def fit_target_models(cfg: AgentConfig, pool: Pool, tokenizer: bytes,
     `cross_fitted_features`)."""
     out = np.zeros(len(pool), bool) if held_out is None else np.asarray(held_out, bool)
     negatives = pool.texts.filter(pa.array(~target_members(pool) & ~out))
-    dropped = set(pool.texts.filter(pa.array(out)).to_pylist())
-    fit_text = pa.array([t for t in pool.fit_text if t not in dropped], pa.string())
+    fit_text = pa.array(pool.fit_text, pa.string())
+    fit_text = fit_text.filter(pc.invert(pc.is_in(fit_text,
+                                                  value_set=pool.texts.filter(pa.array(out)))))
     target = (TargetModel.fit(negatives, fit_text, cfg.target_dim, seed=cfg.seed)
               if cfg.target_dim else None)
     reference = None
